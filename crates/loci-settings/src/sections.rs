@@ -1,0 +1,418 @@
+//! Typed configuration sections. Every field has a compiled-in default so an
+//! empty configuration is a working embedded setup.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use validator::Validate;
+
+use crate::Secret;
+
+/// Accepts either `"a"` or `["a", "b"]` (a TOML file may use either form, an
+/// environment variable gives a comma-separated list).
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+fn secrets_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
+    Ok(one_or_many(d)?.into_iter().map(Secret::new).collect())
+}
+
+/// Deployment profile: decides which defaults apply and which settings are required.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// One process, no external service, no API key: SQLite, in-process cache,
+    /// embedded indexes and a locally generated signing key.
+    #[default]
+    Embedded,
+    /// PostgreSQL, Valkey and an external identity provider (JWKS) are required.
+    Production,
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Profile::Embedded => "embedded",
+            Profile::Production => "production",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    #[validate(length(min = 1))]
+    pub host: String,
+    /// 0 asks the OS for a free port (used by tests).
+    pub port: u16,
+    /// Worker threads; 0 means one per core.
+    #[validate(range(max = 512))]
+    pub workers: usize,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[validate(range(min = 1, max = 600))]
+    pub shutdown_timeout_secs: u64,
+    /// Public base URL when behind a proxy (used for DPoP `htu` and metadata).
+    #[validate(url)]
+    pub external_base_url: Option<String>,
+    /// Whether `/health/deps` is served without a token.
+    pub public_health_deps: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            workers: 0,
+            shutdown_timeout_secs: 30,
+            external_base_url: None,
+            public_health_deps: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://...` or `sqlite://...`. Embedded default: `<data_dir>/loci.db`.
+    pub url: Option<Secret>,
+    /// Owner role used by `loci migrate` when it differs from the app role.
+    pub migration_url: Option<Secret>,
+    #[validate(range(min = 1, max = 1000))]
+    pub max_connections: u32,
+    #[validate(range(max = 1000))]
+    pub min_connections: u32,
+    #[validate(range(min = 1, max = 300))]
+    pub connect_timeout_secs: u64,
+    #[validate(range(min = 1, max = 300))]
+    pub acquire_timeout_secs: u64,
+    #[validate(range(min = 1, max = 86400))]
+    pub idle_timeout_secs: u64,
+    #[validate(range(min = 1, max = 600_000))]
+    pub sqlite_busy_timeout_ms: u64,
+    /// Apply pending migrations when the server starts.
+    pub auto_migrate: bool,
+    /// PostgreSQL only: start even if the app role bypasses row-level security
+    /// (superuser or BYPASSRLS). Off by default: RLS is part of tenant isolation.
+    pub allow_rls_bypass: bool,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            migration_url: None,
+            max_connections: 16,
+            min_connections: 1,
+            connect_timeout_secs: 5,
+            acquire_timeout_secs: 5,
+            idle_timeout_secs: 600,
+            sqlite_busy_timeout_ms: 5000,
+            auto_migrate: true,
+            allow_rls_bypass: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct ValkeySettings {
+    /// `redis://...` or `rediss://...`; absent = in-process cache (embedded only).
+    pub url: Option<Secret>,
+    #[validate(range(min = 1, max = 128))]
+    pub pool_size: usize,
+    #[validate(range(min = 1, max = 60_000))]
+    pub timeout_ms: u64,
+    /// Prefix of every key Loci writes, so several deployments can share a server.
+    #[validate(length(min = 1, max = 64))]
+    pub key_prefix: String,
+}
+
+impl Default for ValkeySettings {
+    fn default() -> Self {
+        Self { url: None, pool_size: 4, timeout_ms: 2000, key_prefix: "loci".into() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Expected `iss`. Embedded default: `loci-local`.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values (a token matches if any of its audiences is listed).
+    #[serde(deserialize_with = "one_or_many")]
+    pub audience: Vec<String>,
+    #[validate(url)]
+    pub jwks_url: Option<String>,
+    pub jwks_path: Option<PathBuf>,
+    /// Accepted JWS algorithms.
+    #[serde(deserialize_with = "one_or_many")]
+    pub algorithms: Vec<String>,
+    /// Accepted HMAC keys for HS256 (each >= 32 bytes; several for rotation).
+    #[serde(deserialize_with = "secrets_one_or_many")]
+    pub hmac_keys: Vec<Secret>,
+    #[validate(range(max = 600))]
+    pub leeway_secs: u64,
+    #[validate(range(max = 600))]
+    pub max_iat_skew_secs: u64,
+    /// Minimum interval between JWKS refreshes triggered by an unknown `kid`.
+    #[validate(range(min = 1, max = 3600))]
+    pub jwks_refresh_min_interval_secs: u64,
+    /// Role name -> scopes it grants.
+    pub roles: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audience: Vec::new(),
+            jwks_url: None,
+            jwks_path: None,
+            algorithms: ["RS256", "PS256", "ES256", "EdDSA"].map(String::from).to_vec(),
+            hmac_keys: Vec::new(),
+            leeway_secs: 30,
+            max_iat_skew_secs: 30,
+            jwks_refresh_min_interval_secs: 30,
+            roles: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopPolicy {
+    Off,
+    #[default]
+    Optional,
+    Required,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopSettings {
+    pub policy: DpopPolicy,
+    #[validate(range(min = 1, max = 3600))]
+    pub max_age_secs: u64,
+    #[validate(range(max = 300))]
+    pub future_skew_secs: u64,
+    pub require_nonce: bool,
+}
+
+impl Default for DpopSettings {
+    fn default() -> Self {
+        Self { policy: DpopPolicy::Optional, max_age_secs: 60, future_skew_secs: 5, require_nonce: false }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Exact origins allowed; `*` allows any origin (only without credentials).
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_origins: Vec<String>,
+    pub allow_credentials: bool,
+    #[validate(range(max = 86400))]
+    pub max_age_secs: u64,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        Self { allowed_origins: Vec::new(), allow_credentials: false, max_age_secs: 600 }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddingsProvider {
+    None,
+    #[default]
+    Local,
+    Openai,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingsSettings {
+    pub provider: EmbeddingsProvider,
+    /// Directory with model.safetensors, tokenizer.json and config.json.
+    /// Default: `<data_dir>/models/all-MiniLM-L6-v2`.
+    pub model_dir: Option<PathBuf>,
+    /// Base URL of an OpenAI-compatible endpoint.
+    #[validate(url)]
+    pub url: Option<String>,
+    pub api_key: Option<Secret>,
+    #[validate(length(min = 1))]
+    pub model: String,
+    #[validate(range(min = 1, max = 8192))]
+    pub dimensions: usize,
+    #[validate(range(min = 1, max = 120_000))]
+    pub timeout_ms: u64,
+    #[validate(range(min = 1, max = 1024))]
+    pub batch_size: usize,
+}
+
+impl Default for EmbeddingsSettings {
+    fn default() -> Self {
+        Self {
+            provider: EmbeddingsProvider::Local,
+            model_dir: None,
+            url: None,
+            api_key: None,
+            model: "all-MiniLM-L6-v2".into(),
+            dimensions: 384,
+            timeout_ms: 10_000,
+            batch_size: 32,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VectorBackend {
+    #[default]
+    Embedded,
+    Qdrant,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct VectorSettings {
+    pub backend: VectorBackend,
+    #[validate(url)]
+    pub url: Option<String>,
+    pub api_key: Option<Secret>,
+    /// Embedded index directory. Default: `<data_dir>/vector`.
+    pub path: Option<PathBuf>,
+}
+
+impl Default for VectorSettings {
+    fn default() -> Self {
+        Self { backend: VectorBackend::Embedded, url: None, api_key: None, path: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LexicalBackend {
+    #[default]
+    Embedded,
+    Opensearch,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct LexicalSettings {
+    pub backend: LexicalBackend,
+    #[validate(url)]
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// Embedded index directory. Default: `<data_dir>/lexical`.
+    pub path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphBackend {
+    #[default]
+    Embedded,
+    Neo4j,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct GraphSettings {
+    pub backend: GraphBackend,
+    pub url: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, pretty otherwise.
+    #[default]
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `loci_api=debug,info`.
+    #[validate(length(min = 1))]
+    pub log_level: String,
+    /// OTLP endpoint for traces; absent = no export.
+    #[validate(url)]
+    pub otlp_endpoint: Option<String>,
+    #[validate(length(min = 1))]
+    pub service_name: String,
+    pub metrics_enabled: bool,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Auto,
+            log_level: "info".into(),
+            otlp_endpoint: None,
+            service_name: "loci".into(),
+            metrics_enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSettings {
+    /// Largest JSON request body.
+    #[validate(range(min = 1024, max = 67_108_864))]
+    pub max_body_bytes: usize,
+    /// Largest multipart upload (backup import).
+    #[validate(range(min = 1024, max = 1_073_741_824))]
+    pub max_upload_bytes: usize,
+    #[validate(range(min = 1, max = 1_048_576))]
+    pub max_content_bytes: usize,
+    #[validate(range(min = 1, max = 1_048_576))]
+    pub max_metadata_bytes: usize,
+    #[validate(range(min = 1, max = 1024))]
+    pub max_tags: usize,
+    #[validate(range(min = 1, max = 256))]
+    pub max_json_depth: usize,
+    #[validate(range(min = 1, max = 3600))]
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1_048_576,
+            max_upload_bytes: 104_857_600,
+            max_content_bytes: 16 * 1024,
+            max_metadata_bytes: 16 * 1024,
+            max_tags: 64,
+            max_json_depth: 32,
+            request_timeout_secs: 30,
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! Connection management for both relational engines, migrations and the
+//! PostgreSQL role check.
+
+use std::time::Duration;
+
+use loci_core::OrgId;
+use loci_migration::{Migrator, MigratorTrait};
+use loci_settings::{DatabaseKind, Secret, Settings};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+
+use crate::{StoreError, TenantTx};
+
+/// Pool sizes and timeouts, taken from `[database]` settings.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub max_connections: u32,
+    pub min_connections: u32,
+    pub connect_timeout: Duration,
+    pub acquire_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub sqlite_busy_timeout: Duration,
+    pub allow_rls_bypass: bool,
+}
+
+impl PoolConfig {
+    pub fn from_settings(settings: &Settings) -> Self {
+        let db = &settings.database;
+        Self {
+            max_connections: db.max_connections,
+            min_connections: db.min_connections,
+            connect_timeout: Duration::from_secs(db.connect_timeout_secs),
+            acquire_timeout: Duration::from_secs(db.acquire_timeout_secs),
+            idle_timeout: Duration::from_secs(db.idle_timeout_secs),
+            sqlite_busy_timeout: Duration::from_millis(db.sqlite_busy_timeout_ms),
+            allow_rls_bypass: db.allow_rls_bypass,
+        }
+    }
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self::from_settings(&Settings::default())
+    }
+}
+
+/// The relational store: a writer pool and a reader pool.
+///
+/// On SQLite the writer pool holds exactly one connection, so concurrent
+/// writers queue inside the process instead of failing with `SQLITE_BUSY`, while
+/// readers run in parallel (WAL mode). On PostgreSQL both are the same pool
+/// (read replicas can later back the reader).
+#[derive(Debug, Clone)]
+pub struct Database {
+    writer: DatabaseConnection,
+    reader: DatabaseConnection,
+    kind: DatabaseKind,
+}
+
+impl Database {
+    /// Connects to `url` (postgres:// or sqlite:) with the given pool settings.
+    pub async fn connect(url: &Secret, pool: &PoolConfig) -> Result<Self, StoreError> {
+        let kind = DatabaseKind::of(url.expose()).map_err(|()| {
+            StoreError::Config("database URL must start with postgres://, postgresql:// or sqlite:".into())
+        })?;
+        let db = match kind {
+            DatabaseKind::Postgres => {
+                let conn = sea_orm::Database::connect(options(url, pool, pool.max_connections)).await?;
+                Self { writer: conn.clone(), reader: conn, kind }
+            }
+            DatabaseKind::Sqlite => {
+                if let Some(dir) = sqlite_parent_dir(url.expose()) {
+                    std::fs::create_dir_all(&dir).map_err(|e| {
+                        StoreError::Config(format!("cannot create database directory {}: {e}", dir.display()))
+                    })?;
+                }
+                let busy = pool.sqlite_busy_timeout;
+                let sqlite = move |o: sea_orm::sqlx::sqlite::SqliteConnectOptions| {
+                    o.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .busy_timeout(busy)
+                        .foreign_keys(true)
+                };
+                let mut w = options(url, pool, 1);
+                w.min_connections(1).map_sqlx_sqlite_opts(sqlite);
+                let writer = sea_orm::Database::connect(w).await?;
+                let mut r = options(url, pool, pool.max_connections.max(1));
+                r.map_sqlx_sqlite_opts(sqlite);
+                let reader = sea_orm::Database::connect(r).await?;
+                Self { writer, reader, kind }
+            }
+        };
+        Ok(db)
+    }
+
+    /// Connects with the app URL and pool settings from `settings`, and on
+    /// PostgreSQL refuses a role that would bypass row-level security.
+    pub async fn from_settings(settings: &Settings) -> Result<Self, StoreError> {
+        let pool = PoolConfig::from_settings(settings);
+        let db = Self::connect(&settings.database_url(), &pool).await?;
+        if !pool.allow_rls_bypass {
+            db.ensure_role_is_subject_to_rls().await?;
+        }
+        Ok(db)
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    /// Begins a read-write transaction bound to `org`: on PostgreSQL the
+    /// transaction-local `loci.org_id` setting is set before anything else runs,
+    /// so RLS applies to every statement of the transaction.
+    pub async fn begin_tenant(&self, org: &OrgId) -> Result<TenantTx, StoreError> {
+        TenantTx::begin(&self.writer, org.clone()).await
+    }
+
+    /// Begins a transaction for reads only (may run on the reader pool).
+    pub async fn begin_tenant_read(&self, org: &OrgId) -> Result<TenantTx, StoreError> {
+        TenantTx::begin(&self.reader, org.clone()).await
+    }
+
+    /// Cheap liveness check of the connection pool.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.reader.ping().await?;
+        Ok(())
+    }
+
+    /// Fails when the connected PostgreSQL role is a superuser or has
+    /// BYPASSRLS: such a role would see every tenant's rows.
+    pub async fn ensure_role_is_subject_to_rls(&self) -> Result<(), StoreError> {
+        if self.kind != DatabaseKind::Postgres {
+            return Ok(());
+        }
+        let row = self
+            .writer
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                "SELECT current_user::text AS name, (rolsuper OR rolbypassrls) AS bypass \
+                 FROM pg_roles WHERE rolname = current_user",
+            ))
+            .await?
+            .ok_or_else(|| StoreError::Config("cannot read the current role".into()))?;
+        let bypass: bool = row.try_get("", "bypass")?;
+        if bypass {
+            let name: String = row.try_get("", "name")?;
+            return Err(StoreError::RlsBypassed(name));
+        }
+        Ok(())
+    }
+
+    /// The connection used by migrations and non-tenant maintenance.
+    pub(crate) fn writer(&self) -> &DatabaseConnection {
+        &self.writer
+    }
+
+    /// Runs a closure-free raw statement outside any tenant context. Used by
+    /// tests to prove RLS fails closed; tenant data is never read this way.
+    pub async fn count_rows_without_tenant(&self, table: &str) -> Result<i64, StoreError> {
+        if !loci_migration::TENANT_TABLES.contains(&table) && table != "outbox" {
+            return Err(StoreError::Config(format!("unknown table {table}")));
+        }
+        let txn = self.writer.begin().await?;
+        let row = txn
+            .query_one_raw(Statement::from_string(
+                self.writer.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM \"{table}\""),
+            ))
+            .await?;
+        txn.commit().await?;
+        Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
+    }
+
+    pub async fn close(self) -> Result<(), StoreError> {
+        self.writer.close_by_ref().await?;
+        self.reader.close_by_ref().await?;
+        Ok(())
+    }
+}
+
+fn options(url: &Secret, pool: &PoolConfig, max: u32) -> ConnectOptions {
+    let mut opts = ConnectOptions::new(url.expose().to_owned());
+    opts.max_connections(max)
+        .min_connections(pool.min_connections.min(max))
+        .connect_timeout(pool.connect_timeout)
+        .acquire_timeout(pool.acquire_timeout)
+        .idle_timeout(pool.idle_timeout)
+        .sqlx_logging(false);
+    opts
+}
+
+/// The directory of a `sqlite://path?...` URL, to create it before connecting.
+fn sqlite_parent_dir(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    std::path::Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()).map(Into::into)
+}
+
+/// One applied or pending migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationState {
+    pub name: String,
+    pub applied: bool,
+}
+
+/// Schema migrations (`loci migrate up|down|status|fresh`).
+impl Database {
+    pub async fn migrate_up(&self) -> Result<(), StoreError> {
+        Migrator::up(self.writer(), None).await?;
+        Ok(())
+    }
+
+    pub async fn migrate_down(&self, steps: u32) -> Result<(), StoreError> {
+        Migrator::down(self.writer(), Some(steps)).await?;
+        Ok(())
+    }
+
+    /// Drops every table and re-applies all migrations.
+    pub async fn migrate_fresh(&self) -> Result<(), StoreError> {
+        Migrator::fresh(self.writer()).await?;
+        Ok(())
+    }
+
+    pub async fn migration_status(&self) -> Result<Vec<MigrationState>, StoreError> {
+        let list = Migrator::get_migration_with_status(self.writer()).await?;
+        Ok(list
+            .iter()
+            .map(|m| MigrationState {
+                name: m.name().to_owned(),
+                applied: matches!(m.status(), loci_migration::MigrationStatus::Applied),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,9 @@
+//! sea-orm entities, one per table of the core schema. Private to the crate:
+//! callers see the record types of `crate::records`.
+
+pub mod apps;
+pub mod memories;
+pub mod memory_status_history;
+pub mod orgs;
+pub mod outbox;
+pub mod users;

@@ -1,0 +1,28 @@
+//! Persistence for Loci: the relational store (sea-orm over PostgreSQL or
+//! SQLite), Valkey (fred), and later the vector, lexical and graph backends.
+//!
+//! Architecture invariants:
+//! - This is the only crate that knows SQL, Valkey or any index engine.
+//! - Tenant data is reachable only through a [`TenantTx`]; every statement
+//!   filters on its org inside the database, and on PostgreSQL row-level
+//!   security enforces the same from the transaction-local `loci.org_id`.
+//! - Another tenant's row behaves exactly like a missing one (the store
+//!   contract: `None`, `false`, empty lists; never an error that reveals it).
+
+mod db;
+mod entities;
+mod error;
+mod health;
+pub mod records;
+pub mod repo;
+mod tenant;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod valkey;
+
+pub use db::{Database, MigrationState, PoolConfig};
+pub use error::StoreError;
+pub use health::DependencyCheck;
+pub use loci_settings::DatabaseKind;
+pub use tenant::TenantTx;
+pub use valkey::Valkey;

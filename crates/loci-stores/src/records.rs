@@ -1,0 +1,187 @@
+//! The record types repositories accept and return. They carry parsed
+//! vocabulary types (`loci_core`), never raw strings for enums or ids.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use loci_core::{AccessEntity, AppId, ArtifactType, Category, MemoryId, MemoryState, OrgId, Scope, Source, UserId};
+use serde::{Deserialize, Serialize};
+
+/// Current time at the precision both engines store (microseconds), so a
+/// value read back equals the value written on PostgreSQL and on SQLite.
+pub fn now() -> DateTime<Utc> {
+    let t = Utc::now();
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Org {
+    pub id: OrgId,
+    pub name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub org_id: OrgId,
+    /// The identity provider's `sub`.
+    pub subject: String,
+    pub display_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct App {
+    pub id: AppId,
+    pub org_id: OrgId,
+    pub owner_id: UserId,
+    pub name: String,
+    pub description: Option<String>,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Structured metadata of a memory (validated by the domain before it gets here).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemoryMetadata {
+    pub category: Option<Category>,
+    pub scope: Option<Scope>,
+    pub artifact_type: Option<ArtifactType>,
+    pub artifact_ref: Option<String>,
+    pub entity: Option<String>,
+    pub source: Option<Source>,
+    pub access_entity: Option<AccessEntity>,
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, serde_json::Value>,
+    /// Free-form client metadata beyond the structured fields.
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Memory {
+    pub id: MemoryId,
+    pub org_id: OrgId,
+    pub user_id: UserId,
+    pub app_id: AppId,
+    pub content: String,
+    pub content_hash: String,
+    pub metadata: MemoryMetadata,
+    pub state: MemoryState,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// Input of `memories::create`. There is no org field: the tenant comes from
+/// the transaction, whatever the caller intended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMemory {
+    pub user_id: UserId,
+    pub app_id: AppId,
+    pub content: String,
+    pub metadata: MemoryMetadata,
+}
+
+/// Input of `memories::update`; `None` leaves a field unchanged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MemoryUpdate {
+    pub content: Option<String>,
+    pub category: Option<Option<Category>>,
+    pub scope: Option<Option<Scope>>,
+    pub artifact_type: Option<Option<ArtifactType>>,
+    pub artifact_ref: Option<Option<String>>,
+    pub entity: Option<Option<String>>,
+    pub source: Option<Option<Source>>,
+    pub access_entity: Option<Option<AccessEntity>>,
+    pub evidence: Option<Vec<String>>,
+    /// Merged into the existing tags (a `null` value removes the key).
+    pub tags_merge: BTreeMap<String, serde_json::Value>,
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortField {
+    #[default]
+    CreatedAt,
+    UpdatedAt,
+    Content,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortDirection {
+    Asc,
+    #[default]
+    Desc,
+}
+
+/// Filter of `memories::list`. Always applied within the transaction's tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryFilter {
+    pub user_id: Option<UserId>,
+    pub app_id: Option<AppId>,
+    pub states: Vec<MemoryState>,
+    /// Case-insensitive substring of the content.
+    pub search: Option<String>,
+    pub category: Option<Category>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub sort: SortField,
+    pub direction: SortDirection,
+}
+
+impl Default for MemoryFilter {
+    fn default() -> Self {
+        Self {
+            user_id: None,
+            app_id: None,
+            states: vec![MemoryState::Active, MemoryState::Paused],
+            search: None,
+            category: None,
+            from: None,
+            to: None,
+            sort: SortField::CreatedAt,
+            direction: SortDirection::Desc,
+        }
+    }
+}
+
+/// 1-based page request; `size` is clamped by callers to their limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub page: u64,
+    pub size: u64,
+}
+
+impl Default for PageRequest {
+    fn default() -> Self {
+        Self { page: 1, size: 50 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Exactly the number of rows the filter matches.
+    pub total: u64,
+    pub page: u64,
+    pub size: u64,
+    pub pages: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StatusChange {
+    pub memory_id: MemoryId,
+    pub old_state: Option<MemoryState>,
+    pub new_state: MemoryState,
+    pub changed_by: Option<UserId>,
+    pub changed_at: DateTime<Utc>,
+}

@@ -1,0 +1,312 @@
+//! The store contract, written once and run against SQLite and PostgreSQL.
+//! Each PostgreSQL test gets a fresh database and connects as a role that is
+//! subject to row-level security.
+
+use std::collections::BTreeMap;
+
+use loci_core::{AppId, Category, MemoryId, MemoryState, OrgId};
+use loci_stores::records::{
+    App, MemoryFilter, MemoryMetadata, MemoryUpdate, NewMemory, PageRequest, SortDirection, SortField, User,
+};
+use loci_stores::repo::outbox::OutboxOperation;
+use loci_stores::repo::{apps, memories, orgs, outbox, users};
+use loci_stores::testing::{Engine, TestDatabase};
+use loci_stores::{Database, StoreError};
+
+fn org(s: &str) -> OrgId {
+    OrgId::parse(s).unwrap()
+}
+
+/// Provisions org, user and app, as the first request of a user does.
+async fn provision(db: &Database, org_id: &str, subject: &str) -> (User, App) {
+    let tx = db.begin_tenant(&org(org_id)).await.unwrap();
+    orgs::ensure(&tx).await.unwrap();
+    let user = users::ensure(&tx, subject).await.unwrap();
+    let app = apps::ensure(&tx, user.id, "cli").await.unwrap();
+    tx.commit().await.unwrap();
+    (user, app)
+}
+
+fn new_memory(user: &User, app: &App, content: &str) -> NewMemory {
+    NewMemory { user_id: user.id, app_id: app.id, content: content.into(), metadata: MemoryMetadata::default() }
+}
+
+async fn create(db: &Database, user: &User, app: &App, content: &str) -> MemoryId {
+    let tx = db.begin_tenant(&user.org_id).await.unwrap();
+    let m = memories::create(&tx, new_memory(user, app, content)).await.unwrap();
+    tx.commit().await.unwrap();
+    m.id
+}
+
+async fn setup(engine: Engine) -> (TestDatabase, Database) {
+    let t = TestDatabase::new(engine).await;
+    let db = t.migrated().await;
+    (t, db)
+}
+
+async fn create_forces_the_callers_tenant(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    provision(&db, "globex", "bob").await;
+    let id = create(&db, &alice, &app, "deploys go through the release train").await;
+
+    let tx = db.begin_tenant_read(&org("acme")).await.unwrap();
+    let m = memories::get(&tx, id).await.unwrap().expect("visible to its tenant");
+    assert_eq!(m.org_id, org("acme"));
+    assert_eq!(m.state, MemoryState::Active);
+    assert_eq!(m.content_hash, loci_core::content_hash("deploys go through the release train"));
+    tx.commit().await.unwrap();
+}
+
+async fn create_rejects_another_tenants_user_or_app(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, alice_app) = provision(&db, "acme", "alice").await;
+    let (bob, bob_app) = provision(&db, "globex", "bob").await;
+
+    let tx = db.begin_tenant(&org("globex")).await.unwrap();
+    let foreign_app = memories::create(&tx, new_memory(&bob, &alice_app, "x")).await;
+    assert!(matches!(foreign_app, Err(StoreError::NotFound("app"))), "{foreign_app:?}");
+    let foreign_user = memories::create(&tx, new_memory(&alice, &bob_app, "x")).await;
+    assert!(matches!(foreign_user, Err(StoreError::NotFound(_))), "{foreign_user:?}");
+    tx.rollback().await.unwrap();
+}
+
+async fn get_of_another_tenant_is_none(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let id = create(&db, &alice, &app, "secret plan").await;
+    let tx = db.begin_tenant_read(&org("globex")).await.unwrap();
+    assert_eq!(memories::get(&tx, id).await.unwrap(), None);
+    assert_eq!(memories::get_any_state(&tx, id).await.unwrap(), None);
+    assert_eq!(apps::get(&tx, app.id).await.unwrap(), None);
+    assert_eq!(users::get(&tx, alice.id).await.unwrap(), None);
+    assert!(memories::history(&tx, id).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+}
+
+async fn list_is_empty_when_nothing_matches_and_never_crosses_tenants(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let (bob, _) = provision(&db, "globex", "bob").await;
+    create(&db, &alice, &app, "one").await;
+
+    let tx = db.begin_tenant_read(&org("globex")).await.unwrap();
+    let page = memories::list(&tx, &MemoryFilter::default(), PageRequest::default()).await.unwrap();
+    assert!(page.items.is_empty());
+    assert_eq!((page.total, page.pages), (0, 0));
+    let page = memories::list(&tx, &MemoryFilter { user_id: Some(alice.id), ..Default::default() }, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0, "naming another tenant's user id reveals nothing");
+    let _ = bob;
+    tx.commit().await.unwrap();
+
+    let tx = db.begin_tenant_read(&org("acme")).await.unwrap();
+    let filter = MemoryFilter { search: Some("no such text".into()), ..Default::default() };
+    let page = memories::list(&tx, &filter, PageRequest::default()).await.unwrap();
+    assert_eq!(page.total, 0);
+    tx.commit().await.unwrap();
+}
+
+async fn update_of_another_tenant_is_none_and_changes_nothing(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let id = create(&db, &alice, &app, "original").await;
+
+    let tx = db.begin_tenant(&org("globex")).await.unwrap();
+    let change = MemoryUpdate { content: Some("hijacked".into()), ..Default::default() };
+    assert_eq!(memories::update(&tx, id, change).await.unwrap(), None);
+    assert_eq!(memories::set_state(&tx, id, MemoryState::Paused, None).await.unwrap(), None);
+    assert_eq!(apps::set_active(&tx, app.id, false).await.unwrap(), None);
+    tx.commit().await.unwrap();
+
+    let tx = db.begin_tenant_read(&org("acme")).await.unwrap();
+    let m = memories::get(&tx, id).await.unwrap().unwrap();
+    assert_eq!((m.content.as_str(), m.state), ("original", MemoryState::Active));
+    assert!(apps::get(&tx, app.id).await.unwrap().unwrap().is_active);
+    tx.commit().await.unwrap();
+}
+
+async fn update_changes_fields_and_merges_tags(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let tx = db.begin_tenant(&org("acme")).await.unwrap();
+    let mut input = new_memory(&alice, &app, "use sqlx");
+    input.metadata.tags = BTreeMap::from([("lang".into(), "rust".into()), ("team".into(), "core".into())]);
+    let m = memories::create(&tx, input).await.unwrap();
+    let change = MemoryUpdate {
+        content: Some("use sea-orm".into()),
+        category: Some(Some(Category::Decision)),
+        tags_merge: BTreeMap::from([("team".into(), serde_json::Value::Null), ("db".into(), "pg".into())]),
+        ..Default::default()
+    };
+    let updated = memories::update(&tx, m.id, change).await.unwrap().unwrap();
+    assert_eq!(updated.content, "use sea-orm");
+    assert_eq!(updated.content_hash, loci_core::content_hash("use sea-orm"));
+    assert_eq!(updated.metadata.category, Some(Category::Decision));
+    assert_eq!(
+        updated.metadata.tags,
+        BTreeMap::from([("db".into(), "pg".into()), ("lang".into(), "rust".into())])
+    );
+    assert!(updated.updated_at >= m.updated_at);
+    assert_eq!(
+        outbox::pending_for_memory(&tx, m.id).await.unwrap(),
+        [OutboxOperation::Upsert, OutboxOperation::Upsert]
+    );
+    tx.commit().await.unwrap();
+}
+
+async fn delete_is_soft_idempotent_and_false_for_another_tenant(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let id = create(&db, &alice, &app, "to be deleted").await;
+
+    let tx = db.begin_tenant(&org("globex")).await.unwrap();
+    assert!(!memories::delete(&tx, id, None).await.unwrap());
+    assert!(!memories::delete(&tx, MemoryId::new(), None).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let tx = db.begin_tenant(&org("acme")).await.unwrap();
+    assert!(memories::delete(&tx, id, Some(alice.id)).await.unwrap());
+    assert!(memories::delete(&tx, id, Some(alice.id)).await.unwrap(), "idempotent");
+    assert_eq!(memories::get(&tx, id).await.unwrap(), None, "deleted memories are not returned");
+    let kept = memories::get_any_state(&tx, id).await.unwrap().expect("soft delete keeps the row");
+    assert_eq!(kept.state, MemoryState::Deleted);
+    assert!(kept.deleted_at.is_some());
+    assert_eq!(
+        outbox::pending_for_memory(&tx, id).await.unwrap(),
+        [OutboxOperation::Upsert, OutboxOperation::Delete],
+        "the delete reaches the indexers"
+    );
+    let history: Vec<_> = memories::history(&tx, id).await.unwrap().into_iter().map(|h| (h.old_state, h.new_state)).collect();
+    assert_eq!(history, [(None, MemoryState::Active), (Some(MemoryState::Active), MemoryState::Deleted)]);
+    tx.commit().await.unwrap();
+}
+
+async fn state_machine_is_enforced_with_history(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let id = create(&db, &alice, &app, "stateful").await;
+    let tx = db.begin_tenant(&org("acme")).await.unwrap();
+    for next in [MemoryState::Paused, MemoryState::Active, MemoryState::Archived, MemoryState::Active] {
+        let m = memories::set_state(&tx, id, next, Some(alice.id)).await.unwrap().unwrap();
+        assert_eq!(m.state, next);
+    }
+    let m = memories::set_state(&tx, id, MemoryState::Archived, None).await.unwrap().unwrap();
+    assert!(m.archived_at.is_some());
+    let illegal = memories::set_state(&tx, id, MemoryState::Paused, None).await;
+    assert!(matches!(
+        illegal,
+        Err(StoreError::InvalidTransition { from: MemoryState::Archived, to: MemoryState::Paused })
+    ));
+    memories::set_state(&tx, id, MemoryState::Deleted, None).await.unwrap();
+    let after_delete = memories::set_state(&tx, id, MemoryState::Active, None).await;
+    assert!(matches!(after_delete, Err(StoreError::InvalidTransition { .. })), "deleted is terminal");
+    let history = memories::history(&tx, id).await.unwrap();
+    assert_eq!(history.len(), 7, "create + 6 changes");
+    assert_eq!(history[1].changed_by, Some(alice.id));
+    tx.commit().await.unwrap();
+}
+
+async fn list_paginates_sorts_and_filters_exactly(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let tx = db.begin_tenant(&org("acme")).await.unwrap();
+    let other_app = apps::ensure(&tx, alice.id, "ide").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let a = if i % 2 == 0 { &app } else { &other_app };
+        let mut input = new_memory(&alice, a, &format!("note {i} about 100% Coverage_x"));
+        if i < 3 {
+            input.metadata.category = Some(Category::Testing);
+        }
+        ids.push(memories::create(&tx, input).await.unwrap().id);
+    }
+    memories::set_state(&tx, ids[6], MemoryState::Archived, None).await.unwrap();
+    memories::delete(&tx, ids[5], None).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let tx = db.begin_tenant_read(&org("acme")).await.unwrap();
+    let all = MemoryFilter::default();
+    let p1 = memories::list(&tx, &all, PageRequest { page: 1, size: 2 }).await.unwrap();
+    assert_eq!((p1.total, p1.pages, p1.items.len()), (5, 3, 2), "archived and deleted excluded");
+    let p3 = memories::list(&tx, &all, PageRequest { page: 3, size: 2 }).await.unwrap();
+    assert_eq!(p3.items.len(), 1);
+    let p4 = memories::list(&tx, &all, PageRequest { page: 4, size: 2 }).await.unwrap();
+    assert!(p4.items.is_empty());
+    assert_eq!(p4.total, 5);
+    let newest_first: Vec<_> = memories::list(&tx, &all, PageRequest::default()).await.unwrap().items.iter().map(|m| m.id).collect();
+    assert_eq!(newest_first, [ids[4], ids[3], ids[2], ids[1], ids[0]]);
+    let asc = MemoryFilter { direction: SortDirection::Asc, sort: SortField::CreatedAt, ..Default::default() };
+    let oldest_first: Vec<_> = memories::list(&tx, &asc, PageRequest::default()).await.unwrap().items.iter().map(|m| m.id).collect();
+    assert_eq!(oldest_first, [ids[0], ids[1], ids[2], ids[3], ids[4]]);
+
+    let by_app = MemoryFilter { app_id: Some(other_app.id), ..Default::default() };
+    assert_eq!(memories::list(&tx, &by_app, PageRequest::default()).await.unwrap().total, 2);
+    let by_category = MemoryFilter { category: Some(Category::Testing), ..Default::default() };
+    assert_eq!(memories::list(&tx, &by_category, PageRequest::default()).await.unwrap().total, 3);
+    let with_archived = MemoryFilter { states: vec![MemoryState::Active, MemoryState::Archived], ..Default::default() };
+    assert_eq!(memories::list(&tx, &with_archived, PageRequest::default()).await.unwrap().total, 6);
+    let search = MemoryFilter { search: Some("NOTE 3".into()), ..Default::default() };
+    assert_eq!(memories::list(&tx, &search, PageRequest::default()).await.unwrap().total, 1, "case-insensitive");
+    let literal = MemoryFilter { search: Some("100% c".into()), ..Default::default() };
+    assert_eq!(memories::list(&tx, &literal, PageRequest::default()).await.unwrap().total, 5);
+    let wildcard = MemoryFilter { search: Some("note_".into()), ..Default::default() };
+    assert_eq!(memories::list(&tx, &wildcard, PageRequest::default()).await.unwrap().total, 0, "_ is literal");
+    let unknown_app = MemoryFilter { app_id: Some(AppId::new()), ..Default::default() };
+    assert_eq!(memories::list(&tx, &unknown_app, PageRequest::default()).await.unwrap().total, 0);
+    tx.commit().await.unwrap();
+}
+
+async fn users_and_apps_are_provisioned_once(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (u1, a1) = provision(&db, "acme", "alice").await;
+    let (u2, a2) = provision(&db, "acme", "alice").await;
+    assert_eq!((u1.id, a1.id), (u2.id, a2.id));
+    let (u3, _) = provision(&db, "globex", "alice").await;
+    assert_ne!(u1.id, u3.id, "the same subject in another org is another user");
+    let tx = db.begin_tenant(&org("acme")).await.unwrap();
+    assert_eq!(apps::list_for_owner(&tx, u1.id).await.unwrap().len(), 1);
+    let paused = apps::set_active(&tx, a1.id, false).await.unwrap().unwrap();
+    assert!(!paused.is_active);
+    tx.commit().await.unwrap();
+}
+
+async fn migrations_go_down_and_up_again(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let status = db.migration_status().await.unwrap();
+    assert!(!status.is_empty() && status.iter().all(|m| m.applied), "{status:?}");
+    db.migrate_down(1).await.unwrap();
+    assert!(db.migration_status().await.unwrap().iter().all(|m| !m.applied));
+    db.migrate_up().await.unwrap();
+    provision(&db, "acme", "alice").await;
+    db.migrate_fresh().await.unwrap();
+    let tx = db.begin_tenant_read(&org("acme")).await.unwrap();
+    assert_eq!(users::find_by_subject(&tx, "alice").await.unwrap(), None, "fresh starts empty");
+    tx.commit().await.unwrap();
+}
+
+macro_rules! contract {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(super::Engine::Sqlite).await })+
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(super::Engine::Postgres).await })+
+        }
+    };
+}
+
+contract!(
+    create_forces_the_callers_tenant,
+    create_rejects_another_tenants_user_or_app,
+    get_of_another_tenant_is_none,
+    list_is_empty_when_nothing_matches_and_never_crosses_tenants,
+    update_of_another_tenant_is_none_and_changes_nothing,
+    update_changes_fields_and_merges_tags,
+    delete_is_soft_idempotent_and_false_for_another_tenant,
+    state_machine_is_enforced_with_history,
+    list_paginates_sorts_and_filters_exactly,
+    users_and_apps_are_provisioned_once,
+    migrations_go_down_and_up_again,
+);

@@ -1,0 +1,33 @@
+//! One schema history for PostgreSQL and SQLite (sea-orm-migration).
+//!
+//! Architecture invariant: a migration means the same on both engines. Engine
+//! specific statements are limited to what only one engine has (PostgreSQL
+//! row-level security) and are guarded by the backend check.
+
+pub use sea_orm_migration::MigrationStatus;
+pub use sea_orm_migration::prelude::*;
+
+mod m20261125_000001_core;
+
+/// Tables that hold tenant data and carry an `org_id` column; on PostgreSQL each
+/// has row-level security forced on it.
+pub const TENANT_TABLES: &[&str] = &[
+    "orgs",
+    "users",
+    "apps",
+    "categories",
+    "memories",
+    "memory_categories",
+    "memory_status_history",
+    "memory_access_logs",
+];
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261125_000001_core::Migration)]
+    }
+}
