@@ -1,0 +1,34 @@
+//! The REST server (actix-web) over loci-domain.
+//!
+//! Architecture invariants: handlers only translate HTTP to domain calls and
+//! back; every error leaves as an RFC 9457 problem with a stable `code` and the
+//! request id; nothing internal (SQL, stack traces, secrets) reaches a body.
+
+mod problem;
+mod request_id;
+mod routes;
+mod startup;
+pub mod telemetry;
+
+pub use problem::{FieldError, Problem};
+pub use request_id::REQUEST_ID_HEADER;
+pub use startup::{AppState, Application};
+
+/// Errors that stop the server from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Settings(#[from] loci_settings::SettingsError),
+    #[error(transparent)]
+    Store(#[from] loci_stores::StoreError),
+    #[error("cannot bind {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the server on the current thread until SIGTERM/SIGINT (used by
+/// `loci serve` and the `loci-api` binary).
+pub fn serve(settings: loci_settings::Settings) -> Result<(), ApiError> {
+    actix_web::rt::System::new().block_on(async move { Application::build(settings).await?.run_until_stopped().await })
+}

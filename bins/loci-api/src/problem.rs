@@ -1,0 +1,111 @@
+//! RFC 9457 problem details with Loci's stable error codes.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, error::JsonPayloadError, error::QueryPayloadError};
+use loci_core::ErrorCode;
+use serde::Serialize;
+
+use crate::request_id;
+
+/// One invalid field of a 422 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// An error response: `application/problem+json` with `type`, `title`,
+/// `status`, `detail`, the machine `code` and the `request_id`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    error_code: ErrorCode,
+}
+
+impl Problem {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            type_uri: code.type_uri(),
+            title: code.title(),
+            status: code.status(),
+            detail: detail.into(),
+            code: code.code(),
+            request_id: request_id::current(),
+            errors: Vec::new(),
+            error_code: code,
+        }
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let mut p = Self::new(ErrorCode::ValidationFailed, "one or more fields are invalid");
+        p.errors = errors;
+        p
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.error_code
+    }
+
+    /// Maps JSON body extraction failures: wrong content type 415, too large
+    /// 413, unparseable 400, well-formed but wrong shape 422.
+    pub fn from_json_error(err: &JsonPayloadError) -> Self {
+        match err {
+            JsonPayloadError::ContentType => {
+                Self::new(ErrorCode::UnsupportedMediaType, "expected Content-Type: application/json")
+            }
+            JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+                Self::new(ErrorCode::PayloadTooLarge, format!("the body exceeds {limit} bytes"))
+            }
+            JsonPayloadError::Deserialize(e) if e.is_data() => Self::validation(vec![FieldError {
+                field: "body".into(),
+                message: e.to_string(),
+            }]),
+            JsonPayloadError::Deserialize(e) => {
+                Self::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {e}"))
+            }
+            other => Self::new(ErrorCode::MalformedRequest, other.to_string()),
+        }
+    }
+
+    pub fn from_query_error(err: &QueryPayloadError) -> Self {
+        Self::validation(vec![FieldError { field: "query".into(), message: err.to_string() }])
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = self.clone();
+        if body.request_id.is_none() {
+            body.request_id = request_id::current();
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        res.json(body)
+    }
+}
+
+/// Fallback for unknown routes: a 404 problem, never an empty body.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Problem> {
+    Err(Problem::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())))
+}

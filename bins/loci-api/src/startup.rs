@@ -1,0 +1,141 @@
+//! Building the server from settings (zero2prod's `Application::build`):
+//! connect the stores, bind the listener (port 0 = any free port), serve.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::{App, HttpServer, web};
+use loci_domain::health::HealthService;
+use loci_settings::Settings;
+use loci_stores::{Database, DependencyCheck, Valkey};
+
+use crate::problem::{Problem, not_found};
+use crate::{ApiError, request_id, routes};
+
+/// Shared per-process state handed to handlers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub database: Database,
+    pub valkey: Option<Valkey>,
+    pub health: HealthService,
+}
+
+impl AppState {
+    /// Connects every configured store; applies migrations when
+    /// `database.auto_migrate` is on.
+    pub async fn init(settings: Settings) -> Result<Self, ApiError> {
+        if settings.database.url.is_none() {
+            settings.ensure_data_dir()?;
+        }
+        let database = Database::from_settings(&settings).await?;
+        if settings.database.auto_migrate {
+            database.migrate_up().await?;
+        }
+        let valkey = match &settings.valkey.url {
+            Some(url) => Some(Valkey::connect(url, &settings.valkey).await?),
+            None => None,
+        };
+        let mut checks: Vec<Arc<dyn DependencyCheck>> = vec![Arc::new(database.clone())];
+        if let Some(v) = &valkey {
+            checks.push(Arc::new(v.clone()));
+        }
+        let health = HealthService::new(checks, HealthService::DEFAULT_TIMEOUT);
+        Ok(Self { settings: Arc::new(settings), database, valkey, health })
+    }
+}
+
+/// A bound, not yet running server.
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("port", &self.port).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, ApiError> {
+        let state = AppState::init(settings).await?;
+        Self::build_with_state(state)
+    }
+
+    pub fn build_with_state(state: AppState) -> Result<Self, ApiError> {
+        let s = &state.settings.server;
+        let addr = format!("{}:{}", s.host, s.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| ApiError::Bind { addr: addr.clone(), source })?;
+        let port = listener.local_addr()?.port();
+        let workers = if s.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { s.workers };
+        let shutdown = s.shutdown_timeout_secs;
+        let limits = state.settings.limits.clone();
+        let data = web::Data::new(state.clone());
+
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(limits.max_body_bytes)
+                        .error_handler(|err, _req| Problem::from_json_error(&err).into()),
+                )
+                .app_data(web::QueryConfig::default().error_handler(|err, _req| Problem::from_query_error(&err).into()))
+                .app_data(web::PayloadConfig::new(limits.max_body_bytes))
+                .configure(routes::configure)
+                .default_service(web::to(not_found))
+                .wrap(security_headers())
+                .wrap(from_fn(request_id::middleware))
+        })
+        .workers(workers)
+        // actix handles SIGTERM/SIGINT: stop accepting, let in-flight
+        // requests finish for up to this long, then exit.
+        .shutdown_timeout(shutdown)
+        .client_request_timeout(Duration::from_secs(limits.request_timeout_secs))
+        .listen(listener)?
+        .run();
+        tracing::info!(port, workers, profile = %state.settings.profile, "loci-api listening");
+        Ok(Self { port, server, state })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// A handle to stop the server gracefully from elsewhere (tests).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until a signal or [`ServerHandle::stop`]; in-flight requests drain.
+    pub async fn run_until_stopped(self) -> Result<(), ApiError> {
+        self.server.await?;
+        tracing::info!("loci-api stopped");
+        Ok(())
+    }
+}
+
+/// The hardening headers of 10-security.md, on every response (errors and 404s too).
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             font-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'",
+        ))
+        .add(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "strict-origin-when-cross-origin"))
+        .add(("Permissions-Policy", "geolocation=(), camera=(), microphone=(), payment=(), usb=()"))
+}
