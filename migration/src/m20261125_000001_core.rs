@@ -7,8 +7,7 @@ use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::TENANT_TABLES;
 
-#[derive(DeriveMigrationName)]
-#[derive(Debug)]
+#[derive(DeriveMigrationName, Debug)]
 pub struct Migration;
 
 #[derive(DeriveIden)]
@@ -147,12 +146,7 @@ fn fk(
     from: (impl IntoIden, impl IntoIden),
     to: (impl IntoIden, impl IntoIden),
 ) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from.0, from.1)
-        .to(to.0, to.1)
-        .on_delete(ForeignKeyAction::Cascade)
-        .take()
+    ForeignKey::create().name(name).from(from.0, from.1).to(to.0, to.1).on_delete(ForeignKeyAction::Cascade).take()
 }
 
 fn index(name: &str, table: impl IntoIden, cols: &[&'static str]) -> IndexCreateStatement {
@@ -213,9 +207,7 @@ impl MigrationTrait for Migration {
                     .take(),
             )
             .await?;
-        manager
-            .create_index(index("ux_apps_owner_name", Apps::Table, &["owner_id", "name"]).unique().take())
-            .await?;
+        manager.create_index(index("ux_apps_owner_name", Apps::Table, &["owner_id", "name"]).unique().take()).await?;
         manager.create_index(index("ix_apps_org_owner", Apps::Table, &["org_id", "owner_id"])).await?;
 
         manager
@@ -264,9 +256,21 @@ impl MigrationTrait for Migration {
                     .col(ts(Memories::UpdatedAt))
                     .col(ts_null(Memories::ArchivedAt))
                     .col(ts_null(Memories::DeletedAt))
-                    .foreign_key(&mut fk("fk_memories_org", (Memories::Table, Memories::OrgId), (Orgs::Table, Orgs::Id)))
-                    .foreign_key(&mut fk("fk_memories_user", (Memories::Table, Memories::UserId), (Users::Table, Users::Id)))
-                    .foreign_key(&mut fk("fk_memories_app", (Memories::Table, Memories::AppId), (Apps::Table, Apps::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_memories_org",
+                        (Memories::Table, Memories::OrgId),
+                        (Orgs::Table, Orgs::Id),
+                    ))
+                    .foreign_key(&mut fk(
+                        "fk_memories_user",
+                        (Memories::Table, Memories::UserId),
+                        (Users::Table, Users::Id),
+                    ))
+                    .foreign_key(&mut fk(
+                        "fk_memories_app",
+                        (Memories::Table, Memories::AppId),
+                        (Apps::Table, Apps::Id),
+                    ))
                     .take(),
             )
             .await?;
@@ -281,21 +285,13 @@ impl MigrationTrait for Migration {
         manager
             .create_index(index("ix_memories_org_app_created", Memories::Table, &["org_id", "app_id", "created_at"]))
             .await?;
-        manager
-            .create_index(index("ix_memories_org_hash", Memories::Table, &["org_id", "content_hash"]))
-            .await?;
+        manager.create_index(index("ix_memories_org_hash", Memories::Table, &["org_id", "content_hash"])).await?;
         manager
             .create_index(index("ix_memories_org_access_entity", Memories::Table, &["org_id", "access_entity"]))
             .await?;
-        manager
-            .create_index(index("ix_memories_org_category", Memories::Table, &["org_id", "category"]))
-            .await?;
-        manager
-            .create_index(index("ix_memories_org_entity", Memories::Table, &["org_id", "entity"]))
-            .await?;
-        manager
-            .create_index(index("ix_memories_org_updated", Memories::Table, &["org_id", "updated_at"]))
-            .await?;
+        manager.create_index(index("ix_memories_org_category", Memories::Table, &["org_id", "category"])).await?;
+        manager.create_index(index("ix_memories_org_entity", Memories::Table, &["org_id", "entity"])).await?;
+        manager.create_index(index("ix_memories_org_updated", Memories::Table, &["org_id", "updated_at"])).await?;
 
         manager
             .create_table(
@@ -440,9 +436,7 @@ impl MigrationTrait for Migration {
             "users",
             "orgs",
         ] {
-            manager
-                .drop_table(Table::drop().table(Alias::new(table)).if_exists().take())
-                .await?;
+            manager.drop_table(Table::drop().table(Alias::new(table)).if_exists().take()).await?;
         }
         Ok(())
     }

@@ -1,1 +1,7 @@
+//! End-to-end API tests: one binary (zero2prod style), a real server on port
+//! 0 per test, a fresh database per test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod errors;
+mod health;

@@ -67,10 +67,9 @@ impl Problem {
             JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
                 Self::new(ErrorCode::PayloadTooLarge, format!("the body exceeds {limit} bytes"))
             }
-            JsonPayloadError::Deserialize(e) if e.is_data() => Self::validation(vec![FieldError {
-                field: "body".into(),
-                message: e.to_string(),
-            }]),
+            JsonPayloadError::Deserialize(e) if e.is_data() => {
+                Self::validation(vec![FieldError { field: "body".into(), message: e.to_string() }])
+            }
             JsonPayloadError::Deserialize(e) => {
                 Self::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {e}"))
             }
@@ -108,4 +107,40 @@ impl ResponseError for Problem {
 /// Fallback for unknown routes: a 404 problem, never an empty body.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Problem> {
     Err(Problem::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())))
+}
+
+/// Gives error responses that have no body of their own (actix's 405, 413,
+/// 400s from the HTTP layer, ...) a problem body with the request id.
+/// Responses with a content type (problems, health reports) pass unchanged.
+pub fn ensure_problem_body<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::middleware::ErrorHandlerResponse;
+    if res.headers().contains_key(header::CONTENT_TYPE) {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let code = match status.as_u16() {
+        400 => ErrorCode::MalformedRequest,
+        404 => ErrorCode::NotFound,
+        405 => ErrorCode::MethodNotAllowed,
+        408 | 504 => ErrorCode::Timeout,
+        413 => ErrorCode::PayloadTooLarge,
+        415 => ErrorCode::UnsupportedMediaType,
+        422 => ErrorCode::ValidationFailed,
+        429 => ErrorCode::RateLimited,
+        503 => ErrorCode::DependencyUnavailable,
+        s if s >= 500 => ErrorCode::Internal,
+        _ => ErrorCode::MalformedRequest,
+    };
+    let detail = match code {
+        ErrorCode::MethodNotAllowed => format!("{} is not allowed on {}", res.request().method(), res.request().path()),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let mut problem = Problem::new(code, detail);
+    // Keep the status actix chose (e.g. 408) even where the code's default differs.
+    problem.status = status.as_u16();
+    let (req, _) = res.into_parts();
+    let rendered = problem.error_response();
+    Ok(ErrorHandlerResponse::Response(actix_web::dev::ServiceResponse::new(req, rendered).map_into_right_body()))
 }

@@ -44,9 +44,7 @@ pub async fn middleware(
     // The route template (never raw ids) once matched; the path otherwise.
     let span = tracing::info_span!("http_request", request_id = %id, method = %method, route = tracing::field::Empty);
     let started = Instant::now();
-    let result = REQUEST_ID
-        .scope(id.clone(), next.call(req).instrument(span.clone()))
-        .await;
+    let result = REQUEST_ID.scope(id.clone(), next.call(req).instrument(span.clone())).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     // Handler and extractor errors arrive here already rendered (inside the
     // request's scope, so their problem bodies carry the id). An `Err` only

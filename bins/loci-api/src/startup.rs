@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{DefaultHeaders, from_fn};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use loci_domain::health::HealthService;
 use loci_settings::Settings;
 use loci_stores::{Database, DependencyCheck, Valkey};
 
-use crate::problem::{Problem, not_found};
+use crate::problem::{Problem, ensure_problem_body, not_found};
 use crate::{ApiError, request_id, routes};
 
 /// Shared per-process state handed to handlers.
@@ -72,7 +72,8 @@ impl Application {
         let addr = format!("{}:{}", s.host, s.port);
         let listener = TcpListener::bind(&addr).map_err(|source| ApiError::Bind { addr: addr.clone(), source })?;
         let port = listener.local_addr()?.port();
-        let workers = if s.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { s.workers };
+        let workers =
+            if s.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { s.workers };
         let shutdown = s.shutdown_timeout_secs;
         let limits = state.settings.limits.clone();
         let data = web::Data::new(state.clone());
@@ -89,6 +90,9 @@ impl Application {
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
+                // Order matters: the last `wrap` is outermost. Request ids wrap
+                // everything so even rendered errors carry them.
+                .wrap(ErrorHandlers::new().default_handler(ensure_problem_body))
                 .wrap(security_headers())
                 .wrap(from_fn(request_id::middleware))
         })

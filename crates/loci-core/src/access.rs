@@ -18,9 +18,7 @@ pub enum AccessEntity {
 }
 
 fn segment_ok(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '/')
+    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '/')
 }
 
 impl FromStr for AccessEntity {
@@ -31,11 +29,7 @@ impl FromStr for AccessEntity {
         let (prefix, rest) = raw.split_once(':').ok_or_else(bad)?;
         let pair = |rest: &str| -> Result<(String, String), CoreError> {
             let (a, b) = rest.split_once('/').ok_or_else(bad)?;
-            if segment_ok(a) && segment_ok(b) {
-                Ok((a.to_owned(), b.to_owned()))
-            } else {
-                Err(bad())
-            }
+            if segment_ok(a) && segment_ok(b) { Ok((a.to_owned(), b.to_owned())) } else { Err(bad()) }
         };
         match prefix {
             "user" if segment_ok(rest) => Ok(Self::User(rest.to_owned())),

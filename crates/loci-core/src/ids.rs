@@ -25,13 +25,8 @@ impl OrgId {
         if raw.len() > Self::MAX_LEN {
             return Err(CoreError::InvalidOrgId("longer than 128 characters"));
         }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\' | b'`'))
-        {
-            return Err(CoreError::InvalidOrgId(
-                "only visible ASCII without quotes or backslashes is allowed",
-            ));
+        if !raw.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'"' | b'\'' | b'\\' | b'`')) {
+            return Err(CoreError::InvalidOrgId("only visible ASCII without quotes or backslashes is allowed"));
         }
         Ok(Self(raw.to_owned()))
     }

@@ -23,11 +23,7 @@ pub enum CoreError {
     #[error("invalid id: {0}")]
     InvalidId(String),
     #[error("unknown {kind} value `{value}` (expected one of: {expected})")]
-    UnknownValue {
-        kind: &'static str,
-        value: String,
-        expected: &'static str,
-    },
+    UnknownValue { kind: &'static str, value: String, expected: &'static str },
     #[error("invalid access entity `{0}`")]
     InvalidAccessEntity(String),
 }

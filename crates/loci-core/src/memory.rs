@@ -139,11 +139,7 @@ string_enum!(
 /// Normalised form used for deduplication: trimmed, inner whitespace collapsed,
 /// lower-cased.
 pub fn normalise_content(content: &str) -> String {
-    content
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase()
+    content.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 /// SHA-256 (hex) of the normalised content.
@@ -170,11 +166,7 @@ mod tests {
         ];
         for &from in MemoryState::ALL {
             for &to in MemoryState::ALL {
-                assert_eq!(
-                    from.can_transition_to(to),
-                    allowed.contains(&(from, to)),
-                    "{from} -> {to}"
-                );
+                assert_eq!(from.can_transition_to(to), allowed.contains(&(from, to)), "{from} -> {to}");
             }
         }
     }

@@ -85,7 +85,11 @@ impl HealthService {
                     Some("unreachable".to_owned())
                 }
                 Err(_) => {
-                    tracing::warn!(dependency = check.name(), timeout_ms = timeout.as_millis() as u64, "dependency check timed out");
+                    tracing::warn!(
+                        dependency = check.name(),
+                        timeout_ms = timeout.as_millis() as u64,
+                        "dependency check timed out"
+                    );
                     Some(format!("timed out after {} ms", timeout.as_millis()))
                 }
             };

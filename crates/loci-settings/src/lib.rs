@@ -22,17 +22,11 @@ pub use secret::Secret;
 pub use sections::*;
 
 /// Environment variables of list-valued settings (comma-separated).
-const LIST_KEYS: &[&str] = &[
-    "auth.audience",
-    "auth.algorithms",
-    "auth.hmac_keys",
-    "cors.allowed_origins",
-];
+const LIST_KEYS: &[&str] = &["auth.audience", "auth.algorithms", "auth.hmac_keys", "cors.allowed_origins"];
 
 /// Algorithms Loci knows how to verify.
-pub const KNOWN_ALGORITHMS: &[&str] = &[
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
-];
+pub const KNOWN_ALGORITHMS: &[&str] =
+    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -135,11 +129,7 @@ impl Settings {
     pub fn load(sources: &Sources) -> Result<Self, SettingsError> {
         let settings = Self::load_unchecked(sources)?;
         let problems = settings.problems();
-        if problems.is_empty() {
-            Ok(settings)
-        } else {
-            Err(SettingsError::Invalid(problems))
-        }
+        if problems.is_empty() { Ok(settings) } else { Err(SettingsError::Invalid(problems)) }
     }
 
     /// Loads without the validation pass (for `loci config check`, which prints
@@ -152,10 +142,7 @@ impl Settings {
             .or_else(|| sources.env.get("LOCI_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
         if let Some(path) = file {
             if !path.is_file() {
-                return Err(SettingsError::Load(format!(
-                    "configuration file {} does not exist",
-                    path.display()
-                )));
+                return Err(SettingsError::Load(format!("configuration file {} does not exist", path.display())));
             }
             builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
         }
@@ -169,9 +156,8 @@ impl Settings {
         }
         builder = builder.add_source(env);
         if let Some(profile) = sources.env.get("LOCI_PROFILE").filter(|v| !v.is_empty()) {
-            builder = builder
-                .set_override("profile", profile.as_str())
-                .map_err(|e| SettingsError::Load(e.to_string()))?;
+            builder =
+                builder.set_override("profile", profile.as_str()).map_err(|e| SettingsError::Load(e.to_string()))?;
         }
         builder
             .build()
@@ -200,21 +186,16 @@ impl Settings {
                 "database.url",
                 "required in the production profile (a postgres:// URL); set LOCI__DATABASE__URL",
             )),
-            Some(Err(())) => out.push(Problem::new(
-                "database.url",
-                "must start with postgres://, postgresql:// or sqlite:",
-            )),
-            Some(Ok(DatabaseKind::Sqlite)) if production => out.push(Problem::new(
-                "database.url",
-                "the production profile needs PostgreSQL, not SQLite",
-            )),
+            Some(Err(())) => {
+                out.push(Problem::new("database.url", "must start with postgres://, postgresql:// or sqlite:"))
+            }
+            Some(Ok(DatabaseKind::Sqlite)) if production => {
+                out.push(Problem::new("database.url", "the production profile needs PostgreSQL, not SQLite"))
+            }
             _ => {}
         }
         if self.database.min_connections > self.database.max_connections {
-            out.push(Problem::new(
-                "database.min_connections",
-                "must not exceed database.max_connections",
-            ));
+            out.push(Problem::new("database.min_connections", "must not exceed database.max_connections"));
         }
 
         // Valkey.
@@ -273,10 +254,7 @@ impl Settings {
         }
         for (i, key) in self.auth.hmac_keys.iter().enumerate() {
             if key.expose().len() < 32 {
-                out.push(Problem::new(
-                    format!("auth.hmac_keys[{i}]"),
-                    "an HMAC key must be at least 32 bytes",
-                ));
+                out.push(Problem::new(format!("auth.hmac_keys[{i}]"), "an HMAC key must be at least 32 bytes"));
             }
         }
         for (role, scopes) in &self.auth.roles {
@@ -297,9 +275,8 @@ impl Settings {
             ));
         }
         for origin in self.cors.allowed_origins.iter().filter(|o| *o != "*") {
-            let ok = url::Url::parse(origin).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https") && u.path() == "/" && !origin.ends_with('/')
-            });
+            let ok = url::Url::parse(origin)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.path() == "/" && !origin.ends_with('/'));
             if !ok {
                 out.push(Problem::new(
                     "cors.allowed_origins",
@@ -328,10 +305,7 @@ impl Settings {
     pub fn database_url(&self) -> Secret {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => Secret::new(format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("loci.db").display()
-            )),
+            None => Secret::new(format!("sqlite://{}?mode=rwc", self.data_dir.join("loci.db").display())),
         }
     }
 

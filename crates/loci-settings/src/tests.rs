@@ -1,13 +1,12 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::io::Write;
 
 use super::*;
 
 fn env(pairs: &[(&str, &str)]) -> Sources {
-    Sources {
-        file: None,
-        env: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
-    }
+    Sources { file: None, env: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>() }
 }
 
 fn keys(err: SettingsError) -> Vec<String> {
@@ -29,10 +28,7 @@ fn empty_configuration_is_a_valid_embedded_setup() {
 #[test]
 fn production_with_nothing_set_names_every_missing_setting() {
     let err = Settings::load(&env(&[("LOCI_PROFILE", "production")])).unwrap_err();
-    assert_eq!(
-        keys(err),
-        ["auth.audience", "auth.issuer", "auth.jwks_url", "database.url", "valkey.url"]
-    );
+    assert_eq!(keys(err), ["auth.audience", "auth.issuer", "auth.jwks_url", "database.url", "valkey.url"]);
 }
 
 #[test]
@@ -51,11 +47,8 @@ fn production_with_everything_set_is_valid() {
 
 #[test]
 fn production_rejects_sqlite() {
-    let err = Settings::load(&env(&[
-        ("LOCI_PROFILE", "production"),
-        ("LOCI__DATABASE__URL", "sqlite://x.db"),
-    ]))
-    .unwrap_err();
+    let err =
+        Settings::load(&env(&[("LOCI_PROFILE", "production"), ("LOCI__DATABASE__URL", "sqlite://x.db")])).unwrap_err();
     assert!(err.to_string().contains("needs PostgreSQL"), "{err}");
 }
 
@@ -106,11 +99,9 @@ fn field_rules_are_reported_with_dotted_keys() {
 
 #[test]
 fn short_hmac_key_is_rejected_without_echoing_it() {
-    let err = Settings::load(&env(&[
-        ("LOCI__AUTH__ALGORITHMS", "HS256"),
-        ("LOCI__AUTH__HMAC_KEYS", "short-secret-value"),
-    ]))
-    .unwrap_err();
+    let err =
+        Settings::load(&env(&[("LOCI__AUTH__ALGORITHMS", "HS256"), ("LOCI__AUTH__HMAC_KEYS", "short-secret-value")]))
+            .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("auth.hmac_keys[0]: an HMAC key must be at least 32 bytes"), "{text}");
     assert!(!text.contains("short-secret-value"));
@@ -126,11 +117,8 @@ fn hs256_without_a_key_and_alg_none_are_rejected() {
 
 #[test]
 fn cors_wildcard_with_credentials_is_rejected() {
-    let err = Settings::load(&env(&[
-        ("LOCI__CORS__ALLOWED_ORIGINS", "*"),
-        ("LOCI__CORS__ALLOW_CREDENTIALS", "true"),
-    ]))
-    .unwrap_err();
+    let err = Settings::load(&env(&[("LOCI__CORS__ALLOWED_ORIGINS", "*"), ("LOCI__CORS__ALLOW_CREDENTIALS", "true")]))
+        .unwrap_err();
     assert_eq!(keys(err), ["cors.allowed_origins"]);
     let ok = Settings::load(&env(&[("LOCI__CORS__ALLOWED_ORIGINS", "https://app.example,http://localhost:3000")]));
     assert!(ok.is_ok());

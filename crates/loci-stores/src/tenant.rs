@@ -1,9 +1,7 @@
 //! Tenant-bound transactions: the only way to reach tenant data.
 
 use loci_core::OrgId;
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
 
 use crate::StoreError;
 

@@ -21,8 +21,7 @@ pub const APP_ROLE: &str = "loci_app";
 const APP_PASSWORD: &str = "loci_app";
 
 fn admin_url() -> String {
-    std::env::var("LOCI_TEST_PG_ADMIN_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("LOCI_TEST_PG_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// URL of the Valkey/Redis server tests use (`LOCI_TEST_VALKEY_URL`, default

@@ -48,11 +48,10 @@ impl Valkey {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let reply: Result<String, Error> =
-            match tokio::time::timeout(self.timeout, self.pool.next().ping(None)).await {
-                Ok(r) => r,
-                Err(_) => return Err(StoreError::Timeout("valkey ping".into())),
-            };
+        let reply: Result<String, Error> = match tokio::time::timeout(self.timeout, self.pool.next().ping(None)).await {
+            Ok(r) => r,
+            Err(_) => return Err(StoreError::Timeout("valkey ping".into())),
+        };
         reply.map(|_| ()).map_err(|e| StoreError::Valkey(e.details().to_owned()))
     }
 

@@ -2,6 +2,8 @@
 //! Each PostgreSQL test gets a fresh database and connects as a role that is
 //! subject to row-level security.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 
 use loci_core::{AppId, Category, MemoryId, MemoryState, OrgId};
@@ -94,9 +96,10 @@ async fn list_is_empty_when_nothing_matches_and_never_crosses_tenants(engine: En
     let page = memories::list(&tx, &MemoryFilter::default(), PageRequest::default()).await.unwrap();
     assert!(page.items.is_empty());
     assert_eq!((page.total, page.pages), (0, 0));
-    let page = memories::list(&tx, &MemoryFilter { user_id: Some(alice.id), ..Default::default() }, PageRequest::default())
-        .await
-        .unwrap();
+    let page =
+        memories::list(&tx, &MemoryFilter { user_id: Some(alice.id), ..Default::default() }, PageRequest::default())
+            .await
+            .unwrap();
     assert_eq!(page.total, 0, "naming another tenant's user id reveals nothing");
     let _ = bob;
     tx.commit().await.unwrap();
@@ -144,10 +147,7 @@ async fn update_changes_fields_and_merges_tags(engine: Engine) {
     assert_eq!(updated.content, "use sea-orm");
     assert_eq!(updated.content_hash, loci_core::content_hash("use sea-orm"));
     assert_eq!(updated.metadata.category, Some(Category::Decision));
-    assert_eq!(
-        updated.metadata.tags,
-        BTreeMap::from([("db".into(), "pg".into()), ("lang".into(), "rust".into())])
-    );
+    assert_eq!(updated.metadata.tags, BTreeMap::from([("db".into(), "pg".into()), ("lang".into(), "rust".into())]));
     assert!(updated.updated_at >= m.updated_at);
     assert_eq!(
         outbox::pending_for_memory(&tx, m.id).await.unwrap(),
@@ -178,7 +178,8 @@ async fn delete_is_soft_idempotent_and_false_for_another_tenant(engine: Engine) 
         [OutboxOperation::Upsert, OutboxOperation::Delete],
         "the delete reaches the indexers"
     );
-    let history: Vec<_> = memories::history(&tx, id).await.unwrap().into_iter().map(|h| (h.old_state, h.new_state)).collect();
+    let history: Vec<_> =
+        memories::history(&tx, id).await.unwrap().into_iter().map(|h| (h.old_state, h.new_state)).collect();
     assert_eq!(history, [(None, MemoryState::Active), (Some(MemoryState::Active), MemoryState::Deleted)]);
     tx.commit().await.unwrap();
 }
@@ -235,10 +236,12 @@ async fn list_paginates_sorts_and_filters_exactly(engine: Engine) {
     let p4 = memories::list(&tx, &all, PageRequest { page: 4, size: 2 }).await.unwrap();
     assert!(p4.items.is_empty());
     assert_eq!(p4.total, 5);
-    let newest_first: Vec<_> = memories::list(&tx, &all, PageRequest::default()).await.unwrap().items.iter().map(|m| m.id).collect();
+    let newest_first: Vec<_> =
+        memories::list(&tx, &all, PageRequest::default()).await.unwrap().items.iter().map(|m| m.id).collect();
     assert_eq!(newest_first, [ids[4], ids[3], ids[2], ids[1], ids[0]]);
     let asc = MemoryFilter { direction: SortDirection::Asc, sort: SortField::CreatedAt, ..Default::default() };
-    let oldest_first: Vec<_> = memories::list(&tx, &asc, PageRequest::default()).await.unwrap().items.iter().map(|m| m.id).collect();
+    let oldest_first: Vec<_> =
+        memories::list(&tx, &asc, PageRequest::default()).await.unwrap().items.iter().map(|m| m.id).collect();
     assert_eq!(oldest_first, [ids[0], ids[1], ids[2], ids[3], ids[4]]);
 
     let by_app = MemoryFilter { app_id: Some(other_app.id), ..Default::default() };

@@ -1,6 +1,8 @@
 //! PostgreSQL row-level security: the database itself isolates tenants,
 //! independently of the application's own filters.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use loci_core::OrgId;
 use loci_stores::records::{MemoryMetadata, NewMemory};
 use loci_stores::repo::{apps, memories, orgs, users};

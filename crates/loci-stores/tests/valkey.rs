@@ -1,5 +1,7 @@
 //! Valkey connectivity against the real server, and failure on a closed port.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use loci_settings::{Secret, ValkeySettings};
 use loci_stores::testing::valkey_url;
 use loci_stores::{DependencyCheck, Valkey};

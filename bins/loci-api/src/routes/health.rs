@@ -38,7 +38,11 @@ fn timestamp(report: &HealthReport) -> String {
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let report = state.health.readiness().await;
     let ok = report.all_healthy();
-    let body = Ready { status: if ok { "ok" } else { "degraded" }, timestamp: timestamp(&report), dependencies: by_name(&report) };
+    let body = Ready {
+        status: if ok { "ok" } else { "degraded" },
+        timestamp: timestamp(&report),
+        dependencies: by_name(&report),
+    };
     if ok { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }
 
@@ -67,6 +71,12 @@ pub async fn deps(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
         (0, _) => "unavailable",
         _ => "degraded",
     };
-    let body = Deps { status, timestamp: timestamp(&report), dependencies: by_name(&report), healthy_count: healthy, total_count: total };
+    let body = Deps {
+        status,
+        timestamp: timestamp(&report),
+        dependencies: by_name(&report),
+        healthy_count: healthy,
+        total_count: total,
+    };
     Ok(if status == "ok" { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) })
 }

@@ -42,11 +42,7 @@ pub async fn ensure(tx: &TenantTx, owner: UserId, name: &str) -> Result<App, Sto
         updated_at: Set(t),
     };
     apps::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([apps::Column::OwnerId, apps::Column::Name])
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(OnConflict::columns([apps::Column::OwnerId, apps::Column::Name]).do_nothing().to_owned())
         .exec_without_returning(tx.conn())
         .await?;
     find_by_name(tx, owner, name).await?.ok_or(StoreError::NotFound("app"))

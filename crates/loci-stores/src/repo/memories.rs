@@ -141,12 +141,7 @@ pub async fn get(tx: &TenantTx, id: MemoryId) -> Result<Option<Memory>, StoreErr
 
 /// The memory in any state, including deleted (history and audit paths).
 pub async fn get_any_state(tx: &TenantTx, id: MemoryId) -> Result<Option<Memory>, StoreError> {
-    scoped(tx)
-        .filter(memories::Column::Id.eq(id.as_uuid()))
-        .one(tx.conn())
-        .await?
-        .map(|m| to_record(tx, m))
-        .transpose()
+    scoped(tx).filter(memories::Column::Id.eq(id.as_uuid())).one(tx.conn()).await?.map(|m| to_record(tx, m)).transpose()
 }
 
 /// A page of memories matching `filter`, with the exact total.

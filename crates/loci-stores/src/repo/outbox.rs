@@ -67,8 +67,5 @@ pub async fn pending_for_memory(tx: &TenantTx, memory: MemoryId) -> Result<Vec<O
 
 /// Number of unprocessed rows across all tenants (the indexers' backlog).
 pub async fn pending_count(db: &Database) -> Result<u64, StoreError> {
-    Ok(outbox::Entity::find()
-        .filter(outbox::Column::ProcessedAt.is_null())
-        .count(db.writer())
-        .await?)
+    Ok(outbox::Entity::find().filter(outbox::Column::ProcessedAt.is_null()).count(db.writer()).await?)
 }

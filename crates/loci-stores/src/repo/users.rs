@@ -33,11 +33,7 @@ pub async fn ensure(tx: &TenantTx, subject: &str) -> Result<User, StoreError> {
         updated_at: Set(t),
     };
     users::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([users::Column::OrgId, users::Column::Subject])
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(OnConflict::columns([users::Column::OrgId, users::Column::Subject]).do_nothing().to_owned())
         .exec_without_returning(tx.conn())
         .await?;
     find_by_subject(tx, subject).await?.ok_or(StoreError::NotFound("user"))

@@ -1,0 +1,159 @@
+//! The real `loci` binary: configuration failures, `config check`, migrations
+//! and `serve` with graceful shutdown on SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const LOCI: &str = env!("CARGO_BIN_EXE_loci");
+
+/// A command with a clean environment: no LOCI_* variable leaks in from the
+/// developer's shell.
+fn loci(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(LOCI);
+    cmd.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
+fn text(out: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn production_with_nothing_set_refuses_to_start_and_names_every_missing_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loci(dir.path()).env("LOCI_PROFILE", "production").arg("serve").output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for key in ["database.url", "valkey.url", "auth.issuer", "auth.audience", "auth.jwks_url"] {
+        assert!(stderr.contains(key), "{key} missing from:\n{stderr}");
+    }
+    assert!(stderr.contains("5 problems"), "{stderr}");
+    assert!(!dir.path().join("loci-data").exists(), "nothing was created");
+}
+
+#[test]
+fn config_check_prints_the_effective_configuration_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loci(dir.path())
+        .env("LOCI__DATABASE__URL", "postgres://loci:pg-secret-value@db/loci")
+        .env("LOCI__VALKEY__URL", "redis://:valkey-secret-value@cache:6379")
+        .env("LOCI__EMBEDDINGS__API_KEY", "sk-embedding-secret")
+        .env("LOCI__SERVER__PORT", "9999")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("port = 9999"), "{stdout}");
+    assert!(stdout.contains("[REDACTED]"));
+    for secret in ["pg-secret-value", "valkey-secret-value", "sk-embedding-secret"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} leaked");
+    }
+}
+
+#[test]
+fn config_check_exits_non_zero_and_lists_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loci(dir.path())
+        .env("LOCI__AUTH__ALGORITHMS", "HS256")
+        .env("LOCI__AUTH__HMAC_KEYS", "too-short-hmac")
+        .env("LOCI__CORS__ALLOWED_ORIGINS", "*")
+        .env("LOCI__CORS__ALLOW_CREDENTIALS", "true")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr.contains("auth.hmac_keys[0]") && stderr.contains("cors.allowed_origins"), "{stderr}");
+    assert!(!stdout.contains("too-short-hmac") && !stderr.contains("too-short-hmac"));
+}
+
+#[test]
+fn unknown_settings_and_missing_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loci(dir.path()).env("LOCI__SERVER__PROT", "1").args(["config", "check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = loci(dir.path()).args(["--config", "/nonexistent.toml", "config", "check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("does not exist"));
+}
+
+#[test]
+fn migrate_up_status_and_guarded_fresh_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loci(dir.path()).args(["migrate", "status"]).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.starts_with("pending\tm20261125_000001_core"), "{:?}", text(&out));
+    let out = loci(dir.path()).args(["migrate", "up"]).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = loci(dir.path()).args(["migrate", "status"]).output().unwrap();
+    assert!(text(&out).0.starts_with("applied\tm20261125_000001_core"), "{:?}", text(&out));
+    assert!(dir.path().join("loci-data/loci.db").exists());
+    let out = loci(dir.path()).args(["migrate", "fresh"]).output().unwrap();
+    assert!(!out.status.success(), "fresh needs --yes");
+    let out = loci(dir.path()).args(["migrate", "fresh", "--yes"]).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = loci(dir.path()).args(["migrate", "down"]).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = loci(dir.path()).args(["migrate", "status"]).output().unwrap();
+    assert!(text(&out).0.starts_with("pending"), "{:?}", text(&out));
+}
+
+#[tokio::test]
+async fn serve_runs_the_embedded_profile_logs_json_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = loci(dir.path())
+        .env("LOCI__SERVER__PORT", "0")
+        .env("LOCI__SERVER__SHUTDOWN_TIMEOUT_SECS", "5")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let port = loop {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("server starts");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        lines.push(event.clone());
+        if event["message"] == "loci-api listening" {
+            assert_eq!(event["profile"], "embedded");
+            break event["port"].as_u64().unwrap();
+        }
+    };
+    let res = reqwest::get(format!("http://127.0.0.1:{port}/health/live")).await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "graceful exit, got {status:?}");
+    lines.extend(rx.try_iter().map(|l| serde_json::from_str::<serde_json::Value>(&l).unwrap()));
+    let completed = lines
+        .iter()
+        .find(|e| e["message"] == "request completed")
+        .unwrap_or_else(|| panic!("no request log in {lines:?}"));
+    assert_eq!(completed["span"]["request_id"], request_id.as_str());
+    assert_eq!(completed["span"]["route"], "/health/live");
+    assert_eq!(completed["status"], 200);
+    assert!(lines.iter().any(|e| e["message"] == "loci-api stopped"));
+}

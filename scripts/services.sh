@@ -1,0 +1,75 @@
+# Sourced by scripts/test.sh and .ci/run: makes sure PostgreSQL and
+# Valkey/Redis are installed and running on this machine, and exports the URLs
+# the tests use. Idempotent; installs with apt-get only when a binary is missing.
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        log "cannot install $* without root; install it and re-run"
+        return 1
+    fi
+    if [ -z "${LOCI_APT_UPDATED:-}" ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+        LOCI_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+pg_ready() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+
+ensure_postgres() {
+    if ! command -v pg_isready >/dev/null 2>&1 || ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        log "PostgreSQL not installed; installing"
+        apt_install postgresql postgresql-client
+    fi
+    if ! pg_ready; then
+        log "starting PostgreSQL"
+        for version in $(ls /etc/postgresql); do
+            pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
+        done
+        for _ in $(seq 1 60); do pg_ready && break; sleep 0.5; done
+    fi
+    pg_ready || { log "PostgreSQL did not become ready on 127.0.0.1:5432"; return 1; }
+
+    # The tests connect as a superuser to create their role and databases.
+    # Trust auth (this machine's default) needs no password; a stock Debian
+    # install needs one, which we set through the local socket.
+    local url="${LOCI_TEST_PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+    if ! psql "$url" -qtAc 'select 1' >/dev/null 2>&1; then
+        url="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+        if ! psql "$url" -qtAc 'select 1' >/dev/null 2>&1; then
+            log "setting a password for the postgres role (local socket, peer auth)"
+            su postgres -c "psql -qc \"ALTER ROLE postgres PASSWORD 'postgres'\"" >&2
+        fi
+    fi
+    psql "$url" -qtAc 'select 1' >/dev/null || { log "cannot connect to PostgreSQL as a superuser"; return 1; }
+    export LOCI_TEST_PG_ADMIN_URL="$url"
+
+    # Drop databases left behind by earlier test runs.
+    local stale
+    stale=$(psql "$url" -qtAc "select datname from pg_database where datname like 'loci_test_%'")
+    for db in $stale; do psql "$url" -qc "drop database if exists \"$db\"" >/dev/null 2>&1 || true; done
+}
+
+valkey_ready() {
+    redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG
+}
+
+ensure_valkey() {
+    if ! command -v redis-server >/dev/null 2>&1 && ! command -v valkey-server >/dev/null 2>&1; then
+        log "Redis/Valkey not installed; installing redis-server"
+        apt_install redis-server
+    fi
+    if ! valkey_ready; then
+        log "starting Redis on 127.0.0.1:6379"
+        mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+        local server
+        server=$(command -v valkey-server || command -v redis-server)
+        "$server" --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+            --dir /var/lib/redis --logfile /var/log/redis/ci.log >&2
+        for _ in $(seq 1 40); do valkey_ready && break; sleep 0.25; done
+    fi
+    valkey_ready || { log "Valkey/Redis did not answer PING on 127.0.0.1:6379"; return 1; }
+    export LOCI_TEST_VALKEY_URL="${LOCI_TEST_VALKEY_URL:-redis://127.0.0.1:6379}"
+}

@@ -1,0 +1,89 @@
+use loci_tests::{AppOptions, Engine, TestApp, ThrowawayValkey, valkey_url};
+use serde_json::Value;
+
+async fn json(res: reqwest::Response) -> (u16, Value) {
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn live_answers_ok_without_io() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let (status, body) = json(app.get("/health/live").await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
+}
+
+async fn ready_reports_the_database(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let (status, body) = json(app.get("/health/ready").await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["dependencies"]["database"]["status"], "healthy");
+    assert!(body["dependencies"]["database"]["latency_ms"].is_number());
+    let ts = body["timestamp"].as_str().unwrap();
+    assert!(ts.ends_with('Z') && ts.len() >= 20, "RFC 3339 UTC: {ts}");
+}
+
+#[tokio::test]
+async fn ready_reports_the_database_on_sqlite() {
+    ready_reports_the_database(Engine::Sqlite).await;
+}
+
+#[tokio::test]
+async fn ready_reports_the_database_on_postgres() {
+    ready_reports_the_database(Engine::Postgres).await;
+}
+
+#[tokio::test]
+async fn postgres_and_valkey_are_both_checked() {
+    let app =
+        TestApp::spawn_with(Engine::Postgres, AppOptions { valkey_url: Some(valkey_url()), ..Default::default() })
+            .await;
+    let (status, body) = json(app.get("/health/deps").await).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ok");
+    assert_eq!((body["healthy_count"].as_u64(), body["total_count"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(body["dependencies"]["valkey"]["status"], "healthy");
+    assert_eq!(body["dependencies"]["database"]["status"], "healthy");
+}
+
+#[tokio::test]
+async fn a_dependency_going_down_makes_ready_and_deps_503_degraded() {
+    let mut valkey = ThrowawayValkey::start();
+    let app = TestApp::spawn_with(
+        Engine::Postgres,
+        AppOptions { valkey_url: Some(valkey.url.clone()), ..Default::default() },
+    )
+    .await;
+    assert_eq!(app.get("/health/ready").await.status().as_u16(), 200);
+
+    valkey.kill();
+    let started = std::time::Instant::now();
+    let (status, body) = json(app.get("/health/deps").await).await;
+    assert!(started.elapsed().as_secs() < 10, "checks are bounded");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(body["dependencies"]["valkey"]["status"], "unavailable");
+    assert!(body["dependencies"]["valkey"]["error"].is_string());
+    assert_eq!(body["dependencies"]["database"]["status"], "healthy");
+    assert_eq!((body["healthy_count"].as_u64(), body["total_count"].as_u64()), (Some(1), Some(2)));
+
+    let (status, body) = json(app.get("/health/ready").await).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "degraded");
+    // Liveness does no I/O and stays up.
+    assert_eq!(app.get("/health/live").await.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn deps_can_be_closed_by_settings() {
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        AppOptions { tweak: Some(|s| s.server.public_health_deps = false), ..Default::default() },
+    )
+    .await;
+    let (status, body) = json(app.get("/health/deps").await).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "MISSING_AUTH");
+}
