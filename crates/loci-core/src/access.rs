@@ -34,7 +34,16 @@ impl FromStr for AccessEntity {
         match prefix {
             "user" if segment_ok(rest) => Ok(Self::User(rest.to_owned())),
             "org" if segment_ok(rest) => Ok(Self::Org(rest.to_owned())),
-            "team" => pair(rest).map(|(org, team)| Self::Team { org, team }),
+            // A team may sit under a project: team:<org>/<project>/<team>.
+            "team" => {
+                let (org, team) = rest.split_once('/').ok_or_else(bad)?;
+                let parts: Vec<&str> = team.split('/').collect();
+                if segment_ok(org) && (1..=2).contains(&parts.len()) && parts.iter().all(|p| segment_ok(p)) {
+                    Ok(Self::Team { org: org.to_owned(), team: team.to_owned() })
+                } else {
+                    Err(bad())
+                }
+            }
             "project" => pair(rest).map(|(org, project)| Self::Project { org, project }),
             _ => Err(bad()),
         }
@@ -66,6 +75,30 @@ impl fmt::Display for AccessEntity {
 }
 
 impl AccessEntity {
+    /// Whether a grant of `self` gives access to `entity`: a grant covers itself
+    /// exactly; `org:X` also covers `project:X/*` and `team:X/*`;
+    /// `project:X/P` also covers `team:X/P/*`. Never upward or sideways.
+    pub fn covers(&self, entity: &AccessEntity) -> bool {
+        if self == entity {
+            return true;
+        }
+        match (self, entity) {
+            (Self::Org(org), Self::Project { org: o, .. } | Self::Team { org: o, .. }) => org == o,
+            (Self::Project { org, project }, Self::Team { org: o, team }) => {
+                org == o && team.strip_prefix(project.as_str()).is_some_and(|rest| rest.starts_with('/'))
+            }
+            _ => false,
+        }
+    }
+
+    /// The org an entity names (`None` for `user:` entities).
+    pub fn org(&self) -> Option<&str> {
+        match self {
+            Self::User(_) => None,
+            Self::Team { org, .. } | Self::Project { org, .. } | Self::Org(org) => Some(org),
+        }
+    }
+
     /// The scope an access entity implies (used when a memory's scope is absent,
     /// and to check that an explicit scope agrees).
     pub fn implied_scope(&self) -> crate::Scope {
@@ -84,15 +117,54 @@ mod tests {
 
     #[test]
     fn parses_and_displays_every_kind() {
-        for raw in ["user:alice", "team:acme/core", "project:acme/loci", "org:acme"] {
+        for raw in ["user:alice", "team:acme/core", "team:acme/loci/backend", "project:acme/loci", "org:acme"] {
             let parsed: AccessEntity = raw.parse().expect("valid");
             assert_eq!(parsed.to_string(), raw);
         }
     }
 
+    fn e(s: &str) -> AccessEntity {
+        s.parse().expect("valid")
+    }
+
+    #[test]
+    fn coverage_goes_down_never_up_or_sideways() {
+        let cases = [
+            ("user:alice", "user:alice", true),
+            ("user:alice", "user:bob", false),
+            ("org:acme", "project:acme/loci", true),
+            ("org:acme", "team:acme/core", true),
+            ("org:acme", "team:acme/loci/backend", true),
+            ("org:acme", "org:globex", false),
+            ("org:acme", "project:globex/loci", false),
+            ("org:acme", "user:alice", false),
+            ("project:acme/loci", "team:acme/loci/backend", true),
+            ("project:acme/loci", "team:acme/lociX/backend", false),
+            ("project:acme/loci", "team:acme/core", false),
+            ("project:acme/loci", "project:acme/other", false),
+            ("project:acme/loci", "org:acme", false),
+            ("team:acme/core", "project:acme/core", false),
+            ("team:acme/loci/backend", "project:acme/loci", false),
+            ("team:acme/core", "org:acme", false),
+        ];
+        for (grant, entity, expected) in cases {
+            assert_eq!(e(grant).covers(&e(entity)), expected, "{grant} covers {entity}");
+        }
+    }
+
     #[test]
     fn rejects_unknown_prefixes_and_malformed_values() {
-        for raw in ["group:x", "user:", "team:acme", "team:/x", "org:a b", "nocolon", "project:a/b/c"] {
+        for raw in [
+            "group:x",
+            "user:",
+            "team:acme",
+            "team:/x",
+            "org:a b",
+            "nocolon",
+            "project:a/b/c",
+            "team:a/b/c/d",
+            "team:a//b",
+        ] {
             assert!(raw.parse::<AccessEntity>().is_err(), "{raw}");
         }
     }

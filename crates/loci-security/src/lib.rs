@@ -1,48 +1,50 @@
-//! Authentication and authorisation, framework-agnostic: JWT and DPoP
-//! validation, principals, scopes and grants, the replay-cache trait.
+//! Authentication and authorisation, framework-agnostic.
 //!
-//! Status: skeleton. The security issue fills it; until then no route other
-//! than the public health routes is served, so nothing depends on it yet.
+//! [`Authenticator::authenticate`] takes a method, a URL and the two
+//! credential headers and returns a [`Principal`] or an [`AuthRejection`]
+//! (typed error plus the exact `WWW-Authenticate` challenge). It validates
+//! JWT access tokens (JWKS with rotation, algorithm allowlist, RFC 8725
+//! claim checks) and DPoP proofs (RFC 9449, RFC 7638 thumbprints, replay
+//! protection through a [`ReplayCache`]).
+//!
+//! Architecture invariants:
+//! - Fails closed: any doubt (unknown key, unreachable replay cache, missing
+//!   claim) rejects the request.
+//! - No web framework here; the bins adapt requests to [`AuthRequest`].
+//! - The token itself is never logged or put into an error message.
 
-use loci_core::OrgId;
+mod authenticator;
+mod dpop;
+mod error;
+mod jwks;
+mod jwt;
+mod local_issuer;
+mod principal;
+mod replay;
+pub mod scopes;
+mod thumbprint;
 
-/// The authenticated caller, built only from a validated access token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub org_id: OrgId,
-    /// The identity provider's `sub`.
-    pub subject: String,
-    pub scopes: Vec<String>,
-}
+pub use authenticator::{AuthRequest, Authenticator, AuthenticatorConfig};
+pub use dpop::{DpopConfig, ath_for, normalise_htu};
+pub use error::{AuthError, AuthRejection};
+pub use jwks::{JwksSource, KeyStore};
+pub use jwt::{Algorithm, TokenValidator, ValidatedToken};
+pub use local_issuer::{LocalIssuer, MintRequest};
+pub use principal::Principal;
+pub use replay::{InMemoryReplayCache, ReplayCache, ReplayCacheError};
+pub use thumbprint::jwk_thumbprint;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-impl Principal {
-    /// Whether every scope in `required` is held.
-    pub fn has_scopes(&self, required: &[&str]) -> bool {
-        required.iter().all(|r| self.scopes.iter().any(|s| s == r))
-    }
-}
-
-/// Errors of authentication and authorisation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Errors of setting up security components (keys, JWKS sources).
+#[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
-    #[error("authentication is required")]
-    MissingAuth,
-    #[error("missing scope {0}")]
-    InsufficientScope(String),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn all_required_scopes_must_be_present() {
-        let p = Principal {
-            org_id: OrgId::parse("acme").unwrap(),
-            subject: "alice".into(),
-            scopes: vec!["memories:read".into()],
-        };
-        assert!(p.has_scopes(&["memories:read"]));
-        assert!(!p.has_scopes(&["memories:read", "memories:write"]));
-    }
+    #[error("key error: {0}")]
+    Key(String),
+    #[error("JWKS error: {0}")]
+    Jwks(String),
+    #[error("io error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("configuration error: {0}")]
+    Config(String),
 }

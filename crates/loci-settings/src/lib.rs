@@ -252,6 +252,11 @@ impl Settings {
         if hs256 && self.auth.hmac_keys.is_empty() {
             out.push(Problem::new("auth.hmac_keys", "HS256 is enabled but no HMAC key is configured"));
         }
+        if let Some(secret) = &self.dpop.nonce_secret {
+            if secret.expose().len() < 32 {
+                out.push(Problem::new("dpop.nonce_secret", "must be at least 32 bytes"));
+            }
+        }
         for (i, key) in self.auth.hmac_keys.iter().enumerate() {
             if key.expose().len() < 32 {
                 out.push(Problem::new(format!("auth.hmac_keys[{i}]"), "an HMAC key must be at least 32 bytes"));
@@ -317,6 +322,11 @@ impl Settings {
     /// The issuer tokens must carry (`loci-local` for locally minted tokens).
     pub fn issuer(&self) -> &str {
         self.auth.issuer.as_deref().unwrap_or("loci-local")
+    }
+
+    /// The audiences tokens may carry (`loci` for locally minted tokens).
+    pub fn audiences(&self) -> Vec<String> {
+        if self.auth.audience.is_empty() { vec!["loci".to_owned()] } else { self.auth.audience.clone() }
     }
 
     /// The effective settings as TOML, secrets redacted.

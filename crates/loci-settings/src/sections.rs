@@ -169,6 +169,10 @@ pub struct AuthSettings {
     /// Minimum interval between JWKS refreshes triggered by an unknown `kid`.
     #[validate(range(min = 1, max = 3600))]
     pub jwks_refresh_min_interval_secs: u64,
+    /// How long fetched keys are used before the JWKS is read again (so a
+    /// removed key stops being accepted).
+    #[validate(range(min = 1, max = 86400))]
+    pub jwks_cache_ttl_secs: u64,
     /// Role name -> scopes it grants.
     pub roles: BTreeMap<String, Vec<String>>,
 }
@@ -185,6 +189,7 @@ impl Default for AuthSettings {
             leeway_secs: 30,
             max_iat_skew_secs: 30,
             jwks_refresh_min_interval_secs: 30,
+            jwks_cache_ttl_secs: 300,
             roles: BTreeMap::new(),
         }
     }
@@ -207,12 +212,29 @@ pub struct DpopSettings {
     pub max_age_secs: u64,
     #[validate(range(max = 300))]
     pub future_skew_secs: u64,
+    /// Require server-issued nonces (`DPoP-Nonce`) in proofs.
     pub require_nonce: bool,
+    /// Secret for stateless nonces; instances that share it accept each
+    /// other's nonces. Random per process when absent.
+    pub nonce_secret: Option<Secret>,
+    #[validate(range(min = 10, max = 3600))]
+    pub nonce_window_secs: u64,
+    /// Capacity of the in-process replay cache (embedded profile).
+    #[validate(range(min = 1000, max = 10_000_000))]
+    pub replay_cache_capacity: usize,
 }
 
 impl Default for DpopSettings {
     fn default() -> Self {
-        Self { policy: DpopPolicy::Optional, max_age_secs: 60, future_skew_secs: 5, require_nonce: false }
+        Self {
+            policy: DpopPolicy::Optional,
+            max_age_secs: 60,
+            future_skew_secs: 5,
+            require_nonce: false,
+            nonce_secret: None,
+            nonce_window_secs: 300,
+            replay_cache_capacity: 200_000,
+        }
     }
 }
 

@@ -1,0 +1,315 @@
+//! Access-token (JWT) validation following RFC 8725: algorithm allowlist with
+//! the algorithm bound to the key type, required claims, leeway.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use josekit::jwk::Jwk;
+use josekit::jws::JwsVerifier;
+use loci_core::{AccessEntity, OrgId};
+use serde_json::{Map, Value};
+
+use crate::jwks::KeyStore;
+use crate::{AuthError, Principal};
+
+/// JWS algorithms Loci verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    Rs256,
+    Rs384,
+    Rs512,
+    Ps256,
+    Ps384,
+    Ps512,
+    Es256,
+    Es384,
+    EdDsa,
+    Hs256,
+}
+
+impl Algorithm {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "RS256" => Self::Rs256,
+            "RS384" => Self::Rs384,
+            "RS512" => Self::Rs512,
+            "PS256" => Self::Ps256,
+            "PS384" => Self::Ps384,
+            "PS512" => Self::Ps512,
+            "ES256" => Self::Es256,
+            "ES384" => Self::Es384,
+            "EdDSA" => Self::EdDsa,
+            "HS256" => Self::Hs256,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rs256 => "RS256",
+            Self::Rs384 => "RS384",
+            Self::Rs512 => "RS512",
+            Self::Ps256 => "PS256",
+            Self::Ps384 => "PS384",
+            Self::Ps512 => "PS512",
+            Self::Es256 => "ES256",
+            Self::Es384 => "ES384",
+            Self::EdDsa => "EdDSA",
+            Self::Hs256 => "HS256",
+        }
+    }
+
+    pub fn is_symmetric(self) -> bool {
+        self == Self::Hs256
+    }
+
+    /// Whether `jwk` is a key this algorithm can use (key type, curve, and
+    /// the key's own `alg` when it names one).
+    pub fn matches_key(self, jwk: &Jwk) -> bool {
+        if jwk.algorithm().is_some_and(|a| a != self.name()) {
+            return false;
+        }
+        match self {
+            Self::Rs256 | Self::Rs384 | Self::Rs512 | Self::Ps256 | Self::Ps384 | Self::Ps512 => {
+                jwk.key_type() == "RSA"
+            }
+            Self::Es256 => jwk.key_type() == "EC" && jwk.curve() == Some("P-256"),
+            Self::Es384 => jwk.key_type() == "EC" && jwk.curve() == Some("P-384"),
+            Self::EdDsa => jwk.key_type() == "OKP" && jwk.curve() == Some("Ed25519"),
+            Self::Hs256 => jwk.key_type() == "oct",
+        }
+    }
+
+    /// A verifier for `jwk`, which must match this algorithm.
+    pub fn verifier(self, jwk: &Jwk) -> Result<Box<dyn JwsVerifier>, josekit::JoseError> {
+        use josekit::jws;
+        Ok(match self {
+            Self::Rs256 => Box::new(jws::RS256.verifier_from_jwk(jwk)?),
+            Self::Rs384 => Box::new(jws::RS384.verifier_from_jwk(jwk)?),
+            Self::Rs512 => Box::new(jws::RS512.verifier_from_jwk(jwk)?),
+            Self::Ps256 => Box::new(jws::PS256.verifier_from_jwk(jwk)?),
+            Self::Ps384 => Box::new(jws::PS384.verifier_from_jwk(jwk)?),
+            Self::Ps512 => Box::new(jws::PS512.verifier_from_jwk(jwk)?),
+            Self::Es256 => Box::new(jws::ES256.verifier_from_jwk(jwk)?),
+            Self::Es384 => Box::new(jws::ES384.verifier_from_jwk(jwk)?),
+            Self::EdDsa => Box::new(jws::EdDSA.verifier_from_jwk(jwk)?),
+            Self::Hs256 => Box::new(jws::HS256.verifier_from_jwk(jwk)?),
+        })
+    }
+}
+
+/// The parts of a compact JWS, with the decoded header.
+pub(crate) struct Compact<'a> {
+    pub header: Map<String, Value>,
+    pub raw: &'a str,
+}
+
+/// Splits a compact JWS and decodes its header; `None` when malformed.
+pub(crate) fn split_compact(raw: &str) -> Option<Compact<'_>> {
+    let mut parts = raw.split('.');
+    let (h, p, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || h.is_empty() || p.is_empty() || s.is_empty() {
+        return None;
+    }
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
+    Some(Compact { header: header.as_object()?.clone(), raw })
+}
+
+/// Verifies a compact JWS with `jwk` (the `kid` requirement of josekit's
+/// verifier is relaxed: key selection already happened) and returns its claims.
+pub(crate) fn verify_with(alg: Algorithm, jwk: &Jwk, raw: &str) -> Option<Map<String, Value>> {
+    let mut map = jwk.as_ref().clone();
+    map.remove("kid");
+    let jwk = Jwk::from_map(map).ok()?;
+    let verifier = alg.verifier(&jwk).ok()?;
+    let (payload, _) = josekit::jwt::decode_with_verifier(raw, verifier.as_ref()).ok()?;
+    Some(payload.claims_set().clone())
+}
+
+/// What a validated access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidatedToken {
+    pub principal: Principal,
+    /// `cnf.jkt`: the thumbprint of the DPoP key the token is bound to.
+    pub cnf_jkt: Option<String>,
+}
+
+/// Validates access tokens.
+#[derive(Debug)]
+pub struct TokenValidator {
+    keys: KeyStore,
+    hmac_keys: Vec<Jwk>,
+    allowed: Vec<Algorithm>,
+    issuer: String,
+    audiences: Vec<String>,
+    leeway: Duration,
+    max_iat_skew: Duration,
+    roles: BTreeMap<String, BTreeSet<String>>,
+}
+
+pub(crate) fn now_secs() -> f64 {
+    Utc::now().timestamp_micros() as f64 / 1e6
+}
+
+fn string_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn string_list(value: Option<&Value>, split_spaces: bool) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) if split_spaces => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl TokenValidator {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        keys: KeyStore,
+        hmac_keys: Vec<Jwk>,
+        allowed: Vec<Algorithm>,
+        issuer: String,
+        audiences: Vec<String>,
+        leeway: Duration,
+        max_iat_skew: Duration,
+        roles: BTreeMap<String, BTreeSet<String>>,
+    ) -> Self {
+        Self { keys, hmac_keys, allowed, issuer, audiences, leeway, max_iat_skew, roles }
+    }
+
+    pub fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// Validates signature and claims; never logs or echoes the token.
+    pub async fn validate(&self, token: &str) -> Result<ValidatedToken, AuthError> {
+        let compact = split_compact(token).ok_or_else(|| AuthError::InvalidToken("malformed token".into()))?;
+        let alg_name = compact.header.get("alg").and_then(Value::as_str).unwrap_or("");
+        let alg = Algorithm::parse(alg_name)
+            .filter(|a| self.allowed.contains(a))
+            .ok_or_else(|| AuthError::InvalidToken(format!("algorithm `{alg_name}` is not accepted")))?;
+        if let Some(typ) = compact.header.get("typ") {
+            let ok = typ
+                .as_str()
+                .is_some_and(|t| matches!(t.to_ascii_lowercase().as_str(), "jwt" | "at+jwt" | "application/at+jwt"));
+            if !ok {
+                return Err(AuthError::InvalidToken("unexpected token type".into()));
+            }
+        }
+        let kid = compact.header.get("kid").and_then(Value::as_str).map(str::to_owned);
+        let claims = self.verify_signature(alg, kid.as_deref(), compact.raw).await?;
+        self.check_claims(&claims)
+    }
+
+    async fn verify_signature(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+        raw: &str,
+    ) -> Result<Map<String, Value>, AuthError> {
+        let pick = |keys: &[Jwk]| -> Vec<Jwk> {
+            keys.iter().filter(|k| alg.matches_key(k)).filter(|k| kid.is_none() || k.key_id() == kid).cloned().collect()
+        };
+        let mut candidates = if alg.is_symmetric() { pick(&self.hmac_keys) } else { pick(&self.keys.keys().await) };
+        if candidates.is_empty() && !alg.is_symmetric() && kid.is_some() && self.keys.refresh(true).await {
+            // An unknown kid may be a newly rotated key.
+            candidates = pick(&self.keys.keys().await);
+        }
+        if candidates.is_empty() {
+            return Err(AuthError::InvalidToken("no matching signing key".into()));
+        }
+        candidates
+            .iter()
+            .find_map(|jwk| verify_with(alg, jwk, raw))
+            .ok_or_else(|| AuthError::InvalidToken("signature verification failed".into()))
+    }
+
+    fn check_claims(&self, claims: &Map<String, Value>) -> Result<ValidatedToken, AuthError> {
+        let now = now_secs();
+        let leeway = self.leeway.as_secs_f64();
+        let number = |name: &str| claims.get(name).and_then(Value::as_f64);
+
+        let exp = number("exp").ok_or_else(|| AuthError::InvalidToken("missing required claim exp".into()))?;
+        if now > exp + leeway {
+            return Err(AuthError::TokenExpired);
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            let nbf = nbf.as_f64().ok_or_else(|| AuthError::InvalidClaims("nbf is not a number".into()))?;
+            if now + leeway < nbf {
+                return Err(AuthError::InvalidClaims("the token is not valid yet (nbf)".into()));
+            }
+        }
+        let iat = number("iat").ok_or_else(|| AuthError::InvalidToken("missing required claim iat".into()))?;
+        if iat > now + self.max_iat_skew.as_secs_f64() {
+            return Err(AuthError::InvalidIat);
+        }
+        if string_claim(claims, "iss") != Some(self.issuer.as_str()) {
+            return Err(AuthError::InvalidClaims("unexpected issuer".into()));
+        }
+        let audiences = string_list(claims.get("aud"), false);
+        if audiences.is_empty() {
+            return Err(AuthError::InvalidClaims("missing audience".into()));
+        }
+        if !audiences.iter().any(|a| self.audiences.contains(a)) {
+            return Err(AuthError::InvalidClaims("unexpected audience".into()));
+        }
+        let required = |name: &str| {
+            string_claim(claims, name).ok_or_else(|| AuthError::InvalidToken(format!("missing required claim {name}")))
+        };
+        let subject = required("sub")?;
+        let org = required("org_id")?;
+        let jti = required("jti")?;
+        if subject.len() > 255 || subject.chars().any(char::is_control) {
+            return Err(AuthError::InvalidClaims("sub is not acceptable".into()));
+        }
+        let org_id = OrgId::parse(org).map_err(|e| AuthError::InvalidClaims(e.to_string()))?;
+
+        let mut scopes: BTreeSet<String> = string_list(claims.get("scope"), true).into_iter().collect();
+        scopes.extend(string_list(claims.get("scp"), true));
+        let roles = string_list(claims.get("roles"), true);
+        for role in &roles {
+            if let Some(bundle) = self.roles.get(role) {
+                scopes.extend(bundle.iter().cloned());
+            }
+        }
+        let user = AccessEntity::User(subject.to_owned());
+        let mut grants = vec![user.clone()];
+        for raw in string_list(claims.get("grants"), false) {
+            match raw.parse::<AccessEntity>() {
+                Ok(g) if !grants.contains(&g) => grants.push(g),
+                Ok(_) => {}
+                Err(_) => tracing::debug!("ignoring an unparseable grant"),
+            }
+        }
+        let cnf_jkt = claims
+            .get("cnf")
+            .and_then(|c| c.get("jkt"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        if claims.get("cnf").is_some_and(|c| c.get("jkt").is_some()) && cnf_jkt.is_none() {
+            return Err(AuthError::InvalidToken("cnf.jkt is malformed".into()));
+        }
+        let client_id = string_claim(claims, "client_id").or_else(|| string_claim(claims, "azp")).map(str::to_owned);
+        let expires_at = DateTime::from_timestamp(exp as i64, 0).unwrap_or_else(Utc::now);
+        Ok(ValidatedToken {
+            principal: Principal {
+                org_id,
+                subject: subject.to_owned(),
+                scopes,
+                roles,
+                grants,
+                client_id,
+                token_id: jti.to_owned(),
+                dpop_jkt: cnf_jkt.clone(),
+                expires_at,
+            },
+            cnf_jkt,
+        })
+    }
+}
