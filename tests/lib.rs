@@ -17,15 +17,38 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: TestDatabase,
+    pub state: loci_api::AppState,
     handle: actix_web::dev::ServerHandle,
     _data_dir: tempfile::TempDir,
 }
 
+type Tweak = std::sync::Arc<dyn Fn(&mut Settings) + Send + Sync>;
+
 /// How a test wants its server.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AppOptions {
     pub valkey_url: Option<String>,
-    pub tweak: Option<fn(&mut Settings)>,
+    tweaks: Vec<Tweak>,
+}
+
+impl std::fmt::Debug for AppOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppOptions").field("valkey_url", &self.valkey_url).field("tweaks", &self.tweaks.len()).finish()
+    }
+}
+
+impl AppOptions {
+    /// Shares a Valkey server (URL) with other instances.
+    pub fn valkey(mut self, url: impl Into<String>) -> Self {
+        self.valkey_url = Some(url.into());
+        self
+    }
+
+    /// Changes settings before the server is built.
+    pub fn with(mut self, tweak: impl Fn(&mut Settings) + Send + Sync + 'static) -> Self {
+        self.tweaks.push(std::sync::Arc::new(tweak));
+        self
+    }
 }
 
 impl TestApp {
@@ -42,17 +65,19 @@ impl TestApp {
         settings.server.shutdown_timeout_secs = 1;
         settings.database.url = Some(Secret::new(db.url.clone()));
         settings.valkey.url = options.valkey_url.map(Secret::new);
-        if let Some(tweak) = options.tweak {
+        for tweak in &options.tweaks {
             tweak(&mut settings);
         }
         let app = Application::build(settings).await.expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
+        let state = app.state().clone();
         tokio::spawn(app.run_until_stopped());
         Self {
             address,
             client: reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap(),
             db,
+            state,
             handle,
             _data_dir: data_dir,
         }
@@ -64,6 +89,29 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// A token from the embedded profile's local issuer.
+    pub fn token(&self, subject: &str, org: &str, scopes: &[&str]) -> String {
+        self.mint(subject, org, scopes, None)
+    }
+
+    pub fn mint(&self, subject: &str, org: &str, scopes: &[&str], dpop_jkt: Option<String>) -> String {
+        let issuer = self.state.local_issuer.as_ref().expect("embedded profile has a local issuer");
+        issuer
+            .mint(&loci_security::MintRequest {
+                issuer: self.state.settings.issuer().to_owned(),
+                audience: self.state.settings.audiences()[0].clone(),
+                subject: subject.into(),
+                org_id: org.into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                roles: vec![],
+                grants: vec![],
+                client_id: None,
+                ttl: Duration::from_secs(600),
+                dpop_jkt,
+            })
+            .unwrap()
     }
 }
 

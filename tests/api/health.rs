@@ -37,9 +37,7 @@ async fn ready_reports_the_database_on_postgres() {
 
 #[tokio::test]
 async fn postgres_and_valkey_are_both_checked() {
-    let app =
-        TestApp::spawn_with(Engine::Postgres, AppOptions { valkey_url: Some(valkey_url()), ..Default::default() })
-            .await;
+    let app = TestApp::spawn_with(Engine::Postgres, AppOptions::default().valkey(valkey_url())).await;
     let (status, body) = json(app.get("/health/deps").await).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ok");
@@ -51,11 +49,7 @@ async fn postgres_and_valkey_are_both_checked() {
 #[tokio::test]
 async fn a_dependency_going_down_makes_ready_and_deps_503_degraded() {
     let mut valkey = ThrowawayValkey::start();
-    let app = TestApp::spawn_with(
-        Engine::Postgres,
-        AppOptions { valkey_url: Some(valkey.url.clone()), ..Default::default() },
-    )
-    .await;
+    let app = TestApp::spawn_with(Engine::Postgres, AppOptions::default().valkey(valkey.url.clone())).await;
     assert_eq!(app.get("/health/ready").await.status().as_u16(), 200);
 
     valkey.kill();
@@ -78,12 +72,14 @@ async fn a_dependency_going_down_makes_ready_and_deps_503_degraded() {
 
 #[tokio::test]
 async fn deps_can_be_closed_by_settings() {
-    let app = TestApp::spawn_with(
-        Engine::Sqlite,
-        AppOptions { tweak: Some(|s| s.server.public_health_deps = false), ..Default::default() },
-    )
-    .await;
+    let app =
+        TestApp::spawn_with(Engine::Sqlite, AppOptions::default().with(|s| s.server.public_health_deps = false)).await;
     let (status, body) = json(app.get("/health/deps").await).await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "MISSING_AUTH");
+    assert!(res_has_challenge(&app).await);
+}
+
+async fn res_has_challenge(app: &TestApp) -> bool {
+    app.get("/health/deps").await.headers().contains_key("www-authenticate")
 }

@@ -4,12 +4,20 @@
 //! back; every error leaves as an RFC 9457 problem with a stable `code` and the
 //! request id; nothing internal (SQL, stack traces, secrets) reaches a body.
 
+// Problems are big (headers, extension members) but built once per failed
+// request; boxing them would only add an allocation to every error path.
+#![allow(clippy::result_large_err)]
+
+mod auth;
+mod metrics;
 mod problem;
 mod request_id;
 mod routes;
 mod startup;
 pub mod telemetry;
 
+pub use auth::Authenticated;
+pub use metrics::Metrics;
 pub use problem::{FieldError, Problem};
 pub use request_id::REQUEST_ID_HEADER;
 pub use startup::{AppState, Application};
@@ -25,6 +33,10 @@ pub enum ApiError {
     Bind { addr: String, source: std::io::Error },
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Security(#[from] loci_security::SecurityError),
+    #[error("startup failed: {0}")]
+    Startup(String),
 }
 
 /// Runs the server on the current thread until SIGTERM/SIGINT (used by

@@ -29,6 +29,12 @@ pub struct Problem {
     pub request_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members, e.g. `required_scope`.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Response headers that belong to this problem (`WWW-Authenticate`, ...).
+    #[serde(skip)]
+    pub headers: Vec<(&'static str, String)>,
     #[serde(skip)]
     error_code: ErrorCode,
 }
@@ -43,6 +49,8 @@ impl Problem {
             code: code.code(),
             request_id: request_id::current(),
             errors: Vec::new(),
+            extra: serde_json::Map::new(),
+            headers: Vec::new(),
             error_code: code,
         }
     }
@@ -55,6 +63,16 @@ impl Problem {
 
     pub fn code(&self) -> ErrorCode {
         self.error_code
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub fn with_member(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(name.to_owned(), value.into());
+        self
     }
 
     /// Maps JSON body extraction failures: wrong content type 415, too large
@@ -100,6 +118,11 @@ impl ResponseError for Problem {
         }
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
+        for (name, value) in &self.headers {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                res.append_header((*name, value));
+            }
+        }
         res.json(body)
     }
 }
@@ -121,8 +144,10 @@ pub fn ensure_problem_body<B>(
     }
     let status = res.status();
     let code = match status.as_u16() {
-        400 => ErrorCode::MalformedRequest,
+        400 | 411 => ErrorCode::MalformedRequest,
+        401 => ErrorCode::MissingAuth,
         404 => ErrorCode::NotFound,
+        409 => ErrorCode::Conflict,
         405 => ErrorCode::MethodNotAllowed,
         408 | 504 => ErrorCode::Timeout,
         413 => ErrorCode::PayloadTooLarge,

@@ -59,6 +59,9 @@ pub async fn middleware(
     let route = res.request().match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
     span.record("route", route.as_str());
     let status = res.status().as_u16();
+    if let Some(state) = res.request().app_data::<actix_web::web::Data<crate::AppState>>() {
+        state.metrics.request(&method, &route, status, elapsed_ms / 1000.0);
+    }
     span.in_scope(|| tracing::info!(status, latency_ms = elapsed_ms, "request completed"));
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);

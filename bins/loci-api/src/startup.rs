@@ -9,9 +9,11 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use loci_domain::health::HealthService;
-use loci_settings::Settings;
-use loci_stores::{Database, DependencyCheck, Valkey};
+use loci_security::{Authenticator, AuthenticatorConfig, InMemoryReplayCache, LocalIssuer, ReplayCache};
+use loci_settings::{Profile, Settings};
+use loci_stores::{Database, DependencyCheck, PoolConfig, Valkey, ValkeyReplayCache};
 
+use crate::metrics::Metrics;
 use crate::problem::{Problem, ensure_problem_body, not_found};
 use crate::{ApiError, request_id, routes};
 
@@ -22,6 +24,10 @@ pub struct AppState {
     pub database: Database,
     pub valkey: Option<Valkey>,
     pub health: HealthService,
+    pub auth: Arc<Authenticator>,
+    /// The embedded profile's signing key (its JWKS is served); never in production.
+    pub local_issuer: Option<Arc<LocalIssuer>>,
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -31,10 +37,14 @@ impl AppState {
         if settings.database.url.is_none() {
             settings.ensure_data_dir()?;
         }
-        let database = Database::from_settings(&settings).await?;
         if settings.database.auto_migrate {
-            database.migrate_up().await?;
+            // Migrations run as the owner role when one is configured.
+            let owner =
+                Database::connect(&settings.migration_database_url(), &PoolConfig::from_settings(&settings)).await?;
+            owner.migrate_up().await?;
+            owner.close().await?;
         }
+        let database = Database::from_settings(&settings).await?;
         let valkey = match &settings.valkey.url {
             Some(url) => Some(Valkey::connect(url, &settings.valkey).await?),
             None => None,
@@ -44,7 +54,19 @@ impl AppState {
             checks.push(Arc::new(v.clone()));
         }
         let health = HealthService::new(checks, HealthService::DEFAULT_TIMEOUT);
-        Ok(Self { settings: Arc::new(settings), database, valkey, health })
+
+        let local_issuer = match settings.profile {
+            Profile::Embedded => Some(Arc::new(LocalIssuer::load_or_create(settings.ensure_data_dir()?)?)),
+            Profile::Production => None,
+        };
+        let replay: Arc<dyn ReplayCache> = match &valkey {
+            Some(v) => Arc::new(ValkeyReplayCache::new(v.clone())),
+            None => Arc::new(InMemoryReplayCache::new(settings.dpop.replay_cache_capacity)),
+        };
+        let config = AuthenticatorConfig::from_settings(&settings, local_issuer.as_deref()).await?;
+        let auth = Arc::new(Authenticator::new(config, replay));
+        let metrics = Metrics::new().map_err(|e| ApiError::Startup(format!("metrics: {e}")))?;
+        Ok(Self { settings: Arc::new(settings), database, valkey, health, auth, local_issuer, metrics })
     }
 }
 
@@ -76,6 +98,7 @@ impl Application {
             if s.workers == 0 { std::thread::available_parallelism().map_or(2, usize::from) } else { s.workers };
         let shutdown = s.shutdown_timeout_secs;
         let limits = state.settings.limits.clone();
+        let cors_settings = state.settings.cors.clone();
         let data = web::Data::new(state.clone());
 
         let server = HttpServer::new(move || {
@@ -93,6 +116,7 @@ impl Application {
                 // Order matters: the last `wrap` is outermost. Request ids wrap
                 // everything so even rendered errors carry them.
                 .wrap(ErrorHandlers::new().default_handler(ensure_problem_body))
+                .wrap(cors(&cors_settings))
                 .wrap(security_headers())
                 .wrap(from_fn(request_id::middleware))
         })
@@ -127,6 +151,25 @@ impl Application {
         tracing::info!("loci-api stopped");
         Ok(())
     }
+}
+
+/// CORS from settings: only the listed origins (a wildcard only without
+/// credentials, which settings validation enforces). Requests from other
+/// origins get no CORS headers, so browsers block them.
+fn cors(settings: &loci_settings::CorsSettings) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST", "PUT", "DELETE", "OPTIONS"])
+        .allowed_headers(["authorization", "dpop", "content-type", "x-request-id"])
+        .expose_headers(["x-request-id", "www-authenticate", "dpop-nonce"])
+        .max_age(usize::try_from(settings.max_age_secs).ok())
+        .block_on_origin_mismatch(false);
+    for origin in &settings.allowed_origins {
+        cors = if origin == "*" { cors.allow_any_origin() } else { cors.allowed_origin(origin) };
+    }
+    if settings.allow_credentials {
+        cors = cors.supports_credentials();
+    }
+    cors
 }
 
 /// The hardening headers of 10-security.md, on every response (errors and 404s too).

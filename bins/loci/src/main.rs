@@ -31,6 +31,37 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Mint an access token with the embedded profile's local key (refused in
+    /// the production profile: there the identity provider issues tokens).
+    Token(TokenArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct TokenArgs {
+    /// The user (`sub`).
+    #[arg(long)]
+    user: String,
+    /// The tenant (`org_id`).
+    #[arg(long)]
+    org: String,
+    /// Space-separated scopes, e.g. "memories:read memories:write".
+    #[arg(long, default_value = "")]
+    scopes: String,
+    /// Space- or comma-separated roles (viewer, editor, admin, or configured ones).
+    #[arg(long, default_value = "")]
+    roles: String,
+    /// Space- or comma-separated access entities to grant, e.g. "team:acme/core".
+    #[arg(long, default_value = "")]
+    grants: String,
+    /// Lifetime: a number with s, m, h or d (default 1h).
+    #[arg(long, default_value = "1h")]
+    ttl: String,
+    /// Bind the token to a DPoP key (its RFC 7638 thumbprint).
+    #[arg(long)]
+    dpop_jkt: Option<String>,
+    /// Client id (used as the app name).
+    #[arg(long)]
+    client: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +104,19 @@ fn main() -> ExitCode {
                     tracing::error!(error = %e, "loci-api failed");
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Token(args) => {
+            let Some(settings) = load(&sources) else { return ExitCode::from(2) };
+            match mint(&settings, &args) {
+                Ok(token) => {
+                    println!("{token}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
                 }
             }
         }
@@ -164,4 +208,57 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
     }
     db.close().await?;
     Ok(())
+}
+
+fn split_list(raw: &str) -> Vec<String> {
+    raw.split(|c: char| c.is_whitespace() || c == ',').filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+fn parse_ttl(raw: &str) -> anyhow::Result<std::time::Duration> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (number, unit) = raw.split_at(split);
+    let n: u64 = number.parse().map_err(|_| anyhow::anyhow!("--ttl must look like 90s, 30m, 1h or 7d"))?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => anyhow::bail!("--ttl must look like 90s, 30m, 1h or 7d"),
+    };
+    anyhow::ensure!((1..=30 * 86400).contains(&seconds), "--ttl must be between 1s and 30d");
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+fn mint(settings: &Settings, args: &TokenArgs) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        settings.profile == loci_settings::Profile::Embedded,
+        "`loci token` only works in the embedded profile; in production your identity provider issues tokens \
+         (Loci never holds its signing key)"
+    );
+    loci_core::OrgId::parse(&args.org).map_err(|e| anyhow::anyhow!("--org: {e}"))?;
+    anyhow::ensure!(!args.user.trim().is_empty() && args.user.len() <= 255, "--user must be 1..=255 characters");
+    let scopes = split_list(&args.scopes);
+    let known = loci_security::scopes::ALL;
+    if let Some(unknown) = scopes.iter().find(|s| !known.contains(&s.as_str())) {
+        anyhow::bail!("unknown scope `{unknown}` (known: {})", known.join(" "));
+    }
+    let grants = split_list(&args.grants);
+    for g in &grants {
+        g.parse::<loci_core::AccessEntity>().map_err(|e| anyhow::anyhow!("--grants: {e}"))?;
+    }
+    let issuer = loci_security::LocalIssuer::load_or_create(settings.ensure_data_dir()?)?;
+    let request = loci_security::MintRequest {
+        issuer: settings.issuer().to_owned(),
+        audience: settings.audiences().first().cloned().unwrap_or_else(|| "loci".into()),
+        subject: args.user.clone(),
+        org_id: args.org.clone(),
+        scopes,
+        roles: split_list(&args.roles),
+        grants,
+        client_id: args.client.clone(),
+        ttl: parse_ttl(&args.ttl)?,
+        dpop_jkt: args.dpop_jkt.clone(),
+    };
+    Ok(issuer.mint(&request)?)
 }

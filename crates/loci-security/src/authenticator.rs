@@ -168,10 +168,8 @@ impl Authenticator {
         };
         if let Some(proof) = proof {
             let verified = verify_proof(&self.config.dpop, proof, req.method, req.url, Some(token))?;
-            if let Some(jkt) = bound {
-                if verified.jkt != jkt {
-                    return Err(AuthError::InvalidDpopProof("the proof key does not match the token's cnf.jkt".into()));
-                }
+            if bound.is_some_and(|jkt| verified.jkt != jkt) {
+                return Err(AuthError::InvalidDpopProof("the proof key does not match the token's cnf.jkt".into()));
             }
             let ttl = self.config.dpop.max_age + self.config.dpop.future_skew + Duration::from_secs(5);
             let key = format!("dpop:{}:{}", verified.jkt, verified.jti);

@@ -160,10 +160,8 @@ pub(crate) fn verify_proof(
             Some(_) => {}
         }
     }
-    if let Some(nonces) = &config.nonce {
-        if !text("nonce").is_some_and(|n| nonces.accepts(n)) {
-            return Err(AuthError::UseDpopNonce);
-        }
+    if config.nonce.as_ref().is_some_and(|nonces| !text("nonce").is_some_and(|n| nonces.accepts(n))) {
+        return Err(AuthError::UseDpopNonce);
     }
     let jkt = jwk_thumbprint(jwk_map).ok_or_else(|| invalid("cannot compute the jwk thumbprint"))?;
     Ok(VerifiedProof { jkt, jti: jti.to_owned() })

@@ -60,10 +60,8 @@ impl ReplayCache for InMemoryReplayCache {
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, ReplayCacheError> {
         let now = Instant::now();
         let mut entries = self.entries.lock();
-        if let Some(expires) = entries.get(key) {
-            if *expires > now {
-                return Ok(false);
-            }
+        if entries.get(key).is_some_and(|expires| *expires > now) {
+            return Ok(false);
         }
         if entries.len() >= self.capacity {
             entries.retain(|_, expires| *expires > now);

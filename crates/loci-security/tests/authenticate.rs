@@ -279,6 +279,9 @@ async fn a_valid_dpop_proof_is_accepted() {
     assert!(f.call(Some(&format!("DPoP {token}")), &[&ed.proof("GET", URL, Some(&token))]).await.is_ok());
 }
 
+/// A change to a proof's header and claims.
+type ProofEdit = dyn FnOnce(&mut Value, &mut Value);
+
 async fn dpop_case(edit: impl FnOnce(&mut Value, &mut Value)) -> (ErrorCode, Option<String>) {
     let f = fixture().await;
     let pk = TestKey::es256(None);
@@ -289,7 +292,7 @@ async fn dpop_case(edit: impl FnOnce(&mut Value, &mut Value)) -> (ErrorCode, Opt
 
 #[tokio::test]
 async fn each_broken_proof_is_rejected_with_the_rfc_challenge() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value, &mut Value)>)> = vec![
+    let cases: Vec<(&str, Box<ProofEdit>)> = vec![
         ("wrong typ", Box::new(|h, _| h["typ"] = json!("JWT"))),
         (
             "missing typ",

@@ -252,10 +252,8 @@ impl Settings {
         if hs256 && self.auth.hmac_keys.is_empty() {
             out.push(Problem::new("auth.hmac_keys", "HS256 is enabled but no HMAC key is configured"));
         }
-        if let Some(secret) = &self.dpop.nonce_secret {
-            if secret.expose().len() < 32 {
-                out.push(Problem::new("dpop.nonce_secret", "must be at least 32 bytes"));
-            }
+        if self.dpop.nonce_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+            out.push(Problem::new("dpop.nonce_secret", "must be at least 32 bytes"));
         }
         for (i, key) in self.auth.hmac_keys.iter().enumerate() {
             if key.expose().len() < 32 {

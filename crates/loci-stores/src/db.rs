@@ -85,8 +85,10 @@ impl Database {
                 let mut w = options(url, pool, 1);
                 w.min_connections(1).map_sqlx_sqlite_opts(sqlite);
                 let writer = sea_orm::Database::connect(w).await?;
+                // Readers are opened read-only: a write through a read
+                // transaction fails instead of bypassing the writer queue.
                 let mut r = options(url, pool, pool.max_connections.max(1));
-                r.map_sqlx_sqlite_opts(sqlite);
+                r.map_sqlx_sqlite_opts(move |o| sqlite(o).read_only(true));
                 let reader = sea_orm::Database::connect(r).await?;
                 Self { writer, reader, kind }
             }
@@ -113,12 +115,12 @@ impl Database {
     /// transaction-local `loci.org_id` setting is set before anything else runs,
     /// so RLS applies to every statement of the transaction.
     pub async fn begin_tenant(&self, org: &OrgId) -> Result<TenantTx, StoreError> {
-        TenantTx::begin(&self.writer, org.clone()).await
+        TenantTx::begin(&self.writer, org.clone(), false).await
     }
 
-    /// Begins a transaction for reads only (may run on the reader pool).
+    /// Begins a read-only transaction (on the reader pool; writes fail).
     pub async fn begin_tenant_read(&self, org: &OrgId) -> Result<TenantTx, StoreError> {
-        TenantTx::begin(&self.reader, org.clone()).await
+        TenantTx::begin(&self.reader, org.clone(), true).await
     }
 
     /// Cheap liveness check of the connection pool.
@@ -155,8 +157,9 @@ impl Database {
         &self.writer
     }
 
-    /// Runs a closure-free raw statement outside any tenant context. Used by
-    /// tests to prove RLS fails closed; tenant data is never read this way.
+    /// Counts rows with no tenant context and no filter. Test support only:
+    /// proves RLS fails closed on PostgreSQL (on SQLite it counts everything).
+    #[cfg(feature = "testing")]
     pub async fn count_rows_without_tenant(&self, table: &str) -> Result<i64, StoreError> {
         if !loci_migration::TENANT_TABLES.contains(&table) && table != "outbox" {
             return Err(StoreError::Config(format!("unknown table {table}")));

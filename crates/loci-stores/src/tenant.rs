@@ -1,6 +1,7 @@
 //! Tenant-bound transactions: the only way to reach tenant data.
 
 use loci_core::OrgId;
+use sea_orm::AccessMode;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
 
 use crate::StoreError;
@@ -21,8 +22,12 @@ pub struct TenantTx {
 }
 
 impl TenantTx {
-    pub(crate) async fn begin(conn: &DatabaseConnection, org: OrgId) -> Result<Self, StoreError> {
-        let txn = conn.begin().await?;
+    pub(crate) async fn begin(conn: &DatabaseConnection, org: OrgId, read_only: bool) -> Result<Self, StoreError> {
+        let txn = if read_only && conn.get_database_backend() == DbBackend::Postgres {
+            conn.begin_with_config(None, Some(AccessMode::ReadOnly)).await?
+        } else {
+            conn.begin().await?
+        };
         if txn.get_database_backend() == DbBackend::Postgres {
             txn.execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -59,7 +64,8 @@ impl TenantTx {
 
     /// Row count of a tenant table as this transaction sees it, with no
     /// application-level filter: on PostgreSQL this is what RLS lets through.
-    /// Exists so tests can prove the database itself isolates tenants.
+    /// Test support only: proves the database itself isolates tenants.
+    #[cfg(feature = "testing")]
     pub async fn count_visible_rows(&self, table: &str) -> Result<i64, StoreError> {
         if !loci_migration::TENANT_TABLES.contains(&table) {
             return Err(StoreError::Config(format!("{table} is not a tenant table")));

@@ -55,7 +55,61 @@ impl Valkey {
         reply.map(|_| ()).map_err(|e| StoreError::Valkey(e.details().to_owned()))
     }
 
+    /// Connects without waiting for the server: commands fail (after the
+    /// timeout) while it is unreachable. For components that must keep
+    /// running and fail closed per request, like the DPoP replay cache.
+    pub fn connect_lazy(url: &Secret, settings: &ValkeySettings) -> Result<Self, StoreError> {
+        let config = Config::from_url(&url.expose().replacen("valkey://", "redis://", 1))
+            .map_err(|e| StoreError::Config(format!("invalid valkey.url: {}", e.details())))?;
+        let timeout = Duration::from_millis(settings.timeout_ms);
+        let pool = Builder::from_config(config)
+            .with_connection_config(|c| {
+                c.connection_timeout = timeout;
+                c.internal_command_timeout = timeout;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
+            .build_pool(settings.pool_size)
+            .map_err(|e| StoreError::Valkey(e.details().to_owned()))?;
+        drop(pool.connect());
+        Ok(Self { pool, prefix: settings.key_prefix.clone(), timeout })
+    }
+
     pub async fn quit(&self) {
         let _ = self.pool.quit().await;
+    }
+}
+
+/// The DPoP replay cache on Valkey: `SET key 1 NX PX ttl` is atomic across
+/// every API and MCP instance sharing the server. Any error is reported, and
+/// the authenticator then rejects the request (fail closed).
+#[derive(Debug, Clone)]
+pub struct ValkeyReplayCache {
+    valkey: Valkey,
+}
+
+impl ValkeyReplayCache {
+    pub fn new(valkey: Valkey) -> Self {
+        Self { valkey }
+    }
+}
+
+#[async_trait::async_trait]
+impl loci_security::ReplayCache for ValkeyReplayCache {
+    async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, loci_security::ReplayCacheError> {
+        let key = self.valkey.key(key);
+        let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
+        let reply: Result<Option<String>, Error> = match tokio::time::timeout(
+            self.valkey.timeout,
+            self.valkey.pool.set(key, "1", Some(Expiration::PX(millis)), Some(SetOptions::NX), false),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => return Err(loci_security::ReplayCacheError::Unavailable("timed out".into())),
+        };
+        reply.map(|r| r.is_some()).map_err(|e| loci_security::ReplayCacheError::Unavailable(e.details().to_owned()))
     }
 }

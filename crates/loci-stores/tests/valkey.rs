@@ -26,3 +26,60 @@ async fn an_unreachable_server_is_an_error_not_a_hang() {
     assert!(result.is_err());
     assert!(started.elapsed().as_secs() < 10, "connect must give up, took {:?}", started.elapsed());
 }
+
+mod replay {
+    use std::time::Duration;
+
+    use loci_security::ReplayCache;
+    use loci_settings::{Secret, ValkeySettings};
+    use loci_stores::testing::valkey_url;
+    use loci_stores::{Valkey, ValkeyReplayCache};
+
+    fn settings() -> ValkeySettings {
+        // A prefix per test run so parallel tests never share keys.
+        ValkeySettings {
+            key_prefix: format!("loci-test-{}", uuid::Uuid::new_v4().simple()),
+            ..ValkeySettings::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn first_use_is_atomic_across_clients_sharing_the_server() {
+        let s = settings();
+        let a = ValkeyReplayCache::new(Valkey::connect(&Secret::new(valkey_url()), &s).await.unwrap());
+        let b = ValkeyReplayCache::new(Valkey::connect(&Secret::new(valkey_url()), &s).await.unwrap());
+        let ttl = Duration::from_millis(400);
+        assert_eq!(a.first_use("dpop:jkt:jti-1", ttl).await, Ok(true));
+        assert_eq!(b.first_use("dpop:jkt:jti-1", ttl).await, Ok(false), "seen by the other client");
+        assert_eq!(a.first_use("dpop:jkt:jti-1", ttl).await, Ok(false));
+        // Concurrent first uses of one key: exactly one wins.
+        let key = "dpop:jkt:race";
+        let results = futures_join(&a, &b, key, ttl).await;
+        assert_eq!(results.iter().filter(|r| **r == Ok(true)).count(), 1, "{results:?}");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(b.first_use("dpop:jkt:jti-1", ttl).await, Ok(true), "expired");
+    }
+
+    async fn futures_join(
+        a: &ValkeyReplayCache,
+        b: &ValkeyReplayCache,
+        key: &str,
+        ttl: Duration,
+    ) -> Vec<Result<bool, loci_security::ReplayCacheError>> {
+        let mut out = Vec::new();
+        let (x, y, z, w) =
+            tokio::join!(a.first_use(key, ttl), b.first_use(key, ttl), a.first_use(key, ttl), b.first_use(key, ttl));
+        out.extend([x, y, z, w]);
+        out
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_an_error_so_callers_fail_closed() {
+        let s = ValkeySettings { timeout_ms: 300, ..settings() };
+        let cache = ValkeyReplayCache::new(Valkey::connect_lazy(&Secret::new("redis://127.0.0.1:1"), &s).unwrap());
+        let started = std::time::Instant::now();
+        let result = cache.first_use("dpop:jkt:jti", Duration::from_secs(60)).await;
+        assert!(matches!(result, Err(loci_security::ReplayCacheError::Unavailable(_))), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+}

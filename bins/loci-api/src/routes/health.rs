@@ -3,11 +3,10 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpResponse, web};
-use loci_core::ErrorCode;
 use loci_domain::health::{DependencyStatus, HealthReport};
 use serde::Serialize;
 
-use crate::{AppState, Problem};
+use crate::{AppState, Authenticated, Problem};
 
 #[derive(Serialize)]
 struct Live {
@@ -57,11 +56,11 @@ struct Deps<'a> {
 
 /// Every configured dependency with counts; 503 `degraded` when some are down,
 /// `unavailable` when all are.
-pub async fn deps(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+pub async fn deps(state: web::Data<AppState>, req: actix_web::HttpRequest) -> Result<HttpResponse, Problem> {
     if !state.settings.server.public_health_deps {
-        // Restricted by settings; token checks arrive with the security issue,
-        // until then a restricted route is closed to everyone.
-        return Err(Problem::new(ErrorCode::MissingAuth, "/health/deps requires authentication here"));
+        // Restricted by settings: admin:read required.
+        let auth = <Authenticated as actix_web::FromRequest>::extract(&req).await?;
+        auth.require(&state, &[loci_security::scopes::ADMIN_READ])?;
     }
     let report = state.health.all().await;
     let healthy = report.healthy_count();

@@ -1,0 +1,96 @@
+//! actix-web adapter of loci-security: the `Authenticated` extractor turns the
+//! request's credentials into a principal, or into a 401/403/503 problem with
+//! the exact challenge headers. Failures are audit-logged (never the token)
+//! and counted.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use loci_core::ErrorCode;
+use loci_security::{AuthError, AuthRejection, AuthRequest, Principal};
+
+use crate::{AppState, Problem};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl Authenticated {
+    /// Ok when every scope is held; otherwise a 403 naming the missing ones.
+    pub fn require(&self, state: &AppState, scopes: &[&str]) -> Result<&Principal, Problem> {
+        match self.0.require_scopes(scopes) {
+            Ok(()) => Ok(&self.0),
+            Err(AuthError::InsufficientScope(missing)) => {
+                let rejection = state.auth.insufficient_scope(missing);
+                Err(rejection_problem(state, &rejection, &self.0.org_id.to_string()))
+            }
+            Err(other) => Err(Problem::new(other.code(), other.to_string())),
+        }
+    }
+}
+
+/// Masks identifiers in audit logs: 8 characters and `...`.
+fn mask(value: &str) -> String {
+    let prefix: String = value.chars().take(8).collect();
+    format!("{prefix}...")
+}
+
+/// Renders a rejection, logs it as an audit event and counts it.
+pub fn rejection_problem(state: &AppState, rejection: &AuthRejection, org: &str) -> Problem {
+    let code = rejection.error.code();
+    state.metrics.auth_failure(code.code());
+    let reason = rejection.error.to_string();
+    if reason.contains("replay") {
+        tracing::warn!(target: "audit", event = "auth.dpop_replay", code = code.code(), org = %mask(org), reason = %reason);
+    } else {
+        tracing::warn!(target: "audit", event = "auth.failed", code = code.code(), org = %mask(org), reason = %reason);
+    }
+    let mut problem = Problem::new(code, reason);
+    if let AuthError::InsufficientScope(missing) = &rejection.error {
+        problem = problem.with_member("required_scope", missing.join(" "));
+    }
+    if let Some(www) = &rejection.www_authenticate {
+        problem = problem.with_header("WWW-Authenticate", www.clone());
+    }
+    if let Some(nonce) = &rejection.dpop_nonce {
+        problem = problem.with_header("DPoP-Nonce", nonce.clone());
+    }
+    problem
+}
+
+/// The absolute URL the client addressed, for DPoP `htu`: the configured
+/// external base URL (behind a proxy) or scheme and Host of the request.
+fn request_url(state: &AppState, req: &HttpRequest) -> String {
+    let path = req.uri().path_and_query().map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned());
+    match &state.settings.server.external_base_url {
+        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}{path}", info.scheme(), info.host())
+        }
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = Problem;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| Problem::new(ErrorCode::Internal, "application state missing"))?;
+            let url = request_url(state, &req);
+            let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+            let dpop: Vec<&str> = req.headers().get_all("dpop").filter_map(|v| v.to_str().ok()).collect();
+            let auth_req = AuthRequest { method: req.method().as_str(), url: &url, authorization, dpop: &dpop };
+            match state.auth.authenticate(&auth_req).await {
+                Ok(principal) => Ok(Authenticated(principal)),
+                Err(rejection) => Err(rejection_problem(state, &rejection, "-")),
+            }
+        })
+    }
+}

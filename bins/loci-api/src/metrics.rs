@@ -1,0 +1,49 @@
+//! Prometheus metrics of the API process (route templates, never raw ids).
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+    auth_failures: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_requests =
+            IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests"), &["method", "route", "status"])?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            &["method", "route"],
+        )?;
+        let auth_failures =
+            IntCounterVec::new(Opts::new("auth_failures_total", "Rejected authentications by code"), &["code"])?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(auth_failures.clone()))?;
+        Ok(Self { registry, http_requests, http_duration, auth_failures })
+    }
+
+    pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.http_requests.with_label_values(&[method, route, &status.to_string()]).inc();
+        self.http_duration.with_label_values(&[method, route]).observe(seconds);
+    }
+
+    pub fn auth_failure(&self, code: &str) {
+        self.auth_failures.with_label_values(&[code]).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if encoder.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,64 @@
+//! Identity and metadata routes: whoami, RFC 9728 protected-resource
+//! metadata, the embedded profile's JWKS, Prometheus metrics.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use loci_core::ErrorCode;
+use loci_security::scopes;
+use loci_settings::DpopPolicy;
+use serde_json::json;
+
+use crate::{AppState, Authenticated, Problem};
+
+/// `GET /api/v1/whoami`: who the token says the caller is (any valid token).
+pub async fn whoami(auth: Authenticated) -> HttpResponse {
+    let p = &auth.0;
+    HttpResponse::Ok().json(json!({
+        "user": p.subject,
+        "org": p.org_id,
+        "client": p.client_id,
+        "scopes": p.scopes,
+        "roles": p.roles,
+        "grants": p.grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "dpop_bound": p.dpop_jkt.is_some(),
+        "expires_at": p.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }))
+}
+
+fn base_url(state: &AppState, req: &HttpRequest) -> String {
+    match &state.settings.server.external_base_url {
+        Some(base) => base.trim_end_matches('/').to_owned(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
+/// `GET /.well-known/oauth-protected-resource` (RFC 9728).
+pub async fn protected_resource(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let resource = base_url(&state, &req);
+    HttpResponse::Ok().json(json!({
+        "resource": resource,
+        "authorization_servers": [state.settings.issuer()],
+        "bearer_methods_supported": ["header"],
+        "scopes_supported": scopes::ALL,
+        "dpop_signing_alg_values_supported": state.auth.dpop_algorithms(),
+        "dpop_bound_access_tokens_required": state.auth.dpop_policy() == DpopPolicy::Required,
+        "resource_name": "Loci",
+    }))
+}
+
+/// `GET /.well-known/jwks.json`: the public key of locally minted tokens
+/// (embedded profile only; in production the identity provider serves keys).
+pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    if state.local_issuer.is_none() {
+        return Err(Problem::new(ErrorCode::NotFound, "this deployment has no local signing key"));
+    }
+    Ok(HttpResponse::Ok().json(state.auth.keys().public_jwks().await))
+}
+
+/// `GET /metrics` (admin:read).
+pub async fn metrics(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, Problem> {
+    auth.require(&state, &[scopes::ADMIN_READ])?;
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render()))
+}
