@@ -73,3 +73,26 @@ ensure_valkey() {
     valkey_ready || { log "Valkey/Redis did not answer PING on 127.0.0.1:6379"; return 1; }
     export LOCI_TEST_VALKEY_URL="${LOCI_TEST_VALKEY_URL:-redis://127.0.0.1:6379}"
 }
+
+# The interoperability tests mint tokens with Python's PyJWT (an independent
+# JOSE implementation).
+ensure_python_jose() {
+    if ! command -v python3 >/dev/null 2>&1; then
+        log "python3 not installed; installing"
+        apt_install python3 python3-pip
+    fi
+    if ! python3 -c 'import jwt, cryptography' >/dev/null 2>&1; then
+        log "installing PyJWT and cryptography for the interoperability tests"
+        python3 -m pip install --quiet --disable-pip-version-check 'pyjwt>=2.8,<3' 'cryptography>=42' >&2 \
+            || python3 -m pip install --quiet --break-system-packages 'pyjwt>=2.8,<3' 'cryptography>=42' >&2
+    fi
+    python3 -c 'import jwt, cryptography' || { log "PyJWT is still missing"; return 1; }
+}
+
+# josekit links OpenSSL.
+ensure_build_deps() {
+    if ! pkg-config --exists openssl 2>/dev/null; then
+        log "OpenSSL headers not found; installing libssl-dev and pkg-config"
+        apt_install libssl-dev pkg-config
+    fi
+}

@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
 
+ensure_build_deps
 ensure_postgres
 ensure_valkey
+ensure_python_jose
 echo "[test] PostgreSQL: ${LOCI_TEST_PG_ADMIN_URL%%@*}@... Valkey: $LOCI_TEST_VALKEY_URL" >&2
 
 # Engines that cannot run on this machine are tested against their URL when

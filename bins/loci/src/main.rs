@@ -247,6 +247,7 @@ fn mint(settings: &Settings, args: &TokenArgs) -> anyhow::Result<String> {
     for g in &grants {
         g.parse::<loci_core::AccessEntity>().map_err(|e| anyhow::anyhow!("--grants: {e}"))?;
     }
+    let ttl = parse_ttl(&args.ttl)?;
     let issuer = loci_security::LocalIssuer::load_or_create(settings.ensure_data_dir()?)?;
     let request = loci_security::MintRequest {
         issuer: settings.issuer().to_owned(),
@@ -257,7 +258,7 @@ fn mint(settings: &Settings, args: &TokenArgs) -> anyhow::Result<String> {
         roles: split_list(&args.roles),
         grants,
         client_id: args.client.clone(),
-        ttl: parse_ttl(&args.ttl)?,
+        ttl,
         dpop_jkt: args.dpop_jkt.clone(),
     };
     Ok(issuer.mint(&request)?)

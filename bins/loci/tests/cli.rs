@@ -137,6 +137,27 @@ async fn serve_runs_the_embedded_profile_logs_json_and_stops_cleanly_on_sigterm(
     assert_eq!(res.status().as_u16(), 200);
     let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
 
+    // The new-user flow: mint a token with the CLI, use it with curl-like calls.
+    let out = loci(dir.path())
+        .args(["token", "--user", "alice", "--org", "acme", "--scopes", "memories:read"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let token = text(&out).0.trim().to_owned();
+    let client = reqwest::Client::new();
+    let me: serde_json::Value = client
+        .get(format!("http://127.0.0.1:{port}/api/v1/whoami"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((me["user"].as_str(), me["org"].as_str()), (Some("alice"), Some("acme")), "{me}");
+    let denied = client.get(format!("http://127.0.0.1:{port}/api/v1/whoami")).send().await.unwrap();
+    assert_eq!(denied.status().as_u16(), 401);
+
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -156,4 +177,62 @@ async fn serve_runs_the_embedded_profile_logs_json_and_stops_cleanly_on_sigterm(
     assert_eq!(completed["span"]["route"], "/health/live");
     assert_eq!(completed["status"], 200);
     assert!(lines.iter().any(|e| e["message"] == "loci-api stopped"));
+}
+
+#[test]
+fn token_mints_with_a_local_key_created_on_first_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = loci(dir.path())
+        .args(["token", "--user", "alice", "--org", "acme", "--scopes", "memories:read memories:write", "--ttl", "30m"])
+        .args(["--roles", "viewer", "--grants", "team:acme/core", "--dpop-jkt", "abc"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let token = stdout.trim();
+    assert_eq!(token.split('.').count(), 3);
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&base64_url_decode(payload)).unwrap();
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["org_id"], "acme");
+    assert_eq!(claims["scope"], "memories:read memories:write");
+    assert_eq!(claims["roles"], serde_json::json!(["viewer"]));
+    assert_eq!(claims["grants"], serde_json::json!(["team:acme/core"]));
+    assert_eq!(claims["cnf"]["jkt"], "abc");
+    assert_eq!(claims["iss"], "loci-local");
+    let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+    assert_eq!(lifetime, 1800);
+    assert!(dir.path().join("loci-data/keys/local-signing-key.jwk").exists());
+}
+
+fn base64_url_decode(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+}
+
+#[test]
+fn token_rejects_bad_input_and_refuses_in_production() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["token", "--user", "alice", "--org", "acme", "--scopes", "memories:everything"],
+        vec!["token", "--user", "alice", "--org", "bad org", "--scopes", "memories:read"],
+        vec!["token", "--user", "alice", "--org", "acme", "--ttl", "forever"],
+        vec!["token", "--user", "alice", "--org", "acme", "--grants", "group:x"],
+    ] {
+        let out = loci(dir.path()).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {:?}", text(&out));
+    }
+    let out = loci(dir.path())
+        .env("LOCI_PROFILE", "production")
+        .env("LOCI__DATABASE__URL", "postgres://x@127.0.0.1:1/x")
+        .env("LOCI__VALKEY__URL", "redis://127.0.0.1:1")
+        .env("LOCI__AUTH__ISSUER", "https://idp.example/")
+        .env("LOCI__AUTH__AUDIENCE", "loci")
+        .env("LOCI__AUTH__JWKS_URL", "https://idp.example/jwks.json")
+        .args(["token", "--user", "alice", "--org", "acme"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("identity provider"), "{:?}", text(&out));
+    assert!(!dir.path().join("loci-data").exists(), "no key is created in production");
 }

@@ -91,14 +91,18 @@ impl LocalIssuer {
     /// Signs an access token.
     pub fn mint(&self, req: &MintRequest) -> Result<String, SecurityError> {
         let key = |e: josekit::JoseError| SecurityError::Key(e.to_string());
-        let now = SystemTime::now();
+        // Whole seconds: NumericDate may be fractional, but many validators
+        // only accept integers.
+        let secs = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+
         let mut payload = JwtPayload::new();
         payload.set_issuer(&req.issuer);
         payload.set_audience(vec![req.audience.clone()]);
         payload.set_subject(&req.subject);
-        payload.set_issued_at(&now);
-        payload.set_not_before(&now);
-        payload.set_expires_at(&(now + req.ttl));
+        let exp = secs + req.ttl.as_secs().max(1);
+        payload.set_claim("iat", Some(Value::from(secs))).map_err(key)?;
+        payload.set_claim("nbf", Some(Value::from(secs))).map_err(key)?;
+        payload.set_claim("exp", Some(Value::from(exp))).map_err(key)?;
         payload.set_jwt_id(uuid::Uuid::new_v4().to_string());
         payload.set_claim("org_id", Some(Value::String(req.org_id.clone()))).map_err(key)?;
         payload.set_claim("scope", Some(Value::String(req.scopes.join(" ")))).map_err(key)?;

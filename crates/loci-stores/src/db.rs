@@ -6,8 +6,10 @@ use std::time::Duration;
 use loci_core::OrgId;
 use loci_migration::{Migrator, MigratorTrait};
 use loci_settings::{DatabaseKind, Secret, Settings};
+#[cfg(feature = "testing")]
+use sea_orm::TransactionTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::{StoreError, TenantTx};
 
