@@ -9,8 +9,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_core;
 
-/// Tables that hold tenant data and carry an `org_id` column; on PostgreSQL each
-/// has row-level security forced on it.
+/// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
+/// on PostgreSQL each has row-level security forced on it.
 pub const TENANT_TABLES: &[&str] = &[
     "orgs",
     "users",

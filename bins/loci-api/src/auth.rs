@@ -42,7 +42,7 @@ pub fn rejection_problem(state: &AppState, rejection: &AuthRejection, org: &str)
     let code = rejection.error.code();
     state.metrics.auth_failure(code.code());
     let reason = rejection.error.to_string();
-    if reason.contains("replay") {
+    if rejection.error == AuthError::DpopReplay {
         tracing::warn!(target: "audit", event = "auth.dpop_replay", code = code.code(), org = %mask(org), reason = %reason);
     } else {
         tracing::warn!(target: "audit", event = "auth.failed", code = code.code(), org = %mask(org), reason = %reason);
@@ -61,16 +61,27 @@ pub fn rejection_problem(state: &AppState, rejection: &AuthRejection, org: &str)
 }
 
 /// The absolute URL the client addressed, for DPoP `htu`: the configured
-/// external base URL (behind a proxy) or scheme and Host of the request.
-fn request_url(state: &AppState, req: &HttpRequest) -> String {
-    let path = req.uri().path_and_query().map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned());
+/// external base URL (deployments behind a proxy must set it), else the
+/// request's own scheme and Host. `Forwarded`/`X-Forwarded-*` headers are
+/// ignored: a client could set them to match a proof made for another server.
+pub(crate) fn request_base(state: &AppState, req: &HttpRequest) -> String {
     match &state.settings.server.external_base_url {
-        Some(base) => format!("{}{path}", base.trim_end_matches('/')),
+        Some(base) => base.trim_end_matches('/').to_owned(),
         None => {
-            let info = req.connection_info();
-            format!("{}://{}{path}", info.scheme(), info.host())
+            let scheme = if req.app_config().secure() { "https" } else { "http" };
+            let host = req
+                .headers()
+                .get(actix_web::http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or_else(|| req.app_config().host());
+            format!("{scheme}://{host}")
         }
     }
+}
+
+fn request_url(state: &AppState, req: &HttpRequest) -> String {
+    let path = req.uri().path_and_query().map_or_else(|| req.path().to_owned(), |p| p.as_str().to_owned());
+    format!("{}{path}", request_base(state, req))
 }
 
 impl FromRequest for Authenticated {

@@ -243,6 +243,12 @@ fn mint(settings: &Settings, args: &TokenArgs) -> anyhow::Result<String> {
     if let Some(unknown) = scopes.iter().find(|s| !known.contains(&s.as_str())) {
         anyhow::bail!("unknown scope `{unknown}` (known: {})", known.join(" "));
     }
+    let roles = split_list(&args.roles);
+    let bundles = loci_security::scopes::role_bundles(&settings.auth.roles);
+    if let Some(unknown) = roles.iter().find(|r| !bundles.contains_key(r.as_str())) {
+        let known: Vec<&str> = bundles.keys().map(String::as_str).collect();
+        anyhow::bail!("unknown role `{unknown}` (known: {})", known.join(" "));
+    }
     let grants = split_list(&args.grants);
     for g in &grants {
         g.parse::<loci_core::AccessEntity>().map_err(|e| anyhow::anyhow!("--grants: {e}"))?;
@@ -255,7 +261,7 @@ fn mint(settings: &Settings, args: &TokenArgs) -> anyhow::Result<String> {
         subject: args.user.clone(),
         org_id: args.org.clone(),
         scopes,
-        roles: split_list(&args.roles),
+        roles,
         grants,
         client_id: args.client.clone(),
         ttl,

@@ -218,6 +218,7 @@ fn token_rejects_bad_input_and_refuses_in_production() {
         vec!["token", "--user", "alice", "--org", "bad org", "--scopes", "memories:read"],
         vec!["token", "--user", "alice", "--org", "acme", "--ttl", "forever"],
         vec!["token", "--user", "alice", "--org", "acme", "--grants", "group:x"],
+        vec!["token", "--user", "alice", "--org", "acme", "--roles", "superuser"],
     ] {
         let out = loci(dir.path()).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {:?}", text(&out));

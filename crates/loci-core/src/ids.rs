@@ -10,7 +10,7 @@ use crate::CoreError;
 ///
 /// It is the tenant key of every store (and the value of PostgreSQL's
 /// `loci.org_id` setting), so it is deliberately restricted: 1..=128 visible
-/// ASCII characters without whitespace, quotes or backslashes.
+/// ASCII characters without whitespace, quotes, backticks or backslashes.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct OrgId(String);

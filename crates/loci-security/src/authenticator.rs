@@ -91,6 +91,7 @@ impl AuthenticatorConfig {
             max_age: Duration::from_secs(d.max_age_secs),
             future_skew: Duration::from_secs(d.future_skew_secs),
             nonce,
+            verifiers: Default::default(),
         };
         Ok(Self { tokens, dpop })
     }
@@ -147,7 +148,7 @@ impl Authenticator {
             return Err(AuthError::InvalidToken("DPoP is not enabled on this server".into()));
         }
         let validated = self.config.tokens.validate(token).await?;
-        if req.dpop.len() > 1 {
+        if req.dpop.len() > 1 && policy != DpopPolicy::Off {
             return Err(AuthError::InvalidDpopProof("more than one DPoP header".into()));
         }
         let proof = req.dpop.first().copied().filter(|_| policy != DpopPolicy::Off);
@@ -175,7 +176,7 @@ impl Authenticator {
             let key = format!("dpop:{}:{}", verified.jkt, verified.jti);
             match self.replay.first_use(&key, ttl).await {
                 Ok(true) => {}
-                Ok(false) => return Err(AuthError::InvalidDpopProof("the proof was already used (replay)".into())),
+                Ok(false) => return Err(AuthError::DpopReplay),
                 Err(e) => {
                     tracing::error!(error = %e, "DPoP replay cache unavailable; rejecting (fail closed)");
                     return Err(AuthError::ReplayCacheUnavailable);
@@ -214,13 +215,17 @@ impl Authenticator {
                 DpopPolicy::Optional => format!("{bearer}, {dpop_plain}"),
                 DpopPolicy::Required => dpop_plain,
             }),
-            (AuthError::InvalidDpopProof(_), _) => Some(format!("DPoP {algs}, {}", describe("invalid_dpop_proof"))),
+            (AuthError::InvalidDpopProof(_) | AuthError::DpopReplay, _) => {
+                Some(format!("DPoP {algs}, {}", describe("invalid_dpop_proof")))
+            }
             (AuthError::UseDpopNonce, _) => Some(format!("DPoP {algs}, {}", describe("use_dpop_nonce"))),
             (AuthError::ReplayCacheUnavailable, _) => None,
             (AuthError::InsufficientScope(_), _) => None,
             // Token problems: answer in the scheme the client used, and steer
             // bound or required-DPoP tokens to the DPoP scheme.
-            (_, Some(Scheme::Dpop)) => Some(format!("DPoP {algs}, {}", describe("invalid_token"))),
+            (_, Some(Scheme::Dpop)) if dpop.policy != DpopPolicy::Off => {
+                Some(format!("DPoP {algs}, {}", describe("invalid_token")))
+            }
             (AuthError::InvalidToken(d), Some(Scheme::Bearer))
                 if d.contains("DPoP-bound") || d.contains("requires DPoP") =>
             {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::jwks::PRIVATE_MEMBERS;
-use crate::jwt::{Algorithm, now_secs, split_compact, verify_with};
+use crate::jwt::{Algorithm, VerifierCache, now_secs, split_compact, verify_with};
 use crate::{AuthError, jwk_thumbprint};
 
 /// DPoP settings in effect.
@@ -24,6 +24,8 @@ pub struct DpopConfig {
     pub future_skew: Duration,
     /// Server nonces (stateless, HMAC of the time window) when `Some`.
     pub nonce: Option<NonceIssuer>,
+    /// Verifiers of recently seen proof keys.
+    pub(crate) verifiers: VerifierCache,
 }
 
 impl DpopConfig {
@@ -129,7 +131,8 @@ pub(crate) fn verify_proof(
     if !alg.matches_key(&jwk) {
         return Err(invalid("alg does not match the jwk"));
     }
-    let claims = verify_with(alg, &jwk, compact.raw).ok_or_else(|| invalid("signature verification failed"))?;
+    let verifier = config.verifiers.get(alg, jwk.as_ref()).ok_or_else(|| invalid("jwk is not usable"))?;
+    let claims = verify_with(verifier.as_ref(), compact.raw).ok_or_else(|| invalid("signature verification failed"))?;
 
     let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
     let jti = text("jti").ok_or_else(|| invalid("missing jti"))?;

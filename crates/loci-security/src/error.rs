@@ -20,6 +20,8 @@ pub enum AuthError {
     InvalidDpopProof(String),
     #[error("a DPoP nonce from the server is required")]
     UseDpopNonce,
+    #[error("the DPoP proof was already used (replay)")]
+    DpopReplay,
     #[error("missing scope: {}", .0.join(" "))]
     InsufficientScope(Vec<String>),
     #[error("the DPoP replay cache is unavailable")]
@@ -34,7 +36,7 @@ impl AuthError {
             Self::TokenExpired => ErrorCode::TokenExpired,
             Self::InvalidClaims(_) => ErrorCode::InvalidClaims,
             Self::InvalidIat => ErrorCode::InvalidIat,
-            Self::InvalidDpopProof(_) => ErrorCode::InvalidDpopProof,
+            Self::InvalidDpopProof(_) | Self::DpopReplay => ErrorCode::InvalidDpopProof,
             Self::UseDpopNonce => ErrorCode::UseDpopNonce,
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
             Self::ReplayCacheUnavailable => ErrorCode::DependencyUnavailable,

@@ -60,11 +60,14 @@ impl KeyStore {
 
     /// The current keys, refreshed first when older than the TTL.
     pub async fn keys(&self) -> Arc<Vec<Jwk>> {
-        let stale = self.cached.read().fetched_at.elapsed() >= self.ttl;
-        if stale && !matches!(self.source, JwksSource::Static(_)) {
+        if self.is_stale() && !matches!(self.source, JwksSource::Static(_)) {
             self.refresh(false).await;
         }
         self.cached.read().keys.clone()
+    }
+
+    fn is_stale(&self) -> bool {
+        self.cached.read().fetched_at.elapsed() >= self.ttl
     }
 
     /// Re-reads the source. `on_unknown_kid` refreshes are rate-limited by
@@ -75,7 +78,11 @@ impl KeyStore {
             return false;
         }
         let mut last = self.refresh.lock().await;
-        if on_unknown_kid && last.is_some_and(|t| t.elapsed() < self.min_refresh_interval) {
+        let recently = last.is_some_and(|t| t.elapsed() < self.min_refresh_interval);
+        // Unknown-kid refreshes are rate-limited; TTL refreshes are skipped when
+        // another request refreshed while this one waited, and back off after
+        // a failure so an identity-provider outage does not slow every request.
+        if recently || (!on_unknown_kid && !self.is_stale()) {
             return false;
         }
         *last = Some(Instant::now());

@@ -2,6 +2,7 @@
 //! the algorithm bound to the key type, required claims, leeway.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -118,14 +119,40 @@ pub(crate) fn split_compact(raw: &str) -> Option<Compact<'_>> {
     Some(Compact { header: header.as_object()?.clone(), raw })
 }
 
-/// Verifies a compact JWS with `jwk` (the `kid` requirement of josekit's
-/// verifier is relaxed: key selection already happened) and returns its claims.
-pub(crate) fn verify_with(alg: Algorithm, jwk: &Jwk, raw: &str) -> Option<Map<String, Value>> {
-    let mut map = jwk.as_ref().clone();
-    map.remove("kid");
-    let jwk = Jwk::from_map(map).ok()?;
-    let verifier = alg.verifier(&jwk).ok()?;
-    let (payload, _) = josekit::jwt::decode_with_verifier(raw, verifier.as_ref()).ok()?;
+/// Verifiers built from JWKs, cached: turning a JWK into an OpenSSL key costs
+/// more than the signature check itself. Keyed by algorithm and the key's
+/// JSON, so a rotated or different key never hits another key's entry.
+/// Bounded: cleared when full (clients reuse DPoP keys, so it refills fast).
+#[derive(Debug, Default)]
+pub(crate) struct VerifierCache {
+    map: parking_lot::Mutex<std::collections::HashMap<(Algorithm, String), Arc<dyn JwsVerifier>>>,
+}
+
+impl VerifierCache {
+    const CAPACITY: usize = 10_000;
+
+    /// A verifier for `jwk` (its `kid` requirement relaxed: key selection
+    /// already happened), or `None` if the key does not suit `alg`.
+    pub(crate) fn get(&self, alg: Algorithm, jwk: &Map<String, Value>) -> Option<Arc<dyn JwsVerifier>> {
+        let mut map = jwk.clone();
+        map.remove("kid");
+        let id = serde_json::to_string(&map).ok()?;
+        if let Some(v) = self.map.lock().get(&(alg, id.clone())) {
+            return Some(v.clone());
+        }
+        let verifier: Arc<dyn JwsVerifier> = Arc::from(alg.verifier(&Jwk::from_map(map).ok()?).ok()?);
+        let mut cache = self.map.lock();
+        if cache.len() >= Self::CAPACITY {
+            cache.clear();
+        }
+        cache.insert((alg, id), verifier.clone());
+        Some(verifier)
+    }
+}
+
+/// Verifies a compact JWS and returns its claims.
+pub(crate) fn verify_with(verifier: &dyn JwsVerifier, raw: &str) -> Option<Map<String, Value>> {
+    let (payload, _) = josekit::jwt::decode_with_verifier(raw, verifier).ok()?;
     Some(payload.claims_set().clone())
 }
 
@@ -148,6 +175,7 @@ pub struct TokenValidator {
     leeway: Duration,
     max_iat_skew: Duration,
     roles: BTreeMap<String, BTreeSet<String>>,
+    verifiers: VerifierCache,
 }
 
 pub(crate) fn now_secs() -> f64 {
@@ -179,7 +207,17 @@ impl TokenValidator {
         max_iat_skew: Duration,
         roles: BTreeMap<String, BTreeSet<String>>,
     ) -> Self {
-        Self { keys, hmac_keys, allowed, issuer, audiences, leeway, max_iat_skew, roles }
+        Self {
+            keys,
+            hmac_keys,
+            allowed,
+            issuer,
+            audiences,
+            leeway,
+            max_iat_skew,
+            roles,
+            verifiers: VerifierCache::default(),
+        }
     }
 
     pub fn keys(&self) -> &KeyStore {
@@ -190,9 +228,10 @@ impl TokenValidator {
     pub async fn validate(&self, token: &str) -> Result<ValidatedToken, AuthError> {
         let compact = split_compact(token).ok_or_else(|| AuthError::InvalidToken("malformed token".into()))?;
         let alg_name = compact.header.get("alg").and_then(Value::as_str).unwrap_or("");
-        let alg = Algorithm::parse(alg_name)
-            .filter(|a| self.allowed.contains(a))
-            .ok_or_else(|| AuthError::InvalidToken(format!("algorithm `{alg_name}` is not accepted")))?;
+        let alg = Algorithm::parse(alg_name).filter(|a| self.allowed.contains(a)).ok_or_else(|| {
+            let shown: String = alg_name.chars().take(16).collect();
+            AuthError::InvalidToken(format!("algorithm `{shown}` is not accepted"))
+        })?;
         if let Some(typ) = compact.header.get("typ") {
             let ok = typ
                 .as_str()
@@ -212,8 +251,12 @@ impl TokenValidator {
         kid: Option<&str>,
         raw: &str,
     ) -> Result<Map<String, Value>, AuthError> {
-        let pick = |keys: &[Jwk]| -> Vec<Jwk> {
-            keys.iter().filter(|k| alg.matches_key(k)).filter(|k| kid.is_none() || k.key_id() == kid).cloned().collect()
+        let pick = |keys: &[Jwk]| -> Vec<Arc<dyn JwsVerifier>> {
+            keys.iter()
+                .filter(|k| alg.matches_key(k))
+                .filter(|k| alg.is_symmetric() || kid.is_none() || k.key_id() == kid)
+                .filter_map(|k| self.verifiers.get(alg, k.as_ref()))
+                .collect()
         };
         let mut candidates = if alg.is_symmetric() { pick(&self.hmac_keys) } else { pick(&self.keys.keys().await) };
         if candidates.is_empty() && !alg.is_symmetric() && kid.is_some() && self.keys.refresh(true).await {
@@ -225,7 +268,7 @@ impl TokenValidator {
         }
         candidates
             .iter()
-            .find_map(|jwk| verify_with(alg, jwk, raw))
+            .find_map(|v| verify_with(v.as_ref(), raw))
             .ok_or_else(|| AuthError::InvalidToken("signature verification failed".into()))
     }
 
@@ -281,6 +324,9 @@ impl TokenValidator {
         let mut grants = vec![user.clone()];
         for raw in string_list(claims.get("grants"), false) {
             match raw.parse::<AccessEntity>() {
+                // Data is only ever queried in the token's org; a grant
+                // naming another org could never apply.
+                Ok(g) if g.org().is_some_and(|o| o != org_id.as_str()) => {}
                 Ok(g) if !grants.contains(&g) => grants.push(g),
                 Ok(_) => {}
                 Err(_) => tracing::debug!("ignoring an unparseable grant"),

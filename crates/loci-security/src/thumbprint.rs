@@ -21,8 +21,8 @@ pub fn jwk_thumbprint(jwk: &serde_json::Map<String, serde_json::Value>) -> Optio
     for name in required {
         canonical.insert((*name).to_owned(), serde_json::Value::String(member(name)?.to_owned()));
     }
-    // serde_json's Map is ordered by key (no preserve_order feature), which is
-    // exactly the lexicographic order RFC 7638 asks for.
+    // Members are inserted in lexicographic order (the lists above are
+    // sorted), which serde_json keeps whether or not `preserve_order` is on.
     let json = serde_json::to_string(&canonical).ok()?;
     Some(URL_SAFE_NO_PAD.encode(Sha256::digest(json.as_bytes())))
 }

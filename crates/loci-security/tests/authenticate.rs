@@ -103,7 +103,7 @@ async fn a_valid_bearer_token_gives_a_principal_with_effective_scopes_and_grants
     let f = fixture().await;
     let token = f.token(|c| {
         c["roles"] = json!(["viewer"]);
-        c["grants"] = json!(["team:acme/core", "bogus:x"]);
+        c["grants"] = json!(["team:acme/core", "bogus:x", "org:globex"]);
         c["client_id"] = json!("cursor");
     });
     let p = f.bearer(&token).await.unwrap();
@@ -112,7 +112,7 @@ async fn a_valid_bearer_token_gives_a_principal_with_effective_scopes_and_grants
     assert!(p.scopes.contains("gdpr:read"), "viewer bundle");
     assert!(!p.scopes.contains("memories:delete"));
     let grants: Vec<String> = p.grants.iter().map(ToString::to_string).collect();
-    assert_eq!(grants, ["user:alice", "team:acme/core"], "unknown prefixes are dropped");
+    assert_eq!(grants, ["user:alice", "team:acme/core"], "unknown prefixes and other orgs are dropped");
     assert_eq!(p.client_id.as_deref(), Some("cursor"));
     assert_eq!(p.require_scopes(&["memories:read"]), Ok(()));
     assert_eq!(p.require_scopes(&["admin:write"]), Err(AuthError::InsufficientScope(vec!["admin:write".into()])));
@@ -403,7 +403,8 @@ async fn a_replayed_proof_is_rejected() {
     assert!(f.call(Some(&auth), &[&proof]).await.is_ok());
     let rejection = f.call(Some(&auth), &[&proof]).await.unwrap_err();
     assert_eq!(rejection.error.code(), ErrorCode::InvalidDpopProof);
-    assert!(rejection.error.to_string().contains("replay"));
+    assert_eq!(rejection.error, AuthError::DpopReplay);
+    assert!(rejection.www_authenticate.unwrap().contains("error=\"invalid_dpop_proof\""));
 }
 
 #[tokio::test]

@@ -249,6 +249,18 @@ impl Settings {
             }
         }
         let hs256 = self.auth.algorithms.iter().any(|a| a == "HS256");
+        if production && hs256 {
+            out.push(Problem::new(
+                "auth.algorithms",
+                "HS256 (shared secrets) is for the embedded profile only; use an asymmetric algorithm",
+            ));
+        }
+        if production && self.dpop.require_nonce && self.dpop.nonce_secret.is_none() {
+            out.push(Problem::new(
+                "dpop.nonce_secret",
+                "required with dpop.require_nonce in production, so every instance accepts the same nonces",
+            ));
+        }
         if hs256 && self.auth.hmac_keys.is_empty() {
             out.push(Problem::new("auth.hmac_keys", "HS256 is enabled but no HMAC key is configured"));
         }

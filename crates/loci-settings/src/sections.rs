@@ -28,7 +28,8 @@ fn secrets_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D
     Ok(one_or_many(d)?.into_iter().map(Secret::new).collect())
 }
 
-/// Deployment profile: decides which defaults apply and which settings are required.
+/// Deployment profile: decides which settings are required and which
+/// components run (local signing key and in-process caches in `embedded`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Profile {
@@ -128,7 +129,8 @@ impl Default for DatabaseSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct ValkeySettings {
-    /// `redis://...` or `rediss://...`; absent = in-process cache (embedded only).
+    /// `redis://`, `rediss://` or `valkey://` URL; absent = in-process cache
+    /// (embedded only).
     pub url: Option<Secret>,
     #[validate(range(min = 1, max = 128))]
     pub pool_size: usize,
@@ -357,6 +359,8 @@ pub enum GraphBackend {
 #[serde(default, deny_unknown_fields)]
 pub struct GraphSettings {
     pub backend: GraphBackend,
+    /// e.g. `bolt://neo4j:7687`.
+    #[validate(url)]
     pub url: Option<String>,
     pub username: Option<String>,
     pub password: Option<Secret>,
@@ -416,6 +420,7 @@ pub struct LimitsSettings {
     pub max_tags: usize,
     #[validate(range(min = 1, max = 256))]
     pub max_json_depth: usize,
+    /// How long a client may take to send a request's head (slow-loris guard).
     #[validate(range(min = 1, max = 3600))]
     pub request_timeout_secs: u64,
 }

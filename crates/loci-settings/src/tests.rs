@@ -139,6 +139,7 @@ fn every_problem_of_a_bad_production_config_is_listed_at_once() {
     assert_eq!(
         keys(err),
         [
+            "auth.algorithms",
             "auth.audience",
             "auth.hmac_keys[0]",
             "auth.issuer",
@@ -168,4 +169,21 @@ fn redacted_dump_hides_every_secret() {
     }
     assert!(dump.contains("[REDACTED]"));
     assert_eq!(s.database_url().expose(), "postgres://loci:db-password-123@db/loci");
+}
+
+#[test]
+fn production_refuses_hs256_and_unshared_nonce_secrets() {
+    let err = Settings::load(&env(&[
+        ("LOCI_PROFILE", "production"),
+        ("LOCI__DATABASE__URL", "postgres://loci@db/loci"),
+        ("LOCI__VALKEY__URL", "redis://cache:6379"),
+        ("LOCI__AUTH__ISSUER", "https://idp.example/"),
+        ("LOCI__AUTH__AUDIENCE", "loci"),
+        ("LOCI__AUTH__JWKS_URL", "https://idp.example/jwks.json"),
+        ("LOCI__AUTH__ALGORITHMS", "ES256,HS256"),
+        ("LOCI__AUTH__HMAC_KEYS", "0123456789abcdef0123456789abcdef"),
+        ("LOCI__DPOP__REQUIRE_NONCE", "true"),
+    ]))
+    .unwrap_err();
+    assert_eq!(keys(err), ["auth.algorithms", "dpop.nonce_secret"]);
 }

@@ -56,8 +56,9 @@ impl Valkey {
     }
 
     /// Connects without waiting for the server: commands fail (after the
-    /// timeout) while it is unreachable. For components that must keep
-    /// running and fail closed per request, like the DPoP replay cache.
+    /// timeout) while it is unreachable, and succeed once it is back. For
+    /// tools and tests that must not block on start-up; the server itself
+    /// uses [`Valkey::connect`] and refuses to start without Valkey.
     pub fn connect_lazy(url: &Secret, settings: &ValkeySettings) -> Result<Self, StoreError> {
         let config = Config::from_url(&url.expose().replacen("valkey://", "redis://", 1))
             .map_err(|e| StoreError::Config(format!("invalid valkey.url: {}", e.details())))?;

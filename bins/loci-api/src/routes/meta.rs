@@ -24,19 +24,9 @@ pub async fn whoami(auth: Authenticated) -> HttpResponse {
     }))
 }
 
-fn base_url(state: &AppState, req: &HttpRequest) -> String {
-    match &state.settings.server.external_base_url {
-        Some(base) => base.trim_end_matches('/').to_owned(),
-        None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
-        }
-    }
-}
-
 /// `GET /.well-known/oauth-protected-resource` (RFC 9728).
 pub async fn protected_resource(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let resource = base_url(&state, &req);
+    let resource = crate::auth::request_base(&state, &req);
     HttpResponse::Ok().json(json!({
         "resource": resource,
         "authorization_servers": [state.settings.issuer()],
@@ -51,10 +41,11 @@ pub async fn protected_resource(state: web::Data<AppState>, req: HttpRequest) ->
 /// `GET /.well-known/jwks.json`: the public key of locally minted tokens
 /// (embedded profile only; in production the identity provider serves keys).
 pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
-    if state.local_issuer.is_none() {
+    let Some(issuer) = &state.local_issuer else {
         return Err(Problem::new(ErrorCode::NotFound, "this deployment has no local signing key"));
-    }
-    Ok(HttpResponse::Ok().json(state.auth.keys().public_jwks().await))
+    };
+    let key = serde_json::Value::Object(issuer.public_jwk().as_ref().clone());
+    Ok(HttpResponse::Ok().json(json!({ "keys": [key] })))
 }
 
 /// `GET /metrics` (admin:read).
