@@ -73,6 +73,8 @@ pub struct Memory {
     pub content_hash: String,
     pub metadata: MemoryMetadata,
     pub state: MemoryState,
+    /// Names of the categories the memory is filed under.
+    pub categories: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
@@ -87,6 +89,8 @@ pub struct NewMemory {
     pub app_id: AppId,
     pub content: String,
     pub metadata: MemoryMetadata,
+    /// Category names (created in the org on first use).
+    pub categories: Vec<String>,
 }
 
 /// Input of `memories::update`; `None` leaves a field unchanged.
@@ -104,6 +108,8 @@ pub struct MemoryUpdate {
     /// Merged into the existing tags (a `null` value removes the key).
     pub tags_merge: BTreeMap<String, serde_json::Value>,
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Replaces the category names when present.
+    pub categories: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -113,6 +119,7 @@ pub enum SortField {
     CreatedAt,
     UpdatedAt,
     Content,
+    AppName,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -123,12 +130,35 @@ pub enum SortDirection {
     Desc,
 }
 
+/// Who may see a memory: its owner, and anyone whose grants cover its
+/// access entity. Applied inside the query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    pub user_id: UserId,
+    pub grants: Vec<loci_core::AccessEntity>,
+}
+
 /// Filter of `memories::list`. Always applied within the transaction's tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MemoryFilter {
+    /// Only memories this caller may see.
+    pub visible_to: Option<Visibility>,
+    /// Only memories this user owns.
     pub user_id: Option<UserId>,
     pub app_id: Option<AppId>,
+    pub app_ids: Vec<AppId>,
     pub states: Vec<MemoryState>,
+    /// Category names (any of).
+    pub category_names: Vec<String>,
+    /// Category ids (any of).
+    pub category_ids: Vec<crate::records::CategoryRef>,
+    pub categories: Vec<Category>,
+    pub scopes: Vec<Scope>,
+    pub artifact_types: Vec<ArtifactType>,
+    pub entities: Vec<String>,
+    pub sources: Vec<Source>,
+    /// Tag key = string value (all of).
+    pub tags: BTreeMap<String, String>,
     /// Case-insensitive substring of the content.
     pub search: Option<String>,
     pub category: Option<Category>,
@@ -141,9 +171,19 @@ pub struct MemoryFilter {
 impl Default for MemoryFilter {
     fn default() -> Self {
         Self {
+            visible_to: None,
             user_id: None,
             app_id: None,
+            app_ids: Vec::new(),
             states: vec![MemoryState::Active, MemoryState::Paused],
+            category_names: Vec::new(),
+            category_ids: Vec::new(),
+            categories: Vec::new(),
+            scopes: Vec::new(),
+            artifact_types: Vec::new(),
+            entities: Vec::new(),
+            sources: Vec::new(),
+            tags: BTreeMap::new(),
             search: None,
             category: None,
             from: None,
@@ -184,4 +224,56 @@ pub struct StatusChange {
     pub new_state: MemoryState,
     pub changed_by: Option<UserId>,
     pub changed_at: DateTime<Utc>,
+}
+
+/// A category id as filters take it.
+pub type CategoryRef = loci_core::CategoryId;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CategoryRecord {
+    pub id: loci_core::CategoryId,
+    pub name: String,
+    /// Visible memories filed under it.
+    pub memory_count: u64,
+}
+
+/// One read of a memory, for the access log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessRecord {
+    pub org_id: OrgId,
+    pub memory_id: MemoryId,
+    pub user_id: UserId,
+    pub app_id: Option<AppId>,
+    /// `get`, `list`, `search`, `mcp:<tool>`.
+    pub access_type: String,
+    pub accessed_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessLogEntry {
+    pub memory_id: MemoryId,
+    pub user_id: UserId,
+    pub app_id: Option<AppId>,
+    pub access_type: String,
+    pub accessed_at: DateTime<Utc>,
+}
+
+/// An app with its activity counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AppSummary {
+    pub app: App,
+    /// Memories created through it (not deleted).
+    pub memories_created: u64,
+    /// Reads of memories through it.
+    pub memories_accessed: u64,
+    pub first_accessed: Option<DateTime<Utc>>,
+    pub last_accessed: Option<DateTime<Utc>>,
+}
+
+/// Counts for `/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemoryStats {
+    pub total_memories: u64,
+    pub by_state: BTreeMap<String, u64>,
+    pub by_category: BTreeMap<String, u64>,
 }

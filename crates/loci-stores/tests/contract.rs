@@ -30,7 +30,13 @@ async fn provision(db: &Database, org_id: &str, subject: &str) -> (User, App) {
 }
 
 fn new_memory(user: &User, app: &App, content: &str) -> NewMemory {
-    NewMemory { user_id: user.id, app_id: app.id, content: content.into(), metadata: MemoryMetadata::default() }
+    NewMemory {
+        user_id: user.id,
+        app_id: app.id,
+        content: content.into(),
+        metadata: MemoryMetadata::default(),
+        categories: vec![],
+    }
 }
 
 async fn create(db: &Database, user: &User, app: &App, content: &str) -> MemoryId {
@@ -289,6 +295,103 @@ async fn migrations_go_down_and_up_again(engine: Engine) {
     tx.commit().await.unwrap();
 }
 
+async fn visibility_follows_owner_and_grants_inside_the_query(engine: Engine) {
+    use loci_core::AccessEntity;
+    use loci_stores::records::Visibility;
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let (bob, _) = provision(&db, "acme", "bob").await;
+    let tx = db.begin_tenant(&org("acme")).await.unwrap();
+    let mut ids = std::collections::BTreeMap::new();
+    for (name, entity) in [
+        ("private", None),
+        ("team", Some("team:acme/core")),
+        ("nested", Some("team:acme/loci/backend")),
+        ("project", Some("project:acme/loci")),
+        ("org", Some("org:acme")),
+        ("for-bob", Some("user:bob")),
+        ("like-trap", Some("team:acme_x/core")),
+    ] {
+        let mut input = new_memory(&alice, &app, name);
+        input.metadata.access_entity = entity.map(|e| e.parse().unwrap());
+        input.categories = vec![format!("cat-{name}")];
+        ids.insert(name, memories::create(&tx, input).await.unwrap().id);
+    }
+    tx.commit().await.unwrap();
+
+    let seen = |grants: Vec<&'static str>| {
+        let db = db.clone();
+        let bob_id = bob.id;
+        async move {
+            let tx = db.begin_tenant_read(&org("acme")).await.unwrap();
+            let filter = MemoryFilter {
+                visible_to: Some(Visibility {
+                    user_id: bob_id,
+                    grants: grants.iter().map(|g| g.parse::<AccessEntity>().unwrap()).collect(),
+                }),
+                ..Default::default()
+            };
+            let page = memories::list(&tx, &filter, PageRequest { page: 1, size: 100 }).await.unwrap();
+            tx.commit().await.unwrap();
+            let mut names: Vec<String> = page.items.into_iter().map(|m| m.content).collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(seen(vec!["user:bob"]).await, ["for-bob"]);
+    assert_eq!(seen(vec!["user:bob", "team:acme/core"]).await, ["for-bob", "team"]);
+    assert_eq!(seen(vec!["user:bob", "project:acme/loci"]).await, ["for-bob", "nested", "project"]);
+    assert_eq!(seen(vec!["user:bob", "org:acme"]).await, ["for-bob", "nested", "org", "project", "team"]);
+    assert_eq!(seen(vec!["user:bob", "org:acme_"]).await, ["for-bob"], "_ in an org name is literal");
+
+    // Category names come back with each memory and filter by name.
+    let tx = db.begin_tenant_read(&org("acme")).await.unwrap();
+    let m = memories::get(&tx, ids["team"]).await.unwrap().unwrap();
+    assert_eq!(m.categories, ["cat-team"]);
+    let by_name = MemoryFilter { category_names: vec!["cat-org".into(), "cat-team".into()], ..Default::default() };
+    assert_eq!(memories::list(&tx, &by_name, PageRequest::default()).await.unwrap().total, 2);
+    tx.commit().await.unwrap();
+}
+
+async fn structured_and_tag_filters(engine: Engine) {
+    use loci_core::{ArtifactType, Scope, Source};
+    let (_t, db) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let tx = db.begin_tenant(&org("acme")).await.unwrap();
+    let mut a = new_memory(&alice, &app, "a");
+    a.metadata.scope = Some(Scope::Team);
+    a.metadata.artifact_type = Some(ArtifactType::Service);
+    a.metadata.entity = Some("billing".into());
+    a.metadata.source = Some(Source::Inference);
+    a.metadata.tags = BTreeMap::from([("env".into(), "prod".into()), ("tier".into(), "1".into())]);
+    memories::create(&tx, a).await.unwrap();
+    let mut b = new_memory(&alice, &app, "b");
+    b.metadata.tags = BTreeMap::from([("env".into(), "dev".into()), ("we\"ird".into(), "x".into())]);
+    memories::create(&tx, b).await.unwrap();
+    tx.commit().await.unwrap();
+    let tx = db.begin_tenant_read(&org("acme")).await.unwrap();
+    let count = |f: MemoryFilter| {
+        let tx = &tx;
+        async move { memories::list(tx, &f, PageRequest::default()).await.unwrap().total }
+    };
+    assert_eq!(count(MemoryFilter { scopes: vec![Scope::Team], ..Default::default() }).await, 1);
+    assert_eq!(count(MemoryFilter { artifact_types: vec![ArtifactType::Service], ..Default::default() }).await, 1);
+    assert_eq!(count(MemoryFilter { entities: vec!["billing".into()], ..Default::default() }).await, 1);
+    assert_eq!(count(MemoryFilter { sources: vec![Source::Inference], ..Default::default() }).await, 1);
+    let tags = |pairs: &[(&str, &str)]| MemoryFilter {
+        tags: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
+    };
+    assert_eq!(count(tags(&[("env", "prod")])).await, 1);
+    assert_eq!(count(tags(&[("env", "prod"), ("tier", "1")])).await, 1);
+    assert_eq!(count(tags(&[("env", "prod"), ("tier", "2")])).await, 0);
+    assert_eq!(count(tags(&[("we\"ird", "x")])).await, 1, "quotes in keys are escaped");
+    assert_eq!(count(tags(&[("missing", "x")])).await, 0);
+    let stats = memories::stats(&tx, &MemoryFilter::default()).await.unwrap();
+    assert_eq!(stats.total_memories, 2);
+    tx.commit().await.unwrap();
+}
+
 macro_rules! contract {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -312,4 +415,6 @@ contract!(
     list_paginates_sorts_and_filters_exactly,
     users_and_apps_are_provisioned_once,
     migrations_go_down_and_up_again,
+    visibility_follows_owner_and_grants_inside_the_query,
+    structured_and_tag_filters,
 );

@@ -21,6 +21,7 @@ async fn seed(db: &Database, org: &str, n: usize) {
             app_id: app.id,
             content: format!("{org} memory {i}"),
             metadata: MemoryMetadata::default(),
+            categories: vec![],
         };
         memories::create(&tx, input).await.unwrap();
     }

@@ -2,7 +2,10 @@
 //! callers see the record types of `crate::records`.
 
 pub mod apps;
+pub mod categories;
 pub mod memories;
+pub mod memory_access_logs;
+pub mod memory_categories;
 pub mod memory_status_history;
 pub mod orgs;
 pub mod outbox;

@@ -92,3 +92,11 @@ pub async fn set_active(tx: &TenantTx, id: AppId, active: bool) -> Result<Option
     }
     get(tx, id).await
 }
+
+/// `(SELECT name FROM apps WHERE apps.id = memories.app_id)`, for sorting
+/// memories by app name (a fixed expression, no input).
+pub(crate) fn name_of_memory_app() -> sea_orm::sea_query::SimpleExpr {
+    sea_orm::sea_query::Expr::cust(
+        "(SELECT \"apps\".\"name\" FROM \"apps\" WHERE \"apps\".\"id\" = \"memories\".\"app_id\")",
+    )
+}

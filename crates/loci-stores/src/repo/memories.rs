@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use loci_core::{AccessEntity, AppId, MemoryId, MemoryState, UserId, content_hash};
-use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Select,
@@ -13,7 +13,7 @@ use sea_orm::{
 use crate::entities::{memories, memory_status_history};
 use crate::records::{
     Memory, MemoryFilter, MemoryMetadata, MemoryUpdate, NewMemory, Page, PageRequest, SortDirection, SortField,
-    StatusChange, now,
+    StatusChange, Visibility, now,
 };
 use crate::repo::outbox::{self, OutboxOperation};
 use crate::{StoreError, TenantTx, repo};
@@ -52,6 +52,7 @@ fn to_record(tx: &TenantTx, m: memories::Model) -> Result<Memory, StoreError> {
             extra,
         },
         state: m.state.parse().map_err(StoreError::corrupt)?,
+        categories: Vec::new(),
         created_at: m.created_at,
         updated_at: m.updated_at,
         archived_at: m.archived_at,
@@ -129,6 +130,7 @@ pub async fn create(tx: &TenantTx, input: NewMemory) -> Result<Memory, StoreErro
         deleted_at: Set(None),
     };
     memories::Entity::insert(row).exec_without_returning(tx.conn()).await?;
+    repo::categories::assign(tx, id, &input.categories).await?;
     record_history(tx, id, None, MemoryState::Active, Some(input.user_id)).await?;
     outbox::enqueue_memory(tx, id, OutboxOperation::Upsert).await?;
     get_any_state(tx, id).await?.ok_or(StoreError::NotFound("memory"))
@@ -141,62 +143,187 @@ pub async fn get(tx: &TenantTx, id: MemoryId) -> Result<Option<Memory>, StoreErr
 
 /// The memory in any state, including deleted (history and audit paths).
 pub async fn get_any_state(tx: &TenantTx, id: MemoryId) -> Result<Option<Memory>, StoreError> {
-    scoped(tx).filter(memories::Column::Id.eq(id.as_uuid())).one(tx.conn()).await?.map(|m| to_record(tx, m)).transpose()
+    let Some(model) = scoped(tx).filter(memories::Column::Id.eq(id.as_uuid())).one(tx.conn()).await? else {
+        return Ok(None);
+    };
+    let mut memory = to_record(tx, model)?;
+    memory.categories = repo::categories::names_for(tx, &[id]).await?.remove(&id).unwrap_or_default();
+    Ok(Some(memory))
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE` pattern with `\` as escape.
+pub(crate) fn like_escape(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// `LIKE` pattern matching `prefix` literally, then anything.
+fn starts_with(prefix: &str) -> LikeExpr {
+    LikeExpr::new(format!("{}%", like_escape(prefix))).escape('\\')
+}
+
+/// The visibility rule inside the query: the owner, or an access entity that
+/// one of the caller's grants covers (itself exactly; `org:X` also
+/// `project:X/*` and `team:X/*`; `project:X/P` also `team:X/P/*`).
+fn visibility_condition(v: &Visibility) -> Condition {
+    let mut any = Condition::any().add(memories::Column::UserId.eq(v.user_id.as_uuid()));
+    for grant in &v.grants {
+        any = any.add(memories::Column::AccessEntity.eq(grant.to_string()));
+        match grant {
+            AccessEntity::Org(org) => {
+                any = any
+                    .add(Expr::col(memories::Column::AccessEntity).like(starts_with(&format!("project:{org}/"))))
+                    .add(Expr::col(memories::Column::AccessEntity).like(starts_with(&format!("team:{org}/"))));
+            }
+            AccessEntity::Project { org, project } => {
+                any = any.add(
+                    Expr::col(memories::Column::AccessEntity).like(starts_with(&format!("team:{org}/{project}/"))),
+                );
+            }
+            AccessEntity::User(_) | AccessEntity::Team { .. } => {}
+        }
+    }
+    any
+}
+
+/// The filter as one condition (the tenant is added by `scoped`).
+fn filter_condition(tx: &TenantTx, filter: &MemoryFilter) -> Condition {
+    let mut all = Condition::all();
+    if let Some(v) = &filter.visible_to {
+        all = all.add(visibility_condition(v));
+    }
+    if let Some(user) = filter.user_id {
+        all = all.add(memories::Column::UserId.eq(user.as_uuid()));
+    }
+    if let Some(app) = filter.app_id {
+        all = all.add(memories::Column::AppId.eq(app.as_uuid()));
+    }
+    if !filter.app_ids.is_empty() {
+        all = all.add(memories::Column::AppId.is_in(filter.app_ids.iter().map(|a| a.as_uuid())));
+    }
+    if !filter.states.is_empty() {
+        all = all.add(memories::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
+    }
+    if let Some(category) = filter.category {
+        all = all.add(memories::Column::Category.eq(category.as_str()));
+    }
+    if !filter.categories.is_empty() {
+        all = all.add(memories::Column::Category.is_in(filter.categories.iter().map(|c| c.as_str())));
+    }
+    if !filter.scopes.is_empty() {
+        all = all.add(memories::Column::Scope.is_in(filter.scopes.iter().map(|c| c.as_str())));
+    }
+    if !filter.artifact_types.is_empty() {
+        all = all.add(memories::Column::ArtifactType.is_in(filter.artifact_types.iter().map(|c| c.as_str())));
+    }
+    if !filter.sources.is_empty() {
+        all = all.add(memories::Column::Source.is_in(filter.sources.iter().map(|c| c.as_str())));
+    }
+    if !filter.entities.is_empty() {
+        all = all.add(memories::Column::Entity.is_in(filter.entities.iter().cloned()));
+    }
+    if !filter.category_names.is_empty() || !filter.category_ids.is_empty() {
+        all = all.add(memories::Column::Id.in_subquery(repo::categories::memory_ids_in(
+            tx,
+            &filter.category_names,
+            &filter.category_ids,
+        )));
+    }
+    for (key, value) in &filter.tags {
+        all = all.add(repo::json_text_equals(tx, "tags", key, value));
+    }
+    if let Some(from) = filter.from {
+        all = all.add(memories::Column::CreatedAt.gte(from));
+    }
+    if let Some(to) = filter.to {
+        all = all.add(memories::Column::CreatedAt.lte(to));
+    }
+    if let Some(needle) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+        let pattern = format!("%{}%", like_escape(&needle.to_lowercase()));
+        all = all.add(
+            Expr::expr(Func::lower(Expr::col(memories::Column::Content))).like(LikeExpr::new(pattern).escape('\\')),
+        );
+    }
+    all
 }
 
 /// A page of memories matching `filter`, with the exact total.
 pub async fn list(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Result<Page<Memory>, StoreError> {
-    let mut query = scoped(tx);
-    if let Some(user) = filter.user_id {
-        query = query.filter(memories::Column::UserId.eq(user.as_uuid()));
-    }
-    if let Some(app) = filter.app_id {
-        query = query.filter(memories::Column::AppId.eq(app.as_uuid()));
-    }
-    if !filter.states.is_empty() {
-        query = query.filter(memories::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
-    }
-    if let Some(category) = filter.category {
-        query = query.filter(memories::Column::Category.eq(category.as_str()));
-    }
-    if let Some(from) = filter.from {
-        query = query.filter(memories::Column::CreatedAt.gte(from));
-    }
-    if let Some(to) = filter.to {
-        query = query.filter(memories::Column::CreatedAt.lte(to));
-    }
-    if let Some(needle) = filter.search.as_deref().filter(|s| !s.is_empty()) {
-        let escaped = needle.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-        query = query.filter(
-            Expr::expr(Func::lower(Expr::col(memories::Column::Content)))
-                .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
-        );
-    }
+    let query = scoped(tx).filter(filter_condition(tx, filter));
     let total = query.clone().count(tx.conn()).await?;
-    let column = match filter.sort {
-        SortField::CreatedAt => memories::Column::CreatedAt,
-        SortField::UpdatedAt => memories::Column::UpdatedAt,
-        SortField::Content => memories::Column::Content,
-    };
     let order = match filter.direction {
         SortDirection::Asc => sea_orm::Order::Asc,
         SortDirection::Desc => sea_orm::Order::Desc,
     };
+    let query = match filter.sort {
+        SortField::CreatedAt => query.order_by(memories::Column::CreatedAt, order.clone()),
+        SortField::UpdatedAt => query.order_by(memories::Column::UpdatedAt, order.clone()),
+        SortField::Content => query.order_by(memories::Column::Content, order.clone()),
+        SortField::AppName => query.order_by(repo::apps::name_of_memory_app(), order.clone()),
+    };
     // The id breaks ties so pages never overlap or skip rows.
     let models = query
-        .order_by(column, order.clone())
         .order_by(memories::Column::Id, order)
         .offset((page.page.saturating_sub(1)).saturating_mul(page.size))
         .limit(page.size)
         .all(tx.conn())
         .await?;
-    let items = models.into_iter().map(|m| to_record(tx, m)).collect::<Result<Vec<_>, _>>()?;
+    let mut items = models.into_iter().map(|m| to_record(tx, m)).collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<MemoryId> = items.iter().map(|m| m.id).collect();
+    let mut names = repo::categories::names_for(tx, &ids).await?;
+    for m in &mut items {
+        m.categories = names.remove(&m.id).unwrap_or_default();
+    }
     Ok(Page {
         items,
         total,
         page: page.page,
         size: page.size,
         pages: if page.size == 0 { 0 } else { total.div_ceil(page.size) },
+    })
+}
+
+/// Ids of the memories matching `filter` (for bulk actions), capped.
+pub async fn ids_matching(tx: &TenantTx, filter: &MemoryFilter, cap: u64) -> Result<Vec<MemoryId>, StoreError> {
+    let rows: Vec<uuid::Uuid> = scoped(tx)
+        .filter(filter_condition(tx, filter))
+        .select_only()
+        .column(memories::Column::Id)
+        .order_by_asc(memories::Column::Id)
+        .limit(cap)
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(MemoryId::from_uuid).collect())
+}
+
+/// Counts of the filter's memories by state and by structured category.
+pub async fn stats(tx: &TenantTx, filter: &MemoryFilter) -> Result<crate::records::MemoryStats, StoreError> {
+    let by_state: Vec<(String, i64)> = scoped(tx)
+        .filter(filter_condition(tx, filter))
+        .select_only()
+        .column(memories::Column::State)
+        .column_as(memories::Column::Id.count(), "n")
+        .group_by(memories::Column::State)
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    let by_category: Vec<(Option<String>, i64)> = scoped(tx)
+        .filter(filter_condition(tx, filter))
+        .select_only()
+        .column(memories::Column::Category)
+        .column_as(memories::Column::Id.count(), "n")
+        .group_by(memories::Column::Category)
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(crate::records::MemoryStats {
+        total_memories: by_state.iter().map(|(_, n)| count(*n)).sum(),
+        by_state: by_state.into_iter().map(|(s, n)| (s, count(n))).collect(),
+        by_category: by_category
+            .into_iter()
+            .map(|(c, n)| (c.unwrap_or_else(|| "uncategorised".to_owned()), count(n)))
+            .collect(),
     })
 }
 
@@ -255,8 +382,13 @@ pub async fn update(tx: &TenantTx, id: MemoryId, change: MemoryUpdate) -> Result
     row.tags = Set(json(&tags)?);
     row.updated_at = Set(now());
     let updated = row.update(tx.conn()).await?;
+    if let Some(names) = &change.categories {
+        repo::categories::replace(tx, id, names).await?;
+    }
     outbox::enqueue_memory(tx, id, OutboxOperation::Upsert).await?;
-    to_record(tx, updated).map(Some)
+    let mut memory = to_record(tx, updated)?;
+    memory.categories = repo::categories::names_for(tx, &[id]).await?.remove(&id).unwrap_or_default();
+    Ok(Some(memory))
 }
 
 /// Moves a memory to `next` under the state machine. `None` for another
@@ -289,7 +421,9 @@ pub async fn set_state(
     record_history(tx, id, Some(current), next, actor).await?;
     let op = if next == MemoryState::Deleted { OutboxOperation::Delete } else { OutboxOperation::Upsert };
     outbox::enqueue_memory(tx, id, op).await?;
-    to_record(tx, updated).map(Some)
+    let mut memory = to_record(tx, updated)?;
+    memory.categories = repo::categories::names_for(tx, &[id]).await?.remove(&id).unwrap_or_default();
+    Ok(Some(memory))
 }
 
 /// Soft delete: `true` if the memory is (now or already) deleted, `false` for

@@ -3,8 +3,26 @@
 //!
 //! [`TenantTx`]: crate::TenantTx
 
+pub mod access_logs;
 pub mod apps;
+pub mod categories;
 pub mod memories;
 pub mod orgs;
 pub mod outbox;
 pub mod users;
+
+use sea_orm::sea_query::{Expr, SimpleExpr};
+use sea_orm::{ConnectionTrait, DbBackend};
+
+/// `json_column ->> key = value` on either engine (a string-valued key).
+pub(crate) fn json_text_equals(tx: &crate::TenantTx, column: &str, key: &str, value: &str) -> SimpleExpr {
+    match tx.conn().get_database_backend() {
+        DbBackend::Postgres => {
+            Expr::cust_with_values(format!("(\"{column}\" ->> $1) = $2"), [key.to_owned(), value.to_owned()])
+        }
+        _ => {
+            let path = format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""));
+            Expr::cust_with_values(format!("json_extract(\"{column}\", ?) = ?"), [path, value.to_owned()])
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Categories: org-wide names, filed on memories through `memory_categories`.
+
+use std::collections::HashMap;
+
+use loci_core::{CategoryId, MemoryId};
+use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+
+use crate::entities::{categories, memory_categories};
+use crate::records::now;
+use crate::{StoreError, TenantTx};
+
+/// Ids of the named categories, created in the org on first use.
+async fn ensure(tx: &TenantTx, names: &[String]) -> Result<Vec<CategoryId>, StoreError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    for name in names {
+        let row = categories::ActiveModel {
+            id: Set(CategoryId::new().as_uuid()),
+            org_id: Set(tx.org_str()),
+            name: Set(name.clone()),
+            description: Set(None),
+            created_at: Set(now()),
+        };
+        categories::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([categories::Column::OrgId, categories::Column::Name]).do_nothing().to_owned(),
+            )
+            .exec_without_returning(tx.conn())
+            .await?;
+    }
+    let rows = categories::Entity::find()
+        .filter(categories::Column::OrgId.eq(tx.org_str()))
+        .filter(categories::Column::Name.is_in(names.iter().cloned()))
+        .all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(|r| CategoryId::from_uuid(r.id)).collect())
+}
+
+/// Files `memory` under `names` (in addition to what it has).
+pub async fn assign(tx: &TenantTx, memory: MemoryId, names: &[String]) -> Result<(), StoreError> {
+    for id in ensure(tx, names).await? {
+        let row = memory_categories::ActiveModel {
+            memory_id: Set(memory.as_uuid()),
+            category_id: Set(id.as_uuid()),
+            org_id: Set(tx.org_str()),
+        };
+        memory_categories::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([memory_categories::Column::MemoryId, memory_categories::Column::CategoryId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Files `memory` under exactly `names`.
+pub async fn replace(tx: &TenantTx, memory: MemoryId, names: &[String]) -> Result<(), StoreError> {
+    memory_categories::Entity::delete_many()
+        .filter(memory_categories::Column::OrgId.eq(tx.org_str()))
+        .filter(memory_categories::Column::MemoryId.eq(memory.as_uuid()))
+        .exec(tx.conn())
+        .await?;
+    assign(tx, memory, names).await
+}
+
+/// Category names of each memory, sorted.
+pub async fn names_for(tx: &TenantTx, memories: &[MemoryId]) -> Result<HashMap<MemoryId, Vec<String>>, StoreError> {
+    let mut out: HashMap<MemoryId, Vec<String>> = HashMap::new();
+    if memories.is_empty() {
+        return Ok(out);
+    }
+    let links = memory_categories::Entity::find()
+        .filter(memory_categories::Column::OrgId.eq(tx.org_str()))
+        .filter(memory_categories::Column::MemoryId.is_in(memories.iter().map(|m| m.as_uuid())))
+        .all(tx.conn())
+        .await?;
+    if links.is_empty() {
+        return Ok(out);
+    }
+    let names: HashMap<uuid::Uuid, String> = categories::Entity::find()
+        .filter(categories::Column::OrgId.eq(tx.org_str()))
+        .filter(categories::Column::Id.is_in(links.iter().map(|l| l.category_id)))
+        .all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    for link in links {
+        if let Some(name) = names.get(&link.category_id) {
+            out.entry(MemoryId::from_uuid(link.memory_id)).or_default().push(name.clone());
+        }
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    Ok(out)
+}
+
+/// `SELECT memory_id FROM memory_categories ...` for memories filed under any
+/// of the names or ids (tenant-filtered), for use in `IN (subquery)`.
+pub(crate) fn memory_ids_in(tx: &TenantTx, names: &[String], ids: &[CategoryId]) -> SelectStatement {
+    let mut by_category = sea_orm::sea_query::Condition::any();
+    if !ids.is_empty() {
+        by_category = by_category.add(memory_categories::Column::CategoryId.is_in(ids.iter().map(|c| c.as_uuid())));
+    }
+    if !names.is_empty() {
+        let named = Query::select()
+            .column(categories::Column::Id)
+            .from(categories::Entity)
+            .and_where(categories::Column::OrgId.eq(tx.org_str()))
+            .and_where(categories::Column::Name.is_in(names.iter().cloned()))
+            .to_owned();
+        by_category = by_category.add(memory_categories::Column::CategoryId.in_subquery(named));
+    }
+    Query::select()
+        .column(memory_categories::Column::MemoryId)
+        .from(memory_categories::Entity)
+        .and_where(memory_categories::Column::OrgId.eq(tx.org_str()))
+        .cond_where(by_category)
+        .to_owned()
+}
+
+/// Every category of the org by name (used to resolve names for listings).
+pub async fn all(tx: &TenantTx) -> Result<Vec<(CategoryId, String)>, StoreError> {
+    let rows = categories::Entity::find()
+        .filter(categories::Column::OrgId.eq(tx.org_str()))
+        .order_by_asc(categories::Column::Name)
+        .all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(|r| (CategoryId::from_uuid(r.id), r.name)).collect())
+}
