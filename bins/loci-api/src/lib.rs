@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 mod auth;
+mod json;
 mod metrics;
 mod problem;
 mod request_id;

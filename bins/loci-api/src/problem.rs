@@ -169,3 +169,24 @@ pub fn ensure_problem_body<B>(
     let rendered = problem.error_response();
     Ok(ErrorHandlerResponse::Response(actix_web::dev::ServiceResponse::new(req, rendered).map_into_right_body()))
 }
+
+impl From<Vec<loci_domain::FieldViolation>> for Problem {
+    fn from(errors: Vec<loci_domain::FieldViolation>) -> Self {
+        Problem::validation(errors.into_iter().map(|e| FieldError { field: e.field, message: e.message }).collect())
+    }
+}
+
+impl From<loci_domain::DomainError> for Problem {
+    fn from(e: loci_domain::DomainError) -> Self {
+        use loci_domain::DomainError;
+        match e {
+            DomainError::Validation(errors) => errors.into(),
+            DomainError::Store(inner) => {
+                // Internal detail goes to the log, never to the client.
+                tracing::error!(error = %inner, "store error");
+                Problem::new(ErrorCode::Internal, "an internal error occurred")
+            }
+            other => Problem::new(other.code(), other.to_string()),
+        }
+    }
+}

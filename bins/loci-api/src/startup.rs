@@ -8,7 +8,12 @@ use std::time::Duration;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
+use loci_domain::Provisioner;
+use loci_domain::access_log::AccessLog;
+use loci_domain::apps::AppService;
 use loci_domain::health::HealthService;
+use loci_domain::memories::MemoryService;
+use loci_domain::validation::Limits;
 use loci_security::{Authenticator, AuthenticatorConfig, InMemoryReplayCache, LocalIssuer, ReplayCache};
 use loci_settings::{Profile, Settings};
 use loci_stores::{Database, DependencyCheck, PoolConfig, Valkey, ValkeyReplayCache};
@@ -28,6 +33,8 @@ pub struct AppState {
     /// The embedded profile's signing key (its JWKS is served); never in production.
     pub local_issuer: Option<Arc<LocalIssuer>>,
     pub metrics: Metrics,
+    pub memories: MemoryService,
+    pub apps: AppService,
 }
 
 impl AppState {
@@ -66,7 +73,12 @@ impl AppState {
         let config = AuthenticatorConfig::from_settings(&settings, local_issuer.as_deref()).await?;
         let auth = Arc::new(Authenticator::new(config, replay));
         let metrics = Metrics::new().map_err(|e| ApiError::Startup(format!("metrics: {e}")))?;
-        Ok(Self { settings: Arc::new(settings), database, valkey, health, auth, local_issuer, metrics })
+        let provisioner = Provisioner::default();
+        let access = AccessLog::start(database.clone());
+        let memories =
+            MemoryService::new(database.clone(), provisioner.clone(), access, Limits::from(&settings.limits));
+        let apps = AppService::new(database.clone(), provisioner, memories.clone());
+        Ok(Self { settings: Arc::new(settings), database, valkey, health, auth, local_issuer, metrics, memories, apps })
     }
 }
 
@@ -116,6 +128,8 @@ impl Application {
                 // Order matters: the last `wrap` is outermost. Request ids wrap
                 // everything so even rendered errors carry them.
                 .wrap(ErrorHandlers::new().default_handler(ensure_problem_body))
+                // `/api/v1/memories/` and `/api/v1/memories` are one resource.
+                .wrap(actix_web::middleware::NormalizePath::trim())
                 .wrap(cors(&cors_settings))
                 .wrap(security_headers())
                 .wrap(from_fn(request_id::middleware))

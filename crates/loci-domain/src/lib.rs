@@ -1,15 +1,19 @@
-//! Loci's services: the rules of the product, over the store traits.
+//! Loci's services: the rules of the product, over the store repositories.
 //!
 //! Architecture invariants: no HTTP and no SQL here; every tenant-scoped
-//! operation takes the tenant from an authenticated principal, never from
-//! request input. This crate currently holds the health service; memories,
-//! apps, search and graph services arrive with their issues.
+//! operation takes its tenant and user from an authenticated [`Principal`],
+//! never from request input; another tenant's or an invisible resource is
+//! `NotFound`, exactly like a missing one.
+//!
+//! [`Principal`]: loci_security::Principal
 
+pub mod access_log;
+pub mod apps;
+mod caller;
+mod error;
 pub mod health;
+pub mod memories;
+pub mod validation;
 
-/// Errors of the domain layer.
-#[derive(Debug, thiserror::Error)]
-pub enum DomainError {
-    #[error(transparent)]
-    Store(#[from] loci_stores::StoreError),
-}
+pub use caller::Provisioner;
+pub use error::{DomainError, FieldViolation};

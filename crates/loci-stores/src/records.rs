@@ -143,6 +143,8 @@ pub struct Visibility {
 pub struct MemoryFilter {
     /// Only memories this caller may see.
     pub visible_to: Option<Visibility>,
+    /// Only these memories.
+    pub ids: Vec<MemoryId>,
     /// Only memories this user owns.
     pub user_id: Option<UserId>,
     pub app_id: Option<AppId>,
@@ -172,6 +174,7 @@ impl Default for MemoryFilter {
     fn default() -> Self {
         Self {
             visible_to: None,
+            ids: Vec::new(),
             user_id: None,
             app_id: None,
             app_ids: Vec::new(),

@@ -1,7 +1,10 @@
 use actix_web::web;
 
+mod apps;
 mod health;
+mod memories;
 mod meta;
+mod params;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources (not bare routes) so a wrong method is a 405, not a 404.
@@ -11,5 +14,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/.well-known/oauth-protected-resource").route(web::get().to(meta::protected_resource)))
         .service(web::resource("/.well-known/jwks.json").route(web::get().to(meta::jwks)))
         .service(web::resource("/metrics").route(web::get().to(meta::metrics)))
-        .service(web::resource("/api/v1/whoami").route(web::get().to(meta::whoami)));
+        .service(web::resource("/api/v1/whoami").route(web::get().to(meta::whoami)))
+        .service(
+            web::resource("/api/v1/memories")
+                .route(web::post().to(memories::create))
+                .route(web::get().to(memories::list))
+                .route(web::delete().to(memories::delete)),
+        )
+        .service(web::resource("/api/v1/memories/filter").route(web::post().to(memories::filter)))
+        .service(web::resource("/api/v1/memories/categories").route(web::get().to(memories::categories)))
+        .service(web::resource("/api/v1/memories/actions/{action}").route(web::post().to(memories::action)))
+        .service(
+            web::resource("/api/v1/memories/{id}")
+                .route(web::get().to(memories::get))
+                .route(web::put().to(memories::update)),
+        )
+        .service(web::resource("/api/v1/memories/{id}/history").route(web::get().to(memories::history)))
+        .service(web::resource("/api/v1/memories/{id}/access-log").route(web::get().to(memories::access_log)))
+        .service(web::resource("/api/v1/memories/{id}/related").route(web::get().to(memories::related)))
+        .service(web::resource("/api/v1/apps").route(web::get().to(apps::list)))
+        .service(web::resource("/api/v1/apps/{id}").route(web::get().to(apps::get)).route(web::put().to(apps::update)))
+        .service(web::resource("/api/v1/apps/{id}/memories").route(web::get().to(apps::memories)))
+        .service(web::resource("/api/v1/apps/{id}/accessed").route(web::get().to(apps::accessed)))
+        .service(web::resource("/api/v1/stats").route(web::get().to(apps::stats)));
 }

@@ -191,6 +191,9 @@ fn filter_condition(tx: &TenantTx, filter: &MemoryFilter) -> Condition {
     if let Some(v) = &filter.visible_to {
         all = all.add(visibility_condition(v));
     }
+    if !filter.ids.is_empty() {
+        all = all.add(memories::Column::Id.is_in(filter.ids.iter().map(|m| m.as_uuid())));
+    }
     if let Some(user) = filter.user_id {
         all = all.add(memories::Column::UserId.eq(user.as_uuid()));
     }
@@ -456,4 +459,31 @@ pub async fn history(tx: &TenantTx, id: MemoryId) -> Result<Vec<StatusChange>, S
             })
         })
         .collect()
+}
+
+/// `SELECT id FROM memories WHERE <tenant> AND <filter>`, for subqueries.
+pub(crate) fn matching_ids_query(tx: &TenantTx, filter: &MemoryFilter) -> sea_orm::sea_query::SelectStatement {
+    sea_orm::sea_query::Query::select()
+        .column(memories::Column::Id)
+        .from(memories::Entity)
+        .and_where(memories::Column::OrgId.eq(tx.org_str()))
+        .cond_where(filter_condition(tx, filter))
+        .to_owned()
+}
+
+/// Number of memories per app among those matching `filter`.
+pub async fn count_by_app(
+    tx: &TenantTx,
+    filter: &MemoryFilter,
+) -> Result<std::collections::BTreeMap<AppId, u64>, StoreError> {
+    let rows: Vec<(uuid::Uuid, i64)> = scoped(tx)
+        .filter(filter_condition(tx, filter))
+        .select_only()
+        .column(memories::Column::AppId)
+        .column_as(memories::Column::Id.count(), "n")
+        .group_by(memories::Column::AppId)
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(|(a, n)| (AppId::from_uuid(a), u64::try_from(n).unwrap_or(0))).collect())
 }

@@ -1,0 +1,121 @@
+//! `/api/v1/apps` (apps:read / apps:write) and `/api/v1/stats` (stats:read).
+
+use actix_web::{HttpResponse, web};
+use loci_core::AppId;
+use loci_domain::FieldViolation;
+use loci_domain::apps::{AppQuery, AppSort};
+use loci_security::scopes::{APPS_READ, APPS_WRITE, STATS_READ};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::params::{self, PageQuery};
+use crate::json::ValidJson;
+use crate::{AppState, Authenticated, Problem};
+
+fn app_id(raw: &str) -> Result<AppId, Problem> {
+    let mut out = Vec::new();
+    params::id::<AppId>("id", raw, &mut out).ok_or_else(|| out.into())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppListQuery {
+    name: Option<String>,
+    is_active: Option<bool>,
+    sort_by: Option<String>,
+    sort_direction: Option<String>,
+    page: Option<String>,
+    size: Option<String>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    q: web::Query<AppListQuery>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&state, &[APPS_READ])?;
+    let mut out: Vec<FieldViolation> = Vec::new();
+    let page = params::page(q.page.as_deref(), q.size.as_deref(), &mut out);
+    let sort = match q.sort_by.as_deref() {
+        None | Some("name") => AppSort::Name,
+        Some("memories") => AppSort::Memories,
+        Some("memories_accessed") => AppSort::MemoriesAccessed,
+        Some(_) => {
+            out.push(FieldViolation::new("sort_by", "must be name, memories or memories_accessed"));
+            AppSort::Name
+        }
+    };
+    let descending = match q.sort_direction.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            out.push(FieldViolation::new("sort_direction", "must be asc or desc"));
+            false
+        }
+    };
+    if !out.is_empty() {
+        return Err(out.into());
+    }
+    let query = AppQuery { name: q.name.clone(), is_active: q.is_active, sort, descending };
+    Ok(HttpResponse::Ok().json(state.apps.list(p, &query, page).await?))
+}
+
+pub async fn get(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&state, &[APPS_READ])?;
+    Ok(HttpResponse::Ok().json(state.apps.get(p, app_id(&id)?).await?))
+}
+
+pub async fn memories(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&state, &[APPS_READ])?;
+    let page = q.parse()?;
+    Ok(HttpResponse::Ok().json(state.apps.memories(p, app_id(&id)?, page).await?))
+}
+
+pub async fn accessed(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<String>,
+    q: web::Query<PageQuery>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&state, &[APPS_READ])?;
+    let page = q.parse()?;
+    Ok(HttpResponse::Ok().json(state.apps.accessed(p, app_id(&id)?, page).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppUpdate {
+    is_active: bool,
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+    id: web::Path<String>,
+    body: ValidJson<AppUpdate>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&state, &[APPS_WRITE])?;
+    Ok(HttpResponse::Ok().json(state.apps.set_active(p, app_id(&id)?, body.0.is_active).await?))
+}
+
+pub async fn stats(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&state, &[STATS_READ])?;
+    let memories = state.memories.stats(p).await?;
+    let apps = state.apps.summaries(p).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "total_memories": memories.total_memories,
+        "total_apps": apps.len(),
+        "memories_by_state": memories.by_state,
+        "memories_by_category": memories.by_category,
+        "apps": apps,
+    })))
+}

@@ -1,0 +1,48 @@
+//! Provisioning from the principal: the org, the user and (for writes) the app
+//! exist from the first authenticated request on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use loci_core::{OrgId, UserId};
+use loci_security::Principal;
+use loci_stores::repo::{orgs, users};
+use loci_stores::{Database, TenantTx};
+use parking_lot::Mutex;
+
+use crate::DomainError;
+
+/// Maps (org, subject) to the internal user id, provisioning on first sight.
+/// The cache saves two queries per request; it only ever holds ids that
+/// exist (users are not deleted while the process runs).
+#[derive(Debug, Clone, Default)]
+pub struct Provisioner {
+    known: Arc<Mutex<HashMap<(OrgId, String), UserId>>>,
+}
+
+impl Provisioner {
+    const CAPACITY: usize = 100_000;
+
+    /// The caller's user id, inside `tx` (which must be a write transaction
+    /// the first time a user is seen).
+    pub async fn user(&self, db: &Database, principal: &Principal) -> Result<UserId, DomainError> {
+        let key = (principal.org_id.clone(), principal.subject.clone());
+        if let Some(id) = self.known.lock().get(&key) {
+            return Ok(*id);
+        }
+        let tx = db.begin_tenant(&principal.org_id).await?;
+        let id = Self::ensure_in(&tx, principal).await?;
+        tx.commit().await?;
+        let mut known = self.known.lock();
+        if known.len() >= Self::CAPACITY {
+            known.clear();
+        }
+        known.insert(key, id);
+        Ok(id)
+    }
+
+    async fn ensure_in(tx: &TenantTx, principal: &Principal) -> Result<UserId, DomainError> {
+        orgs::ensure(tx).await?;
+        Ok(users::ensure(tx, &principal.subject).await?.id)
+    }
+}

@@ -1,0 +1,58 @@
+use loci_core::{ErrorCode, MemoryState};
+use loci_stores::StoreError;
+use serde::Serialize;
+
+/// One invalid input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldViolation {
+    /// Dotted path of the field, e.g. `metadata.scope`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldViolation {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
+/// Errors of the domain layer; each maps to one stable error code.
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("invalid input")]
+    Validation(Vec<FieldViolation>),
+    #[error("illegal state transition {from} -> {to}")]
+    InvalidTransition { from: MemoryState, to: MemoryState },
+    #[error("the app is paused; writes through it are blocked")]
+    AppPaused,
+    #[error("fact inference needs an LLM endpoint, and none is configured")]
+    InferUnavailable,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::InvalidTransition { from, to } => Self::InvalidTransition { from, to },
+            other => Self::Store(other),
+        }
+    }
+}
+
+impl DomainError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Validation(_) => ErrorCode::ValidationFailed,
+            Self::InvalidTransition { .. } => ErrorCode::InvalidStateTransition,
+            Self::AppPaused => ErrorCode::AppPaused,
+            Self::InferUnavailable => ErrorCode::InferUnavailable,
+            Self::Store(StoreError::Timeout(_) | StoreError::Valkey(_)) => ErrorCode::DependencyUnavailable,
+            Self::Store(_) => ErrorCode::Internal,
+        }
+    }
+}

@@ -1,0 +1,460 @@
+//! The memories service: create, read, list and filter, update, delete and
+//! state changes, for one authenticated caller.
+//!
+//! Visibility: a caller sees their own memories and those whose access entity
+//! one of their grants covers (filtered inside the query). Writes (update,
+//! delete, state changes) are for the owner only; anything else is answered
+//! as not found.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use loci_core::{AppId, CategoryId, MemoryId, MemoryState, UserId};
+use loci_security::Principal;
+use loci_stores::records::{
+    AccessLogEntry, CategoryRecord, Memory, MemoryFilter, MemoryUpdate, NewMemory, Page, PageRequest, StatusChange,
+    Visibility, now,
+};
+use loci_stores::repo::{access_logs, apps, memories};
+use loci_stores::{Database, TenantTx};
+use serde::Serialize;
+
+use crate::access_log::AccessLog;
+use crate::validation::{self, CreateMemoryInput, Limits, UpdateMemoryInput};
+use crate::{DomainError, FieldViolation, Provisioner};
+
+/// A memory as returned to callers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemoryView {
+    #[serde(flatten)]
+    pub memory: Memory,
+    pub app_name: String,
+    /// Whether the caller owns it (and so may change it).
+    pub owned: bool,
+}
+
+/// Which memories a bulk state change applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selection {
+    pub memory_ids: Vec<MemoryId>,
+    pub app_id: Option<AppId>,
+    pub category_ids: Vec<CategoryId>,
+}
+
+/// Outcome of a bulk operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BulkOutcome {
+    pub changed: Vec<MemoryId>,
+    pub skipped: Vec<MemoryId>,
+}
+
+/// The state actions of `/actions/{pause,resume,archive}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateAction {
+    Pause,
+    Resume,
+    Archive,
+}
+
+impl StateAction {
+    fn target(self) -> MemoryState {
+        match self {
+            Self::Pause => MemoryState::Paused,
+            Self::Resume => MemoryState::Active,
+            Self::Archive => MemoryState::Archived,
+        }
+    }
+}
+
+/// Bulk selections touch at most this many memories per call.
+const BULK_CAP: u64 = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct MemoryService {
+    db: Database,
+    provisioner: Provisioner,
+    access: AccessLog,
+    limits: Limits,
+}
+
+impl MemoryService {
+    pub fn new(db: Database, provisioner: Provisioner, access: AccessLog, limits: Limits) -> Self {
+        Self { db, provisioner, access, limits }
+    }
+
+    pub fn access_log(&self) -> &AccessLog {
+        &self.access
+    }
+
+    /// The caller's visibility (owner id plus grants).
+    pub async fn visibility(&self, p: &Principal) -> Result<Visibility, DomainError> {
+        let user_id = self.provisioner.user(&self.db, p).await?;
+        Ok(Visibility { user_id, grants: p.grants.clone() })
+    }
+
+    async fn views(&self, tx: &TenantTx, me: UserId, items: Vec<Memory>) -> Result<Vec<MemoryView>, DomainError> {
+        let mut names: HashMap<AppId, String> = HashMap::new();
+        for m in &items {
+            if let std::collections::hash_map::Entry::Vacant(e) = names.entry(m.app_id) {
+                let name = apps::get(tx, m.app_id).await?.map(|a| a.name).unwrap_or_default();
+                e.insert(name);
+            }
+        }
+        Ok(items
+            .into_iter()
+            .map(|m| MemoryView {
+                app_name: names.get(&m.app_id).cloned().unwrap_or_default(),
+                owned: m.user_id == me,
+                memory: m,
+            })
+            .collect())
+    }
+
+    fn log_reads(&self, p: &Principal, me: UserId, items: &[MemoryView], kind: &str) {
+        let at = now();
+        for v in items {
+            self.access.record(loci_stores::records::AccessRecord {
+                org_id: p.org_id.clone(),
+                memory_id: v.memory.id,
+                user_id: me,
+                app_id: None,
+                access_type: kind.to_owned(),
+                accessed_at: at,
+            });
+        }
+    }
+
+    /// Creates a memory through the named app (created on first use).
+    pub async fn create(&self, p: &Principal, input: CreateMemoryInput) -> Result<MemoryView, DomainError> {
+        if input.infer {
+            return Err(DomainError::InferUnavailable);
+        }
+        let mut errors = Vec::new();
+        let text = validation::content("text", &input.text, &self.limits, &mut errors);
+        let app_name = input.app.as_deref().or(p.client_id.as_deref()).unwrap_or("default").to_owned();
+        let app_name = validation::app_name("app", &app_name, &mut errors);
+        let metadata = validation::metadata(&input.metadata, &p.org_id, &self.limits, &mut errors);
+        let (Some(text), Some(app_name), Some(metadata)) = (text, app_name, metadata) else {
+            return Err(DomainError::Validation(errors));
+        };
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant(&p.org_id).await?;
+        let app = apps::ensure(&tx, me, &app_name).await?;
+        if !app.is_active {
+            tx.rollback().await?;
+            return Err(DomainError::AppPaused);
+        }
+        let memory = memories::create(
+            &tx,
+            NewMemory {
+                user_id: me,
+                app_id: app.id,
+                content: text,
+                metadata: metadata.metadata,
+                categories: metadata.categories,
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(MemoryView { memory, app_name: app.name, owned: true })
+    }
+
+    /// One visible memory (not deleted).
+    pub async fn get(&self, p: &Principal, id: MemoryId) -> Result<MemoryView, DomainError> {
+        let vis = self.visibility(p).await?;
+        let me = vis.user_id;
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let filter = MemoryFilter {
+            ids: vec![id],
+            visible_to: Some(vis),
+            states: vec![MemoryState::Active, MemoryState::Paused, MemoryState::Archived],
+            ..Default::default()
+        };
+        let page = memories::list(&tx, &filter, PageRequest { page: 1, size: 1 }).await?;
+        let views = self.views(&tx, me, page.items).await?;
+        tx.commit().await?;
+        let view = views.into_iter().next().ok_or(DomainError::NotFound("memory"))?;
+        self.log_reads(p, me, std::slice::from_ref(&view), "get");
+        Ok(view)
+    }
+
+    /// A page of visible memories matching `filter` (its visibility is
+    /// replaced by the caller's).
+    pub async fn list(
+        &self,
+        p: &Principal,
+        mut filter: MemoryFilter,
+        page: PageRequest,
+    ) -> Result<Page<MemoryView>, DomainError> {
+        let vis = self.visibility(p).await?;
+        let me = vis.user_id;
+        filter.visible_to = Some(vis);
+        filter.states.retain(|s| *s != MemoryState::Deleted);
+        if filter.states.is_empty() {
+            filter.states = vec![MemoryState::Active, MemoryState::Paused];
+        }
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let result = memories::list(&tx, &filter, page).await?;
+        let items = self.views(&tx, me, result.items).await?;
+        tx.commit().await?;
+        self.log_reads(p, me, &items, "list");
+        Ok(Page { items, total: result.total, page: result.page, size: result.size, pages: result.pages })
+    }
+
+    /// The owner's memory, for writes; `NotFound` otherwise.
+    async fn owned(&self, tx: &TenantTx, me: UserId, id: MemoryId) -> Result<Memory, DomainError> {
+        match memories::get(tx, id).await? {
+            Some(m) if m.user_id == me => Ok(m),
+            _ => Err(DomainError::NotFound("memory")),
+        }
+    }
+
+    /// Updates content and/or metadata (tags merge, categories replace).
+    pub async fn update(
+        &self,
+        p: &Principal,
+        id: MemoryId,
+        input: UpdateMemoryInput,
+    ) -> Result<MemoryView, DomainError> {
+        let mut errors = Vec::new();
+        let text = input.text.as_deref().map(|t| validation::content("text", t, &self.limits, &mut errors));
+        let metadata = input.metadata.as_ref().map(|m| validation::metadata(m, &p.org_id, &self.limits, &mut errors));
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        if text.is_none() && metadata.is_none() {
+            return Err(DomainError::Validation(vec![FieldViolation::new(
+                "body",
+                "nothing to update: give text and/or metadata",
+            )]));
+        }
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant(&p.org_id).await?;
+        let current = self.owned(&tx, me, id).await?;
+        let app = apps::get(&tx, current.app_id).await?.ok_or(DomainError::NotFound("app"))?;
+        if !app.is_active {
+            tx.rollback().await?;
+            return Err(DomainError::AppPaused);
+        }
+        let mut change = MemoryUpdate { content: text.flatten(), ..Default::default() };
+        if let Some(Some(valid)) = metadata {
+            let given = input.metadata.as_ref();
+            let set = |present: bool| present;
+            let md = valid.metadata;
+            if let Some(g) = given {
+                if set(g.category.is_some()) {
+                    change.category = Some(md.category);
+                }
+                if g.scope.is_some() || g.access_entity.is_some() {
+                    change.scope = Some(md.scope);
+                }
+                if g.artifact_type.is_some() {
+                    change.artifact_type = Some(md.artifact_type);
+                }
+                if g.artifact_ref.is_some() {
+                    change.artifact_ref = Some(md.artifact_ref);
+                }
+                if g.entity.is_some() {
+                    change.entity = Some(md.entity);
+                }
+                if g.source.is_some() {
+                    change.source = Some(md.source);
+                }
+                if g.access_entity.is_some() {
+                    change.access_entity = Some(md.access_entity);
+                }
+                if !g.evidence.is_empty() {
+                    change.evidence = Some(md.evidence);
+                }
+                change.tags_merge = md.tags;
+                if !g.extra.is_empty() {
+                    let mut extra = current.metadata.extra.clone();
+                    extra.extend(md.extra);
+                    change.extra = Some(extra);
+                }
+                if !g.categories.is_empty() {
+                    change.categories = Some(valid.categories);
+                }
+            }
+        }
+        let updated = memories::update(&tx, id, change).await?.ok_or(DomainError::NotFound("memory"))?;
+        tx.commit().await?;
+        Ok(MemoryView { memory: updated, app_name: app.name, owned: true })
+    }
+
+    /// Soft-deletes the caller's memories among `ids`; others are skipped.
+    pub async fn delete(&self, p: &Principal, ids: &[MemoryId]) -> Result<BulkOutcome, DomainError> {
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant(&p.org_id).await?;
+        let mut outcome = BulkOutcome { changed: Vec::new(), skipped: Vec::new() };
+        for id in ids {
+            match memories::get(&tx, *id).await? {
+                Some(m) if m.user_id == me => {
+                    memories::delete(&tx, *id, Some(me)).await?;
+                    outcome.changed.push(*id);
+                }
+                _ => outcome.skipped.push(*id),
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Pauses, resumes or archives the caller's selected memories. With
+    /// explicit ids the change is all-or-nothing (an illegal transition is a
+    /// conflict); with an app or categories, memories already in a state the
+    /// action cannot leave are skipped.
+    pub async fn change_state(
+        &self,
+        p: &Principal,
+        selection: Selection,
+        action: StateAction,
+    ) -> Result<BulkOutcome, DomainError> {
+        if selection.memory_ids.is_empty() && selection.app_id.is_none() && selection.category_ids.is_empty() {
+            return Err(DomainError::Validation(vec![FieldViolation::new(
+                "body",
+                "select memories with memory_ids, app_id or category_ids",
+            )]));
+        }
+        let me = self.provisioner.user(&self.db, p).await?;
+        let target = action.target();
+        let tx = self.db.begin_tenant(&p.org_id).await?;
+        let explicit = !selection.memory_ids.is_empty();
+        let filter = MemoryFilter {
+            user_id: Some(me),
+            ids: selection.memory_ids.clone(),
+            app_id: selection.app_id,
+            category_ids: selection.category_ids.clone(),
+            states: vec![MemoryState::Active, MemoryState::Paused, MemoryState::Archived],
+            ..Default::default()
+        };
+        let ids = memories::ids_matching(&tx, &filter, BULK_CAP).await?;
+        let mut outcome = BulkOutcome { changed: Vec::new(), skipped: Vec::new() };
+        for id in &ids {
+            let Some(m) = memories::get(&tx, *id).await? else { continue };
+            if m.state == target {
+                outcome.skipped.push(*id);
+                continue;
+            }
+            if !m.state.can_transition_to(target) {
+                if explicit {
+                    tx.rollback().await?;
+                    return Err(DomainError::InvalidTransition { from: m.state, to: target });
+                }
+                outcome.skipped.push(*id);
+                continue;
+            }
+            memories::set_state(&tx, *id, target, Some(me)).await?;
+            outcome.changed.push(*id);
+        }
+        tx.commit().await?;
+        if explicit {
+            outcome.skipped.extend(selection.memory_ids.iter().filter(|id| !ids.contains(id)));
+        }
+        Ok(outcome)
+    }
+
+    /// State history of a visible memory.
+    pub async fn history(&self, p: &Principal, id: MemoryId) -> Result<Vec<StatusChange>, DomainError> {
+        self.get_quiet(p, id).await?;
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let rows = memories::history(&tx, id).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Visibility check without an access-log entry.
+    async fn get_quiet(&self, p: &Principal, id: MemoryId) -> Result<Memory, DomainError> {
+        let vis = self.visibility(p).await?;
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let filter = MemoryFilter {
+            ids: vec![id],
+            visible_to: Some(vis),
+            states: vec![MemoryState::Active, MemoryState::Paused, MemoryState::Archived],
+            ..Default::default()
+        };
+        let page = memories::list(&tx, &filter, PageRequest { page: 1, size: 1 }).await?;
+        tx.commit().await?;
+        page.items.into_iter().next().ok_or(DomainError::NotFound("memory"))
+    }
+
+    /// The access log of the caller's own memory.
+    pub async fn access_log_of(
+        &self,
+        p: &Principal,
+        id: MemoryId,
+        page: PageRequest,
+    ) -> Result<Page<AccessLogEntry>, DomainError> {
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        self.owned(&tx, me, id).await?;
+        let log = access_logs::for_memory(&tx, id, page).await?;
+        tx.commit().await?;
+        Ok(log)
+    }
+
+    /// Categories in use by the caller's visible memories.
+    pub async fn categories(&self, p: &Principal) -> Result<Vec<CategoryRecord>, DomainError> {
+        let vis = self.visibility(p).await?;
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let filter = MemoryFilter { visible_to: Some(vis), ..Default::default() };
+        let rows = loci_stores::repo::categories::in_use(&tx, &filter).await?;
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    /// Visible memories sharing a category or the entity with `id`, newest first.
+    pub async fn related(&self, p: &Principal, id: MemoryId, limit: u64) -> Result<Vec<MemoryView>, DomainError> {
+        let base = self.get_quiet(p, id).await?;
+        let vis = self.visibility(p).await?;
+        let me = vis.user_id;
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let mut found: Vec<Memory> = Vec::new();
+        let mut searches = Vec::new();
+        if !base.categories.is_empty() {
+            searches.push(MemoryFilter { category_names: base.categories.clone(), ..Default::default() });
+        }
+        if let Some(entity) = &base.metadata.entity {
+            searches.push(MemoryFilter { entities: vec![entity.clone()], ..Default::default() });
+        }
+        for mut filter in searches {
+            filter.visible_to = Some(vis.clone());
+            let page = memories::list(&tx, &filter, PageRequest { page: 1, size: limit + 1 }).await?;
+            for m in page.items {
+                if m.id != id && !found.iter().any(|f| f.id == m.id) {
+                    found.push(m);
+                }
+            }
+        }
+        found.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let views = self.views(&tx, me, found).await?;
+        tx.commit().await?;
+        Ok(views)
+    }
+
+    /// Counts for `/stats`: the caller's own memories.
+    pub async fn stats(&self, p: &Principal) -> Result<loci_stores::records::MemoryStats, DomainError> {
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let filter = MemoryFilter {
+            user_id: Some(me),
+            states: vec![MemoryState::Active, MemoryState::Paused, MemoryState::Archived],
+            ..Default::default()
+        };
+        let stats = memories::stats(&tx, &filter).await?;
+        tx.commit().await?;
+        Ok(stats)
+    }
+}
+
+/// Parses an RFC 3339 timestamp for a filter field.
+pub fn parse_time(field: &str, raw: &str, out: &mut Vec<FieldViolation>) -> Option<DateTime<Utc>> {
+    match DateTime::parse_from_rfc3339(raw) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(_) => {
+            out.push(FieldViolation::new(field, "must be an RFC 3339 timestamp, e.g. 2026-01-31T12:00:00Z"));
+            None
+        }
+    }
+}

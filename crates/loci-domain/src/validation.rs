@@ -1,0 +1,305 @@
+//! Input types shared by REST and MCP, and their rules: enum values, the
+//! agreement of scope and access entity, and size limits. Every problem is
+//! reported with its field path, all at once.
+
+use std::collections::BTreeMap;
+
+use loci_core::{AccessEntity, ArtifactType, Category, OrgId, Scope, Source};
+use loci_settings::LimitsSettings;
+use loci_stores::records::MemoryMetadata;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::FieldViolation;
+
+const MAX_REF_CHARS: usize = 512;
+const MAX_EVIDENCE_ITEMS: usize = 50;
+const MAX_EVIDENCE_CHARS: usize = 2048;
+const MAX_CATEGORIES: usize = 20;
+const MAX_CATEGORY_CHARS: usize = 64;
+const MAX_TAG_KEY_CHARS: usize = 128;
+const MAX_APP_NAME_CHARS: usize = 255;
+
+/// Limits in force (from `[limits]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_content_bytes: usize,
+    pub max_metadata_bytes: usize,
+    pub max_tags: usize,
+}
+
+impl From<&LimitsSettings> for Limits {
+    fn from(l: &LimitsSettings) -> Self {
+        Self { max_content_bytes: l.max_content_bytes, max_metadata_bytes: l.max_metadata_bytes, max_tags: l.max_tags }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::from(&LimitsSettings::default())
+    }
+}
+
+/// Structured metadata as clients send it: enums as strings, so an unknown
+/// value is a per-field error rather than a parse failure of the whole body.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct MetadataInput {
+    pub category: Option<String>,
+    pub scope: Option<String>,
+    pub artifact_type: Option<String>,
+    pub artifact_ref: Option<String>,
+    pub entity: Option<String>,
+    pub source: Option<String>,
+    pub access_entity: Option<String>,
+    #[serde(default)]
+    pub evidence: Vec<String>,
+    #[serde(default)]
+    pub tags: Map<String, Value>,
+    /// Category names to file the memory under.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Anything else the client stores alongside.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// Input of "create a memory".
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateMemoryInput {
+    pub text: String,
+    /// App name; default: the token's client, else `default`.
+    pub app: Option<String>,
+    #[serde(default)]
+    pub metadata: MetadataInput,
+    #[serde(default)]
+    pub infer: bool,
+}
+
+/// Input of "update a memory": every field optional; `tags` merge (a `null`
+/// value removes a key), `categories` replace.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMemoryInput {
+    pub text: Option<String>,
+    pub metadata: Option<MetadataInput>,
+}
+
+/// Parsed, valid metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidMetadata {
+    pub metadata: MemoryMetadata,
+    pub categories: Vec<String>,
+}
+
+fn parse_enum<T: std::str::FromStr>(field: &str, value: &Option<String>, out: &mut Vec<FieldViolation>) -> Option<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let raw = value.as_deref()?;
+    match raw.parse::<T>() {
+        Ok(v) => Some(v),
+        Err(e) => {
+            out.push(FieldViolation::new(field, e.to_string()));
+            None
+        }
+    }
+}
+
+fn bounded_text(field: &str, value: &Option<String>, max: usize, out: &mut Vec<FieldViolation>) -> Option<String> {
+    let v = value.as_deref()?.trim();
+    if v.is_empty() {
+        out.push(FieldViolation::new(field, "must not be empty when given"));
+        return None;
+    }
+    if v.chars().count() > max {
+        out.push(FieldViolation::new(field, format!("must be at most {max} characters")));
+        return None;
+    }
+    Some(v.to_owned())
+}
+
+/// The memory text: trimmed, non-empty, within the byte limit.
+pub fn content(field: &str, text: &str, limits: &Limits, out: &mut Vec<FieldViolation>) -> Option<String> {
+    let t = text.trim();
+    if t.is_empty() {
+        out.push(FieldViolation::new(field, "must not be empty"));
+        None
+    } else if t.len() > limits.max_content_bytes {
+        out.push(FieldViolation::new(field, format!("must be at most {} bytes", limits.max_content_bytes)));
+        None
+    } else {
+        Some(t.to_owned())
+    }
+}
+
+/// An app name: 1..=255 characters, no control characters.
+pub fn app_name(field: &str, name: &str, out: &mut Vec<FieldViolation>) -> Option<String> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > MAX_APP_NAME_CHARS || n.chars().any(char::is_control) {
+        out.push(FieldViolation::new(field, "must be 1 to 255 characters without control characters"));
+        None
+    } else {
+        Some(n.to_owned())
+    }
+}
+
+/// Validates structured metadata for a memory of `org`.
+pub fn metadata(
+    input: &MetadataInput,
+    org: &OrgId,
+    limits: &Limits,
+    out: &mut Vec<FieldViolation>,
+) -> Option<ValidMetadata> {
+    let before = out.len();
+    let category = parse_enum::<Category>("metadata.category", &input.category, out);
+    let mut scope = parse_enum::<Scope>("metadata.scope", &input.scope, out);
+    let artifact_type = parse_enum::<ArtifactType>("metadata.artifact_type", &input.artifact_type, out);
+    let source = parse_enum::<Source>("metadata.source", &input.source, out);
+    let access_entity = parse_enum::<AccessEntity>("metadata.access_entity", &input.access_entity, out);
+    if let Some(entity) = &access_entity {
+        if entity.org().is_some_and(|o| o != org.as_str()) {
+            out.push(FieldViolation::new("metadata.access_entity", format!("must name your org `{org}`")));
+        }
+        let implied = entity.implied_scope();
+        match scope {
+            None => scope = Some(implied),
+            Some(s) if s != implied => out.push(FieldViolation::new(
+                "metadata.scope",
+                format!("`{s}` does not agree with access_entity `{entity}` (scope `{implied}`)"),
+            )),
+            Some(_) => {}
+        }
+    }
+    let artifact_ref = bounded_text("metadata.artifact_ref", &input.artifact_ref, MAX_REF_CHARS, out);
+    let entity = bounded_text("metadata.entity", &input.entity, MAX_REF_CHARS, out);
+    if input.evidence.len() > MAX_EVIDENCE_ITEMS {
+        out.push(FieldViolation::new("metadata.evidence", format!("at most {MAX_EVIDENCE_ITEMS} items")));
+    }
+    for (i, e) in input.evidence.iter().enumerate() {
+        if e.trim().is_empty() || e.chars().count() > MAX_EVIDENCE_CHARS {
+            out.push(FieldViolation::new(
+                format!("metadata.evidence[{i}]"),
+                format!("must be 1 to {MAX_EVIDENCE_CHARS} characters"),
+            ));
+        }
+    }
+    if input.tags.len() > limits.max_tags {
+        out.push(FieldViolation::new("metadata.tags", format!("at most {} tags", limits.max_tags)));
+    }
+    for key in input.tags.keys() {
+        if key.is_empty() || key.chars().count() > MAX_TAG_KEY_CHARS || key.chars().any(char::is_control) {
+            out.push(FieldViolation::new(
+                "metadata.tags",
+                format!("tag keys must be 1 to {MAX_TAG_KEY_CHARS} characters"),
+            ));
+            break;
+        }
+    }
+    let mut categories: Vec<String> = Vec::new();
+    if input.categories.len() > MAX_CATEGORIES {
+        out.push(FieldViolation::new("metadata.categories", format!("at most {MAX_CATEGORIES} categories")));
+    }
+    for (i, c) in input.categories.iter().enumerate() {
+        let c = c.trim();
+        if c.is_empty() || c.chars().count() > MAX_CATEGORY_CHARS || c.chars().any(char::is_control) {
+            out.push(FieldViolation::new(
+                format!("metadata.categories[{i}]"),
+                format!("must be 1 to {MAX_CATEGORY_CHARS} characters"),
+            ));
+        } else if !categories.iter().any(|x| x == c) {
+            categories.push(c.to_owned());
+        }
+    }
+    let size = serde_json::to_vec(&(&input.tags, &input.extra, &input.evidence)).map_or(usize::MAX, |v| v.len());
+    if size > limits.max_metadata_bytes {
+        out.push(FieldViolation::new("metadata", format!("must be at most {} bytes", limits.max_metadata_bytes)));
+    }
+    if out.len() > before {
+        return None;
+    }
+    Some(ValidMetadata {
+        metadata: MemoryMetadata {
+            category,
+            scope,
+            artifact_type,
+            artifact_ref,
+            entity,
+            source,
+            access_entity,
+            evidence: input.evidence.iter().map(|e| e.trim().to_owned()).collect(),
+            tags: input.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<BTreeMap<_, _>>(),
+            extra: input.extra.clone(),
+        },
+        categories,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org() -> OrgId {
+        OrgId::parse("acme").unwrap()
+    }
+
+    fn check(input: MetadataInput) -> Result<ValidMetadata, Vec<FieldViolation>> {
+        let mut out = Vec::new();
+        metadata(&input, &org(), &Limits::default(), &mut out).ok_or(out)
+    }
+
+    #[test]
+    fn scope_is_derived_from_the_access_entity_and_must_agree_with_it() {
+        let v = check(MetadataInput { access_entity: Some("team:acme/core".into()), ..Default::default() }).unwrap();
+        assert_eq!(v.metadata.scope, Some(Scope::Team));
+        let e = check(MetadataInput {
+            access_entity: Some("team:acme/core".into()),
+            scope: Some("org".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert_eq!(e[0].field, "metadata.scope");
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let e = check(MetadataInput {
+            category: Some("nonsense".into()),
+            artifact_type: Some("spaceship".into()),
+            source: Some("oracle".into()),
+            access_entity: Some("org:globex".into()),
+            categories: vec!["".into()],
+            ..Default::default()
+        })
+        .unwrap_err();
+        let fields: Vec<&str> = e.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "metadata.category",
+                "metadata.artifact_type",
+                "metadata.source",
+                "metadata.access_entity",
+                "metadata.categories[0]"
+            ]
+        );
+    }
+
+    #[test]
+    fn limits_apply_to_content_tags_and_metadata_size() {
+        let limits = Limits { max_content_bytes: 10, max_metadata_bytes: 64, max_tags: 2 };
+        let mut out = Vec::new();
+        assert_eq!(content("text", "  hello  ", &limits, &mut out), Some("hello".into()));
+        assert_eq!(content("text", "   ", &limits, &mut out), None);
+        assert_eq!(content("text", "01234567890", &limits, &mut out), None);
+        assert_eq!(out.len(), 2);
+        let mut tags = Map::new();
+        for k in ["a", "b", "c"] {
+            tags.insert(k.into(), Value::from("x".repeat(30)));
+        }
+        let mut out = Vec::new();
+        assert!(metadata(&MetadataInput { tags, ..Default::default() }, &org(), &limits, &mut out).is_none());
+        let fields: Vec<&str> = out.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["metadata.tags", "metadata"]);
+    }
+}
