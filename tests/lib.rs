@@ -96,6 +96,57 @@ impl TestApp {
         self.mint(subject, org, scopes, None)
     }
 
+    /// A caller with the `editor` role (read everything, write memories and
+    /// apps) and the given extra grants.
+    pub fn user(&self, subject: &str, org: &str, grants: &[&str]) -> TestUser<'_> {
+        let token = self.mint_full(subject, org, &[], &["editor"], grants, None);
+        TestUser { app: self, token }
+    }
+
+    /// A caller with exactly these scopes.
+    pub fn user_with_scopes(&self, subject: &str, org: &str, scopes: &[&str]) -> TestUser<'_> {
+        TestUser { app: self, token: self.token(subject, org, scopes) }
+    }
+
+    pub fn mint_full(
+        &self,
+        subject: &str,
+        org: &str,
+        scopes: &[&str],
+        roles: &[&str],
+        grants: &[&str],
+        dpop_jkt: Option<String>,
+    ) -> String {
+        let issuer = self.state.local_issuer.as_ref().expect("embedded profile has a local issuer");
+        issuer
+            .mint(&loci_security::MintRequest {
+                issuer: self.state.settings.issuer().to_owned(),
+                audience: self.state.settings.audiences()[0].clone(),
+                subject: subject.into(),
+                org_id: org.into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                roles: roles.iter().map(|s| s.to_string()).collect(),
+                grants: grants.iter().map(|s| s.to_string()).collect(),
+                client_id: None,
+                ttl: Duration::from_secs(600),
+                dpop_jkt,
+            })
+            .unwrap()
+    }
+
+    /// Waits until queued access-log records are written.
+    pub async fn flush_access_log(&self) {
+        self.state.memories.access_log().flush().await;
+    }
+
+    /// Rows of a tenant table, as the database holds them (no app filter).
+    pub async fn count_rows(&self, org: &str, table: &str) -> i64 {
+        let tx = self.state.database.begin_tenant_read(&loci_core::OrgId::parse(org).unwrap()).await.unwrap();
+        let n = tx.count_visible_rows(table).await.unwrap();
+        tx.commit().await.unwrap();
+        n
+    }
+
     pub fn mint(&self, subject: &str, org: &str, scopes: &[&str], dpop_jkt: Option<String>) -> String {
         let issuer = self.state.local_issuer.as_ref().expect("embedded profile has a local issuer");
         issuer
@@ -160,5 +211,68 @@ impl ThrowawayValkey {
 impl Drop for ThrowawayValkey {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// An authenticated caller of a [`TestApp`].
+#[derive(Debug)]
+pub struct TestUser<'a> {
+    pub app: &'a TestApp,
+    pub token: String,
+}
+
+/// Status and JSON body (Null when the body is not JSON).
+pub type Reply = (u16, serde_json::Value);
+
+impl TestUser<'_> {
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<serde_json::Value>) -> Reply {
+        let mut req = self.app.client.request(method, self.app.url(path)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, body: serde_json::Value) -> Reply {
+        self.send(reqwest::Method::DELETE, path, Some(body)).await
+    }
+
+    /// A raw body with any content type.
+    pub async fn raw(&self, method: reqwest::Method, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        let res = self
+            .app
+            .client
+            .request(method, self.app.url(path))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Creates a memory and returns its id (asserting 201).
+    pub async fn remember(&self, text: &str, metadata: serde_json::Value) -> String {
+        let (status, body) = self
+            .post("/api/v1/memories", serde_json::json!({ "text": text, "app": "cli", "metadata": metadata }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_owned()
     }
 }

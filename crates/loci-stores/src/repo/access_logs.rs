@@ -99,23 +99,18 @@ pub async fn for_memory(
     })
 }
 
+type Time = chrono::DateTime<chrono::Utc>;
+
+/// Reads through one app: how many, first and last.
+pub type AppActivity = (u64, Option<Time>, Option<Time>);
+
 /// Per app: number of reads, first and last read time.
-pub async fn app_activity(
-    tx: &TenantTx,
-    apps: &[AppId],
-) -> Result<
-    BTreeMap<AppId, (u64, Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>)>,
-    StoreError,
-> {
+pub async fn app_activity(tx: &TenantTx, apps: &[AppId]) -> Result<BTreeMap<AppId, AppActivity>, StoreError> {
     if apps.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let rows: Vec<(
-        Option<uuid::Uuid>,
-        i64,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    )> = memory_access_logs::Entity::find()
+    type Row = (Option<uuid::Uuid>, i64, Option<Time>, Option<Time>);
+    let rows: Vec<Row> = memory_access_logs::Entity::find()
         .filter(memory_access_logs::Column::OrgId.eq(tx.org_str()))
         .filter(memory_access_logs::Column::AppId.is_in(apps.iter().map(|a| a.as_uuid())))
         .select_only()
