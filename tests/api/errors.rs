@@ -67,3 +67,42 @@ async fn wrong_method_is_a_405_problem() {
     assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
     assert!(body["request_id"].is_string());
 }
+
+#[tokio::test]
+async fn the_openapi_document_covers_every_route_and_docs_are_served() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let res = app.get("/openapi.json").await;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_security_headers(&res);
+    let doc: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (path, method) in [
+        ("/api/v1/memories", "post"),
+        ("/api/v1/memories", "get"),
+        ("/api/v1/memories", "delete"),
+        ("/api/v1/memories/filter", "post"),
+        ("/api/v1/memories/categories", "get"),
+        ("/api/v1/memories/{id}", "get"),
+        ("/api/v1/memories/{id}", "put"),
+        ("/api/v1/memories/actions/{action}", "post"),
+        ("/api/v1/memories/{id}/history", "get"),
+        ("/api/v1/memories/{id}/access-log", "get"),
+        ("/api/v1/memories/{id}/related", "get"),
+        ("/api/v1/apps", "get"),
+        ("/api/v1/apps/{id}", "get"),
+        ("/api/v1/apps/{id}", "put"),
+        ("/api/v1/apps/{id}/memories", "get"),
+        ("/api/v1/apps/{id}/accessed", "get"),
+        ("/api/v1/stats", "get"),
+        ("/api/v1/whoami", "get"),
+        ("/health/live", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path} undocumented");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let page = app.get("/docs").await;
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("/docs/init.js"));
+    assert_eq!(app.get("/docs/init.js").await.status().as_u16(), 200);
+    assert_eq!(app.get("/docs/secrets.txt").await.status().as_u16(), 404);
+}

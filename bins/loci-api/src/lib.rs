@@ -11,6 +11,7 @@
 mod auth;
 mod json;
 mod metrics;
+mod openapi;
 mod problem;
 mod request_id;
 mod routes;

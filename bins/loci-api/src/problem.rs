@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::request_id;
 
 /// One invalid field of a 422 response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -17,13 +17,15 @@ pub struct FieldError {
 
 /// An error response: `application/problem+json` with `type`, `title`,
 /// `status`, `detail`, the machine `code` and the `request_id`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_uri: String,
+    #[schema(value_type = String)]
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
+    #[schema(value_type = String, example = "NOT_FOUND")]
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -31,11 +33,14 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Extension members, e.g. `required_scope`.
     #[serde(flatten)]
+    #[schema(ignore)]
     pub extra: serde_json::Map<String, serde_json::Value>,
     /// Response headers that belong to this problem (`WWW-Authenticate`, ...).
     #[serde(skip)]
+    #[schema(ignore)]
     pub headers: Vec<(&'static str, String)>,
     #[serde(skip)]
+    #[schema(ignore)]
     error_code: ErrorCode,
 }
 

@@ -11,8 +11,9 @@ use crate::CoreError;
 /// It is the tenant key of every store (and the value of PostgreSQL's
 /// `loci.org_id` setting), so it is deliberately restricted: 1..=128 visible
 /// ASCII characters without whitespace, quotes, backticks or backslashes.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String)]
 pub struct OrgId(String);
 
 impl OrgId {
@@ -65,8 +66,9 @@ impl<'de> Deserialize<'de> for OrgId {
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
+        #[schema(value_type = String, format = Uuid)]
         pub struct $name(Uuid);
 
         impl $name {

@@ -29,7 +29,7 @@ pub struct AppQuery {
 }
 
 /// A memory with how often it was read through an app.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AccessedMemory {
     pub memory: MemoryView,
     pub access_count: u64,

@@ -24,7 +24,7 @@ use crate::validation::{self, CreateMemoryInput, Limits, UpdateMemoryInput};
 use crate::{DomainError, FieldViolation, Provisioner};
 
 /// A memory as returned to callers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct MemoryView {
     #[serde(flatten)]
     pub memory: Memory,
@@ -42,7 +42,7 @@ pub struct Selection {
 }
 
 /// Outcome of a bulk operation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct BulkOutcome {
     pub changed: Vec<MemoryId>,
     pub skipped: Vec<MemoryId>,

@@ -42,29 +42,38 @@ impl Default for Limits {
 
 /// Structured metadata as clients send it: enums as strings, so an unknown
 /// value is a per-field error rather than a parse failure of the whole body.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 pub struct MetadataInput {
+    /// decision, convention, architecture, dependency, workflow, testing,
+    /// security, performance, runbook or glossary.
     pub category: Option<String>,
+    /// session, user, team, project, org or enterprise; derived from
+    /// `access_entity` when absent.
     pub scope: Option<String>,
+    /// repo, service, module, component, api, db, infra or file.
     pub artifact_type: Option<String>,
     pub artifact_ref: Option<String>,
     pub entity: Option<String>,
+    /// user or inference.
     pub source: Option<String>,
+    /// user:<id>, team:<org>/<team>, project:<org>/<project> or org:<org>.
     pub access_entity: Option<String>,
     #[serde(default)]
     pub evidence: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub tags: Map<String, Value>,
     /// Category names to file the memory under.
     #[serde(default)]
     pub categories: Vec<String>,
     /// Anything else the client stores alongside.
     #[serde(flatten)]
+    #[schema(ignore)]
     pub extra: Map<String, Value>,
 }
 
 /// Input of "create a memory".
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMemoryInput {
     pub text: String,
@@ -78,7 +87,7 @@ pub struct CreateMemoryInput {
 
 /// Input of "update a memory": every field optional; `tags` merge (a `null`
 /// value removes a key), `categories` replace.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemoryInput {
     pub text: Option<String>,

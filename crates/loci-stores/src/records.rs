@@ -14,14 +14,14 @@ pub fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Org {
     pub id: OrgId,
     pub name: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     pub org_id: OrgId,
@@ -32,7 +32,7 @@ pub struct User {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct App {
     pub id: AppId,
     pub org_id: OrgId,
@@ -45,7 +45,7 @@ pub struct App {
 }
 
 /// Structured metadata of a memory (validated by the domain before it gets here).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MemoryMetadata {
     pub category: Option<Category>,
     pub scope: Option<Scope>,
@@ -53,17 +53,20 @@ pub struct MemoryMetadata {
     pub artifact_ref: Option<String>,
     pub entity: Option<String>,
     pub source: Option<Source>,
+    #[schema(value_type = Option<String>, example = "team:acme/core")]
     pub access_entity: Option<AccessEntity>,
     #[serde(default)]
     pub evidence: Vec<String>,
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub tags: BTreeMap<String, serde_json::Value>,
     /// Free-form client metadata beyond the structured fields.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Memory {
     pub id: MemoryId,
     pub org_id: OrgId,
@@ -210,7 +213,7 @@ impl Default for PageRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Exactly the number of rows the filter matches.
@@ -220,7 +223,7 @@ pub struct Page<T> {
     pub pages: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct StatusChange {
     pub memory_id: MemoryId,
     pub old_state: Option<MemoryState>,
@@ -232,7 +235,7 @@ pub struct StatusChange {
 /// A category id as filters take it.
 pub type CategoryRef = loci_core::CategoryId;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CategoryRecord {
     pub id: loci_core::CategoryId,
     pub name: String,
@@ -252,7 +255,7 @@ pub struct AccessRecord {
     pub accessed_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AccessLogEntry {
     pub memory_id: MemoryId,
     pub user_id: UserId,
@@ -262,7 +265,7 @@ pub struct AccessLogEntry {
 }
 
 /// An app with its activity counts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AppSummary {
     pub app: App,
     /// Memories created through it (not deleted).
@@ -274,7 +277,7 @@ pub struct AppSummary {
 }
 
 /// Counts for `/stats`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct MemoryStats {
     pub total_memories: u64,
     pub by_state: BTreeMap<String, u64>,

@@ -17,17 +17,23 @@ fn app_id(raw: &str) -> Result<AppId, Problem> {
     params::id::<AppId>("id", raw, &mut out).ok_or_else(|| out.into())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AppListQuery {
     name: Option<String>,
     is_active: Option<bool>,
+    /// name, memories or memories_accessed.
     sort_by: Option<String>,
+    /// asc or desc.
     sort_direction: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 1)]
     page: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     size: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(AppListQuery), responses((status = 200, description = "A page of apps with counts", body = loci_stores::records::Page<loci_stores::records::AppSummary>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -60,6 +66,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(state.apps.list(p, &query, page).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/apps/{id}", tag = "apps", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "The app with counts", body = loci_stores::records::AppSummary), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -69,6 +76,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(state.apps.get(p, app_id(&id)?).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/apps/{id}/memories", tag = "apps", params(("id" = String, Path, format = Uuid), PageQuery), responses((status = 200, description = "Memories created through the app", body = loci_stores::records::Page<loci_domain::memories::MemoryView>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn memories(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -80,6 +88,7 @@ pub async fn memories(
     Ok(HttpResponse::Ok().json(state.apps.memories(p, app_id(&id)?, page).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/apps/{id}/accessed", tag = "apps", params(("id" = String, Path, format = Uuid), PageQuery), responses((status = 200, description = "Memories read through the app", body = loci_stores::records::Page<loci_domain::apps::AccessedMemory>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn accessed(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -91,12 +100,13 @@ pub async fn accessed(
     Ok(HttpResponse::Ok().json(state.apps.accessed(p, app_id(&id)?, page).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppUpdate {
     is_active: bool,
 }
 
+#[utoipa::path(put, path = "/api/v1/apps/{id}", tag = "apps", params(("id" = String, Path, format = Uuid)), request_body = AppUpdate, responses((status = 200, description = "The app", body = loci_stores::records::AppSummary), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn update(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -107,6 +117,7 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(state.apps.set_active(p, app_id(&id)?, body.0.is_active).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/stats", tag = "apps", responses((status = 200, description = "Counts for the caller", body = Object), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn stats(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, Problem> {
     let p = auth.require(&state, &[STATS_READ])?;
     let memories = state.memories.stats(p).await?;

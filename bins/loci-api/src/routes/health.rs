@@ -13,6 +13,7 @@ struct Live {
     status: &'static str,
 }
 
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, description = "Alive", body = Object)))]
 /// Liveness: no I/O at all.
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Live { status: "ok" })
@@ -33,6 +34,7 @@ fn timestamp(report: &HealthReport) -> String {
     report.checked_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+#[utoipa::path(get, path = "/health/ready", tag = "health", responses((status = 200, description = "Ready", body = Object), (status = 503, description = "Degraded", body = Object)))]
 /// Readiness: required dependencies, checked concurrently (2 s each).
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let report = state.health.readiness().await;
@@ -54,6 +56,7 @@ struct Deps<'a> {
     total_count: usize,
 }
 
+#[utoipa::path(get, path = "/health/deps", tag = "health", responses((status = 200, description = "Every dependency healthy", body = Object), (status = 503, description = "Degraded or unavailable", body = Object), crate::openapi::ProblemResponses))]
 /// Every configured dependency with counts; 503 `degraded` when some are down,
 /// `unavailable` when all are.
 pub async fn deps(state: web::Data<AppState>, req: actix_web::HttpRequest) -> Result<HttpResponse, Problem> {

@@ -3,20 +3,53 @@
 use actix_web::{HttpResponse, web};
 use loci_core::MemoryId;
 use loci_domain::memories::StateAction;
+use loci_domain::memories::{BulkOutcome, MemoryView};
 use loci_domain::validation::{CreateMemoryInput, UpdateMemoryInput};
 use loci_security::scopes::{MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE};
-use serde::Deserialize;
-use serde_json::json;
+use loci_stores::records::CategoryRecord;
+use serde::{Deserialize, Serialize};
 
 use super::params::{self, ActionBody, FilterBody, IdsBody, ListQuery, PageQuery};
 use crate::json::ValidJson;
 use crate::{AppState, Authenticated, Problem};
+
+/// Categories in use by the caller's visible memories.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CategoryList {
+    categories: Vec<CategoryRecord>,
+    total: usize,
+}
+
+/// An updated memory and the state of its index refreshes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UpdatedMemory {
+    memory: MemoryView,
+    /// Indexes already refreshed.
+    indexes_refreshed: Vec<String>,
+    /// Refreshes queued in the outbox.
+    indexes_pending: Vec<String>,
+}
+
+/// Result of a bulk delete.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeleteOutcome {
+    deleted: Vec<MemoryId>,
+    skipped: Vec<MemoryId>,
+}
+
+/// Related memories.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RelatedList {
+    items: Vec<MemoryView>,
+    total: usize,
+}
 
 fn memory_id(raw: &str) -> Result<MemoryId, Problem> {
     let mut out = Vec::new();
     params::id::<MemoryId>("id", raw, &mut out).ok_or_else(|| out.into())
 }
 
+#[utoipa::path(post, path = "/api/v1/memories", tag = "memories", request_body = loci_domain::validation::CreateMemoryInput, responses((status = 201, description = "Created", body = loci_domain::memories::MemoryView), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn create(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -27,6 +60,7 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view))
 }
 
+#[utoipa::path(get, path = "/api/v1/memories", tag = "memories", params(ListQuery), responses((status = 200, description = "A page of memories", body = loci_stores::records::Page<loci_domain::memories::MemoryView>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -37,6 +71,7 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(state.memories.list(p, filter, page).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/memories/filter", tag = "memories", request_body = FilterBody, responses((status = 200, description = "A page of memories", body = loci_stores::records::Page<loci_domain::memories::MemoryView>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn filter(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -47,12 +82,14 @@ pub async fn filter(
     Ok(HttpResponse::Ok().json(state.memories.list(p, filter, page).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/memories/categories", tag = "memories", responses((status = 200, description = "Categories in use", body = CategoryList), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn categories(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, Problem> {
     let p = auth.require(&state, &[MEMORIES_READ])?;
-    let items = state.memories.categories(p).await?;
-    Ok(HttpResponse::Ok().json(json!({ "categories": items, "total": items.len() })))
+    let categories = state.memories.categories(p).await?;
+    Ok(HttpResponse::Ok().json(CategoryList { total: categories.len(), categories }))
 }
 
+#[utoipa::path(get, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "The memory", body = loci_domain::memories::MemoryView), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn get(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -62,6 +99,7 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(state.memories.get(p, memory_id(&id)?).await?))
 }
 
+#[utoipa::path(put, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path, format = Uuid)), request_body = loci_domain::validation::UpdateMemoryInput, responses((status = 200, description = "Updated", body = UpdatedMemory), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn update(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -72,9 +110,14 @@ pub async fn update(
     let view = state.memories.update(p, memory_id(&id)?, body.0).await?;
     // Index refreshes go through the outbox; the indexers arrive with the
     // retrieval issue, so none is reported as refreshed yet.
-    Ok(HttpResponse::Ok().json(json!({ "memory": view, "indexes_refreshed": [], "indexes_pending": ["outbox"] })))
+    Ok(HttpResponse::Ok().json(UpdatedMemory {
+        memory: view,
+        indexes_refreshed: Vec::new(),
+        indexes_pending: vec!["outbox".to_owned()],
+    }))
 }
 
+#[utoipa::path(delete, path = "/api/v1/memories", tag = "memories", request_body = IdsBody, responses((status = 200, description = "Deleted and skipped ids", body = DeleteOutcome), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn delete(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -83,7 +126,7 @@ pub async fn delete(
     let p = auth.require(&state, &[MEMORIES_DELETE])?;
     let ids = body.0.parse()?;
     let outcome = state.memories.delete(p, &ids).await?;
-    Ok(HttpResponse::Ok().json(json!({ "deleted": outcome.changed, "skipped": outcome.skipped })))
+    Ok(HttpResponse::Ok().json(DeleteOutcome { deleted: outcome.changed, skipped: outcome.skipped }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +134,7 @@ pub struct ActionPath {
     action: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/memories/actions/{action}", tag = "memories", params(("action" = String, Path, description = "pause, resume or archive")), request_body = ActionBody, responses((status = 200, description = "Changed and skipped ids", body = loci_domain::memories::BulkOutcome), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn action(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -105,10 +149,11 @@ pub async fn action(
         _ => return Err(Problem::new(loci_core::ErrorCode::NotFound, "unknown action (pause, resume or archive)")),
     };
     let selection = body.0.parse()?;
-    let outcome = state.memories.change_state(p, selection, action).await?;
-    Ok(HttpResponse::Ok().json(json!({ "changed": outcome.changed, "skipped": outcome.skipped })))
+    let outcome: BulkOutcome = state.memories.change_state(p, selection, action).await?;
+    Ok(HttpResponse::Ok().json(outcome))
 }
 
+#[utoipa::path(get, path = "/api/v1/memories/{id}/history", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "State changes, oldest first", body = Vec<loci_stores::records::StatusChange>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn history(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -118,6 +163,7 @@ pub async fn history(
     Ok(HttpResponse::Ok().json(state.memories.history(p, memory_id(&id)?).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/memories/{id}/access-log", tag = "memories", params(("id" = String, Path, format = Uuid), PageQuery), responses((status = 200, description = "Reads, newest first", body = loci_stores::records::Page<loci_stores::records::AccessLogEntry>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn access_log(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -129,6 +175,7 @@ pub async fn access_log(
     Ok(HttpResponse::Ok().json(state.memories.access_log_of(p, memory_id(&id)?, page).await?))
 }
 
+#[utoipa::path(get, path = "/api/v1/memories/{id}/related", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "Memories sharing categories or the entity", body = RelatedList), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn related(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -136,5 +183,5 @@ pub async fn related(
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&state, &[MEMORIES_READ])?;
     let items = state.memories.related(p, memory_id(&id)?, 20).await?;
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "total": items.len() })))
+    Ok(HttpResponse::Ok().json(RelatedList { total: items.len(), items }))
 }

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::{AppState, Authenticated, Problem};
 
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "identity", responses((status = 200, description = "The caller", body = Object), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 /// `GET /api/v1/whoami`: who the token says the caller is (any valid token).
 pub async fn whoami(auth: Authenticated) -> HttpResponse {
     let p = &auth.0;
@@ -24,6 +25,7 @@ pub async fn whoami(auth: Authenticated) -> HttpResponse {
     }))
 }
 
+#[utoipa::path(get, path = "/.well-known/oauth-protected-resource", tag = "identity", responses((status = 200, description = "RFC 9728 metadata", body = Object)))]
 /// `GET /.well-known/oauth-protected-resource` (RFC 9728).
 pub async fn protected_resource(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let resource = crate::auth::request_base(&state, &req);
@@ -52,4 +54,27 @@ pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
 pub async fn metrics(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, Problem> {
     auth.require(&state, &[scopes::ADMIN_READ])?;
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render()))
+}
+
+/// `GET /openapi.json`: the OpenAPI 3.1 document (public).
+pub async fn openapi() -> HttpResponse {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOCUMENT.get_or_init(crate::openapi::document);
+    HttpResponse::Ok().content_type("application/json").body(doc.clone())
+}
+
+const DOCS_HTML: &str = include_str!("../../assets/docs/index.html");
+const DOCS_INIT: &str = include_str!("../../assets/docs/init.js");
+
+/// `GET /docs`: a browsable view of `/openapi.json`. Served from this
+/// process (no CDN), so it works offline and under the strict CSP.
+pub async fn docs_page() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(DOCS_HTML)
+}
+
+pub async fn docs_asset(file: web::Path<String>) -> Result<HttpResponse, Problem> {
+    match file.as_str() {
+        "init.js" => Ok(HttpResponse::Ok().content_type("text/javascript; charset=utf-8").body(DOCS_INIT)),
+        _ => Err(Problem::new(ErrorCode::NotFound, "no such documentation asset")),
+    }
 }

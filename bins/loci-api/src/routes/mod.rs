@@ -1,9 +1,9 @@
 use actix_web::web;
 
-mod apps;
-mod health;
-mod memories;
-mod meta;
+pub(crate) mod apps;
+pub(crate) mod health;
+pub(crate) mod memories;
+pub(crate) mod meta;
 mod params;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -14,6 +14,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/.well-known/oauth-protected-resource").route(web::get().to(meta::protected_resource)))
         .service(web::resource("/.well-known/jwks.json").route(web::get().to(meta::jwks)))
         .service(web::resource("/metrics").route(web::get().to(meta::metrics)))
+        .service(web::resource("/openapi.json").route(web::get().to(meta::openapi)))
+        .service(web::resource("/docs").route(web::get().to(meta::docs_page)))
+        .service(web::resource("/docs/{file}").route(web::get().to(meta::docs_asset)))
         .service(web::resource("/api/v1/whoami").route(web::get().to(meta::whoami)))
         .service(
             web::resource("/api/v1/memories")

@@ -103,21 +103,29 @@ fn states(raw: Option<&str>, show_archived: bool, out: &mut Vec<FieldViolation>)
 }
 
 /// `GET /api/v1/memories` query parameters (all as text, parsed here).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub page: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub size: Option<String>,
+    #[param(value_type = Option<String>, format = Uuid)]
     pub app_id: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime)]
     pub from: Option<String>,
+    #[param(value_type = Option<String>, format = DateTime)]
     pub to: Option<String>,
     /// Comma-separated category names.
     pub categories: Option<String>,
     pub search_query: Option<String>,
-    /// Comma-separated states.
+    /// Comma-separated states (active, paused, archived).
     pub state: Option<String>,
     pub show_archived: Option<bool>,
+    /// created_at, updated_at, content or app_name.
     pub sort_column: Option<String>,
+    /// asc or desc.
     pub sort_direction: Option<String>,
 }
 
@@ -155,7 +163,7 @@ fn search(raw: Option<&str>, out: &mut Vec<FieldViolation>) -> Option<String> {
 }
 
 /// `POST /api/v1/memories/filter` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilterBody {
     pub page: Option<u64>,
@@ -216,7 +224,7 @@ impl FilterBody {
 }
 
 /// `{memory_ids}` bodies.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdsBody {
     pub memory_ids: Vec<String>,
@@ -234,7 +242,7 @@ impl IdsBody {
 }
 
 /// `/actions/*` body.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionBody {
     #[serde(default)]
@@ -260,10 +268,13 @@ impl ActionBody {
 }
 
 /// Paging-only query parameters.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub page: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub size: Option<String>,
 }
 
