@@ -78,6 +78,8 @@ impl Modify for Security {
         crate::routes::apps::accessed,
         crate::routes::apps::update,
         crate::routes::apps::stats,
+        crate::routes::backup::export,
+        crate::routes::backup::import,
     ),
     components(schemas(Problem, crate::FieldError)),
     modifiers(&Security),
@@ -85,6 +87,7 @@ impl Modify for Security {
         (name = "health", description = "Liveness and dependencies (public)"),
         (name = "memories", description = "Store, list, filter, change and delete memories"),
         (name = "apps", description = "The apps a user writes through"),
+        (name = "backup", description = "Export and import of a user's memories"),
         (name = "identity", description = "Who the caller is; protected-resource metadata"),
     )
 )]

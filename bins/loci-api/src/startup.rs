@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 use loci_domain::Provisioner;
 use loci_domain::access_log::AccessLog;
 use loci_domain::apps::AppService;
+use loci_domain::backup::BackupService;
 use loci_domain::health::HealthService;
 use loci_domain::memories::MemoryService;
 use loci_domain::validation::Limits;
@@ -35,6 +36,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub memories: MemoryService,
     pub apps: AppService,
+    pub backup: BackupService,
 }
 
 impl AppState {
@@ -77,8 +79,20 @@ impl AppState {
         let access = AccessLog::start(database.clone());
         let memories =
             MemoryService::new(database.clone(), provisioner.clone(), access, Limits::from(&settings.limits));
-        let apps = AppService::new(database.clone(), provisioner, memories.clone());
-        Ok(Self { settings: Arc::new(settings), database, valkey, health, auth, local_issuer, metrics, memories, apps })
+        let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
+        let backup = BackupService::new(database.clone(), provisioner, Limits::from(&settings.limits));
+        Ok(Self {
+            settings: Arc::new(settings),
+            database,
+            valkey,
+            health,
+            auth,
+            local_issuer,
+            metrics,
+            memories,
+            apps,
+            backup,
+        })
     }
 }
 

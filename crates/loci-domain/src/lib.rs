@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod apps;
+pub mod backup;
 mod caller;
 mod error;
 pub mod health;

@@ -223,7 +223,7 @@ pub struct Page<T> {
     pub pages: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusChange {
     pub memory_id: MemoryId,
     pub old_state: Option<MemoryState>,

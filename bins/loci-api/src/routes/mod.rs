@@ -1,6 +1,7 @@
 use actix_web::web;
 
 pub(crate) mod apps;
+pub(crate) mod backup;
 pub(crate) mod health;
 pub(crate) mod memories;
 pub(crate) mod meta;
@@ -39,5 +40,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/v1/apps/{id}").route(web::get().to(apps::get)).route(web::put().to(apps::update)))
         .service(web::resource("/api/v1/apps/{id}/memories").route(web::get().to(apps::memories)))
         .service(web::resource("/api/v1/apps/{id}/accessed").route(web::get().to(apps::accessed)))
-        .service(web::resource("/api/v1/stats").route(web::get().to(apps::stats)));
+        .service(web::resource("/api/v1/stats").route(web::get().to(apps::stats)))
+        .service(web::resource("/api/v1/backup/export").route(web::post().to(backup::export)))
+        .service(web::resource("/api/v1/backup/import").route(web::post().to(backup::import)));
 }

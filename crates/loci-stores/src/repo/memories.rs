@@ -487,3 +487,53 @@ pub async fn count_by_app(
         .await?;
     Ok(rows.into_iter().map(|(a, n)| (AppId::from_uuid(a), u64::try_from(n).unwrap_or(0))).collect())
 }
+
+/// State and times of an imported memory (from a backup).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedTimes {
+    pub state: MemoryState,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub archived_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub deleted_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Creates a memory from a backup, with a fresh id, its original state and
+/// times; one history row records the import, and an outbox row re-indexes it.
+pub async fn import(tx: &TenantTx, input: NewMemory, times: ImportedTimes) -> Result<Memory, StoreError> {
+    let app = repo::apps::get(tx, input.app_id).await?.ok_or(StoreError::NotFound("app"))?;
+    if app.owner_id != input.user_id {
+        return Err(StoreError::NotFound("app"));
+    }
+    let id = MemoryId::new();
+    let md = &input.metadata;
+    let row = memories::ActiveModel {
+        id: Set(id.as_uuid()),
+        org_id: Set(tx.org_str()),
+        user_id: Set(input.user_id.as_uuid()),
+        app_id: Set(input.app_id.as_uuid()),
+        content_hash: Set(content_hash(&input.content)),
+        content: Set(input.content.clone()),
+        category: Set(md.category.map(|c| c.as_str().to_owned())),
+        scope: Set(md.scope.map(|s| s.as_str().to_owned())),
+        artifact_type: Set(md.artifact_type.map(|a| a.as_str().to_owned())),
+        artifact_ref: Set(md.artifact_ref.clone()),
+        entity: Set(md.entity.clone()),
+        source: Set(md.source.map(|s| s.as_str().to_owned())),
+        access_entity: Set(md.access_entity.as_ref().map(ToString::to_string)),
+        evidence: Set(json(&md.evidence)?),
+        tags: Set(json(&md.tags)?),
+        metadata: Set(serde_json::Value::Object(md.extra.clone())),
+        state: Set(times.state.as_str().to_owned()),
+        created_at: Set(times.created_at),
+        updated_at: Set(times.updated_at),
+        archived_at: Set(times.archived_at),
+        deleted_at: Set(times.deleted_at),
+    };
+    memories::Entity::insert(row).exec_without_returning(tx.conn()).await?;
+    repo::categories::assign(tx, id, &input.categories).await?;
+    record_history(tx, id, None, times.state, Some(input.user_id)).await?;
+    let op = if times.state == MemoryState::Deleted { OutboxOperation::Delete } else { OutboxOperation::Upsert };
+    outbox::enqueue_memory(tx, id, op).await?;
+    get_any_state(tx, id).await?.ok_or(StoreError::NotFound("memory"))
+}
