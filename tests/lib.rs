@@ -103,6 +103,26 @@ impl TestApp {
         TestUser { app: self, token }
     }
 
+    /// An editor calling through a client (the token's `client_id`).
+    pub fn user_via_client(&self, subject: &str, org: &str, client: &str) -> TestUser<'_> {
+        let issuer = self.state.local_issuer.as_ref().expect("embedded profile has a local issuer");
+        let token = issuer
+            .mint(&loci_security::MintRequest {
+                issuer: self.state.settings.issuer().to_owned(),
+                audience: self.state.settings.audiences()[0].clone(),
+                subject: subject.into(),
+                org_id: org.into(),
+                scopes: vec![],
+                roles: vec!["editor".into()],
+                grants: vec![],
+                client_id: Some(client.into()),
+                ttl: Duration::from_secs(600),
+                dpop_jkt: None,
+            })
+            .unwrap();
+        TestUser { app: self, token }
+    }
+
     /// A caller with exactly these scopes.
     pub fn user_with_scopes(&self, subject: &str, org: &str, scopes: &[&str]) -> TestUser<'_> {
         TestUser { app: self, token: self.token(subject, org, scopes) }

@@ -5,6 +5,7 @@
 
 mod auth;
 mod backup;
+mod categorize;
 mod errors;
 mod health;
 mod memories;

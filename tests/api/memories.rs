@@ -161,6 +161,19 @@ async fn reads_are_logged_and_counted_per_app(engine: Engine) {
     assert_eq!(status, 200, "{log}");
     assert_eq!((log["total"].as_u64(), log["items"].as_array().unwrap().len()), (Some(3), 2));
     assert_eq!(log["items"][0]["access_type"], "get");
+
+    // Reads through a client count for that client's app.
+    let via_cli = app.user_via_client("alice", "acme", "cli");
+    via_cli.get(&format!("/api/v1/memories/{id}")).await;
+    via_cli.get("/api/v1/memories").await;
+    app.flush_access_log().await;
+    let (_, apps) = alice.get("/api/v1/apps").await;
+    assert_eq!(apps["items"][0]["app"]["name"], "cli");
+    assert_eq!(apps["items"][0]["memories_accessed"], 2, "{apps}");
+    assert!(apps["items"][0]["last_accessed"].is_string());
+    let app_id = apps["items"][0]["app"]["id"].as_str().unwrap();
+    let (_, accessed) = alice.get(&format!("/api/v1/apps/{app_id}/accessed")).await;
+    assert_eq!(accessed["items"][0]["access_count"], 2, "{accessed}");
 }
 
 /// For every route that takes an id: a user of another org and a user of the

@@ -189,7 +189,13 @@ impl From<loci_domain::DomainError> for Problem {
             DomainError::Store(inner) => {
                 // Internal detail goes to the log, never to the client.
                 tracing::error!(error = %inner, "store error");
-                Problem::new(ErrorCode::Internal, "an internal error occurred")
+                let code = DomainError::Store(inner).code();
+                let detail = if code == ErrorCode::Internal {
+                    "an internal error occurred"
+                } else {
+                    "a storage dependency is unavailable; retry later"
+                };
+                Problem::new(code, detail)
             }
             other => Problem::new(other.code(), other.to_string()),
         }

@@ -54,6 +54,19 @@ impl AppState {
             owner.close().await?;
         }
         let database = Database::from_settings(&settings).await?;
+        database.optimize().await?;
+        // Keep planner statistics fresh as data grows (SQLite; a no-op elsewhere).
+        let maintenance = database.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(3600));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(e) = maintenance.optimize().await {
+                    tracing::warn!(error = %e, "database optimize failed");
+                }
+            }
+        });
         let valkey = match &settings.valkey.url {
             Some(url) => Some(Valkey::connect(url, &settings.valkey).await?),
             None => None,
@@ -77,8 +90,14 @@ impl AppState {
         let metrics = Metrics::new().map_err(|e| ApiError::Startup(format!("metrics: {e}")))?;
         let provisioner = Provisioner::default();
         let access = AccessLog::start(database.clone());
-        let memories =
+        let mut memories =
             MemoryService::new(database.clone(), provisioner.clone(), access, Limits::from(&settings.limits));
+        if settings.categorizer.enabled {
+            let chat = loci_llm::ChatCategorizer::from_settings(&settings.categorizer)
+                .map_err(|e| ApiError::Startup(format!("categorizer: {e}")))?;
+            let auto = loci_domain::categorize::AutoCategorizer::start(database.clone(), Arc::new(chat));
+            memories = memories.with_auto_categorizer(auto);
+        }
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
         let backup = BackupService::new(database.clone(), provisioner, Limits::from(&settings.limits));
         Ok(Self {

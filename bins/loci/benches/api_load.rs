@@ -163,10 +163,10 @@ fn main() {
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
     let port = loop {
         let line = lines.next().expect("server output").unwrap();
-        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-            if v["message"] == "loci-api listening" {
-                break v["port"].as_u64().unwrap();
-            }
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
+            && v["message"] == "loci-api listening"
+        {
+            break v["port"].as_u64().unwrap();
         }
     };
     std::thread::spawn(move || for _ in lines {});

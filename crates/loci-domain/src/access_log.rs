@@ -41,18 +41,29 @@ impl AccessLog {
         tokio::spawn(async move {
             let mut batch: Vec<AccessRecord> = Vec::new();
             let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+            // A batch is written when full, when its first record has waited
+            // LINGER, on a flush, or when the last sender is gone.
+            let mut deadline: Option<tokio::time::Instant> = None;
             loop {
-                let next = tokio::time::timeout(Self::LINGER, rx.recv()).await;
-                let closed = matches!(next, Ok(None));
-                let timed_out = next.is_err();
+                let next = match deadline {
+                    Some(at) => tokio::time::timeout_at(at, rx.recv()).await.ok(),
+                    None => Some(rx.recv().await),
+                };
+                let closed = matches!(next, Some(None));
                 match next {
-                    Ok(Some(Message::Record(r))) => batch.push(r),
-                    Ok(Some(Message::Flush(done))) => waiting.push(done),
-                    Ok(None) | Err(_) => {}
+                    Some(Some(Message::Record(r))) => {
+                        if batch.is_empty() {
+                            deadline = Some(tokio::time::Instant::now() + Self::LINGER);
+                        }
+                        batch.push(r);
+                    }
+                    Some(Some(Message::Flush(done))) => waiting.push(done),
+                    Some(None) | None => {}
                 }
-                let linger_over = timed_out || closed || !waiting.is_empty();
-                if !batch.is_empty() && (batch.len() >= Self::BATCH || linger_over) {
+                let due = deadline.is_some_and(|at| tokio::time::Instant::now() >= at);
+                if !batch.is_empty() && (batch.len() >= Self::BATCH || due || closed || !waiting.is_empty()) {
                     let records = std::mem::take(&mut batch);
+                    deadline = None;
                     let n = records.len();
                     if let Err(e) = loci_stores::repo::access_logs::record(&db, records).await {
                         tracing::warn!(error = %e, records = n, "could not write access-log records");
@@ -81,7 +92,7 @@ impl AccessLog {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// Waits until everything queued so far is written (tests, shutdown).
+    /// Waits until everything queued so far is written.
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Message::Flush(done)).await.is_ok() {

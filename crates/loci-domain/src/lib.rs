@@ -11,6 +11,7 @@ pub mod access_log;
 pub mod apps;
 pub mod backup;
 mod caller;
+pub mod categorize;
 mod error;
 pub mod health;
 pub mod memories;

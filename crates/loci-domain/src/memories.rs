@@ -75,11 +75,18 @@ pub struct MemoryService {
     provisioner: Provisioner,
     access: AccessLog,
     limits: Limits,
+    auto_categorizer: Option<crate::categorize::AutoCategorizer>,
 }
 
 impl MemoryService {
     pub fn new(db: Database, provisioner: Provisioner, access: AccessLog, limits: Limits) -> Self {
-        Self { db, provisioner, access, limits }
+        Self { db, provisioner, access, limits, auto_categorizer: None }
+    }
+
+    /// Adds automatic categorisation of new memories.
+    pub fn with_auto_categorizer(mut self, auto: crate::categorize::AutoCategorizer) -> Self {
+        self.auto_categorizer = Some(auto);
+        self
     }
 
     pub fn access_log(&self) -> &AccessLog {
@@ -110,14 +117,23 @@ impl MemoryService {
             .collect())
     }
 
-    fn log_reads(&self, p: &Principal, me: UserId, items: &[MemoryView], kind: &str) {
+    /// The app a read goes through: the caller's app named like the token's
+    /// client, if the caller has one.
+    async fn reading_app(&self, tx: &TenantTx, p: &Principal, me: UserId) -> Result<Option<AppId>, DomainError> {
+        match p.client_id.as_deref() {
+            Some(client) => Ok(apps::find_by_name(tx, me, client).await?.map(|a| a.id)),
+            None => Ok(None),
+        }
+    }
+
+    fn log_reads(&self, p: &Principal, me: UserId, app: Option<AppId>, items: &[MemoryView], kind: &str) {
         let at = now();
         for v in items {
             self.access.record(loci_stores::records::AccessRecord {
                 org_id: p.org_id.clone(),
                 memory_id: v.memory.id,
                 user_id: me,
-                app_id: None,
+                app_id: app,
                 access_type: kind.to_owned(),
                 accessed_at: at,
             });
@@ -156,6 +172,9 @@ impl MemoryService {
         )
         .await?;
         tx.commit().await?;
+        if let Some(auto) = &self.auto_categorizer {
+            auto.enqueue(&p.org_id, memory.id, &memory.content);
+        }
         Ok(MemoryView { memory, app_name: app.name, owned: true })
     }
 
@@ -172,9 +191,10 @@ impl MemoryService {
         };
         let page = memories::list(&tx, &filter, PageRequest { page: 1, size: 1 }).await?;
         let views = self.views(&tx, me, page.items).await?;
+        let app = self.reading_app(&tx, p, me).await?;
         tx.commit().await?;
         let view = views.into_iter().next().ok_or(DomainError::NotFound("memory"))?;
-        self.log_reads(p, me, std::slice::from_ref(&view), "get");
+        self.log_reads(p, me, app, std::slice::from_ref(&view), "get");
         Ok(view)
     }
 
@@ -196,8 +216,9 @@ impl MemoryService {
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
         let result = memories::list(&tx, &filter, page).await?;
         let items = self.views(&tx, me, result.items).await?;
+        let app = self.reading_app(&tx, p, me).await?;
         tx.commit().await?;
-        self.log_reads(p, me, &items, "list");
+        self.log_reads(p, me, app, &items, "list");
         Ok(Page { items, total: result.total, page: result.page, size: result.size, pages: result.pages })
     }
 
@@ -231,6 +252,17 @@ impl MemoryService {
         let me = self.provisioner.user(&self.db, p).await?;
         let tx = self.db.begin_tenant(&p.org_id).await?;
         let current = self.owned(&tx, me, id).await?;
+        let given = input.metadata.as_ref();
+        let scope_only = given.and_then(|g| g.scope.as_deref().filter(|_| g.access_entity.is_none()));
+        if let (Some(scope), Some(stored)) = (scope_only, current.metadata.access_entity.as_ref())
+            && scope != stored.implied_scope().as_str()
+        {
+            tx.rollback().await?;
+            return Err(DomainError::Validation(vec![FieldViolation::new(
+                "metadata.scope",
+                format!("`{scope}` does not agree with the stored access_entity `{stored}`"),
+            )]));
+        }
         let app = apps::get(&tx, current.app_id).await?.ok_or(DomainError::NotFound("app"))?;
         if !app.is_active {
             tx.rollback().await?;

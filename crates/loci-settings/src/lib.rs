@@ -101,6 +101,8 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     #[validate(nested)]
     pub limits: LimitsSettings,
+    #[validate(nested)]
+    pub categorizer: CategorizerSettings,
 }
 
 impl Default for Settings {
@@ -120,6 +122,7 @@ impl Default for Settings {
             graph: GraphSettings::default(),
             telemetry: TelemetrySettings::default(),
             limits: LimitsSettings::default(),
+            categorizer: CategorizerSettings::default(),
         }
     }
 }
@@ -309,6 +312,9 @@ impl Settings {
         }
         if self.graph.backend == GraphBackend::Neo4j && self.graph.url.is_none() {
             out.push(Problem::new("graph.url", "required when graph.backend = \"neo4j\""));
+        }
+        if self.categorizer.enabled && self.categorizer.url.is_none() {
+            out.push(Problem::new("categorizer.url", "required when categorizer.enabled = true"));
         }
         if self.embeddings.provider == EmbeddingsProvider::Openai && self.embeddings.url.is_none() {
             out.push(Problem::new("embeddings.url", "required when embeddings.provider = \"openai\""));

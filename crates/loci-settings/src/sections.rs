@@ -438,3 +438,37 @@ impl Default for LimitsSettings {
         }
     }
 }
+
+/// Automatic categorisation of new memories through an OpenAI-compatible
+/// chat endpoint. Off by default; asynchronous, so it never delays or fails a
+/// write. Client-supplied categories are always kept.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct CategorizerSettings {
+    pub enabled: bool,
+    /// Base URL of the API, e.g. `http://localhost:11434/v1` (Ollama) or
+    /// `https://api.openai.com/v1`.
+    #[validate(url)]
+    pub url: Option<String>,
+    #[validate(length(min = 1, max = 200))]
+    pub model: String,
+    pub api_key: Option<Secret>,
+    #[validate(range(min = 100, max = 120_000))]
+    pub timeout_ms: u64,
+    /// At most this many categories are added per memory.
+    #[validate(range(min = 1, max = 20))]
+    pub max_categories: usize,
+}
+
+impl Default for CategorizerSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            url: None,
+            model: "gpt-4o-mini".into(),
+            api_key: None,
+            timeout_ms: 10_000,
+            max_categories: 3,
+        }
+    }
+}

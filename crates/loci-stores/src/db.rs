@@ -83,6 +83,10 @@ impl Database {
                         .synchronous(SqliteSynchronous::Normal)
                         .busy_timeout(busy)
                         .foreign_keys(true)
+                        // LIKE compares case-sensitively, as on PostgreSQL, so
+                        // grant prefixes cover exactly what they name (search
+                        // lower-cases both sides itself).
+                        .pragma("case_sensitive_like", "ON")
                 };
                 let mut w = options(url, pool, 1);
                 w.min_connections(1).map_sqlx_sqlite_opts(sqlite);
@@ -123,6 +127,18 @@ impl Database {
     /// Begins a read-only transaction (on the reader pool; writes fail).
     pub async fn begin_tenant_read(&self, org: &OrgId) -> Result<TenantTx, StoreError> {
         TenantTx::begin(&self.reader, org.clone(), true).await
+    }
+
+    /// Refreshes the query planner's statistics where they are stale. On
+    /// SQLite this is `PRAGMA optimize` (bounded work; without statistics the
+    /// planner scans the largest index instead of the most selective one, e.g.
+    /// a whole tenant instead of one category's memories). PostgreSQL's
+    /// autovacuum keeps its own statistics, so nothing runs there.
+    pub async fn optimize(&self) -> Result<(), StoreError> {
+        if self.kind == DatabaseKind::Sqlite {
+            self.writer.execute_unprepared("PRAGMA optimize=0x10002;").await?;
+        }
+        Ok(())
     }
 
     /// Cheap liveness check of the connection pool.
