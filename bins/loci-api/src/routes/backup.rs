@@ -22,6 +22,15 @@ pub async fn export(state: web::Data<AppState>, auth: Authenticated) -> Result<H
         .body(zip))
 }
 
+/// The upload form of `/import`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ImportForm {
+    /// The backup zip.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+}
+
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -70,7 +79,7 @@ async fn upload(req: &HttpRequest, payload: web::Payload, limit: usize) -> Resul
     Ok(bytes)
 }
 
-#[utoipa::path(post, path = "/api/v1/backup/import", tag = "backup", params(ImportQuery), request_body(content = Vec<u8>, content_type = "application/zip", description = "A zip made by /export (or a multipart form with it as a file)"), responses((status = 200, description = "What was imported", body = ImportReport), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/backup/import", tag = "backup", params(ImportQuery), request_body(content = ImportForm, content_type = "multipart/form-data", description = "A form whose file is a zip made by /export (a raw `application/zip` body is accepted too)"), responses((status = 200, description = "What was imported", body = ImportReport), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 pub async fn import(
     state: web::Data<AppState>,
     auth: Authenticated,
