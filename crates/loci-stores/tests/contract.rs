@@ -366,7 +366,11 @@ async fn structured_and_tag_filters(engine: Engine) {
     a.metadata.tags = BTreeMap::from([("env".into(), "prod".into()), ("tier".into(), "1".into())]);
     memories::create(&tx, a).await.unwrap();
     let mut b = new_memory(&alice, &app, "b");
-    b.metadata.tags = BTreeMap::from([("env".into(), "dev".into()), ("we\"ird".into(), "x".into())]);
+    b.metadata.tags = BTreeMap::from([
+        ("env".into(), "dev".into()),
+        ("we\"ird".into(), "x".into()),
+        ("tier".into(), serde_json::json!(1)),
+    ]);
     memories::create(&tx, b).await.unwrap();
     tx.commit().await.unwrap();
     let tx = db.begin_tenant_read(&org("acme")).await.unwrap();
@@ -384,6 +388,7 @@ async fn structured_and_tag_filters(engine: Engine) {
     };
     assert_eq!(count(tags(&[("env", "prod")])).await, 1);
     assert_eq!(count(tags(&[("env", "prod"), ("tier", "1")])).await, 1);
+    assert_eq!(count(tags(&[("tier", "1")])).await, 1, "the number 1 is not the string \"1\", on both engines");
     assert_eq!(count(tags(&[("env", "prod"), ("tier", "2")])).await, 0);
     assert_eq!(count(tags(&[("we\"ird", "x")])).await, 1, "quotes in keys are escaped");
     assert_eq!(count(tags(&[("missing", "x")])).await, 0);

@@ -14,15 +14,20 @@ pub mod users;
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbBackend};
 
-/// `json_column ->> key = value` on either engine (a string-valued key).
+/// The JSON column's `key` holds exactly the string `value`, on either
+/// engine (a number or boolean never matches, so both engines agree).
 pub(crate) fn json_text_equals(tx: &crate::TenantTx, column: &str, key: &str, value: &str) -> SimpleExpr {
     match tx.conn().get_database_backend() {
-        DbBackend::Postgres => {
-            Expr::cust_with_values(format!("(\"{column}\" ->> $1) = $2"), [key.to_owned(), value.to_owned()])
-        }
+        DbBackend::Postgres => Expr::cust_with_values(
+            format!("(jsonb_typeof(\"{column}\" -> $1) = 'string' AND (\"{column}\" ->> $2) = $3)"),
+            [key.to_owned(), key.to_owned(), value.to_owned()],
+        ),
         _ => {
             let path = format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""));
-            Expr::cust_with_values(format!("json_extract(\"{column}\", ?) = ?"), [path, value.to_owned()])
+            Expr::cust_with_values(
+                format!("(json_type(\"{column}\", ?) = 'text' AND json_extract(\"{column}\", ?) = ?)"),
+                [path.clone(), path, value.to_owned()],
+            )
         }
     }
 }
