@@ -105,21 +105,7 @@ impl TestApp {
 
     /// An editor calling through a client (the token's `client_id`).
     pub fn user_via_client(&self, subject: &str, org: &str, client: &str) -> TestUser<'_> {
-        let issuer = self.state.local_issuer.as_ref().expect("embedded profile has a local issuer");
-        let token = issuer
-            .mint(&loci_security::MintRequest {
-                issuer: self.state.settings.issuer().to_owned(),
-                audience: self.state.settings.audiences()[0].clone(),
-                subject: subject.into(),
-                org_id: org.into(),
-                scopes: vec![],
-                roles: vec!["editor".into()],
-                grants: vec![],
-                client_id: Some(client.into()),
-                ttl: Duration::from_secs(600),
-                dpop_jkt: None,
-            })
-            .unwrap();
+        let token = self.mint_for_client(subject, org, &[], &["editor"], &[], None, Some(client));
         TestUser { app: self, token }
     }
 
@@ -137,6 +123,20 @@ impl TestApp {
         grants: &[&str],
         dpop_jkt: Option<String>,
     ) -> String {
+        self.mint_for_client(subject, org, scopes, roles, grants, dpop_jkt, None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mint_for_client(
+        &self,
+        subject: &str,
+        org: &str,
+        scopes: &[&str],
+        roles: &[&str],
+        grants: &[&str],
+        dpop_jkt: Option<String>,
+        client: Option<&str>,
+    ) -> String {
         let issuer = self.state.local_issuer.as_ref().expect("embedded profile has a local issuer");
         issuer
             .mint(&loci_security::MintRequest {
@@ -147,7 +147,7 @@ impl TestApp {
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
                 roles: roles.iter().map(|s| s.to_string()).collect(),
                 grants: grants.iter().map(|s| s.to_string()).collect(),
-                client_id: None,
+                client_id: client.map(str::to_owned),
                 ttl: Duration::from_secs(600),
                 dpop_jkt,
             })
@@ -168,21 +168,7 @@ impl TestApp {
     }
 
     pub fn mint(&self, subject: &str, org: &str, scopes: &[&str], dpop_jkt: Option<String>) -> String {
-        let issuer = self.state.local_issuer.as_ref().expect("embedded profile has a local issuer");
-        issuer
-            .mint(&loci_security::MintRequest {
-                issuer: self.state.settings.issuer().to_owned(),
-                audience: self.state.settings.audiences()[0].clone(),
-                subject: subject.into(),
-                org_id: org.into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
-                roles: vec![],
-                grants: vec![],
-                client_id: None,
-                ttl: Duration::from_secs(600),
-                dpop_jkt,
-            })
-            .unwrap()
+        self.mint_full(subject, org, scopes, &[], &[], dpop_jkt)
     }
 }
 
@@ -295,4 +281,18 @@ impl TestUser<'_> {
         assert_eq!(status, 201, "{body}");
         body["id"].as_str().expect("id").to_owned()
     }
+}
+
+/// Runs each named `async fn(Engine)` as two tests, `sqlite::NAME` and
+/// `postgres::NAME`.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name($crate::Engine::Sqlite).await })+
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name($crate::Engine::Postgres).await })+
+        }
+    };
 }

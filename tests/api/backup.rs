@@ -110,15 +110,4 @@ async fn bad_uploads_are_rejected(engine: Engine) {
     assert_eq!((status, problem["required_scope"].as_str()), (403, Some("backup:read")));
 }
 
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::Engine::Sqlite).await })+
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(super::Engine::Postgres).await })+
-        }
-    };
-}
-
-on_both!(export_then_import_into_a_new_tenant_reproduces_the_memories, bad_uploads_are_rejected);
+loci_tests::on_both!(export_then_import_into_a_new_tenant_reproduces_the_memories, bad_uploads_are_rejected);

@@ -320,18 +320,7 @@ async fn scopes_are_enforced_per_route(engine: Engine) {
     assert_eq!(anonymous.status().as_u16(), 401);
 }
 
-macro_rules! on_both {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(super::Engine::Sqlite).await })+
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(super::Engine::Postgres).await })+
-        }
-    };
-}
-
-on_both!(
+loci_tests::on_both!(
     crud_round_trip,
     pagination_sorting_and_filters_are_exact,
     state_machine_history_and_paused_apps,

@@ -183,19 +183,23 @@ impl MemoryService {
         let vis = self.visibility(p).await?;
         let me = vis.user_id;
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let memory = Self::visible_one(&tx, vis, id).await?;
+        let views = self.views(&tx, me, vec![memory]).await?;
+        let app = self.reading_app(&tx, p, me).await?;
+        tx.commit().await?;
+        self.log_reads(p, me, app, &views, "get");
+        views.into_iter().next().ok_or(DomainError::NotFound("memory"))
+    }
+
+    /// The memory if `vis` may see it and it is not deleted.
+    async fn visible_one(tx: &TenantTx, vis: Visibility, id: MemoryId) -> Result<Memory, DomainError> {
         let filter = MemoryFilter {
             ids: vec![id],
             visible_to: Some(vis),
             states: vec![MemoryState::Active, MemoryState::Paused, MemoryState::Archived],
             ..Default::default()
         };
-        let page = memories::list(&tx, &filter, PageRequest { page: 1, size: 1 }).await?;
-        let views = self.views(&tx, me, page.items).await?;
-        let app = self.reading_app(&tx, p, me).await?;
-        tx.commit().await?;
-        let view = views.into_iter().next().ok_or(DomainError::NotFound("memory"))?;
-        self.log_reads(p, me, app, std::slice::from_ref(&view), "get");
-        Ok(view)
+        memories::first(tx, &filter).await?.ok_or(DomainError::NotFound("memory"))
     }
 
     /// A page of visible memories matching `filter` (its visibility is
@@ -399,15 +403,9 @@ impl MemoryService {
     async fn get_quiet(&self, p: &Principal, id: MemoryId) -> Result<Memory, DomainError> {
         let vis = self.visibility(p).await?;
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
-        let filter = MemoryFilter {
-            ids: vec![id],
-            visible_to: Some(vis),
-            states: vec![MemoryState::Active, MemoryState::Paused, MemoryState::Archived],
-            ..Default::default()
-        };
-        let page = memories::list(&tx, &filter, PageRequest { page: 1, size: 1 }).await?;
+        let memory = Self::visible_one(&tx, vis, id).await;
         tx.commit().await?;
-        page.items.into_iter().next().ok_or(DomainError::NotFound("memory"))
+        memory
     }
 
     /// The access log of the caller's own memory.

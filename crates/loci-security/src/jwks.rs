@@ -97,14 +97,6 @@ impl KeyStore {
             }
         }
     }
-
-    /// The public keys as a JWKS document (for `/.well-known/jwks.json`).
-    pub async fn public_jwks(&self) -> serde_json::Value {
-        let keys = self.keys().await;
-        let public: Vec<serde_json::Value> =
-            keys.iter().filter_map(public_only).map(|k| serde_json::Value::Object(k.as_ref().clone())).collect();
-        serde_json::json!({ "keys": public })
-    }
 }
 
 async fn load(source: &JwksSource, http: &reqwest::Client) -> Result<Vec<Jwk>, SecurityError> {

@@ -22,8 +22,8 @@ impl std::fmt::Debug for Valkey {
 }
 
 impl Valkey {
-    /// Connects and waits (bounded by the timeout) for the first connection.
-    pub async fn connect(url: &Secret, settings: &ValkeySettings) -> Result<Self, StoreError> {
+    /// A client whose connections are not opened yet.
+    fn build(url: &Secret, settings: &ValkeySettings) -> Result<Self, StoreError> {
         let config = Config::from_url(&url.expose().replacen("valkey://", "redis://", 1))
             .map_err(|e| StoreError::Config(format!("invalid valkey.url: {}", e.details())))?;
         let timeout = Duration::from_millis(settings.timeout_ms);
@@ -38,8 +38,14 @@ impl Valkey {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .build_pool(settings.pool_size)
             .map_err(|e| StoreError::Valkey(e.details().to_owned()))?;
-        pool.init().await.map_err(|e| StoreError::Valkey(e.details().to_owned()))?;
         Ok(Self { pool, prefix: settings.key_prefix.clone(), timeout })
+    }
+
+    /// Connects and waits (bounded by the timeout) for the first connection.
+    pub async fn connect(url: &Secret, settings: &ValkeySettings) -> Result<Self, StoreError> {
+        let valkey = Self::build(url, settings)?;
+        valkey.pool.init().await.map_err(|e| StoreError::Valkey(e.details().to_owned()))?;
+        Ok(valkey)
     }
 
     /// The configured key prefix (`<prefix>:...` for every key Loci writes).
@@ -60,22 +66,9 @@ impl Valkey {
     /// tools and tests that must not block on start-up; the server itself
     /// uses [`Valkey::connect`] and refuses to start without Valkey.
     pub fn connect_lazy(url: &Secret, settings: &ValkeySettings) -> Result<Self, StoreError> {
-        let config = Config::from_url(&url.expose().replacen("valkey://", "redis://", 1))
-            .map_err(|e| StoreError::Config(format!("invalid valkey.url: {}", e.details())))?;
-        let timeout = Duration::from_millis(settings.timeout_ms);
-        let pool = Builder::from_config(config)
-            .with_connection_config(|c| {
-                c.connection_timeout = timeout;
-                c.internal_command_timeout = timeout;
-            })
-            .with_performance_config(|p| {
-                p.default_command_timeout = timeout;
-            })
-            .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
-            .build_pool(settings.pool_size)
-            .map_err(|e| StoreError::Valkey(e.details().to_owned()))?;
-        drop(pool.connect());
-        Ok(Self { pool, prefix: settings.key_prefix.clone(), timeout })
+        let valkey = Self::build(url, settings)?;
+        drop(valkey.pool.connect());
+        Ok(valkey)
     }
 
     pub async fn quit(&self) {

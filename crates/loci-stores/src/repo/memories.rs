@@ -92,21 +92,15 @@ fn uuid_v7() -> uuid::Uuid {
     uuid::Uuid::now_v7()
 }
 
-/// Creates a memory in the transaction's tenant. The user and app must belong
-/// to that tenant (and the app to the user); otherwise `NotFound`.
-/// Writes the initial history row and an outbox row.
-pub async fn create(tx: &TenantTx, input: NewMemory) -> Result<Memory, StoreError> {
-    let app = repo::apps::get(tx, input.app_id).await?.ok_or(StoreError::NotFound("app"))?;
-    if app.owner_id != input.user_id {
-        return Err(StoreError::NotFound("app"));
-    }
-    if repo::users::get(tx, input.user_id).await?.is_none() {
-        return Err(StoreError::NotFound("user"));
-    }
-    let id = MemoryId::new();
-    let t = now();
+/// The row of a new memory with id `id`, in the transaction's tenant.
+fn new_row(
+    tx: &TenantTx,
+    id: MemoryId,
+    input: &NewMemory,
+    times: &ImportedTimes,
+) -> Result<memories::ActiveModel, StoreError> {
     let md = &input.metadata;
-    let row = memories::ActiveModel {
+    Ok(memories::ActiveModel {
         id: Set(id.as_uuid()),
         org_id: Set(tx.org_str()),
         user_id: Set(input.user_id.as_uuid()),
@@ -123,17 +117,43 @@ pub async fn create(tx: &TenantTx, input: NewMemory) -> Result<Memory, StoreErro
         evidence: Set(json(&md.evidence)?),
         tags: Set(json(&md.tags)?),
         metadata: Set(serde_json::Value::Object(md.extra.clone())),
-        state: Set(MemoryState::Active.as_str().to_owned()),
-        created_at: Set(t),
-        updated_at: Set(t),
-        archived_at: Set(None),
-        deleted_at: Set(None),
-    };
-    memories::Entity::insert(row).exec_without_returning(tx.conn()).await?;
+        state: Set(times.state.as_str().to_owned()),
+        created_at: Set(times.created_at),
+        updated_at: Set(times.updated_at),
+        archived_at: Set(times.archived_at),
+        deleted_at: Set(times.deleted_at),
+    })
+}
+
+/// Inserts a new memory with its categories, one history row (nothing ->
+/// its state) and an outbox row, after checking that user and app belong to
+/// the tenant (and the app to the user); otherwise `NotFound`.
+async fn insert(tx: &TenantTx, input: NewMemory, times: ImportedTimes) -> Result<Memory, StoreError> {
+    let app = repo::apps::get(tx, input.app_id).await?.ok_or(StoreError::NotFound("app"))?;
+    if app.owner_id != input.user_id {
+        return Err(StoreError::NotFound("app"));
+    }
+    if repo::users::get(tx, input.user_id).await?.is_none() {
+        return Err(StoreError::NotFound("user"));
+    }
+    let id = MemoryId::new();
+    memories::Entity::insert(new_row(tx, id, &input, &times)?).exec_without_returning(tx.conn()).await?;
     repo::categories::assign(tx, id, &input.categories).await?;
-    record_history(tx, id, None, MemoryState::Active, Some(input.user_id)).await?;
-    outbox::enqueue_memory(tx, id, OutboxOperation::Upsert).await?;
+    record_history(tx, id, None, times.state, Some(input.user_id)).await?;
+    let op = if times.state == MemoryState::Deleted { OutboxOperation::Delete } else { OutboxOperation::Upsert };
+    outbox::enqueue_memory(tx, id, op).await?;
     get_any_state(tx, id).await?.ok_or(StoreError::NotFound("memory"))
+}
+
+/// Creates an active memory in the transaction's tenant (see [`insert`]).
+pub async fn create(tx: &TenantTx, input: NewMemory) -> Result<Memory, StoreError> {
+    let t = now();
+    insert(
+        tx,
+        input,
+        ImportedTimes { state: MemoryState::Active, created_at: t, updated_at: t, archived_at: None, deleted_at: None },
+    )
+    .await
 }
 
 /// The memory unless it is deleted; `None` for another tenant's memory.
@@ -283,6 +303,17 @@ pub async fn list(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Re
         size: page.size,
         pages: if page.size == 0 { 0 } else { total.div_ceil(page.size) },
     })
+}
+
+/// The first memory matching `filter`, without counting the rest (the
+/// by-id read path).
+pub async fn first(tx: &TenantTx, filter: &MemoryFilter) -> Result<Option<Memory>, StoreError> {
+    let Some(model) = scoped(tx).filter(filter_condition(tx, filter)).one(tx.conn()).await? else {
+        return Ok(None);
+    };
+    let mut memory = to_record(tx, model)?;
+    memory.categories = repo::categories::names_for(tx, &[memory.id]).await?.remove(&memory.id).unwrap_or_default();
+    Ok(Some(memory))
 }
 
 /// Ids of the memories matching `filter` (for bulk actions), capped.
@@ -501,39 +532,5 @@ pub struct ImportedTimes {
 /// Creates a memory from a backup, with a fresh id, its original state and
 /// times; one history row records the import, and an outbox row re-indexes it.
 pub async fn import(tx: &TenantTx, input: NewMemory, times: ImportedTimes) -> Result<Memory, StoreError> {
-    let app = repo::apps::get(tx, input.app_id).await?.ok_or(StoreError::NotFound("app"))?;
-    if app.owner_id != input.user_id {
-        return Err(StoreError::NotFound("app"));
-    }
-    let id = MemoryId::new();
-    let md = &input.metadata;
-    let row = memories::ActiveModel {
-        id: Set(id.as_uuid()),
-        org_id: Set(tx.org_str()),
-        user_id: Set(input.user_id.as_uuid()),
-        app_id: Set(input.app_id.as_uuid()),
-        content_hash: Set(content_hash(&input.content)),
-        content: Set(input.content.clone()),
-        category: Set(md.category.map(|c| c.as_str().to_owned())),
-        scope: Set(md.scope.map(|s| s.as_str().to_owned())),
-        artifact_type: Set(md.artifact_type.map(|a| a.as_str().to_owned())),
-        artifact_ref: Set(md.artifact_ref.clone()),
-        entity: Set(md.entity.clone()),
-        source: Set(md.source.map(|s| s.as_str().to_owned())),
-        access_entity: Set(md.access_entity.as_ref().map(ToString::to_string)),
-        evidence: Set(json(&md.evidence)?),
-        tags: Set(json(&md.tags)?),
-        metadata: Set(serde_json::Value::Object(md.extra.clone())),
-        state: Set(times.state.as_str().to_owned()),
-        created_at: Set(times.created_at),
-        updated_at: Set(times.updated_at),
-        archived_at: Set(times.archived_at),
-        deleted_at: Set(times.deleted_at),
-    };
-    memories::Entity::insert(row).exec_without_returning(tx.conn()).await?;
-    repo::categories::assign(tx, id, &input.categories).await?;
-    record_history(tx, id, None, times.state, Some(input.user_id)).await?;
-    let op = if times.state == MemoryState::Deleted { OutboxOperation::Delete } else { OutboxOperation::Upsert };
-    outbox::enqueue_memory(tx, id, op).await?;
-    get_any_state(tx, id).await?.ok_or(StoreError::NotFound("memory"))
+    insert(tx, input, times).await
 }
