@@ -87,6 +87,12 @@ impl Database {
                         // grant prefixes cover exactly what they name (search
                         // lower-cases both sides itself).
                         .pragma("case_sensitive_like", "ON")
+                        // Pages are read through a shared memory map and a
+                        // per-connection cache instead of a `pread` copy
+                        // per page visit (the list path visits thousands).
+                        .pragma("mmap_size", "268435456")
+                        .pragma("cache_size", "-8192")
+                        .pragma("temp_store", "memory")
                 };
                 let mut w = options(url, pool, 1);
                 w.min_connections(1).map_sqlx_sqlite_opts(sqlite);

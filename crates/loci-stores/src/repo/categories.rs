@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use loci_core::{CategoryId, MemoryId};
 use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entities::{categories, memory_categories};
 use crate::records::now;
@@ -58,6 +58,41 @@ pub async fn assign(tx: &TenantTx, memory: MemoryId, names: &[String]) -> Result
     Ok(())
 }
 
+/// Files each memory under its names, with multi-row inserts (bulk loads).
+pub async fn assign_many(tx: &TenantTx, filed: &[(MemoryId, &[String])]) -> Result<(), StoreError> {
+    let mut names: Vec<String> = filed.iter().flat_map(|(_, n)| n.iter().cloned()).collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Ok(());
+    }
+    ensure(tx, &names).await?;
+    let by_name: HashMap<String, uuid::Uuid> = categories::Entity::find()
+        .filter(categories::Column::OrgId.eq(tx.org_str()))
+        .filter(categories::Column::Name.is_in(names))
+        .all(tx.conn())
+        .await?
+        .into_iter()
+        .map(|c| (c.name, c.id))
+        .collect();
+    let mut rows = Vec::new();
+    for (memory, names) in filed {
+        let mut seen = std::collections::HashSet::new();
+        for id in names.iter().filter_map(|n| by_name.get(n)).filter(|id| seen.insert(**id)) {
+            rows.push(memory_categories::ActiveModel {
+                memory_id: Set(memory.as_uuid()),
+                category_id: Set(*id),
+                org_id: Set(tx.org_str()),
+            });
+        }
+    }
+    // Three columns per row: far below the bound-parameter limits.
+    for chunk in rows.chunks(2000) {
+        memory_categories::Entity::insert_many(chunk.to_vec()).exec_without_returning(tx.conn()).await?;
+    }
+    Ok(())
+}
+
 /// Files `memory` under exactly `names`.
 pub async fn replace(tx: &TenantTx, memory: MemoryId, names: &[String]) -> Result<(), StoreError> {
     memory_categories::Entity::delete_many()
@@ -99,6 +134,22 @@ pub async fn names_for(tx: &TenantTx, memories: &[MemoryId]) -> Result<HashMap<M
         list.sort();
     }
     Ok(out)
+}
+
+/// Ids of the named categories that exist in the org.
+pub async fn ids_named(tx: &TenantTx, names: &[String]) -> Result<Vec<CategoryId>, StoreError> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<uuid::Uuid> = categories::Entity::find()
+        .select_only()
+        .column(categories::Column::Id)
+        .filter(categories::Column::OrgId.eq(tx.org_str()))
+        .filter(categories::Column::Name.is_in(names.iter().cloned()))
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(CategoryId::from_uuid).collect())
 }
 
 /// `SELECT memory_id FROM memory_categories ...` for memories filed under any

@@ -269,8 +269,30 @@ fn filter_condition(tx: &TenantTx, filter: &MemoryFilter) -> Condition {
     all
 }
 
+/// The filter with category names replaced by the ids they name, so the
+/// link table is read through its covering (org, category, memory) index
+/// instead of a nested subquery; `None` when names were asked for and none
+/// exists (nothing can match).
+async fn with_category_ids(tx: &TenantTx, filter: &MemoryFilter) -> Result<Option<MemoryFilter>, StoreError> {
+    if filter.category_names.is_empty() {
+        return Ok(Some(filter.clone()));
+    }
+    let named = repo::categories::ids_named(tx, &filter.category_names).await?;
+    if named.is_empty() && filter.category_ids.is_empty() {
+        return Ok(None);
+    }
+    let mut resolved = filter.clone();
+    resolved.category_names.clear();
+    resolved.category_ids.extend(named);
+    Ok(Some(resolved))
+}
+
 /// A page of memories matching `filter`, with the exact total.
 pub async fn list(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Result<Page<Memory>, StoreError> {
+    let Some(filter) = with_category_ids(tx, filter).await? else {
+        return Ok(Page { items: Vec::new(), total: 0, page: page.page, size: page.size, pages: 0 });
+    };
+    let filter = &filter;
     let query = scoped(tx).filter(filter_condition(tx, filter));
     let total = query.clone().count(tx.conn()).await?;
     let order = match filter.direction {
@@ -533,4 +555,55 @@ pub struct ImportedTimes {
 /// times; one history row records the import, and an outbox row re-indexes it.
 pub async fn import(tx: &TenantTx, input: NewMemory, times: ImportedTimes) -> Result<Memory, StoreError> {
     insert(tx, input, times).await
+}
+
+/// Rows per multi-row `INSERT`: the widest table (memories, 21 columns) stays
+/// under SQLite's and PostgreSQL's bound-parameter limits.
+const BULK_CHUNK: usize = 500;
+
+/// Creates many memories at once, as [`create`] and [`import`] do one by one
+/// (same checks, categories, history and outbox rows), with multi-row inserts:
+/// the bulk load path of imports and benchmarks. Returns the new ids in input
+/// order.
+pub async fn create_many(tx: &TenantTx, inputs: Vec<(NewMemory, ImportedTimes)>) -> Result<Vec<MemoryId>, StoreError> {
+    let mut checked = std::collections::HashSet::new();
+    for (input, _) in &inputs {
+        if checked.insert((input.user_id, input.app_id)) {
+            let app = repo::apps::get(tx, input.app_id).await?.ok_or(StoreError::NotFound("app"))?;
+            if app.owner_id != input.user_id || repo::users::get(tx, input.user_id).await?.is_none() {
+                return Err(StoreError::NotFound("app"));
+            }
+        }
+    }
+    let ids: Vec<MemoryId> = inputs.iter().map(|_| MemoryId::new()).collect();
+    let mut rows = Vec::with_capacity(inputs.len());
+    let mut history = Vec::with_capacity(inputs.len());
+    let mut outbox_rows = Vec::with_capacity(inputs.len());
+    for ((input, times), id) in inputs.iter().zip(&ids) {
+        rows.push(new_row(tx, *id, input, times)?);
+        history.push(memory_status_history::ActiveModel {
+            id: Set(uuid_v7()),
+            org_id: Set(tx.org_str()),
+            memory_id: Set(id.as_uuid()),
+            old_state: Set(None),
+            new_state: Set(times.state.as_str().to_owned()),
+            changed_by: Set(Some(input.user_id.as_uuid())),
+            changed_at: Set(now()),
+        });
+        let op = if times.state == MemoryState::Deleted { OutboxOperation::Delete } else { OutboxOperation::Upsert };
+        outbox_rows.push(outbox::memory_row(tx, *id, op));
+    }
+    for chunk in rows.chunks(BULK_CHUNK) {
+        memories::Entity::insert_many(chunk.to_vec()).exec_without_returning(tx.conn()).await?;
+    }
+    for chunk in history.chunks(BULK_CHUNK) {
+        memory_status_history::Entity::insert_many(chunk.to_vec()).exec_without_returning(tx.conn()).await?;
+    }
+    let filed: Vec<(MemoryId, &[String])> =
+        inputs.iter().zip(&ids).map(|((input, _), id)| (*id, input.categories.as_slice())).collect();
+    repo::categories::assign_many(tx, &filed).await?;
+    for chunk in outbox_rows.chunks(BULK_CHUNK) {
+        crate::entities::outbox::Entity::insert_many(chunk.to_vec()).exec_without_returning(tx.conn()).await?;
+    }
+    Ok(ids)
 }

@@ -28,8 +28,14 @@ impl OutboxOperation {
 
 /// Records that `memory` changed; part of the caller's transaction.
 pub async fn enqueue_memory(tx: &TenantTx, memory: MemoryId, op: OutboxOperation) -> Result<(), StoreError> {
+    outbox::Entity::insert(memory_row(tx, memory, op)).exec_without_returning(tx.conn()).await?;
+    Ok(())
+}
+
+/// The outbox row recording that `memory` changed (for bulk inserts).
+pub(crate) fn memory_row(tx: &TenantTx, memory: MemoryId, op: OutboxOperation) -> outbox::ActiveModel {
     let t = now();
-    let row = outbox::ActiveModel {
+    outbox::ActiveModel {
         org_id: Set(tx.org_str()),
         aggregate_type: Set("memory".into()),
         aggregate_id: Set(memory.as_uuid()),
@@ -41,9 +47,7 @@ pub async fn enqueue_memory(tx: &TenantTx, memory: MemoryId, op: OutboxOperation
         last_error: Set(None),
         processed_at: Set(None),
         ..Default::default()
-    };
-    outbox::Entity::insert(row).exec_without_returning(tx.conn()).await?;
-    Ok(())
+    }
 }
 
 /// Pending outbox rows for one memory in this tenant, oldest first.
