@@ -1,0 +1,201 @@
+//! The local model: a BERT sentence-transformer (all-MiniLM-L6-v2) run with candle on the CPU.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use candle_core::{D, DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
+
+use crate::{EmbedError, Embedder, check_texts};
+
+/// The directory name of the default model under `<data_dir>/models/`.
+pub const DEFAULT_MODEL_DIR_NAME: &str = "all-MiniLM-L6-v2";
+
+/// The files a model directory must hold.
+pub const REQUIRED_MODEL_FILES: [&str; 3] = ["model.safetensors", "config.json", "tokenizer.json"];
+
+/// Texts are truncated to this many tokens (special tokens included), as sentence-transformers
+/// does for all-MiniLM-L6-v2.
+pub const MAX_TOKENS: usize = 256;
+
+/// Embeds with a BERT model in process, on the CPU, in F32.
+///
+/// Texts are tokenised (truncated to [`MAX_TOKENS`]), sorted by length and run in batches of at
+/// most `max_batch`, each padded to its longest text; the token embeddings are mean-pooled over
+/// the attention mask and L2-normalised. Inference runs on tokio's blocking pool, so `embed`
+/// never blocks the async runtime. A text gets the same vector (to ~1e-6) alone or in a batch.
+#[derive(Clone)]
+pub struct LocalEmbedder {
+    model: Arc<Model>,
+    name: String,
+    max_batch: usize,
+}
+
+struct Model {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+    hidden_size: usize,
+    pad_id: u32,
+}
+
+impl fmt::Debug for LocalEmbedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalEmbedder")
+            .field("model", &self.name)
+            .field("dimensions", &self.model.hidden_size)
+            .field("max_batch", &self.max_batch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalEmbedder {
+    /// Loads `model.safetensors`, `config.json` and `tokenizer.json` from `model_dir`.
+    ///
+    /// The tokenizer's own padding (all-MiniLM-L6-v2 ships a fixed 128) is replaced by padding
+    /// each batch to its longest text, and truncation is set to [`MAX_TOKENS`]. `max_batch` (at
+    /// least 1) bounds the texts per forward pass. The model name defaults to the directory name;
+    /// see [`LocalEmbedder::with_model_name`].
+    pub fn load(model_dir: &Path, max_batch: usize) -> Result<Self, EmbedError> {
+        let missing: Vec<&str> =
+            REQUIRED_MODEL_FILES.iter().copied().filter(|f| !model_dir.join(f).is_file()).collect();
+        if !missing.is_empty() {
+            return Err(EmbedError::ModelMissing { dir: model_dir.to_path_buf(), missing: missing.join(", ") });
+        }
+
+        let config_text = std::fs::read_to_string(model_dir.join("config.json"))
+            .map_err(|e| EmbedError::Model(format!("reading config.json: {e}")))?;
+        let config: Config =
+            serde_json::from_str(&config_text).map_err(|e| EmbedError::Model(format!("parsing config.json: {e}")))?;
+
+        let mut tokenizer = Tokenizer::from_file(model_dir.join("tokenizer.json"))
+            .map_err(|e| EmbedError::Tokenizer(format!("loading tokenizer.json: {e}")))?;
+        let pad_id = tokenizer.get_padding().map_or(config.pad_token_id as u32, |p| p.pad_id);
+        let max_tokens = MAX_TOKENS.min(config.max_position_embeddings);
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|e| EmbedError::Tokenizer(format!("setting truncation: {e}")))?;
+
+        let device = Device::Cpu;
+        let tensors = candle_core::safetensors::load(model_dir.join("model.safetensors"), &device)
+            .map_err(|e| EmbedError::Model(format!("reading model.safetensors: {e}")))?;
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+        let bert = BertModel::load(vb, &config).map_err(|e| EmbedError::Model(format!("building BERT: {e}")))?;
+
+        let name = model_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_MODEL_DIR_NAME)
+            .to_owned();
+        Ok(Self {
+            model: Arc::new(Model { bert, tokenizer, device, hidden_size: config.hidden_size, pad_id }),
+            name,
+            max_batch: max_batch.max(1),
+        })
+    }
+
+    /// Sets the name [`Embedder::model`] reports (e.g. the `embeddings.model` setting).
+    pub fn with_model_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The largest number of texts run in one forward pass.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    /// Embeds on the calling thread. CPU-bound (milliseconds per text): call it from a blocking
+    /// context; [`Embedder::embed`] does that for you.
+    pub fn embed_blocking(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        check_texts(texts)?;
+        self.model.embed(texts, self.max_batch)
+    }
+}
+
+impl Model {
+    fn embed(&self, texts: &[String], max_batch: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let encodings = self.tokenizer.encode_batch(inputs, true).map_err(|e| EmbedError::Tokenizer(e.to_string()))?;
+        let ids: Vec<&[u32]> = encodings.iter().map(|e| e.get_ids()).collect();
+
+        // Batches of similar lengths waste the least compute on padding.
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].len());
+
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); ids.len()];
+        for chunk in order.chunks(max_batch) {
+            let batch: Vec<&[u32]> = chunk.iter().map(|&i| ids[i]).collect();
+            let vectors = self.forward(&batch)?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// One forward pass over token-id sequences, padded to the longest: mean pooling over the
+    /// attention mask, then L2 normalisation.
+    fn forward(&self, batch: &[&[u32]]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let rows = batch.len();
+        let len = batch.iter().map(|s| s.len()).max().unwrap_or(0).max(1);
+        let mut input_ids = Vec::with_capacity(rows * len);
+        let mut mask = Vec::with_capacity(rows * len);
+        for seq in batch {
+            input_ids.extend_from_slice(seq);
+            input_ids.extend(std::iter::repeat_n(self.pad_id, len - seq.len()));
+            mask.extend(std::iter::repeat_n(1u32, seq.len()));
+            mask.extend(std::iter::repeat_n(0u32, len - seq.len()));
+        }
+        let input_ids = Tensor::from_vec(input_ids, (rows, len), &self.device)?;
+        let mask = Tensor::from_vec(mask, (rows, len), &self.device)?;
+        let token_type_ids = input_ids.zeros_like()?;
+
+        let hidden = self.bert.forward(&input_ids, &token_type_ids, Some(&mask))?; // (rows, len, hidden)
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?; // (rows, len, 1)
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?; // (rows, hidden)
+        let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?; // (rows, 1)
+        let mean = summed.broadcast_div(&counts)?;
+        let norms = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+        let unit = mean.broadcast_div(&norms)?;
+        Ok(unit.to_vec2::<f32>()?)
+    }
+}
+
+#[async_trait]
+impl Embedder for LocalEmbedder {
+    fn model(&self) -> &str {
+        &self.name
+    }
+
+    fn dimensions(&self) -> usize {
+        self.model.hidden_size
+    }
+
+    async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        check_texts(texts)?;
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let model = Arc::clone(&self.model);
+        let texts = texts.to_vec();
+        let max_batch = self.max_batch;
+        tokio::task::spawn_blocking(move || model.embed(&texts, max_batch))
+            .await
+            .map_err(|e| EmbedError::Model(format!("inference task failed: {e}")))?
+    }
+}
