@@ -91,6 +91,28 @@ impl AccessEntity {
         }
     }
 
+    /// Every grant that covers `self` (itself first): the inverse of
+    /// [`covers`](Self::covers), so an index can store these keys with a
+    /// document and answer "does any of the caller's grants cover it" as a
+    /// plain set intersection inside the engine.
+    pub fn covering_grants(&self) -> Vec<AccessEntity> {
+        let mut out = vec![self.clone()];
+        match self {
+            Self::User(_) | Self::Org(_) => {}
+            Self::Project { org, .. } => out.push(Self::Org(org.clone())),
+            Self::Team { org, team } => {
+                let mut end = 0;
+                while let Some(pos) = team[end..].find('/') {
+                    end += pos;
+                    out.push(Self::Project { org: org.clone(), project: team[..end].to_owned() });
+                    end += 1;
+                }
+                out.push(Self::Org(org.clone()));
+            }
+        }
+        out
+    }
+
     /// The org an entity names (`None` for `user:` entities).
     pub fn org(&self) -> Option<&str> {
         match self {
@@ -114,6 +136,31 @@ impl AccessEntity {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn covering_grants_are_exactly_the_grants_that_cover() {
+        let all: Vec<AccessEntity> = [
+            "user:alice",
+            "org:acme",
+            "org:other",
+            "project:acme/loci",
+            "project:acme/lo",
+            "project:acme/loci/backend",
+            "team:acme/core",
+            "team:acme/loci/backend",
+            "team:acme/loci/backend/db",
+            "team:other/loci/backend",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for entity in &all {
+            let keys = entity.covering_grants();
+            for grant in &all {
+                assert_eq!(keys.contains(grant), grant.covers(entity), "{grant} covers {entity}?");
+            }
+        }
+    }
 
     #[test]
     fn parses_and_displays_every_kind() {

@@ -1,5 +1,5 @@
 //! Persistence for Loci: the relational store (sea-orm over PostgreSQL or
-//! SQLite), Valkey (fred), and later the vector, lexical and graph backends.
+//! SQLite), Valkey (fred), and the vector, lexical and graph indexes.
 //!
 //! Architecture invariants:
 //! - This is the only crate that knows SQL, Valkey or any index engine.
@@ -15,6 +15,7 @@ mod error;
 mod health;
 pub mod records;
 pub mod repo;
+pub mod search;
 mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;
