@@ -37,7 +37,23 @@ impl std::fmt::Debug for AppOptions {
     }
 }
 
+/// The local embedding model for tests: `LOCI_TEST_MODEL_DIR`, else the
+/// cache `scripts/fetch-model.sh` fills; `None` when absent (tests that need
+/// it say they are skipped).
+pub fn model_dir() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("LOCI_TEST_MODEL_DIR").map(std::path::PathBuf::from).or_else(|| {
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/loci-models/all-MiniLM-L6-v2"))
+    })?;
+    dir.join("model.safetensors").is_file().then_some(dir)
+}
+
 impl AppOptions {
+    /// Loads the local embedding model (semantic search); `None` without it.
+    pub fn with_model(self) -> Option<Self> {
+        let dir = model_dir()?;
+        Some(self.with(move |s| s.embeddings.model_dir = Some(dir.clone())))
+    }
+
     /// Shares a Valkey server (URL) with other instances.
     pub fn valkey(mut self, url: impl Into<String>) -> Self {
         self.valkey_url = Some(url.into());
@@ -155,6 +171,20 @@ impl TestApp {
     }
 
     /// Waits until queued access-log records are written.
+    /// Waits until the indexers have completed every outbox row (the
+    /// background indexer keeps running; this only observes it).
+    pub async fn indexed(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let lag = self.state.indexer.lag().await.unwrap();
+            if lag.pending == 0 {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "outbox not drained: {lag:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn flush_access_log(&self) {
         self.state.memories.access_log().flush().await;
     }

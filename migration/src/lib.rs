@@ -9,9 +9,11 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_core;
 mod m20261126_000001_list_indexes;
+mod m20261126_000002_graph;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
-/// on PostgreSQL each has row-level security forced on it.
+/// on PostgreSQL each has row-level security forced on it (by the migration
+/// that creates it: [`CORE_TENANT_TABLES`], then [`GRAPH_TENANT_TABLES`]).
 pub const TENANT_TABLES: &[&str] = &[
     "orgs",
     "users",
@@ -21,7 +23,16 @@ pub const TENANT_TABLES: &[&str] = &[
     "memory_categories",
     "memory_status_history",
     "memory_access_logs",
+    "graph_entities",
+    "graph_mentions",
+    "graph_edges",
 ];
+
+/// The tenant tables of the core schema (m20261125_000001_core).
+pub(crate) const CORE_TENANT_TABLES: &[&str] = TENANT_TABLES.split_at(8).0;
+
+/// The tenant tables of the graph index (m20261126_000002_graph).
+pub(crate) const GRAPH_TENANT_TABLES: &[&str] = TENANT_TABLES.split_at(8).1;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -29,6 +40,21 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_core::Migration), Box::new(m20261126_000001_list_indexes::Migration)]
+        vec![
+            Box::new(m20261125_000001_core::Migration),
+            Box::new(m20261126_000001_list_indexes::Migration),
+            Box::new(m20261126_000002_graph::Migration),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_tables_split_into_core_and_graph() {
+        assert_eq!(CORE_TENANT_TABLES.last(), Some(&"memory_access_logs"));
+        assert_eq!(GRAPH_TENANT_TABLES, ["graph_entities", "graph_mentions", "graph_edges"]);
     }
 }

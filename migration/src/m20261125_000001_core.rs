@@ -5,7 +5,7 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 use sea_orm_migration::sea_orm::DbBackend;
 
-use crate::TENANT_TABLES;
+use crate::CORE_TENANT_TABLES as TENANT_TABLES;
 
 #[derive(DeriveMigrationName, Debug)]
 pub struct Migration;

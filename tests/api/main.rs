@@ -9,3 +9,4 @@ mod categorize;
 mod errors;
 mod health;
 mod memories;
+mod search;

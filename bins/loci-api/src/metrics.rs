@@ -1,6 +1,6 @@
 //! Prometheus metrics of the API process (route templates, never raw ids).
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -8,6 +8,8 @@ pub struct Metrics {
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     auth_failures: IntCounterVec,
+    outbox_pending: IntGauge,
+    outbox_lag: Gauge,
 }
 
 impl Metrics {
@@ -25,7 +27,14 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(auth_failures.clone()))?;
-        Ok(Self { registry, http_requests, http_duration, auth_failures })
+        let outbox_pending = IntGauge::new("loci_outbox_pending", "Outbox rows the indexers have not completed")?;
+        let outbox_lag = Gauge::new(
+            "loci_outbox_lag_seconds",
+            "Age of the oldest outbox row not yet indexed (0 when none): index freshness",
+        )?;
+        registry.register(Box::new(outbox_pending.clone()))?;
+        registry.register(Box::new(outbox_lag.clone()))?;
+        Ok(Self { registry, http_requests, http_duration, auth_failures, outbox_pending, outbox_lag })
     }
 
     pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -35,6 +44,12 @@ impl Metrics {
 
     pub fn auth_failure(&self, code: &str) {
         self.auth_failures.with_label_values(&[code]).inc();
+    }
+
+    /// Records the indexers' backlog (read at scrape time).
+    pub fn outbox(&self, pending: u64, oldest_seconds: f64) {
+        self.outbox_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.outbox_lag.set(oldest_seconds);
     }
 
     /// The Prometheus text exposition.

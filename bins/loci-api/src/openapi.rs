@@ -72,6 +72,10 @@ impl Modify for Security {
         crate::routes::memories::history,
         crate::routes::memories::access_log,
         crate::routes::memories::related,
+        crate::routes::search::similar,
+        crate::routes::search::search,
+        crate::routes::search::lexical,
+        crate::routes::search::semantic,
         crate::routes::apps::list,
         crate::routes::apps::get,
         crate::routes::apps::memories,
@@ -87,6 +91,7 @@ impl Modify for Security {
         (name = "health", description = "Liveness and dependencies (public)"),
         (name = "memories", description = "Store, list, filter, change and delete memories"),
         (name = "apps", description = "The apps a user writes through"),
+        (name = "search", description = "Hybrid (vector + lexical + graph) search"),
         (name = "backup", description = "Export and import of a user's memories"),
         (name = "identity", description = "Who the caller is; protected-resource metadata"),
     )

@@ -13,7 +13,9 @@ use loci_domain::access_log::AccessLog;
 use loci_domain::apps::AppService;
 use loci_domain::backup::BackupService;
 use loci_domain::health::HealthService;
+use loci_domain::indexer::{Indexer, Indexes, IndexingOptions};
 use loci_domain::memories::MemoryService;
+use loci_domain::search::{SearchConfig, SearchService, Weights};
 use loci_domain::validation::Limits;
 use loci_security::{Authenticator, AuthenticatorConfig, InMemoryReplayCache, LocalIssuer, ReplayCache};
 use loci_settings::{Profile, Settings};
@@ -37,6 +39,8 @@ pub struct AppState {
     pub memories: MemoryService,
     pub apps: AppService,
     pub backup: BackupService,
+    pub search: SearchService,
+    pub indexer: Arc<Indexer>,
 }
 
 impl AppState {
@@ -100,6 +104,16 @@ impl AppState {
         }
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
         let backup = BackupService::new(database.clone(), provisioner, Limits::from(&settings.limits));
+        let indexes = Indexes::open(&settings, &database).map_err(|e| ApiError::Startup(format!("indexes: {e}")))?;
+        let s = &settings.search;
+        let options = IndexingOptions { context_window: s.context_window as u64, embed_context: false };
+        let indexer = Arc::new(Indexer::new(database.clone(), indexes.clone(), options, s.indexer_batch));
+        let config = SearchConfig {
+            rrf_k: s.rrf_k,
+            weights: Weights { vector: s.weight_vector, lexical: s.weight_lexical, graph: s.weight_graph },
+            candidates: s.candidates,
+        };
+        let search = SearchService::new(memories.clone(), indexes, config);
         Ok(Self {
             settings: Arc::new(settings),
             database,
@@ -111,6 +125,8 @@ impl AppState {
             memories,
             apps,
             backup,
+            search,
+            indexer,
         })
     }
 }
@@ -120,6 +136,8 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+    /// Dropping it stops the background indexer.
+    _stop_indexer: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Application {
@@ -174,8 +192,14 @@ impl Application {
         .client_request_timeout(Duration::from_secs(limits.request_timeout_secs))
         .listen(listener)?
         .run();
-        tracing::info!(port, workers, profile = %state.settings.profile, "loci-api listening");
-        Ok(Self { port, server, state })
+        // The indexer drains the outbox in the background; it stops with the
+        // server (what it has not completed stays in the outbox).
+        let (stop_indexer, stopped) = tokio::sync::watch::channel(false);
+        let poll = Duration::from_millis(state.settings.search.indexer_poll_ms);
+        actix_web::rt::spawn(state.indexer.clone().run(poll, stopped));
+        let semantic = state.search.has_embedder();
+        tracing::info!(port, workers, profile = %state.settings.profile, semantic, "loci-api listening");
+        Ok(Self { port, server, state, _stop_indexer: stop_indexer })
     }
 
     /// The port actually bound (useful with port 0).

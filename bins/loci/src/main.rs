@@ -1,5 +1,7 @@
 //! `loci`: the admin CLI. It only composes the library crates.
 
+mod bench;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,6 +36,27 @@ enum Command {
     /// Mint an access token with the embedded profile's local key (refused in
     /// the production profile: there the identity provider issues tokens).
     Token(TokenArgs),
+    /// Rebuild search indexes from the relational store (stop the server
+    /// first in the embedded profile: it holds the index files).
+    Reindex {
+        /// Index to rebuild: vector, lexical, graph or all.
+        #[arg(long, default_value = "all")]
+        index: String,
+        /// Only this org (default: every org).
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Benchmarks that print figures.
+    Bench {
+        #[command(subcommand)]
+        action: BenchAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchAction {
+    /// Retrieval quality (R@5, R@10, MRR) and latency on LoCoMo conversations.
+    Locomo(bench::LocomoArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -117,6 +140,30 @@ fn main() -> ExitCode {
                 Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::from(2)
+                }
+            }
+        }
+        Command::Bench { action: BenchAction::Locomo(args) } => {
+            let Some(settings) = load(&sources) else { return ExitCode::from(2) };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            match rt.map_err(anyhow::Error::from).and_then(|rt| rt.block_on(bench::locomo(&settings, &args))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Reindex { index, org } => {
+            let Some(settings) = load(&sources) else { return ExitCode::from(2) };
+            match tokio_runtime().and_then(|rt| rt.block_on(reindex(&settings, &index, org.as_deref()))) {
+                Ok(n) => {
+                    println!("re-indexed {n} memories");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
                 }
             }
         }
@@ -208,6 +255,29 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
     }
     db.close().await?;
     Ok(())
+}
+
+async fn reindex(settings: &Settings, index: &str, org: Option<&str>) -> anyhow::Result<u64> {
+    use loci_domain::indexer::{GRAPH, Indexer, Indexes, IndexingOptions, LEXICAL, VECTOR};
+    let only = match index {
+        "all" => None,
+        name @ (VECTOR | LEXICAL | GRAPH) => Some(vec![name.to_owned()]),
+        other => anyhow::bail!("--index must be vector, lexical, graph or all, not `{other}`"),
+    };
+    let orgs = match org {
+        Some(raw) => Some(vec![loci_core::OrgId::parse(raw).map_err(|e| anyhow::anyhow!("--org: {e}"))?]),
+        None => None,
+    };
+    if settings.database.url.is_none() {
+        settings.ensure_data_dir()?;
+    }
+    let db = Database::from_settings(settings).await?;
+    let indexes = Indexes::open(settings, &db)?;
+    let options = IndexingOptions { context_window: settings.search.context_window as u64, embed_context: false };
+    let indexer = Indexer::new(db.clone(), indexes, options, settings.search.indexer_batch);
+    let n = indexer.reindex(orgs, only).await?;
+    db.close().await?;
+    Ok(n)
 }
 
 fn split_list(raw: &str) -> Vec<String> {

@@ -237,3 +237,89 @@ fn token_rejects_bad_input_and_refuses_in_production() {
     assert!(text(&out).1.contains("identity provider"), "{:?}", text(&out));
     assert!(!dir.path().join("loci-data").exists(), "no key is created in production");
 }
+
+/// Starts `loci serve` in `dir` and returns the child and its port.
+fn start_server(dir: &std::path::Path) -> (std::process::Child, u64) {
+    let mut child = loci(dir)
+        .env("LOCI__SERVER__PORT", "0")
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<u64>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["message"] == "loci-api listening"
+            {
+                let _ = tx.send(event["port"].as_u64().unwrap());
+            }
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(60)).expect("server starts");
+    (child, port)
+}
+
+/// Writes commit with their outbox rows before they are answered, so a
+/// SIGKILL while the indexer works loses nothing: the restarted server
+/// drains the outbox and every write becomes searchable.
+#[tokio::test]
+async fn sigkill_during_indexing_loses_no_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, port) = start_server(dir.path());
+    let out =
+        loci(dir.path()).args(["token", "--user", "alice", "--org", "acme", "--roles", "admin"]).output().unwrap();
+    let token = text(&out).0.trim().to_owned();
+    let client = reqwest::Client::new();
+    let n = 60;
+    for i in 0..n {
+        let res = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/memories"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "text": format!("note about zebra{i} and its stripes"), "app": "cli" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+    }
+    // Killed at once: the background indexer is mid-way through the outbox.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let (mut child, port) = start_server(dir.path());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.lines().any(|l| l == "loci_outbox_pending 0") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "outbox not drained after restart:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for i in 0..n {
+        let body: serde_json::Value = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/search/lexical"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "query": format!("zebra{i}") }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let first = body["results"][0]["content"].as_str().unwrap_or_default().to_owned();
+        assert_eq!(first, format!("note about zebra{i} and its stripes"), "{body}");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

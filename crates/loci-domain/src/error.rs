@@ -29,6 +29,11 @@ pub enum DomainError {
     AppPaused,
     #[error("fact inference needs an LLM endpoint, and none is configured")]
     InferUnavailable,
+    #[error("the embedding model is unavailable")]
+    EmbedderUnavailable,
+    /// No search source answered; the names of those that failed.
+    #[error("search is unavailable: {}", .0.join(", "))]
+    SearchUnavailable(Vec<String>),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -51,6 +56,8 @@ impl DomainError {
             Self::InvalidTransition { .. } => ErrorCode::InvalidStateTransition,
             Self::AppPaused => ErrorCode::AppPaused,
             Self::InferUnavailable => ErrorCode::InferUnavailable,
+            Self::EmbedderUnavailable => ErrorCode::EmbedderUnavailable,
+            Self::SearchUnavailable(_) => ErrorCode::DependencyUnavailable,
             Self::Store(StoreError::Timeout(_) | StoreError::Valkey(_)) => ErrorCode::DependencyUnavailable,
             Self::Store(_) => ErrorCode::Internal,
         }

@@ -14,7 +14,9 @@ mod caller;
 pub mod categorize;
 mod error;
 pub mod health;
+pub mod indexer;
 pub mod memories;
+pub mod search;
 pub mod validation;
 
 pub use caller::Provisioner;

@@ -226,6 +226,38 @@ impl MemoryService {
         Ok(Page { items, total: result.total, page: result.page, size: result.size, pages: result.pages })
     }
 
+    /// The visible active memories among `ids`, in the order of `ids` (ids an
+    /// index returned: the relational store has the last word on visibility
+    /// and state, so a stale index entry is dropped here), logged as reads
+    /// of `kind`.
+    pub async fn visible_in_order(
+        &self,
+        p: &Principal,
+        ids: &[MemoryId],
+        kind: &str,
+    ) -> Result<Vec<MemoryView>, DomainError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vis = self.visibility(p).await?;
+        let me = vis.user_id;
+        let filter = MemoryFilter {
+            ids: ids.to_vec(),
+            visible_to: Some(vis),
+            states: vec![MemoryState::Active],
+            ..Default::default()
+        };
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let page = memories::list(&tx, &filter, PageRequest { page: 1, size: ids.len() as u64 }).await?;
+        let mut by_id: HashMap<MemoryId, Memory> = page.items.into_iter().map(|m| (m.id, m)).collect();
+        let ordered: Vec<Memory> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+        let views = self.views(&tx, me, ordered).await?;
+        let app = self.reading_app(&tx, p, me).await?;
+        tx.commit().await?;
+        self.log_reads(p, me, app, &views, kind);
+        Ok(views)
+    }
+
     /// The owner's memory, for writes; `NotFound` otherwise.
     async fn owned(&self, tx: &TenantTx, me: UserId, id: MemoryId) -> Result<Memory, DomainError> {
         match memories::get(tx, id).await? {
@@ -400,7 +432,7 @@ impl MemoryService {
     }
 
     /// Visibility check without an access-log entry.
-    async fn get_quiet(&self, p: &Principal, id: MemoryId) -> Result<Memory, DomainError> {
+    pub(crate) async fn get_quiet(&self, p: &Principal, id: MemoryId) -> Result<Memory, DomainError> {
         let vis = self.visibility(p).await?;
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
         let memory = Self::visible_one(&tx, vis, id).await;

@@ -103,6 +103,8 @@ pub struct Settings {
     pub limits: LimitsSettings,
     #[validate(nested)]
     pub categorizer: CategorizerSettings,
+    #[validate(nested)]
+    pub search: SearchSettings,
 }
 
 impl Default for Settings {
@@ -123,6 +125,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             limits: LimitsSettings::default(),
             categorizer: CategorizerSettings::default(),
+            search: SearchSettings::default(),
         }
     }
 }

@@ -472,3 +472,48 @@ impl Default for CategorizerSettings {
         }
     }
 }
+
+/// Hybrid search and the indexers feeding it.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchSettings {
+    /// Reciprocal rank fusion constant: a result at rank r of a source adds
+    /// weight / (k + r).
+    #[validate(range(min = 1.0, max = 10_000.0))]
+    pub rrf_k: f32,
+    #[validate(range(min = 0.0, max = 100.0))]
+    pub weight_vector: f32,
+    #[validate(range(min = 0.0, max = 100.0))]
+    pub weight_lexical: f32,
+    #[validate(range(min = 0.0, max = 100.0))]
+    pub weight_graph: f32,
+    /// Results taken from each source before fusion.
+    #[validate(range(min = 1, max = 1000))]
+    pub candidates: usize,
+    /// Neighbouring memories of the same app stream (before and after)
+    /// indexed as context of a memory (0 = none): a conversation turn is
+    /// found through what surrounds it.
+    #[validate(range(max = 8))]
+    pub context_window: usize,
+    /// Outbox rows an indexer claims at once.
+    #[validate(range(min = 1, max = 10_000))]
+    pub indexer_batch: u64,
+    /// Pause of an idle indexer before it polls the outbox again.
+    #[validate(range(min = 10, max = 60_000))]
+    pub indexer_poll_ms: u64,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        Self {
+            rrf_k: 60.0,
+            weight_vector: 0.40,
+            weight_lexical: 0.35,
+            weight_graph: 0.25,
+            candidates: 50,
+            context_window: 1,
+            indexer_batch: 256,
+            indexer_poll_ms: 200,
+        }
+    }
+}

@@ -26,6 +26,9 @@ pub enum StoreError {
     Valkey(String),
     #[error("timed out: {0}")]
     Timeout(String),
+    /// A search index (vector, lexical or graph) failed.
+    #[error("index error: {0}")]
+    Index(String),
 }
 
 impl StoreError {

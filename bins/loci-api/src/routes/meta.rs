@@ -53,6 +53,10 @@ pub async fn jwks(state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
 /// `GET /metrics` (admin:read).
 pub async fn metrics(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, Problem> {
     auth.require(&state, &[scopes::ADMIN_READ])?;
+    match state.indexer.lag().await {
+        Ok(lag) => state.metrics.outbox(lag.pending, lag.oldest_seconds),
+        Err(e) => tracing::warn!(error = %e, "reading the outbox lag failed"),
+    }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render()))
 }
 

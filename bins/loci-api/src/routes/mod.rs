@@ -6,6 +6,7 @@ pub(crate) mod health;
 pub(crate) mod memories;
 pub(crate) mod meta;
 mod params;
+pub(crate) mod search;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources (not bare routes) so a wrong method is a 405, not a 404.
@@ -36,6 +37,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/api/v1/memories/{id}/history").route(web::get().to(memories::history)))
         .service(web::resource("/api/v1/memories/{id}/access-log").route(web::get().to(memories::access_log)))
         .service(web::resource("/api/v1/memories/{id}/related").route(web::get().to(memories::related)))
+        .service(web::resource("/api/v1/memories/{id}/similar").route(web::get().to(search::similar)))
+        .service(web::resource("/api/v1/search").route(web::post().to(search::search)))
+        .service(web::resource("/api/v1/search/lexical").route(web::post().to(search::lexical)))
+        .service(web::resource("/api/v1/search/semantic").route(web::post().to(search::semantic)))
         .service(web::resource("/api/v1/apps").route(web::get().to(apps::list)))
         .service(web::resource("/api/v1/apps/{id}").route(web::get().to(apps::get)).route(web::put().to(apps::update)))
         .service(web::resource("/api/v1/apps/{id}/memories").route(web::get().to(apps::memories)))

@@ -3,6 +3,9 @@
 
 pub mod apps;
 pub mod categories;
+pub mod graph_edges;
+pub mod graph_entities;
+pub mod graph_mentions;
 pub mod memories;
 pub mod memory_access_logs;
 pub mod memory_categories;

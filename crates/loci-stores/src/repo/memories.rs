@@ -184,7 +184,7 @@ fn starts_with(prefix: &str) -> LikeExpr {
 /// The visibility rule inside the query: the owner, or an access entity that
 /// one of the caller's grants covers (itself exactly; `org:X` also
 /// `project:X/*` and `team:X/*`; `project:X/P` also `team:X/P/*`).
-fn visibility_condition(v: &Visibility) -> Condition {
+pub(crate) fn visibility_condition(v: &Visibility) -> Condition {
     let mut any = Condition::any().add(memories::Column::UserId.eq(v.user_id.as_uuid()));
     for grant in &v.grants {
         any = any.add(memories::Column::AccessEntity.eq(grant.to_string()));
@@ -606,4 +606,48 @@ pub async fn create_many(tx: &TenantTx, inputs: Vec<(NewMemory, ImportedTimes)>)
         crate::entities::outbox::Entity::insert_many(chunk.to_vec()).exec_without_returning(tx.conn()).await?;
     }
     Ok(ids)
+}
+
+/// Contents of up to `window` memories written just before and just after
+/// `m` through the same app by the same user (its stream, in creation order,
+/// deleted ones skipped): the context the indexers store with a memory.
+pub async fn neighbours(tx: &TenantTx, m: &Memory, window: u64) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    if window == 0 {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let stream = || {
+        scoped(tx)
+            .select_only()
+            .column(memories::Column::Content)
+            .filter(memories::Column::AppId.eq(m.app_id.as_uuid()))
+            .filter(memories::Column::UserId.eq(m.user_id.as_uuid()))
+            .filter(memories::Column::State.ne(MemoryState::Deleted.as_str()))
+    };
+    let (t, id) = (m.created_at, m.id.as_uuid());
+    let mut before: Vec<String> = stream()
+        .filter(
+            Condition::any()
+                .add(memories::Column::CreatedAt.lt(t))
+                .add(Condition::all().add(memories::Column::CreatedAt.eq(t)).add(memories::Column::Id.lt(id))),
+        )
+        .order_by_desc(memories::Column::CreatedAt)
+        .order_by_desc(memories::Column::Id)
+        .limit(window)
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    before.reverse();
+    let after: Vec<String> = stream()
+        .filter(
+            Condition::any()
+                .add(memories::Column::CreatedAt.gt(t))
+                .add(Condition::all().add(memories::Column::CreatedAt.eq(t)).add(memories::Column::Id.gt(id))),
+        )
+        .order_by_asc(memories::Column::CreatedAt)
+        .order_by_asc(memories::Column::Id)
+        .limit(window)
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    Ok((before, after))
 }

@@ -1,8 +1,11 @@
 //! The index outbox: one row per memory change, written in the same
 //! transaction as the change, consumed by the indexers.
 
-use loci_core::MemoryId;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use std::time::Duration;
+
+use loci_core::{MemoryId, OrgId};
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
 use crate::entities::outbox;
@@ -72,4 +75,153 @@ pub async fn pending_for_memory(tx: &TenantTx, memory: MemoryId) -> Result<Vec<O
 /// Number of unprocessed rows across all tenants (the indexers' backlog).
 pub async fn pending_count(db: &Database) -> Result<u64, StoreError> {
     Ok(outbox::Entity::find().filter(outbox::Column::ProcessedAt.is_null()).count(db.writer()).await?)
+}
+
+/// An outbox row claimed by an indexer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub org_id: OrgId,
+    pub memory_id: MemoryId,
+    pub operation: OutboxOperation,
+    /// Claims so far, this one included.
+    pub attempts: i32,
+    /// Index names this row is for (`None`: every index), from `loci reindex`.
+    pub only: Option<Vec<String>>,
+}
+
+/// Claims up to `limit` due rows, oldest first, leasing them for `lease`: a
+/// consumer that dies without completing them gives them back when the lease
+/// ends (at-least-once). On PostgreSQL concurrent consumers skip each other's
+/// locked rows.
+pub async fn claim(db: &Database, limit: u64, lease: Duration) -> Result<Vec<OutboxEntry>, StoreError> {
+    let t = now();
+    let until = t + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::seconds(60));
+    let mut due = Query::select()
+        .column(outbox::Column::Id)
+        .from(outbox::Entity)
+        .and_where(outbox::Column::ProcessedAt.is_null())
+        .and_where(outbox::Column::AvailableAt.lte(t))
+        .order_by(outbox::Column::Id, sea_orm::Order::Asc)
+        .limit(limit)
+        .to_owned();
+    if db.kind() == crate::DatabaseKind::Postgres {
+        due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+    }
+    let mut rows = outbox::Entity::update_many()
+        .col_expr(outbox::Column::AvailableAt, Expr::value(until))
+        .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+        .filter(outbox::Column::Id.in_subquery(due))
+        .exec_with_returning(db.writer())
+        .await?;
+    rows.sort_by_key(|r| r.id);
+    rows.into_iter()
+        .map(|r| {
+            let operation = match r.operation.as_str() {
+                "delete" => OutboxOperation::Delete,
+                _ => OutboxOperation::Upsert,
+            };
+            let only = r.payload.get("only").and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok());
+            Ok(OutboxEntry {
+                id: r.id,
+                org_id: OrgId::parse(&r.org_id).map_err(StoreError::corrupt)?,
+                memory_id: MemoryId::from_uuid(r.aggregate_id),
+                operation,
+                attempts: r.attempts,
+                only,
+            })
+        })
+        .collect()
+}
+
+/// Marks claimed rows done.
+pub async fn complete(db: &Database, ids: &[i64]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::ProcessedAt, Expr::value(now()))
+        .col_expr(outbox::Column::LastError, Expr::value(Option::<String>::None))
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .exec(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// Gives claimed rows back, due again after `delay`, with the error seen.
+pub async fn retry_later(db: &Database, ids: &[i64], error: &str, delay: Duration) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let at = now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(60));
+    let error: String = error.chars().take(1000).collect();
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::AvailableAt, Expr::value(at))
+        .col_expr(outbox::Column::LastError, Expr::value(Some(error)))
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
+        .exec(db.writer())
+        .await?;
+    Ok(())
+}
+
+/// The indexers' lag: pending rows and the age of the oldest one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutboxLag {
+    pub pending: u64,
+    pub oldest_seconds: f64,
+}
+
+pub async fn lag(db: &Database) -> Result<OutboxLag, StoreError> {
+    let pending = pending_count(db).await?;
+    let oldest: Option<chrono::DateTime<chrono::Utc>> = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::CreatedAt)
+        .filter(outbox::Column::ProcessedAt.is_null())
+        .order_by_asc(outbox::Column::Id)
+        .into_tuple()
+        .one(db.writer())
+        .await?;
+    let oldest_seconds = oldest.map_or(0.0, |t| Ord::max((now() - t).num_milliseconds(), 0) as f64 / 1000.0);
+    Ok(OutboxLag { pending, oldest_seconds })
+}
+
+/// Enqueues every memory of `org` for re-indexing into `only` (all indexes
+/// when `None`): `loci reindex`. Returns how many rows were enqueued.
+pub async fn enqueue_all(tx: &TenantTx, only: Option<&[String]>) -> Result<u64, StoreError> {
+    let ids: Vec<uuid::Uuid> = crate::entities::memories::Entity::find()
+        .select_only()
+        .column(crate::entities::memories::Column::Id)
+        .filter(crate::entities::memories::Column::OrgId.eq(tx.org_str()))
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    let payload = match only {
+        Some(names) => serde_json::json!({ "only": names }),
+        None => serde_json::json!({}),
+    };
+    let rows: Vec<outbox::ActiveModel> = ids
+        .iter()
+        .map(|id| {
+            let mut row = memory_row(tx, MemoryId::from_uuid(*id), OutboxOperation::Upsert);
+            row.payload = Set(payload.clone());
+            row
+        })
+        .collect();
+    for chunk in rows.chunks(2000) {
+        outbox::Entity::insert_many(chunk.to_vec()).exec_without_returning(tx.conn()).await?;
+    }
+    Ok(ids.len() as u64)
+}
+
+/// Every org with a row in the outbox (the outbox is outside row-level
+/// security, so this works without a tenant): `loci reindex` walks these.
+pub async fn orgs(db: &Database) -> Result<Vec<OrgId>, StoreError> {
+    let rows: Vec<String> = outbox::Entity::find()
+        .select_only()
+        .column(outbox::Column::OrgId)
+        .distinct()
+        .into_tuple()
+        .all(db.writer())
+        .await?;
+    rows.into_iter().map(|o| OrgId::parse(&o).map_err(StoreError::corrupt)).collect()
 }

@@ -1,0 +1,306 @@
+//! `loci bench locomo`: retrieval quality and latency on the LoCoMo
+//! conversations, following the protocol of the data folder's README: one
+//! tenant per conversation, one memory per turn (`"{speaker}: {text}"`, the
+//! `dia_id` kept in metadata), every answerable question (categories 1-4 with
+//! evidence) searched within its tenant; Recall@5, Recall@10, MRR (cut at
+//! 100) and latency per mode.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use loci_core::{MemoryState, OrgId};
+use loci_domain::Provisioner;
+use loci_domain::access_log::AccessLog;
+use loci_domain::indexer::{Indexer, Indexes, IndexingOptions};
+use loci_domain::memories::MemoryService;
+use loci_domain::search::{SearchConfig, SearchMode, SearchRequest, SearchService, Weights};
+use loci_domain::validation::Limits;
+use loci_security::Principal;
+use loci_settings::Settings;
+use loci_stores::records::{MemoryMetadata, NewMemory};
+use loci_stores::repo::memories::ImportedTimes;
+use loci_stores::repo::{apps, memories, orgs, users};
+use loci_stores::{Database, PoolConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct LocomoArgs {
+    /// Folder with the conversation files (*.json).
+    #[arg(long)]
+    data: PathBuf,
+    /// Modes to measure (comma-separated: lexical, semantic, hybrid).
+    #[arg(long, default_value = "lexical,semantic,hybrid")]
+    modes: String,
+    /// Neighbouring turns indexed as context (0 = off).
+    #[arg(long)]
+    context_window: Option<usize>,
+    /// Include the context in the embedded text too.
+    #[arg(long)]
+    embed_context: bool,
+    /// Fusion weights vector,lexical,graph (default from settings).
+    #[arg(long)]
+    weights: Option<String>,
+}
+
+struct Turn {
+    dia_id: String,
+    content: String,
+}
+
+struct Question {
+    question: String,
+    evidence: BTreeSet<String>,
+}
+
+struct Conversation {
+    name: String,
+    turns: Vec<Turn>,
+    questions: Vec<Question>,
+}
+
+fn load(path: &Path) -> anyhow::Result<Conversation> {
+    let raw: serde_json::Value = serde_json::from_slice(&std::fs::read(path)?)?;
+    let mut sessions: Vec<(u32, &Vec<serde_json::Value>)> = raw
+        .as_object()
+        .context("a conversation is a JSON object")?
+        .iter()
+        .filter_map(|(k, v)| {
+            let n = k.strip_prefix("session_")?.parse::<u32>().ok()?;
+            Some((n, v.as_array()?))
+        })
+        .collect();
+    sessions.sort_by_key(|(n, _)| *n);
+    let mut turns = Vec::new();
+    for (_, session) in sessions {
+        for t in session {
+            let (Some(speaker), Some(text), Some(dia)) =
+                (t["speaker"].as_str(), t["text"].as_str(), t["dia_id"].as_str())
+            else {
+                continue;
+            };
+            turns.push(Turn { dia_id: dia.to_owned(), content: format!("{speaker}: {text}") });
+        }
+    }
+    let questions = raw["qa"]
+        .as_array()
+        .map(|qa| {
+            qa.iter()
+                .filter(|q| q["category"].as_i64().is_some_and(|c| (1..=4).contains(&c)))
+                .filter_map(|q| {
+                    let evidence: BTreeSet<String> =
+                        q["evidence"].as_array()?.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect();
+                    let question = q["question"].as_str()?.to_owned();
+                    (!evidence.is_empty()).then_some(Question { question, evidence })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(Conversation { name, turns, questions })
+}
+
+#[derive(Default)]
+struct Scores {
+    r5: f64,
+    r10: f64,
+    mrr: f64,
+    n: usize,
+    latencies_ms: Vec<f64>,
+}
+
+impl Scores {
+    fn add(&mut self, ranked: &[String], evidence: &BTreeSet<String>, ms: f64) {
+        let recall = |k: usize| {
+            let found = ranked.iter().take(k).filter(|d| evidence.contains(*d)).collect::<BTreeSet<_>>().len();
+            found as f64 / evidence.len() as f64
+        };
+        self.r5 += recall(5);
+        self.r10 += recall(10);
+        self.mrr += ranked.iter().take(100).position(|d| evidence.contains(d)).map_or(0.0, |i| 1.0 / (i + 1) as f64);
+        self.n += 1;
+        self.latencies_ms.push(ms);
+    }
+
+    fn line(&mut self, mode: &str) -> String {
+        self.latencies_ms.sort_by(f64::total_cmp);
+        let pct = |q: f64| {
+            let i = ((self.latencies_ms.len() as f64 * q) as usize).min(self.latencies_ms.len().saturating_sub(1));
+            self.latencies_ms.get(i).copied().unwrap_or(0.0)
+        };
+        let n = self.n.max(1) as f64;
+        format!(
+            "| {mode:<8} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} |",
+            self.r5 / n,
+            self.r10 / n,
+            self.mrr / n,
+            pct(0.5),
+            pct(0.95)
+        )
+    }
+}
+
+fn principal(org: &OrgId) -> Principal {
+    Principal {
+        org_id: org.clone(),
+        subject: "locomo".into(),
+        scopes: BTreeSet::new(),
+        roles: Vec::new(),
+        grants: Vec::new(),
+        client_id: None,
+        token_id: "bench".into(),
+        dpop_jkt: None,
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+    }
+}
+
+pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
+    let modes: Vec<SearchMode> = args
+        .modes
+        .split(',')
+        .map(|m| match m.trim() {
+            "lexical" => Ok(SearchMode::Lexical),
+            "semantic" => Ok(SearchMode::Semantic),
+            "hybrid" => Ok(SearchMode::Hybrid),
+            other => anyhow::bail!("unknown mode `{other}` (lexical, semantic, hybrid)"),
+        })
+        .collect::<Result<_, _>>()?;
+    let weights = match &args.weights {
+        None => None,
+        Some(raw) => {
+            let v: Vec<f32> = raw.split(',').map(|x| x.trim().parse::<f32>()).collect::<Result<_, _>>()?;
+            anyhow::ensure!(v.len() == 3, "--weights takes vector,lexical,graph");
+            Some(Weights { vector: v[0], lexical: v[1], graph: v[2] })
+        }
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.data)
+        .with_context(|| format!("reading {}", args.data.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    anyhow::ensure!(!files.is_empty(), "no *.json conversation files in {}", args.data.display());
+
+    let work = tempfile::tempdir()?;
+    let mut settings = base.clone();
+    settings.data_dir = work.path().to_path_buf();
+    settings.database.url = None;
+    // The model directory is resolved against the real data directory.
+    if settings.embeddings.model_dir.is_none() {
+        settings.embeddings.model_dir = Some(loci_embed::local_model_dir(&base.embeddings, &base.data_dir));
+    }
+    if let Some(w) = args.context_window {
+        settings.search.context_window = w;
+    }
+    let db = Database::connect(&settings.database_url(), &PoolConfig::from_settings(&settings)).await?;
+    db.migrate_up().await?;
+    let indexes = Indexes::open(&settings, &db)?;
+    if indexes.embedder.is_none() {
+        eprintln!("note: no embedding model; semantic and hybrid run without vectors (run scripts/fetch-model.sh)");
+    }
+    let options =
+        IndexingOptions { context_window: settings.search.context_window as u64, embed_context: args.embed_context };
+    let indexer = Indexer::new(db.clone(), indexes.clone(), options, 512);
+    let memories_service = MemoryService::new(
+        db.clone(),
+        Provisioner::default(),
+        AccessLog::start(db.clone()),
+        Limits::from(&settings.limits),
+    );
+    let s = &settings.search;
+    let config = SearchConfig {
+        rrf_k: s.rrf_k,
+        weights: Weights { vector: s.weight_vector, lexical: s.weight_lexical, graph: s.weight_graph },
+        candidates: s.candidates.max(100),
+    };
+    let search = SearchService::new(memories_service, indexes, config);
+
+    let mut scores: HashMap<SearchMode, Scores> = HashMap::new();
+    let (mut turns_total, mut questions_total) = (0, 0);
+    let mut index_secs = 0.0;
+    for file in &files {
+        let conv = load(file)?;
+        let org = OrgId::parse(&format!("locomo-{}", conv.name)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let p = principal(&org);
+        let started = Instant::now();
+        let tx = db.begin_tenant(&org).await?;
+        orgs::ensure(&tx).await?;
+        let user = users::ensure(&tx, &p.subject).await?;
+        let app = apps::ensure(&tx, user.id, "locomo").await?;
+        let t0 = chrono::Utc::now() - chrono::Duration::days(1);
+        let batch = conv
+            .turns
+            .iter()
+            .enumerate()
+            .map(|(i, turn)| {
+                let mut metadata = MemoryMetadata::default();
+                metadata.extra.insert("dia_id".into(), serde_json::Value::String(turn.dia_id.clone()));
+                let at = t0 + chrono::Duration::seconds(i as i64);
+                let input = NewMemory {
+                    user_id: user.id,
+                    app_id: app.id,
+                    content: turn.content.clone(),
+                    metadata,
+                    categories: vec![],
+                };
+                let times = ImportedTimes {
+                    state: MemoryState::Active,
+                    created_at: at,
+                    updated_at: at,
+                    archived_at: None,
+                    deleted_at: None,
+                };
+                (input, times)
+            })
+            .collect();
+        memories::create_many(&tx, batch).await?;
+        tx.commit().await?;
+        indexer.drain().await?;
+        index_secs += started.elapsed().as_secs_f64();
+        turns_total += conv.turns.len();
+        questions_total += conv.questions.len();
+        for q in &conv.questions {
+            for mode in &modes {
+                let request = SearchRequest {
+                    query: q.question.clone(),
+                    limit: 100,
+                    filters: Default::default(),
+                    mode: *mode,
+                    weights,
+                };
+                let t = Instant::now();
+                let response = search.search(&p, request).await?;
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                let ranked: Vec<String> = response
+                    .results
+                    .iter()
+                    .filter_map(|r| {
+                        r.memory.memory.metadata.extra.get("dia_id").and_then(|v| v.as_str()).map(str::to_owned)
+                    })
+                    .collect();
+                scores.entry(*mode).or_default().add(&ranked, &q.evidence, ms);
+            }
+        }
+    }
+    println!(
+        "LoCoMo: {} files, {turns_total} turns, {questions_total} questions; stored + indexed in {index_secs:.1} s; \
+         context_window {}, embed_context {}",
+        files.len(),
+        settings.search.context_window,
+        args.embed_context
+    );
+    println!("| mode     | R@5   | R@10  | MRR   | p50 ms | p95 ms |");
+    println!("|----------|-------|-------|-------|--------|--------|");
+    for mode in &modes {
+        let name = match mode {
+            SearchMode::Lexical => "lexical",
+            SearchMode::Semantic => "semantic",
+            _ => "hybrid",
+        };
+        if let Some(s) = scores.get_mut(mode) {
+            println!("{}", s.line(name));
+        }
+    }
+    db.close().await?;
+    Ok(())
+}

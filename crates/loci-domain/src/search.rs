@@ -1,0 +1,524 @@
+//! Tri-hybrid search: vector and lexical retrieval in parallel, graph
+//! expansion from the entities a query names, fused by weighted reciprocal
+//! rank fusion; filters and visibility go into every index query.
+//!
+//! Degradation: without an embedder (or when it fails) `auto` answers from
+//! the other sources with `degraded_mode` and `missing_sources:
+//! ["embedding"]`; a failing index is listed in `missing_sources`; only when
+//! no source answers is the search unavailable.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use loci_core::{AppId, MemoryId};
+use loci_security::Principal;
+use loci_stores::search::{Hit, SearchFilter};
+use serde::Serialize;
+
+use crate::indexer::{GRAPH, Indexes, LEXICAL, VECTOR};
+use crate::memories::{MemoryService, MemoryView};
+use crate::{DomainError, FieldViolation};
+
+/// Which sources a search uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Hybrid, degrading to what is available.
+    #[default]
+    Auto,
+    Hybrid,
+    Lexical,
+    Semantic,
+}
+
+/// Fusion weights per source (non-negative; zero switches a source off).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Weights {
+    pub vector: f32,
+    pub lexical: f32,
+    pub graph: f32,
+}
+
+/// Search tuning from settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SearchConfig {
+    pub rrf_k: f32,
+    pub weights: Weights,
+    /// Results taken from each source before fusion (at least the limit).
+    pub candidates: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self { rrf_k: 60.0, weights: Weights { vector: 0.40, lexical: 0.35, graph: 0.25 }, candidates: 50 }
+    }
+}
+
+/// Structured filters of a search (all optional, all must hold).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchFilters {
+    pub category: Option<String>,
+    pub scope: Option<String>,
+    pub artifact_type: Option<String>,
+    pub artifact_ref: Option<String>,
+    pub entity: Option<String>,
+    pub source: Option<String>,
+    pub app_id: Option<AppId>,
+    pub tags: BTreeMap<String, String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    pub query: String,
+    pub limit: usize,
+    pub filters: SearchFilters,
+    pub mode: SearchMode,
+    pub weights: Option<Weights>,
+}
+
+/// Per-source scores of a result: each source's own score, and the fused one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SourceScores {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lexical: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<f32>,
+    pub fused: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SearchResult {
+    pub memory_id: MemoryId,
+    pub score: f32,
+    pub content: String,
+    pub highlights: Vec<String>,
+    pub memory: MemoryView,
+    pub scores: SourceScores,
+}
+
+/// Time spent per stage, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Timings {
+    pub embed: f64,
+    pub vector: f64,
+    pub lexical: f64,
+    pub graph: f64,
+    pub fuse: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SearchMeta {
+    /// The mode actually used (`auto` resolves to `hybrid` or `lexical`).
+    pub mode: SearchMode,
+    pub degraded_mode: bool,
+    pub missing_sources: Vec<String>,
+    pub timings_ms: Timings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SearchResponse {
+    pub results: Vec<SearchResult>,
+    pub total_count: usize,
+    pub took_ms: f64,
+    pub meta: SearchMeta,
+}
+
+/// One source's ranked list for fusion.
+#[derive(Debug, Clone, Copy)]
+pub struct RankedList<'a> {
+    pub source: Source,
+    pub weight: f32,
+    pub hits: &'a [Hit],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Vector,
+    Lexical,
+    Graph,
+}
+
+/// A fused result: its weighted RRF score and each source's own score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fused {
+    pub id: MemoryId,
+    pub score: f32,
+    pub scores: SourceScores,
+    pub highlights: Vec<String>,
+}
+
+/// Weighted reciprocal rank fusion: a memory at 1-based rank r in a list of
+/// weight w gains w / (k + r); best first, ties by id for a stable order.
+pub fn fuse(lists: &[RankedList<'_>], k: f32) -> Vec<Fused> {
+    let mut acc: HashMap<MemoryId, Fused> = HashMap::new();
+    for list in lists {
+        if list.weight <= 0.0 {
+            continue;
+        }
+        for (rank, hit) in list.hits.iter().enumerate() {
+            let entry = acc.entry(hit.id).or_insert_with(|| Fused {
+                id: hit.id,
+                score: 0.0,
+                scores: SourceScores::default(),
+                highlights: Vec::new(),
+            });
+            entry.score += list.weight / (k + (rank + 1) as f32);
+            match list.source {
+                Source::Vector => entry.scores.vector = Some(hit.score),
+                Source::Lexical => {
+                    entry.scores.lexical = Some(hit.score);
+                    entry.highlights = hit.highlights.clone();
+                }
+                Source::Graph => entry.scores.graph = Some(hit.score),
+            }
+        }
+    }
+    let mut out: Vec<Fused> = acc.into_values().collect();
+    for f in &mut out {
+        f.scores.fused = f.score;
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    out
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+/// Largest `limit` of a search.
+pub const MAX_LIMIT: usize = 100;
+/// Longest query, in characters.
+pub const MAX_QUERY_CHARS: usize = 2048;
+
+#[derive(Debug, Clone)]
+pub struct SearchService {
+    memories: MemoryService,
+    indexes: Indexes,
+    config: SearchConfig,
+}
+
+/// Outcome of one source: its hits or why it is missing.
+type SourceOutcome = Result<Vec<Hit>, String>;
+
+impl SearchService {
+    pub fn new(memories: MemoryService, indexes: Indexes, config: SearchConfig) -> Self {
+        Self { memories, indexes, config }
+    }
+
+    pub fn has_embedder(&self) -> bool {
+        self.indexes.embedder.is_some() && self.indexes.vector.is_some()
+    }
+
+    fn validate(req: &SearchRequest) -> Result<(), DomainError> {
+        let mut errors = Vec::new();
+        let chars = req.query.chars().count();
+        if req.query.trim().is_empty() || chars > MAX_QUERY_CHARS {
+            errors.push(FieldViolation::new("query", format!("must be 1 to {MAX_QUERY_CHARS} characters, not blank")));
+        }
+        if req.limit == 0 || req.limit > MAX_LIMIT {
+            errors.push(FieldViolation::new("limit", format!("must be between 1 and {MAX_LIMIT}")));
+        }
+        if let Some(w) = req.weights {
+            for (name, v) in [("vector", w.vector), ("lexical", w.lexical), ("graph", w.graph)] {
+                if !v.is_finite() || !(0.0..=100.0).contains(&v) {
+                    errors.push(FieldViolation::new(format!("weights.{name}"), "must be between 0 and 100"));
+                }
+            }
+        }
+        if errors.is_empty() { Ok(()) } else { Err(DomainError::Validation(errors)) }
+    }
+
+    fn filter(&self, p: &Principal, vis: loci_stores::records::Visibility, f: &SearchFilters) -> SearchFilter {
+        let mut filter = SearchFilter::new(p.org_id.clone(), Some(vis));
+        filter.category = f.category.clone();
+        filter.scope = f.scope.clone();
+        filter.artifact_type = f.artifact_type.clone();
+        filter.artifact_ref = f.artifact_ref.clone();
+        filter.entity = f.entity.clone();
+        filter.source = f.source.clone();
+        filter.app_id = f.app_id;
+        filter.tags = f.tags.clone();
+        filter.from = f.from;
+        filter.to = f.to;
+        filter
+    }
+
+    /// Searches the caller's visible active memories.
+    pub async fn search(&self, p: &Principal, req: SearchRequest) -> Result<SearchResponse, DomainError> {
+        Self::validate(&req)?;
+        let started = Instant::now();
+        let vis = self.memories.visibility(p).await?;
+        let filter = self.filter(p, vis, &req.filters);
+        let weights = req.weights.unwrap_or(self.config.weights);
+        let depth = self.config.candidates.max(req.limit);
+        let mut timings = Timings::default();
+        let mut missing = Vec::new();
+        let mut degraded = false;
+
+        let want_vector = matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid | SearchMode::Semantic);
+        let want_lexical = matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid | SearchMode::Lexical);
+        let want_graph = matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid);
+
+        // The query embedding first (vector search needs it); lexical and
+        // graph run meanwhile.
+        let vector_side = async {
+            if !want_vector {
+                return (None, 0.0, 0.0);
+            }
+            let (Some(embedder), Some(vector)) = (&self.indexes.embedder, &self.indexes.vector) else {
+                return (Some(Err("embedding".to_owned())), 0.0, 0.0);
+            };
+            let t = Instant::now();
+            let query = match embedder.embed_one(&req.query).await {
+                Ok(q) => q,
+                Err(e) => {
+                    tracing::warn!(error = %e, "query embedding failed");
+                    return (Some(Err("embedding".to_owned())), ms(t), 0.0);
+                }
+            };
+            let embed_ms = ms(t);
+            let t = Instant::now();
+            let hits = vector.search(&query, &filter, depth).await.map_err(|e| {
+                tracing::warn!(error = %e, "vector search failed");
+                VECTOR.to_owned()
+            });
+            (Some(hits), embed_ms, ms(t))
+        };
+        let lexical_side = async {
+            if !want_lexical {
+                return (None, 0.0);
+            }
+            let t = Instant::now();
+            let hits = self.indexes.lexical.search(&req.query, &filter, depth).await.map_err(|e| {
+                tracing::warn!(error = %e, "lexical search failed");
+                LEXICAL.to_owned()
+            });
+            (Some(hits), ms(t))
+        };
+        let graph_side = async {
+            if !want_graph || weights.graph <= 0.0 {
+                return (None, 0.0);
+            }
+            let t = Instant::now();
+            let graph = &self.indexes.graph;
+            let hits = match graph.entities_in(&filter.org, &req.query).await {
+                Ok(entities) if entities.is_empty() => Ok(Vec::new()),
+                Ok(entities) => graph.memories_mentioning(&entities, &filter, depth).await,
+                Err(e) => Err(e),
+            }
+            .map_err(|e| {
+                tracing::warn!(error = %e, "graph search failed");
+                GRAPH.to_owned()
+            });
+            (Some(hits), ms(t))
+        };
+        let ((vector, embed_ms, vector_ms), (lexical, lexical_ms), (graph, graph_ms)) =
+            tokio::join!(vector_side, lexical_side, graph_side);
+        timings.embed = embed_ms;
+        timings.vector = vector_ms;
+        timings.lexical = lexical_ms;
+        timings.graph = graph_ms;
+
+        let mut answered = 0;
+        let mut take = |outcome: Option<SourceOutcome>| -> Vec<Hit> {
+            match outcome {
+                Some(Ok(hits)) => {
+                    answered += 1;
+                    hits
+                }
+                Some(Err(source)) => {
+                    missing.push(source);
+                    Vec::new()
+                }
+                None => Vec::new(),
+            }
+        };
+        let vector_hits = take(vector);
+        let lexical_hits = take(lexical);
+        let graph_hits = take(graph);
+        let embedding_missing = missing.iter().any(|m| m == "embedding");
+        if req.mode == SearchMode::Semantic && embedding_missing {
+            return Err(DomainError::EmbedderUnavailable);
+        }
+        if answered == 0 {
+            return Err(DomainError::SearchUnavailable(missing));
+        }
+        let mode = match req.mode {
+            SearchMode::Auto if embedding_missing => {
+                degraded = true;
+                SearchMode::Lexical
+            }
+            SearchMode::Auto => SearchMode::Hybrid,
+            other => other,
+        };
+        degraded |= !missing.is_empty();
+
+        let t = Instant::now();
+        let fused = fuse(
+            &[
+                RankedList { source: Source::Vector, weight: weights.vector, hits: &vector_hits },
+                RankedList { source: Source::Lexical, weight: weights.lexical, hits: &lexical_hits },
+                RankedList { source: Source::Graph, weight: weights.graph, hits: &graph_hits },
+            ],
+            self.config.rrf_k,
+        );
+        // Load a few more than asked: an index may still hold a memory the
+        // store has since hidden.
+        let ids: Vec<MemoryId> = fused.iter().take(req.limit + req.limit / 2 + 2).map(|f| f.id).collect();
+        let views = self.memories.visible_in_order(p, &ids, "search").await?;
+        let mut by_id: HashMap<MemoryId, Fused> = fused.into_iter().map(|f| (f.id, f)).collect();
+        let results: Vec<SearchResult> = views
+            .into_iter()
+            .take(req.limit)
+            .filter_map(|view| {
+                let f = by_id.remove(&view.memory.id)?;
+                Some(SearchResult {
+                    memory_id: view.memory.id,
+                    score: f.score,
+                    content: view.memory.content.clone(),
+                    highlights: f.highlights,
+                    memory: view,
+                    scores: f.scores,
+                })
+            })
+            .collect();
+        timings.fuse = ms(t);
+        Ok(SearchResponse {
+            total_count: results.len(),
+            results,
+            took_ms: ms(started),
+            meta: SearchMeta { mode, degraded_mode: degraded, missing_sources: missing, timings_ms: timings },
+        })
+    }
+
+    /// Visible memories nearest to memory `id` in the vector index.
+    pub async fn similar(&self, p: &Principal, id: MemoryId, limit: usize) -> Result<Vec<SearchResult>, DomainError> {
+        if limit == 0 || limit > MAX_LIMIT {
+            return Err(DomainError::Validation(vec![FieldViolation::new(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            )]));
+        }
+        let base = self.memories.get_quiet(p, id).await?;
+        let (Some(vector), Some(embedder)) = (&self.indexes.vector, &self.indexes.embedder) else {
+            return Err(DomainError::EmbedderUnavailable);
+        };
+        let query = match vector.embedding(&p.org_id, id).await? {
+            Some(v) => v,
+            // Not indexed yet: embed its content now.
+            None => embedder.embed_one(&base.content).await.map_err(|_| DomainError::EmbedderUnavailable)?,
+        };
+        let vis = self.memories.visibility(p).await?;
+        let mut filter = self.filter(p, vis, &SearchFilters::default());
+        filter.exclude = vec![id];
+        let hits = vector.search(&query, &filter, limit + limit / 2 + 2).await?;
+        let ids: Vec<MemoryId> = hits.iter().map(|h| h.id).collect();
+        let score: HashMap<MemoryId, f32> = hits.iter().map(|h| (h.id, h.score)).collect();
+        let views = self.memories.visible_in_order(p, &ids, "similar").await?;
+        Ok(views
+            .into_iter()
+            .take(limit)
+            .map(|view| {
+                let s = score.get(&view.memory.id).copied().unwrap_or(0.0);
+                SearchResult {
+                    memory_id: view.memory.id,
+                    score: s,
+                    content: view.memory.content.clone(),
+                    highlights: Vec::new(),
+                    memory: view,
+                    scores: SourceScores { vector: Some(s), fused: s, ..Default::default() },
+                }
+            })
+            .collect())
+    }
+
+    /// Visible memories sharing entities with memory `id` (graph).
+    pub async fn related_by_graph(
+        &self,
+        p: &Principal,
+        id: MemoryId,
+        limit: usize,
+    ) -> Result<Vec<MemoryId>, DomainError> {
+        self.memories.get_quiet(p, id).await?;
+        let vis = self.memories.visibility(p).await?;
+        let mut filter = self.filter(p, vis, &SearchFilters::default());
+        filter.exclude = vec![id];
+        Ok(self.indexes.graph.related(id, &filter, limit).await?.into_iter().map(|h| h.id).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hits(ids: &[MemoryId]) -> Vec<Hit> {
+        ids.iter().map(|id| Hit::new(*id, 1.0)).collect()
+    }
+
+    #[test]
+    fn rank_one_in_two_lists_with_equal_weights_scores_two_over_61() {
+        let a = MemoryId::new();
+        let (v, l) = (hits(&[a]), hits(&[a]));
+        let fused = fuse(
+            &[
+                RankedList { source: Source::Vector, weight: 1.0, hits: &v },
+                RankedList { source: Source::Lexical, weight: 1.0, hits: &l },
+            ],
+            60.0,
+        );
+        assert_eq!(fused.len(), 1);
+        assert!((fused[0].score - 2.0 / 61.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn weights_change_the_order() {
+        let (a, b) = (MemoryId::new(), MemoryId::new());
+        // a leads the vector list, b the lexical list.
+        let (v, l) = (hits(&[a, b]), hits(&[b, a]));
+        let order = |wv: f32, wl: f32| -> Vec<MemoryId> {
+            fuse(
+                &[
+                    RankedList { source: Source::Vector, weight: wv, hits: &v },
+                    RankedList { source: Source::Lexical, weight: wl, hits: &l },
+                ],
+                60.0,
+            )
+            .into_iter()
+            .map(|f| f.id)
+            .collect()
+        };
+        assert_eq!(order(0.7, 0.3), vec![a, b]);
+        assert_eq!(order(0.3, 0.7), vec![b, a]);
+        // A zero weight removes the source: only its own ranks count.
+        let only_lexical = fuse(
+            &[
+                RankedList { source: Source::Vector, weight: 0.0, hits: &hits(&[MemoryId::new()]) },
+                RankedList { source: Source::Lexical, weight: 1.0, hits: &l },
+            ],
+            60.0,
+        );
+        assert_eq!(only_lexical.iter().map(|f| f.id).collect::<Vec<_>>(), vec![b, a]);
+    }
+
+    #[test]
+    fn fused_scores_keep_each_sources_own_score() {
+        let a = MemoryId::new();
+        let v = vec![Hit::new(a, 0.9)];
+        let g = vec![Hit::new(a, 2.0)];
+        let fused = fuse(
+            &[
+                RankedList { source: Source::Vector, weight: 0.4, hits: &v },
+                RankedList { source: Source::Graph, weight: 0.25, hits: &g },
+            ],
+            60.0,
+        );
+        let s = &fused[0].scores;
+        assert_eq!((s.vector, s.lexical, s.graph), (Some(0.9), None, Some(2.0)));
+        assert!((s.fused - (0.4 / 61.0 + 0.25 / 61.0)).abs() < 1e-7);
+    }
+}
