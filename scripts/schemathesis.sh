@@ -22,6 +22,11 @@ cleanup() { [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null; rm -rf "$data"; }
 trap cleanup EXIT
 
 export LOCI__DATA_DIR="$data" LOCI__SERVER__PORT="$port" LOCI__TELEMETRY__LOG_LEVEL=warn
+# With the local model every search route can answer (without it the
+# semantic route is a documented 503, which this check would count).
+model_cache="$HOME/.cache/loci-models/all-MiniLM-L6-v2"
+bash scripts/fetch-model.sh "$model_cache" >&2
+export LOCI__EMBEDDINGS__MODEL_DIR="$model_cache"
 "$loci" serve > "$data/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do

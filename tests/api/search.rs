@@ -23,7 +23,7 @@ async fn lexical_search_without_a_model_is_degraded_and_isolated(engine: Engine)
     let carol = app.user("carol", "acme", &[]);
     let mallory = app.user("mallory", "evil", &[]);
     let mine = alice.remember("The deploy key rotates every Monday at noon", json!({})).await;
-    alice.remember("Lunch is served in the atrium", json!({})).await;
+    let lunch = alice.remember("Lunch is served in the atrium", json!({})).await;
     // Another tenant and another user of the same org hold the exact text.
     let theirs = mallory.remember("The deploy key rotates every Monday at noon", json!({})).await;
     let carols = carol.remember("The deploy key rotates every Monday at noon", json!({})).await;
@@ -45,7 +45,9 @@ async fn lexical_search_without_a_model_is_degraded_and_isolated(engine: Engine)
     // The explicit lexical route, and semantic without a model.
     let (status, body) = alice.post("/api/v1/search/lexical", json!({ "query": "atrium lunch" })).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["results"].as_array().unwrap().len(), 1);
+    // The deploy note follows as the lunch note's neighbour (indexed context).
+    assert_eq!(ids(&body), vec![lunch, mine.clone()], "{body}");
+    assert_eq!(body["meta"]["mode"], "lexical");
     let (status, body) = alice.post("/api/v1/search/semantic", json!({ "query": "deploy" })).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "EMBEDDER_UNAVAILABLE");

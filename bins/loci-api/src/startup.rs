@@ -196,7 +196,7 @@ impl Application {
         // server (what it has not completed stays in the outbox).
         let (stop_indexer, stopped) = tokio::sync::watch::channel(false);
         let poll = Duration::from_millis(state.settings.search.indexer_poll_ms);
-        actix_web::rt::spawn(state.indexer.clone().run(poll, stopped));
+        tokio::spawn(state.indexer.clone().run(poll, stopped));
         let semantic = state.search.has_embedder();
         tracing::info!(port, workers, profile = %state.settings.profile, semantic, "loci-api listening");
         Ok(Self { port, server, state, _stop_indexer: stop_indexer })

@@ -57,6 +57,8 @@ enum Command {
 enum BenchAction {
     /// Retrieval quality (R@5, R@10, MRR) and latency on LoCoMo conversations.
     Locomo(bench::LocomoArgs),
+    /// Index build time, search latency and memory on synthetic memories.
+    Search(bench::SearchArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -143,10 +145,14 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Bench { action: BenchAction::Locomo(args) } => {
+        Command::Bench { action } => {
             let Some(settings) = load(&sources) else { return ExitCode::from(2) };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build();
-            match rt.map_err(anyhow::Error::from).and_then(|rt| rt.block_on(bench::locomo(&settings, &args))) {
+            let run = |rt: tokio::runtime::Runtime| match &action {
+                BenchAction::Locomo(args) => rt.block_on(bench::locomo(&settings, args)),
+                BenchAction::Search(args) => rt.block_on(bench::search(&settings, args)),
+            };
+            match rt.map_err(anyhow::Error::from).and_then(run) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -96,10 +96,20 @@ fn migrate_up_status_and_guarded_fresh_on_sqlite() {
     assert!(!out.status.success(), "fresh needs --yes");
     let out = loci(dir.path()).args(["migrate", "fresh", "--yes"]).output().unwrap();
     assert!(out.status.success(), "{:?}", text(&out));
+    // `down` reverts the newest migration only; `--steps` more.
     let out = loci(dir.path()).args(["migrate", "down"]).output().unwrap();
     assert!(out.status.success(), "{:?}", text(&out));
     let out = loci(dir.path()).args(["migrate", "status"]).output().unwrap();
-    assert!(text(&out).0.starts_with("pending"), "{:?}", text(&out));
+    let status = text(&out).0;
+    let lines: Vec<&str> = status.lines().collect();
+    assert!(lines.len() >= 2, "{status}");
+    assert!(lines[..lines.len() - 1].iter().all(|l| l.starts_with("applied")), "{status}");
+    assert!(lines[lines.len() - 1].starts_with("pending"), "{status}");
+    let steps = lines.len().to_string();
+    let out = loci(dir.path()).args(["migrate", "down", "--steps", &steps]).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    let out = loci(dir.path()).args(["migrate", "status"]).output().unwrap();
+    assert!(text(&out).0.lines().all(|l| l.starts_with("pending")), "{:?}", text(&out));
 }
 
 #[tokio::test]

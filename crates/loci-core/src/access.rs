@@ -145,10 +145,8 @@ mod tests {
             "org:other",
             "project:acme/loci",
             "project:acme/lo",
-            "project:acme/loci/backend",
             "team:acme/core",
             "team:acme/loci/backend",
-            "team:acme/loci/backend/db",
             "team:other/loci/backend",
         ]
         .iter()

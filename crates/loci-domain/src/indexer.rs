@@ -181,7 +181,8 @@ impl Indexer {
             if idle {
                 tokio::select! {
                     _ = tokio::time::sleep(poll) => {}
-                    _ = stop.changed() => {}
+                    // A dropped sender (the server is gone) also stops it.
+                    changed = stop.changed() => if changed.is_err() { return },
                 }
             }
         }
@@ -327,10 +328,9 @@ impl Indexes {
             }
             Err(e) => return Err(e.into()),
         };
-        let embedder: Option<Arc<dyn Embedder>> =
-            embedder.map(|e| Arc::new(loci_embed::CachedEmbedder::new(e, 4096)) as Arc<dyn Embedder>);
         let vector: Option<Arc<dyn VectorIndex>> = match (&embedder, settings.vector.backend) {
-            (None, _) => None,
+            (_, VectorBackend::Qdrant) => return Err(OpenError::NotImplemented("the Qdrant vector backend")),
+            (None, VectorBackend::Embedded) => None,
             (Some(e), VectorBackend::Embedded) => {
                 let dir =
                     settings.vector.path.clone().unwrap_or_else(|| settings.data_dir.join("vector")).join(e.model());
@@ -340,7 +340,6 @@ impl Indexes {
                     vector_embedded::VectorOptions::default(),
                 )?))
             }
-            (Some(_), VectorBackend::Qdrant) => return Err(OpenError::NotImplemented("the Qdrant vector backend")),
         };
         let lexical: Arc<dyn LexicalIndex> = match settings.lexical.backend {
             LexicalBackend::Embedded => {

@@ -226,14 +226,15 @@ impl MemoryService {
         Ok(Page { items, total: result.total, page: result.page, size: result.size, pages: result.pages })
     }
 
-    /// The visible active memories among `ids`, in the order of `ids` (ids an
-    /// index returned: the relational store has the last word on visibility
-    /// and state, so a stale index entry is dropped here), logged as reads
-    /// of `kind`.
+    /// The first `limit` visible active memories among `ids`, in the order of
+    /// `ids` (ids an index returned: the relational store has the last word
+    /// on visibility and state, so a stale index entry is dropped here),
+    /// logged as reads of `kind`.
     pub async fn visible_in_order(
         &self,
         p: &Principal,
         ids: &[MemoryId],
+        limit: usize,
         kind: &str,
     ) -> Result<Vec<MemoryView>, DomainError> {
         if ids.is_empty() {
@@ -250,7 +251,7 @@ impl MemoryService {
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
         let page = memories::list(&tx, &filter, PageRequest { page: 1, size: ids.len() as u64 }).await?;
         let mut by_id: HashMap<MemoryId, Memory> = page.items.into_iter().map(|m| (m.id, m)).collect();
-        let ordered: Vec<Memory> = ids.iter().filter_map(|id| by_id.remove(id)).collect();
+        let ordered: Vec<Memory> = ids.iter().filter_map(|id| by_id.remove(id)).take(limit).collect();
         let views = self.views(&tx, me, ordered).await?;
         let app = self.reading_app(&tx, p, me).await?;
         tx.commit().await?;

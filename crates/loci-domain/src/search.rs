@@ -8,10 +8,12 @@
 //! no source answers is the search unavailable.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use loci_core::{AppId, MemoryId};
+use loci_embed::Embedder;
 use loci_security::Principal;
 use loci_stores::search::{Hit, SearchFilter};
 use serde::Serialize;
@@ -199,15 +201,25 @@ pub const MAX_QUERY_CHARS: usize = 2048;
 pub struct SearchService {
     memories: MemoryService,
     indexes: Indexes,
+    /// The indexes' embedder behind a cache of query embeddings (documents
+    /// are embedded by the indexer without it, so they never evict queries).
+    query_embedder: Option<Arc<dyn Embedder>>,
     config: SearchConfig,
 }
+
+/// Query embeddings kept per process.
+const QUERY_CACHE: usize = 4096;
 
 /// Outcome of one source: its hits or why it is missing.
 type SourceOutcome = Result<Vec<Hit>, String>;
 
 impl SearchService {
     pub fn new(memories: MemoryService, indexes: Indexes, config: SearchConfig) -> Self {
-        Self { memories, indexes, config }
+        let query_embedder = indexes
+            .embedder
+            .clone()
+            .map(|e| Arc::new(loci_embed::CachedEmbedder::new(e, QUERY_CACHE)) as Arc<dyn Embedder>);
+        Self { memories, indexes, query_embedder, config }
     }
 
     pub fn has_embedder(&self) -> bool {
@@ -270,7 +282,7 @@ impl SearchService {
             if !want_vector {
                 return (None, 0.0, 0.0);
             }
-            let (Some(embedder), Some(vector)) = (&self.indexes.embedder, &self.indexes.vector) else {
+            let (Some(embedder), Some(vector)) = (&self.query_embedder, &self.indexes.vector) else {
                 return (Some(Err("embedding".to_owned())), 0.0, 0.0);
             };
             let t = Instant::now();
@@ -370,7 +382,7 @@ impl SearchService {
         // Load a few more than asked: an index may still hold a memory the
         // store has since hidden.
         let ids: Vec<MemoryId> = fused.iter().take(req.limit + req.limit / 2 + 2).map(|f| f.id).collect();
-        let views = self.memories.visible_in_order(p, &ids, "search").await?;
+        let views = self.memories.visible_in_order(p, &ids, req.limit, "search").await?;
         let mut by_id: HashMap<MemoryId, Fused> = fused.into_iter().map(|f| (f.id, f)).collect();
         let results: Vec<SearchResult> = views
             .into_iter()
@@ -419,7 +431,7 @@ impl SearchService {
         let hits = vector.search(&query, &filter, limit + limit / 2 + 2).await?;
         let ids: Vec<MemoryId> = hits.iter().map(|h| h.id).collect();
         let score: HashMap<MemoryId, f32> = hits.iter().map(|h| (h.id, h.score)).collect();
-        let views = self.memories.visible_in_order(p, &ids, "similar").await?;
+        let views = self.memories.visible_in_order(p, &ids, limit, "similar").await?;
         Ok(views
             .into_iter()
             .take(limit)

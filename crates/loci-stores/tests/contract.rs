@@ -285,7 +285,12 @@ async fn migrations_go_down_and_up_again(engine: Engine) {
     let (_t, db) = setup(engine).await;
     let status = db.migration_status().await.unwrap();
     assert!(!status.is_empty() && status.iter().all(|m| m.applied), "{status:?}");
+    // One step down reverts exactly the newest migration; all steps, all.
     db.migrate_down(1).await.unwrap();
+    let after_one = db.migration_status().await.unwrap();
+    assert!(!after_one.last().unwrap().applied, "{after_one:?}");
+    assert!(after_one[..after_one.len() - 1].iter().all(|m| m.applied), "{after_one:?}");
+    db.migrate_down(u32::try_from(status.len()).unwrap()).await.unwrap();
     assert!(db.migration_status().await.unwrap().iter().all(|m| !m.applied));
     db.migrate_up().await.unwrap();
     provision(&db, "acme", "alice").await;

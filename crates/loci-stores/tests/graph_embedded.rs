@@ -79,7 +79,17 @@ fn ids_of(hits: &[loci_stores::search::Hit]) -> Vec<MemoryId> {
 }
 
 fn scores_of(hits: &[loci_stores::search::Hit]) -> Vec<f32> {
-    hits.iter().map(|h| h.score).collect()
+    hits.iter().map(|h| (h.score * 1000.0).round() / 1000.0).collect()
+}
+
+/// The IDF weight of an entity mentioned by `df` of `n` memories, rounded
+/// like [`scores_of`].
+fn idf(df: f64, n: f64) -> f32 {
+    ((((n + 1.0) / (df + 0.5)).ln().max(0.1) * 1000.0).round() / 1000.0) as f32
+}
+
+fn rounded(x: f32) -> f32 {
+    (x * 1000.0).round() / 1000.0
 }
 
 /// A connection that sees every row of the test database (the superuser on
@@ -208,7 +218,9 @@ async fn mentions_rank_by_query_entities_then_recency_with_one_hop(engine: Engin
     let filter = owner_filter(&alice);
     let hits = index.memories_mentioning(&names(&["caroline", "melanie"]), &filter, 10).await.unwrap();
     assert_eq!(ids_of(&hits), [m1, m3, m2], "two entities first, then the newer of the one-entity memories");
-    assert_eq!(scores_of(&hits), [2.0, 1.0, 1.0]);
+    // Each query entity counts its IDF: 2 of 4 memories mention each.
+    let w = idf(2.0, 4.0);
+    assert_eq!(scores_of(&hits), [rounded(w + w), w, w]);
     let hits = index.memories_mentioning(&names(&["caroline", "melanie"]), &filter, 1).await.unwrap();
     assert_eq!(ids_of(&hits), [m1], "limit");
     let hits = index.memories_mentioning(&names(&["Caroline's", "unknown"]), &filter, 10).await.unwrap();
@@ -222,7 +234,29 @@ async fn mentions_rank_by_query_entities_then_recency_with_one_hop(engine: Engin
     index.upsert(&[doc(&db, &acme, m5).await]).await.unwrap();
     let hits = index.memories_mentioning(&names(&["caroline"]), &filter, 10).await.unwrap();
     assert_eq!(ids_of(&hits), [m5, m1, m2, m3]);
-    assert_eq!(scores_of(&hits), [1.5, 1.5, 1.0, 0.25], "each neighbour adds 0.25");
+    let w = idf(3.0, 5.0);
+    assert_eq!(scores_of(&hits), [rounded(w + 0.5), rounded(w + 0.5), w, 0.25], "each neighbour adds 0.25");
+}
+
+async fn entities_too_common_to_discriminate_do_not_rank(engine: Engine) {
+    let (_t, db, index) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let acme = org("acme");
+    let mut made = Vec::new();
+    // Caroline speaks in every memory; Sweden comes up once.
+    for i in 0..24 {
+        let text = if i == 7 { "Caroline: I moved from Sweden".to_owned() } else { format!("Caroline: note {i}") };
+        made.push(create(&db, &alice, &app, &text).await);
+    }
+    index.upsert(&docs(&db, &acme, &made).await).await.unwrap();
+    let filter = owner_filter(&alice);
+    assert!(
+        index.memories_mentioning(&names(&["caroline"]), &filter, 10).await.unwrap().is_empty(),
+        "an entity in every memory says nothing about which one is meant"
+    );
+    let hits = index.memories_mentioning(&names(&["caroline", "sweden"]), &filter, 10).await.unwrap();
+    assert_eq!(ids_of(&hits), [made[7]]);
+    assert_eq!(scores_of(&hits), [idf(1.0, 24.0)]);
 }
 
 async fn related_ranks_by_shared_entities(engine: Engine) {
@@ -548,6 +582,7 @@ macro_rules! on_both {
 
 on_both!(
     mentions_rank_by_query_entities_then_recency_with_one_hop,
+    entities_too_common_to_discriminate_do_not_rank,
     related_ranks_by_shared_entities,
     tenants_never_see_each_others_graph,
     visibility_is_enforced_inside_the_query,

@@ -2,8 +2,9 @@
 //! embedded implementation (one process, files under the data directory)
 //! and a production engine adapter.
 //!
-//! Invariants shared by every implementation (the contract suite in
-//! `tests/search_contract.rs` checks them):
+//! Invariants shared by every implementation (each engine's tests in
+//! `tests/{vector,lexical,graph}_embedded.rs` check them, the filter against
+//! [`SearchFilter::admits`]):
 //! - Every document carries its org; every query filters on the org inside
 //!   the engine, never afterwards, and a hit never comes from another org.
 //! - Visibility is pushed down too: a hit is the caller's own memory or one

@@ -20,10 +20,12 @@
 //! edge weights or drop an entity another writer is about to mention.
 //! Entities that no memory mentions any more are deleted.
 //!
-//! Ranking of [`GraphIndex::memories_mentioning`]: a memory scores 1 per
-//! query entity it mentions, plus [`HOP_WEIGHT`] per *neighbour* entity it
-//! mentions, counting at most [`MAX_HOPS_COUNTED`] of them (so the
-//! neighbours never outweigh one query entity). Neighbours are entities
+//! Ranking of [`GraphIndex::memories_mentioning`]: a memory scores the
+//! inverse document frequency of each query entity it mentions (so a rare
+//! name counts for more than a common one, and an entity in more than
+//! [`COMMON_ENTITY_SHARE`] of the org's memories not at all), plus
+//! [`HOP_WEIGHT`] per *neighbour* entity it mentions, counting at most
+//! [`MAX_HOPS_COUNTED`] of them. Neighbours are entities
 //! joined to a query entity by an edge of weight at least
 //! [`MIN_EDGE_WEIGHT`] (the [`MAX_NEIGHBOURS`] strongest). Ties go to the
 //! newer memory, then the greater id.
@@ -407,6 +409,45 @@ async fn ranked_rows(
         .collect()
 }
 
+/// Share of an org's memories above which an entity no longer
+/// discriminates (a conversation partner's own name, say): such entities are
+/// left out of the ranking, unless the org is too small to tell.
+pub const COMMON_ENTITY_SHARE: f64 = 0.2;
+/// Orgs with fewer memories than this rank by every entity.
+pub const SMALL_ORG_MEMORIES: u64 = 20;
+/// Most mention rows one ranking reads.
+const MAX_RANKED_ROWS: u64 = 50_000;
+
+/// How much mentioning entity `e` says: inverse document frequency over the
+/// org's memories, `ln((n + 1) / (df + 0.5))`, floored so that every kept
+/// entity still counts; `None` for an entity too common to discriminate.
+fn entity_weight(df: u64, n: u64) -> Option<f32> {
+    if n >= SMALL_ORG_MEMORIES && df as f64 > COMMON_ENTITY_SHARE * n as f64 {
+        return None;
+    }
+    Some(((n as f64 + 1.0) / (df as f64 + 0.5)).ln().max(0.1) as f32)
+}
+
+/// Number of memories mentioning each of `entities`.
+async fn mention_counts(tx: &TenantTx, entities: &[Uuid]) -> Result<HashMap<Uuid, u64>, StoreError> {
+    let rows: Vec<(Uuid, i64)> = graph_mentions::Entity::find()
+        .select_only()
+        .column(graph_mentions::Column::EntityId)
+        .column_as(graph_mentions::Column::MemoryId.count(), "n")
+        .filter(graph_mentions::Column::OrgId.eq(tx.org_str()))
+        .filter(graph_mentions::Column::EntityId.is_in(entities.iter().copied()))
+        .group_by(graph_mentions::Column::EntityId)
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    Ok(rows.into_iter().map(|(e, n)| (e, u64::try_from(n).unwrap_or(0))).collect())
+}
+
+/// Number of memories of the org (the IDF denominator).
+async fn org_memories(tx: &TenantTx) -> Result<u64, StoreError> {
+    Ok(memories::Entity::find().filter(memories::Column::OrgId.eq(tx.org_str())).count(tx.conn()).await?)
+}
+
 async fn mentioning(
     tx: &TenantTx,
     names: &[String],
@@ -417,21 +458,23 @@ async fn mentioning(
     if direct.is_empty() {
         return Ok(Vec::new());
     }
-    let mut all = direct.clone();
-    all.extend(neighbours(tx, &direct).await?);
+    let df = mention_counts(tx, &direct).await?;
+    let n = org_memories(tx).await?;
+    let weights: HashMap<Uuid, f32> =
+        direct.iter().filter_map(|e| entity_weight(df.get(e).copied().unwrap_or(0), n).map(|w| (*e, w))).collect();
+    if weights.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kept: Vec<Uuid> = direct.iter().filter(|e| weights.contains_key(e)).copied().collect();
+    let hops: HashSet<Uuid> = neighbours(tx, &kept).await?.into_iter().collect();
+    let mut all = kept.clone();
+    all.extend(hops.iter().copied());
 
     let gm = Alias::new("gm");
-    let entity = || mentions_col(&gm, graph_mentions::Column::EntityId);
-    let direct_count = Func::sum(Expr::case(entity().is_in(direct.iter().copied()), 1).finally(0));
-    let total = Func::count(entity());
-    let hops = Expr::from(total.clone()).sub(direct_count.clone());
-    let score = Expr::from(direct_count.clone())
-        .mul(4)
-        .add(Expr::case(hops.clone().gt(MAX_HOPS_COUNTED), MAX_HOPS_COUNTED).finally(hops));
     let stmt = Query::select()
         .expr(mentions_col(&gm, graph_mentions::Column::MemoryId))
-        .expr(direct_count)
-        .expr(total)
+        .expr(mentions_col(&gm, graph_mentions::Column::EntityId))
+        .column((memories::Entity, memories::Column::CreatedAt))
         .from_as(graph_mentions::Entity, gm.clone())
         .join(
             JoinType::InnerJoin,
@@ -441,24 +484,32 @@ async fn mentioning(
         .cond_where(
             Condition::all()
                 .add(mentions_col(&gm, graph_mentions::Column::OrgId).eq(tx.org_str()))
-                .add(entity().is_in(all))
+                .add(mentions_col(&gm, graph_mentions::Column::EntityId).is_in(all))
                 .add(filter::search_filter_condition(tx, filter)),
         )
-        .group_by_col((gm.clone(), graph_mentions::Column::MemoryId))
-        .group_by_col((memories::Entity, memories::Column::CreatedAt))
-        .order_by_expr(score, Order::Desc)
-        .order_by((memories::Entity, memories::Column::CreatedAt), Order::Desc)
-        .order_by((gm.clone(), graph_mentions::Column::MemoryId), Order::Desc)
-        .limit(limit_of(limit))
+        .limit(MAX_RANKED_ROWS)
         .to_owned();
-    Ok(ranked_rows(tx, &stmt, 2)
-        .await?
+    let rows = tx.conn().query_all(&stmt).await?;
+    // memory -> (weight of its query entities, neighbours mentioned, created)
+    let mut scored: HashMap<Uuid, (f32, i64, chrono::DateTime<chrono::Utc>)> = HashMap::new();
+    for row in rows {
+        let memory: Uuid = row.try_get_by_index(0)?;
+        let entity: Uuid = row.try_get_by_index(1)?;
+        let created: chrono::DateTime<chrono::Utc> = row.try_get_by_index(2)?;
+        let entry = scored.entry(memory).or_insert((0.0, 0, created));
+        match weights.get(&entity) {
+            Some(w) => entry.0 += w,
+            None => entry.1 += 1,
+        }
+    }
+    let mut hits: Vec<(Uuid, f32, chrono::DateTime<chrono::Utc>)> = scored
         .into_iter()
-        .map(|(id, direct, total)| {
-            let hops = (total - direct).clamp(0, MAX_HOPS_COUNTED);
-            Hit::new(MemoryId::from_uuid(id), direct as f32 + HOP_WEIGHT * hops as f32)
+        .map(|(id, (direct, hops, created))| {
+            (id, direct + HOP_WEIGHT * hops.clamp(0, MAX_HOPS_COUNTED) as f32, created)
         })
-        .collect())
+        .collect();
+    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.2.cmp(&a.2)).then(b.0.cmp(&a.0)));
+    Ok(hits.into_iter().take(limit).map(|(id, score, _)| Hit::new(MemoryId::from_uuid(id), score)).collect())
 }
 
 async fn related_to(tx: &TenantTx, id: MemoryId, filter: &SearchFilter, limit: usize) -> Result<Vec<Hit>, StoreError> {
