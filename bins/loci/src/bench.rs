@@ -141,6 +141,15 @@ impl Scores {
     }
 }
 
+fn config_from(settings: &Settings) -> SearchConfig {
+    let s = &settings.search;
+    SearchConfig {
+        rrf_k: s.rrf_k,
+        weights: Weights { vector: s.weight_vector, lexical: s.weight_lexical, graph: s.weight_graph },
+        candidates: s.candidates,
+    }
+}
+
 fn principal(org: &OrgId) -> Principal {
     Principal {
         org_id: org.clone(),
@@ -212,13 +221,12 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         AccessLog::start(db.clone()),
         Limits::from(&settings.limits),
     );
-    let s = &settings.search;
-    let config = SearchConfig {
-        rrf_k: s.rrf_k,
-        weights: Weights { vector: s.weight_vector, lexical: s.weight_lexical, graph: s.weight_graph },
-        candidates: s.candidates.max(100),
-    };
-    let search = SearchService::new(memories_service, indexes, config);
+    let mut config = config_from(&settings);
+    config.candidates = config.candidates.max(100);
+    // One service per mode: each has its own query-embedding cache, so no
+    // mode's latency benefits from another's embedding of the same question.
+    let services: HashMap<SearchMode, SearchService> =
+        modes.iter().map(|m| (*m, SearchService::new(memories_service.clone(), indexes.clone(), config))).collect();
 
     let mut scores: HashMap<SearchMode, Scores> = HashMap::new();
     let (mut turns_total, mut questions_total) = (0, 0);
@@ -274,6 +282,7 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
                     weights,
                 };
                 let t = Instant::now();
+                let search = services.get(mode).context("a service per mode")?;
                 let response = search.search(&p, request).await?;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 let ranked: Vec<String> = response
@@ -453,7 +462,7 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
         AccessLog::start(db.clone()),
         Limits::from(&settings.limits),
     );
-    let search = SearchService::new(memories_service, indexes, SearchConfig::default());
+    let search = SearchService::new(memories_service, indexes, config_from(&settings));
     if let (Some(ann), Some(embedder)) = (&ann, &embedder) {
         let filter = loci_stores::search::SearchFilter::new(org.clone(), None);
         let (mut recall, n) = (0.0, 100);

@@ -53,7 +53,7 @@ pub struct SearchConfig {
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { rrf_k: 60.0, weights: Weights { vector: 0.40, lexical: 0.35, graph: 0.25 }, candidates: 50 }
+        Self { rrf_k: 60.0, weights: Weights { vector: 0.30, lexical: 0.70, graph: 0.10 }, candidates: 50 }
     }
 }
 

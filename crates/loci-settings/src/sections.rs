@@ -507,9 +507,12 @@ impl Default for SearchSettings {
     fn default() -> Self {
         Self {
             rrf_k: 60.0,
-            weight_vector: 0.40,
-            weight_lexical: 0.35,
-            weight_graph: 0.25,
+            // Measured on LoCoMo (docs/BENCHMARKS.md): BM25 over a turn and
+            // its neighbours is the strongest single source, MiniLM adds
+            // what words miss, and entity expansion helps least.
+            weight_vector: 0.30,
+            weight_lexical: 0.70,
+            weight_graph: 0.10,
             candidates: 50,
             context_window: 1,
             indexer_batch: 256,

@@ -45,7 +45,7 @@ pub struct SearchBody {
     pub filters: Option<SearchFiltersBody>,
     #[serde(default)]
     pub mode: Option<SearchMode>,
-    /// Fusion weights (default from settings: 0.40 / 0.35 / 0.25).
+    /// Fusion weights (default from settings: 0.30 / 0.70 / 0.10).
     pub weights: Option<Weights>,
 }
 
