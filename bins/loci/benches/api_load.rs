@@ -257,8 +257,8 @@ fn main() {
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap_or_default();
     let peak = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: unknown").to_owned();
     println!(
-        "server peak memory: {} anonymous (heap), {} resident incl. mapped files",
-        format!("{} kB", peak_anon.load(Ordering::Relaxed)),
+        "server peak memory: {} kB anonymous (heap), {} resident incl. mapped files",
+        peak_anon.load(Ordering::Relaxed),
         peak.trim_start_matches("VmHWM:").trim()
     );
     let _ = server.kill();

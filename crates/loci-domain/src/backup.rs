@@ -194,7 +194,8 @@ impl BackupService {
                 if m.app_name.is_empty() { "import" } else { &m.app_name },
                 &mut errors,
             );
-            let (Some(content), Some(app_name)) = (content, app_name) else {
+            let sizes_ok = validation::stored_metadata(&m.metadata, &self.limits, &mut errors);
+            let (Some(content), Some(app_name), true) = (content, app_name, sizes_ok) else {
                 report.skipped += 1;
                 report.errors.push(format!(
                     "memories[{i}]: {}",

@@ -143,6 +143,21 @@ pub fn content(field: &str, text: &str, limits: &Limits, out: &mut Vec<FieldViol
 }
 
 /// An app name: 1..=255 characters, no control characters.
+/// The size rules of [`metadata`] for metadata that arrives already typed
+/// (a backup being imported): tag count and the byte size of tags, extra
+/// fields and evidence.
+pub fn stored_metadata(md: &MemoryMetadata, limits: &Limits, out: &mut Vec<FieldViolation>) -> bool {
+    let before = out.len();
+    if md.tags.len() > limits.max_tags {
+        out.push(FieldViolation::new("metadata.tags", format!("at most {} tags", limits.max_tags)));
+    }
+    let size = serde_json::to_vec(&(&md.tags, &md.extra, &md.evidence)).map_or(usize::MAX, |v| v.len());
+    if size > limits.max_metadata_bytes {
+        out.push(FieldViolation::new("metadata", format!("must be at most {} bytes", limits.max_metadata_bytes)));
+    }
+    out.len() == before
+}
+
 pub fn app_name(field: &str, name: &str, out: &mut Vec<FieldViolation>) -> Option<String> {
     let n = name.trim();
     if n.is_empty() || n.chars().count() > MAX_APP_NAME_CHARS || n.chars().any(char::is_control) {
@@ -247,6 +262,24 @@ pub fn metadata(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imported_metadata_keeps_the_size_limits() {
+        let limits = Limits { max_content_bytes: 10, max_metadata_bytes: 64, max_tags: 2 };
+        let mut out = Vec::new();
+        assert!(stored_metadata(&MemoryMetadata::default(), &limits, &mut out) && out.is_empty());
+        let mut md = MemoryMetadata::default();
+        for k in ["a", "b", "c"] {
+            md.tags.insert(k.into(), Value::from(1));
+        }
+        assert!(!stored_metadata(&md, &limits, &mut out));
+        assert_eq!(out[0].field, "metadata.tags");
+        let mut md = MemoryMetadata::default();
+        md.extra.insert("blob".into(), Value::from("x".repeat(100)));
+        out.clear();
+        assert!(!stored_metadata(&md, &limits, &mut out));
+        assert_eq!(out[0].field, "metadata");
+    }
 
     fn org() -> OrgId {
         OrgId::parse("acme").unwrap()

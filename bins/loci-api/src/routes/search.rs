@@ -49,10 +49,11 @@ pub struct SearchBody {
     pub weights: Option<Weights>,
 }
 
-fn known<T: std::str::FromStr>(field: &str, raw: &Option<String>, out: &mut Vec<FieldViolation>) -> Option<String>
-where
-    T: ToString,
-{
+fn known<T: std::str::FromStr + ToString>(
+    field: &str,
+    raw: &Option<String>,
+    out: &mut Vec<FieldViolation>,
+) -> Option<String> {
     let raw = raw.as_deref()?;
     match raw.parse::<T>() {
         Ok(v) => Some(v.to_string()),
