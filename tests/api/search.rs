@@ -179,4 +179,15 @@ async fn hybrid_search_and_similar_with_the_local_model() {
     let vector_only: Vec<f64> =
         weighted["results"].as_array().unwrap().iter().map(|r| r["scores"]["vector"].as_f64().unwrap()).collect();
     assert!(vector_only.windows(2).all(|w| w[0] >= w[1]), "{weighted}");
+
+    // A delete reaches the vector index too once the outbox drains.
+    let acme = OrgId::parse("acme").unwrap();
+    let vector = app.state.indexer.indexes().vector.clone().expect("a vector index with the model");
+    assert_eq!(vector.count(&acme).await.unwrap(), 3);
+    let cat_id: loci_core::MemoryId = cat.parse().unwrap();
+    let (status, _) = alice.delete("/api/v1/memories", json!({ "memory_ids": [cat.clone()] })).await;
+    assert_eq!(status, 200);
+    app.indexed().await;
+    assert_eq!(vector.count(&acme).await.unwrap(), 2);
+    assert!(vector.embedding(&acme, cat_id).await.unwrap().is_none());
 }

@@ -14,6 +14,7 @@
 //!   unknown ids succeed.
 
 mod doc;
+pub mod engine_queries;
 pub mod graph_embedded;
 pub mod lexical_embedded;
 pub mod vector_embedded;
