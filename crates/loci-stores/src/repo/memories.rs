@@ -618,36 +618,52 @@ pub async fn neighbours(tx: &TenantTx, m: &Memory, window: u64) -> Result<(Vec<S
     let stream = || {
         scoped(tx)
             .select_only()
-            .column(memories::Column::Content)
             .filter(memories::Column::AppId.eq(m.app_id.as_uuid()))
             .filter(memories::Column::UserId.eq(m.user_id.as_uuid()))
             .filter(memories::Column::State.ne(MemoryState::Deleted.as_str()))
     };
+    // Plain range conditions on created_at, so the (org, app, created_at)
+    // index drives both lookups (an `OR` for ties made them scan the whole
+    // stream: quadratic over a bulk index). Ties on created_at are settled by
+    // id here, with a margin of extra rows.
     let (t, id) = (m.created_at, m.id.as_uuid());
-    let mut before: Vec<String> = stream()
-        .filter(
-            Condition::any()
-                .add(memories::Column::CreatedAt.lt(t))
-                .add(Condition::all().add(memories::Column::CreatedAt.eq(t)).add(memories::Column::Id.lt(id))),
-        )
+    let margin = window + 16;
+    let rows: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>, String)> = stream()
+        .column(memories::Column::Id)
+        .column(memories::Column::CreatedAt)
+        .column(memories::Column::Content)
+        .filter(memories::Column::CreatedAt.lte(t))
+        .filter(memories::Column::Id.ne(id))
         .order_by_desc(memories::Column::CreatedAt)
         .order_by_desc(memories::Column::Id)
-        .limit(window)
+        .limit(margin)
         .into_tuple()
         .all(tx.conn())
         .await?;
+    let mut before: Vec<String> = rows
+        .into_iter()
+        .filter(|(other, at, _)| *at < t || *other < id)
+        .take(usize::try_from(window).unwrap_or(usize::MAX))
+        .map(|(_, _, content)| content)
+        .collect();
     before.reverse();
-    let after: Vec<String> = stream()
-        .filter(
-            Condition::any()
-                .add(memories::Column::CreatedAt.gt(t))
-                .add(Condition::all().add(memories::Column::CreatedAt.eq(t)).add(memories::Column::Id.gt(id))),
-        )
+    let rows: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>, String)> = stream()
+        .column(memories::Column::Id)
+        .column(memories::Column::CreatedAt)
+        .column(memories::Column::Content)
+        .filter(memories::Column::CreatedAt.gte(t))
+        .filter(memories::Column::Id.ne(id))
         .order_by_asc(memories::Column::CreatedAt)
         .order_by_asc(memories::Column::Id)
-        .limit(window)
+        .limit(margin)
         .into_tuple()
         .all(tx.conn())
         .await?;
+    let after: Vec<String> = rows
+        .into_iter()
+        .filter(|(other, at, _)| *at > t || *other > id)
+        .take(usize::try_from(window).unwrap_or(usize::MAX))
+        .map(|(_, _, content)| content)
+        .collect();
     Ok((before, after))
 }
