@@ -299,7 +299,8 @@ async fn sigkill_during_indexing_loses_no_write() {
     child.wait().unwrap();
 
     let (mut child, port) = start_server(dir.path());
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Rows the killed indexer had claimed come back when their 30 s lease ends.
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let metrics = client
             .get(format!("http://127.0.0.1:{port}/metrics"))

@@ -68,6 +68,11 @@ pub struct Indexer {
     lease: Duration,
 }
 
+/// How long claimed rows stay with their consumer: rows of an indexer that
+/// died come back after this (a live one finishes a batch well within it;
+/// if not, another consumer re-applies it, which is idempotent).
+const LEASE: Duration = Duration::from_secs(30);
+
 /// Longest wait before a failed row is retried.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
@@ -78,7 +83,7 @@ fn backoff(attempts: i32) -> Duration {
 
 impl Indexer {
     pub fn new(db: Database, indexes: Indexes, options: IndexingOptions, batch: u64) -> Self {
-        Self { db, indexes, options, batch: batch.max(1), lease: Duration::from_secs(120) }
+        Self { db, indexes, options, batch: batch.max(1), lease: LEASE }
     }
 
     pub fn indexes(&self) -> &Indexes {
