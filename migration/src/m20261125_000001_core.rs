@@ -137,11 +137,11 @@ fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
 }
 
 /// The org a row belongs to: text (the token's `org_id`), never null.
-fn org_col<T: IntoIden>(col: T) -> ColumnDef {
+pub(crate) fn org_col<T: IntoIden>(col: T) -> ColumnDef {
     ColumnDef::new(col).string_len(128).not_null().take()
 }
 
-fn fk(
+pub(crate) fn fk(
     name: &str,
     from: (impl IntoIden, impl IntoIden),
     to: (impl IntoIden, impl IntoIden),
@@ -149,12 +149,34 @@ fn fk(
     ForeignKey::create().name(name).from(from.0, from.1).to(to.0, to.1).on_delete(ForeignKeyAction::Cascade).take()
 }
 
-fn index(name: &str, table: impl IntoIden, cols: &[&'static str]) -> IndexCreateStatement {
+pub(crate) fn index(name: &str, table: impl IntoIden, cols: &[&'static str]) -> IndexCreateStatement {
     let mut stmt = Index::create().name(name).table(table).take();
     for col in cols {
         stmt.col(Alias::new(*col));
     }
     stmt
+}
+
+/// On PostgreSQL, forces the `tenant_isolation` policy on `table`: rows are
+/// visible and writable only when `key` equals the transaction's
+/// `loci.org_id`. FORCE makes the policy apply to the table owner too; only
+/// superusers and BYPASSRLS roles escape it, and the server refuses to run as
+/// one of those. A no-op on SQLite.
+pub(crate) async fn enable_tenant_rls(manager: &SchemaManager<'_>, table: &str, key: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    manager
+        .get_connection()
+        .execute_unprepared(&format!(
+            "ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY;\n\
+             ALTER TABLE \"{table}\" FORCE ROW LEVEL SECURITY;\n\
+             CREATE POLICY tenant_isolation ON \"{table}\"\n\
+               USING ({key} = current_setting('loci.org_id', true))\n\
+               WITH CHECK ({key} = current_setting('loci.org_id', true));"
+        ))
+        .await?;
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -404,22 +426,9 @@ impl MigrationTrait for Migration {
             .create_index(index("ix_outbox_pending", Outbox::Table, &["processed_at", "available_at", "id"]))
             .await?;
 
-        if manager.get_database_backend() == DbBackend::Postgres {
-            let conn = manager.get_connection();
-            for table in TENANT_TABLES {
-                let key = if *table == "orgs" { "id" } else { "org_id" };
-                // FORCE makes the policy apply to the table owner too; only
-                // superusers and BYPASSRLS roles escape it, and the server
-                // refuses to run as one of those.
-                conn.execute_unprepared(&format!(
-                    "ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY;\n\
-                     ALTER TABLE \"{table}\" FORCE ROW LEVEL SECURITY;\n\
-                     CREATE POLICY tenant_isolation ON \"{table}\"\n\
-                       USING ({key} = current_setting('loci.org_id', true))\n\
-                       WITH CHECK ({key} = current_setting('loci.org_id', true));"
-                ))
-                .await?;
-            }
+        for table in TENANT_TABLES {
+            let key = if *table == "orgs" { "id" } else { "org_id" };
+            enable_tenant_rls(manager, table, key).await?;
         }
         Ok(())
     }

@@ -9,9 +9,9 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
-use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::GRAPH_TENANT_TABLES;
+use crate::m20261125_000001_core::{enable_tenant_rls, fk, index, org_col};
 
 #[derive(DeriveMigrationName, Debug)]
 pub struct Migration;
@@ -51,26 +51,6 @@ enum GraphEdges {
     Weight,
 }
 
-fn org_col<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).string_len(128).not_null().take()
-}
-
-fn cascade(
-    name: &str,
-    from: (impl IntoIden, impl IntoIden),
-    to: (impl IntoIden, impl IntoIden),
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create().name(name).from(from.0, from.1).to(to.0, to.1).on_delete(ForeignKeyAction::Cascade).take()
-}
-
-fn index(name: &str, table: impl IntoIden, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut stmt = Index::create().name(name).table(table).take();
-    for col in cols {
-        stmt.col(Alias::new(*col));
-    }
-    stmt
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -86,7 +66,7 @@ impl MigrationTrait for Migration {
                     // person | identifier | term | structured
                     .col(string_len(GraphEntities::Kind, 16))
                     .col(ColumnDef::new(GraphEntities::CreatedAt).timestamp_with_time_zone().not_null())
-                    .foreign_key(&mut cascade(
+                    .foreign_key(&mut fk(
                         "fk_graph_entities_org",
                         (GraphEntities::Table, GraphEntities::OrgId),
                         (Orgs::Table, Orgs::Id),
@@ -110,7 +90,7 @@ impl MigrationTrait for Migration {
                     // The extraction rule that found it: structured | speaker | name | identifier | term
                     .col(string_len(GraphMentions::SourceKind, 16))
                     .primary_key(Index::create().col(GraphMentions::MemoryId).col(GraphMentions::EntityId))
-                    .foreign_key(&mut cascade(
+                    .foreign_key(&mut fk(
                         "fk_graph_mentions_entity",
                         (GraphMentions::Table, GraphMentions::EntityId),
                         (GraphEntities::Table, GraphEntities::Id),
@@ -136,12 +116,12 @@ impl MigrationTrait for Migration {
                     .col(uuid(GraphEdges::B))
                     .col(integer(GraphEdges::Weight))
                     .primary_key(Index::create().col(GraphEdges::OrgId).col(GraphEdges::A).col(GraphEdges::B))
-                    .foreign_key(&mut cascade(
+                    .foreign_key(&mut fk(
                         "fk_graph_edges_a",
                         (GraphEdges::Table, GraphEdges::A),
                         (GraphEntities::Table, GraphEntities::Id),
                     ))
-                    .foreign_key(&mut cascade(
+                    .foreign_key(&mut fk(
                         "fk_graph_edges_b",
                         (GraphEdges::Table, GraphEdges::B),
                         (GraphEntities::Table, GraphEntities::Id),
@@ -152,20 +132,8 @@ impl MigrationTrait for Migration {
         // Edges are stored once with a < b; this finds them from the b side.
         manager.create_index(index("ix_graph_edges_org_b_a", GraphEdges::Table, &["org_id", "b", "a"])).await?;
 
-        if manager.get_database_backend() == DbBackend::Postgres {
-            let conn = manager.get_connection();
-            for table in GRAPH_TENANT_TABLES {
-                // The same policy as the core tenant tables (FORCE: the table
-                // owner is subject to it too).
-                conn.execute_unprepared(&format!(
-                    "ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY;\n\
-                     ALTER TABLE \"{table}\" FORCE ROW LEVEL SECURITY;\n\
-                     CREATE POLICY tenant_isolation ON \"{table}\"\n\
-                       USING (org_id = current_setting('loci.org_id', true))\n\
-                       WITH CHECK (org_id = current_setting('loci.org_id', true));"
-                ))
-                .await?;
-            }
+        for table in GRAPH_TENANT_TABLES {
+            enable_tenant_rls(manager, table, "org_id").await?;
         }
         Ok(())
     }
