@@ -29,6 +29,10 @@ pub enum StoreError {
     /// A search index (vector, lexical or graph) failed.
     #[error("index error: {0}")]
     Index(String),
+    /// An external index engine (Qdrant, OpenSearch, Neo4j) could not be
+    /// reached or refused the connection (wrong URL, credentials or TLS).
+    #[error("{engine} is unavailable: {reason}")]
+    IndexUnavailable { engine: &'static str, reason: String },
 }
 
 impl StoreError {

@@ -15,8 +15,11 @@
 
 mod doc;
 pub mod engine_queries;
+mod engines;
 pub mod graph_embedded;
 pub mod lexical_embedded;
+pub mod opensearch;
+pub mod qdrant;
 pub mod vector_embedded;
 
 use async_trait::async_trait;

@@ -102,7 +102,7 @@ mod tests {
 
 /// Documents and filters shared by the builders' tests.
 #[cfg(test)]
-mod fixtures {
+pub(crate) mod fixtures {
     use std::collections::BTreeMap;
 
     use chrono::{DateTime, TimeZone, Utc};

@@ -71,8 +71,10 @@ pub fn index_body() -> Value {
     for field in ["category", "scope", "artifact_type", "artifact_ref", "entity", "source"] {
         props.insert(field.into(), keyword.clone());
     }
-    props.insert("content".into(), json!({"type": "text"}));
-    props.insert("context".into(), json!({"type": "text"}));
+    // The built-in English analyzer: lower-case, stop words, stemming (as
+    // the embedded index's analyzer).
+    props.insert("content".into(), json!({"type": "text", "analyzer": "english"}));
+    props.insert("context".into(), json!({"type": "text", "analyzer": "english"}));
     props.insert("created_at".into(), json!({"type": "date_nanos"}));
     json!({"mappings": {"dynamic": "strict", "_routing": {"required": true}, "properties": props}})
 }
@@ -163,6 +165,47 @@ pub fn search_body(text: &str, f: &SearchFilter, limit: usize) -> Value {
             "fields": {"content": {"fragment_size": FRAGMENT_CHARS, "number_of_fragments": 1}},
         },
     })
+}
+
+/// Most distinct words of a query text sent to the engine (the embedded
+/// index analyses at most 64 terms; OpenSearch refuses queries of more than
+/// 1024 clauses).
+pub const MAX_QUERY_WORDS: usize = 64;
+
+/// The query text as sent: its first [`MAX_QUERY_WORDS`] distinct
+/// whitespace-separated words (case-insensitively distinct), joined by
+/// spaces. Still analysed, never parsed.
+pub fn bounded_text(text: &str) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    let mut out: Vec<&str> = Vec::new();
+    for word in text.split_whitespace() {
+        if out.len() == MAX_QUERY_WORDS {
+            break;
+        }
+        let key = word.to_lowercase();
+        if !seen.contains(&key) {
+            seen.push(key);
+            out.push(word);
+        }
+    }
+    out.join(" ")
+}
+
+/// One `index` action of `POST /_bulk` and its source line: the document of
+/// `doc` under the memory id in the shared `index`, routed by its org (the
+/// alias of the org routes reads the same way).
+pub fn bulk_index(index: &str, doc: &IndexDoc) -> [Value; 2] {
+    [
+        json!({"index": {"_index": index, "_id": doc.id.to_string(), "routing": doc.org_id.as_str()}}),
+        document(doc),
+    ]
+}
+
+/// Body of `POST /{alias}/_count?routing={org}` and of
+/// `POST /{alias}/_delete_by_query?routing={org}` for a whole org (count,
+/// clear of one org): the org term alone.
+pub fn org_query(org: &OrgId) -> Value {
+    json!({"query": {"bool": {"filter": [org_term(org)]}}})
 }
 
 /// Body of `POST /{alias}/_delete_by_query?routing={org}`: the documents of
@@ -355,6 +398,43 @@ mod tests {
         sf.from = Some(at(0, 0));
         let body = search_body("x", &sf, 1);
         assert_eq!(clause(filters(&body), "range", "created_at"), &json!({"gte": "1970-01-01T00:00:00Z"}));
+    }
+
+    #[test]
+    fn bulk_actions_are_routed_by_org() {
+        let d = doc();
+        let [action, source] = bulk_index("memories_v1", &d);
+        assert_eq!(
+            wire(&action),
+            json!({"index": {"_index": "memories_v1", "_id": d.id.to_string(), "routing": "acme"}})
+        );
+        assert_eq!(source, document(&d));
+        assert_eq!(source["org_id"], "acme");
+    }
+
+    #[test]
+    fn org_queries_are_the_org_term_alone() {
+        let body = wire(&org_query(&org()));
+        assert_org_first(filters(&body));
+        assert_eq!(filters(&body).len(), 1);
+        assert_eq!(body.as_object().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn query_text_is_bounded() {
+        assert_eq!(bounded_text("  Deploy   deploy the\tAPI "), "Deploy the API");
+        assert_eq!(bounded_text(""), "");
+        let huge = (0..10_000).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        assert_eq!(bounded_text(&huge).split(' ').count(), MAX_QUERY_WORDS);
+        assert_eq!(bounded_text(HOSTILE), HOSTILE.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+
+    #[test]
+    fn text_fields_use_the_english_analyzer() {
+        let body = index_body();
+        for field in ["content", "context"] {
+            assert_eq!(body["mappings"]["properties"][field]["analyzer"], "english", "{field}");
+        }
     }
 
     #[test]

@@ -26,6 +26,15 @@ pub fn collection_name(model: &str) -> String {
     name
 }
 
+/// The collection the adapter uses for `model` at `dims` dimensions:
+/// [`collection_name`] followed by `_<dims>`, so that a model served at
+/// another size (or a changed `embeddings.dimensions`) never writes into a
+/// collection of the wrong size (`all-MiniLM-L6-v2`, 384 ->
+/// `embeddings_all_minilm_l6_v2_384`).
+pub fn collection_for(model: &str, dims: usize) -> String {
+    format!("{}_{dims}", collection_name(model))
+}
+
 /// The payload stored with the point of `doc`: tenant, owner, app, state,
 /// visibility keys, the optional string fields that are set, tags as
 /// `key=value` terms and `created_at` in unix seconds.
@@ -119,6 +128,17 @@ pub fn payload_indexes() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
+/// A filter selecting every point of `org` (count, clear of one org).
+pub fn org_filter(org: &OrgId) -> Value {
+    json!({"must": [org_condition(org)]})
+}
+
+/// A filter selecting the point of memory `id` only if it belongs to `org`
+/// (the stored embedding of "similar memories").
+pub fn point_filter(org: &OrgId, id: MemoryId) -> Value {
+    json!({"must": [org_condition(org), has_id(&[id])]})
+}
+
 /// Body of `POST /collections/{collection}/points/delete`: the points of
 /// `ids` selected by a filter that also requires `org`, so an id of another
 /// org is never deleted.
@@ -168,6 +188,14 @@ mod tests {
             assert!(name.starts_with("embeddings_"), "{name}");
             assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{name}");
         }
+    }
+
+    #[test]
+    fn collection_names_carry_the_dimensions() {
+        assert_eq!(collection_for("all-MiniLM-L6-v2", 384), "embeddings_all_minilm_l6_v2_384");
+        assert_ne!(collection_for("m", 384), collection_for("m", 768));
+        let name = collection_for(HOSTILE, 3);
+        assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{name}");
     }
 
     #[test]
@@ -325,6 +353,19 @@ mod tests {
         assert_eq!(body.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["filter"]);
         // Even with no ids the selector is still the org's.
         assert_org_first(&delete_request(&org(), &[])["filter"]);
+    }
+
+    #[test]
+    fn org_and_point_filters_are_scoped_by_org() {
+        let f = wire(&org_filter(&org()));
+        assert_org_first(&f);
+        assert_eq!(must(&f).len(), 1);
+        let id = MemoryId::new();
+        let f = wire(&point_filter(&org(), id));
+        assert_org_first(&f);
+        assert_eq!(must(&f)[1], json!({"has_id": [id.to_string()]}));
+        assert_eq!(must(&f).len(), 2);
+        assert!(f.get("must_not").is_none());
     }
 
     /// Qdrant's semantics for the conditions [`filter`] emits: a keyword
