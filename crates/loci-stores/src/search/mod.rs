@@ -18,6 +18,7 @@ pub mod engine_queries;
 mod engines;
 pub mod graph_embedded;
 pub mod lexical_embedded;
+pub mod neo4j;
 pub mod opensearch;
 pub mod qdrant;
 pub mod vector_embedded;

@@ -57,6 +57,20 @@ pub fn memories_mentioning(entities: &[String], f: &SearchFilter, limit: usize) 
         "MATCH (m:Memory {org_id: $org_id})-[:MENTIONS]->(e:Entity {org_id: $org_id})\n\
          WHERE e.name IN $entities\n",
     );
+    memory_conditions(f, &mut text, &mut params);
+    text.push_str(
+        "WITH m, count(DISTINCT e) AS score\n\
+         ORDER BY score DESC, m.created_at DESC\n\
+         LIMIT $limit\n\
+         RETURN m.id AS id, score",
+    );
+    params.insert("limit".into(), json!(limit));
+    CypherQuery { text, params }
+}
+
+/// The `AND ..` lines restricting `m` to what `f` admits (after a `WHERE`),
+/// with their parameters (every one always present, `null` when unused).
+fn memory_conditions(f: &SearchFilter, text: &mut String, params: &mut Map<String, Value>) {
     if !f.states.is_empty() {
         text.push_str("  AND m.state IN $states\n");
         params.insert("states".into(), json!(state_strs(&f.states)));
@@ -77,18 +91,105 @@ pub fn memories_mentioning(entities: &[String], f: &SearchFilter, limit: usize) 
         "  AND all(t IN $tags WHERE t IN m.tags)\n\
          \x20 AND ($from IS NULL OR m.created_at >= $from)\n\
          \x20 AND ($to IS NULL OR m.created_at <= $to)\n\
-         \x20 AND NOT m.id IN $exclude\n\
-         WITH m, count(DISTINCT e) AS score\n\
-         ORDER BY score DESC, m.created_at DESC\n\
-         LIMIT $limit\n\
-         RETURN m.id AS id, score",
+         \x20 AND NOT m.id IN $exclude\n",
     );
     params.insert("tags".into(), json!(tag_terms(&f.tags)));
     params.insert("from".into(), json!(f.from.map(|t| t.timestamp_micros())));
     params.insert("to".into(), json!(f.to.map(|t| t.timestamp_micros())));
     params.insert("exclude".into(), json!(id_strings(&f.exclude)));
+}
+
+/// Memories sharing entities with memory `id` among those `f` admits, never
+/// `id` itself; rows `id`, `score` where the score is the number of shared
+/// entities, best first, then most recent, then greatest id. The starting
+/// memory must be of the org and, when visibility is checked, visible to the
+/// caller (in any state), or its entities would leak through the hits.
+pub fn related(id: MemoryId, f: &SearchFilter, limit: usize) -> CypherQuery {
+    let mut params = Map::new();
+    params.insert("org_id".into(), json!(f.org.as_str()));
+    params.insert("id".into(), json!(id.to_string()));
+    let mut text = String::from(
+        "MATCH (s:Memory {org_id: $org_id, id: $id})-[:MENTIONS]->(e:Entity {org_id: $org_id})\
+         <-[:MENTIONS]-(m:Memory {org_id: $org_id})\n\
+         WHERE m.id <> $id\n",
+    );
+    if f.visibility_keys().is_some() {
+        text.push_str("  AND any(k IN s.visibility WHERE k IN $visibility)\n");
+    }
+    memory_conditions(f, &mut text, &mut params);
+    text.push_str(
+        "WITH m, count(DISTINCT e) AS score\n\
+         ORDER BY score DESC, m.created_at DESC, m.id DESC\n\
+         LIMIT $limit\n\
+         RETURN m.id AS id, score",
+    );
     params.insert("limit".into(), json!(limit));
     CypherQuery { text, params }
+}
+
+/// Which of `names` are entities of `org`: rows `name`.
+pub fn known_entities(org: &OrgId, names: &[String]) -> CypherQuery {
+    let mut params = Map::new();
+    params.insert("org_id".into(), json!(org.as_str()));
+    params.insert("names".into(), json!(distinct(names)));
+    let text = String::from(
+        "MATCH (e:Entity {org_id: $org_id})\n\
+         WHERE e.name IN $names\n\
+         RETURN e.name AS name",
+    );
+    CypherQuery { text, params }
+}
+
+/// Deletes the entities of `org` that no memory mentions any more (after
+/// upserts and deletes, as the embedded graph does).
+pub fn remove_orphans(org: &OrgId) -> CypherQuery {
+    let mut params = Map::new();
+    params.insert("org_id".into(), json!(org.as_str()));
+    let text = String::from(
+        "MATCH (e:Entity {org_id: $org_id})\n\
+         WHERE NOT (e)<-[:MENTIONS]-(:Memory {org_id: $org_id})\n\
+         DELETE e",
+    );
+    CypherQuery { text, params }
+}
+
+/// Number of entities of `org`: one row `n`.
+pub fn count_entities(org: &OrgId) -> CypherQuery {
+    let mut params = Map::new();
+    params.insert("org_id".into(), json!(org.as_str()));
+    CypherQuery { text: String::from("MATCH (e:Entity {org_id: $org_id})\nRETURN count(e) AS n"), params }
+}
+
+/// Removes every node of `org` (memories with their edges, then entities).
+pub fn clear_org(org: &OrgId) -> Vec<CypherQuery> {
+    let mut params = Map::new();
+    params.insert("org_id".into(), json!(org.as_str()));
+    ["MATCH (m:Memory {org_id: $org_id})\nDETACH DELETE m", "MATCH (e:Entity {org_id: $org_id})\nDETACH DELETE e"]
+        .into_iter()
+        .map(|text| CypherQuery { text: text.to_owned(), params: params.clone() })
+        .collect()
+}
+
+/// Removes the nodes of every org (`loci reindex` of all orgs): the only
+/// statements without an org, and they take no parameter at all.
+pub fn clear_all() -> Vec<CypherQuery> {
+    ["MATCH (m:Memory)\nDETACH DELETE m", "MATCH (e:Entity)\nDETACH DELETE e"]
+        .into_iter()
+        .map(|text| CypherQuery { text: text.to_owned(), params: Map::new() })
+        .collect()
+}
+
+/// The schema the adapter creates at open (idempotent): a memory is unique
+/// by `(org_id, id)` and an entity by `(org_id, name)`, which also indexes
+/// the `MERGE`s and lookups; plus an index on each label's `org_id` for the
+/// per-org scans (count, clear, orphans).
+pub fn schema() -> Vec<&'static str> {
+    vec![
+        "CREATE CONSTRAINT loci_memory_key IF NOT EXISTS FOR (m:Memory) REQUIRE (m.org_id, m.id) IS UNIQUE",
+        "CREATE CONSTRAINT loci_entity_key IF NOT EXISTS FOR (e:Entity) REQUIRE (e.org_id, e.name) IS UNIQUE",
+        "CREATE INDEX loci_memory_org IF NOT EXISTS FOR (m:Memory) ON (m.org_id)",
+        "CREATE INDEX loci_entity_org IF NOT EXISTS FOR (e:Entity) ON (e.org_id)",
+    ]
 }
 
 /// Inserts or replaces the memory node of `doc` and makes its `MENTIONS`
@@ -292,6 +393,59 @@ mod tests {
         let empty = upsert_memory(&d, &[]);
         assert_well_formed(&empty);
         assert_eq!(empty.params["entities"], json!([]));
+    }
+
+    #[test]
+    fn related_is_org_scoped_and_checks_the_start() {
+        let f = full_filter();
+        let id = MemoryId::new();
+        let q = related(id, &f, 4);
+        assert_well_formed(&q);
+        assert!(q.text.starts_with("MATCH (s:Memory {org_id: $org_id, id: $id})"));
+        assert_eq!(q.params["id"], id.to_string());
+        assert!(q.text.contains("WHERE m.id <> $id"));
+        assert!(q.text.contains("any(k IN s.visibility WHERE k IN $visibility)"), "the start must be visible");
+        assert!(q.text.contains("any(k IN m.visibility WHERE k IN $visibility)"));
+        assert_eq!(q.params["visibility"], json!(f.visibility_keys().unwrap()));
+        assert_eq!(q.params["states"], json!(["active", "paused"]));
+        assert_eq!(q.params["limit"], 4);
+        assert!(q.text.contains("ORDER BY score DESC, m.created_at DESC, m.id DESC"));
+        let mut open = f;
+        open.visible_to = None;
+        let q = related(id, &open, 4);
+        assert_well_formed(&q);
+        assert!(!q.text.contains("visibility") && !q.params.contains_key("visibility"));
+        let hostile = related(id, &hostile_filter(), 4);
+        assert_well_formed(&hostile);
+        assert_eq!(hostile.text, related(id, &full_filter(), 4).text);
+        assert_eq!(hostile.params["entity"], HOSTILE);
+    }
+
+    #[test]
+    fn lookups_counts_and_cleanups_are_org_scoped() {
+        let names = ents(&["caroline", HOSTILE, "caroline"]);
+        let q = known_entities(&org(), &names);
+        assert_well_formed(&q);
+        assert_eq!(q.params["names"], json!(["caroline", HOSTILE]));
+        assert!(!q.text.contains("DETACH") || q.text.contains("$org_id"));
+        for q in [remove_orphans(&org()), count_entities(&org())] {
+            assert_well_formed(&q);
+            assert_eq!(q.params.len(), 1);
+        }
+        assert!(remove_orphans(&org()).text.contains("NOT (e)<-[:MENTIONS]-(:Memory {org_id: $org_id})"));
+        let clear = clear_org(&org());
+        assert_eq!(clear.len(), 2);
+        for q in &clear {
+            assert_well_formed(q);
+        }
+        // The all-org cleanup is the only statement without an org, and has
+        // nothing to bind.
+        for q in clear_all() {
+            assert!(q.params.is_empty() && !q.text.contains('$'), "{}", q.text);
+        }
+        for stmt in schema() {
+            assert!(stmt.contains("IF NOT EXISTS") && !stmt.contains('$'), "{stmt}");
+        }
     }
 
     #[test]
