@@ -303,11 +303,10 @@ mod tests {
     }
 }
 
-/// Why the indexes could not be opened.
+/// Why the indexes could not be opened. An unreachable engine (Qdrant,
+/// OpenSearch, Neo4j) is `Store(StoreError::IndexUnavailable { .. })`.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("{0} is not available in this build yet (NOT_IMPLEMENTED); use the embedded backend")]
-    NotImplemented(&'static str),
     #[error(transparent)]
     Store(#[from] loci_stores::StoreError),
     #[error(transparent)]
@@ -318,9 +317,26 @@ impl Indexes {
     /// The configured indexes and embedder. A missing local model is not an
     /// error: search then runs without the vector index (lexical and graph
     /// only) and says so in every response and at start.
+    ///
+    /// The engine adapters are checked here, on a helper thread (this is
+    /// synchronous code running inside the servers' runtimes): an engine
+    /// that does not answer stops the start with a typed error, and the
+    /// collection, index or schema each needs is created when missing.
     pub fn open(settings: &loci_settings::Settings, db: &Database) -> Result<Self, OpenError> {
         use loci_settings::{GraphBackend, LexicalBackend, VectorBackend};
+        use loci_stores::search::neo4j::{Neo4jGraphIndex, Neo4jOptions};
+        use loci_stores::search::opensearch::{self as os, OpenSearchLexicalIndex, OpenSearchOptions};
+        use loci_stores::search::qdrant::{QdrantOptions, QdrantVectorIndex};
         use loci_stores::search::{graph_embedded, lexical_embedded, vector_embedded};
+        /// Per request to an index engine.
+        const ENGINE_TIMEOUT: Duration = Duration::from_secs(10);
+        /// Bolt connections to Neo4j.
+        const NEO4J_CONNECTIONS: usize = 16;
+        let required = |url: &Option<String>, key: &str| {
+            url.clone().ok_or_else(|| {
+                OpenError::Store(loci_stores::StoreError::Config(format!("{key} is required for this backend")))
+            })
+        };
         let embedder = match loci_embed::from_settings(&settings.embeddings, &settings.data_dir) {
             Ok(e) => e,
             Err(loci_embed::EmbedError::ModelMissing { dir, missing }) => {
@@ -334,8 +350,14 @@ impl Indexes {
             Err(e) => return Err(e.into()),
         };
         let vector: Option<Arc<dyn VectorIndex>> = match (&embedder, settings.vector.backend) {
-            (_, VectorBackend::Qdrant) => return Err(OpenError::NotImplemented("the Qdrant vector backend")),
-            (None, VectorBackend::Embedded) => None,
+            (None, _) => None,
+            (Some(e), VectorBackend::Qdrant) => Some(Arc::new(QdrantVectorIndex::open(QdrantOptions {
+                url: required(&settings.vector.url, "vector.url")?,
+                api_key: settings.vector.api_key.as_ref().map(|k| k.expose().to_owned()),
+                model: e.model().to_owned(),
+                dimensions: e.dimensions(),
+                timeout: ENGINE_TIMEOUT,
+            })?)),
             (Some(e), VectorBackend::Embedded) => {
                 let dir =
                     settings.vector.path.clone().unwrap_or_else(|| settings.data_dir.join("vector")).join(e.model());
@@ -351,13 +373,23 @@ impl Indexes {
                 let dir = settings.lexical.path.clone().unwrap_or_else(|| settings.data_dir.join("lexical"));
                 Arc::new(lexical_embedded::EmbeddedLexicalIndex::open(&dir)?)
             }
-            LexicalBackend::Opensearch => {
-                return Err(OpenError::NotImplemented("the OpenSearch lexical backend"));
-            }
+            LexicalBackend::Opensearch => Arc::new(OpenSearchLexicalIndex::open(OpenSearchOptions {
+                url: required(&settings.lexical.url, "lexical.url")?,
+                username: settings.lexical.username.clone(),
+                password: settings.lexical.password.as_ref().map(|p| p.expose().to_owned()),
+                timeout: ENGINE_TIMEOUT,
+                index: os::INDEX.to_owned(),
+            })?),
         };
         let graph: Arc<dyn GraphIndex> = match settings.graph.backend {
             GraphBackend::Embedded => Arc::new(graph_embedded::EmbeddedGraphIndex::new(db.clone())),
-            GraphBackend::Neo4j => return Err(OpenError::NotImplemented("the Neo4j graph backend")),
+            GraphBackend::Neo4j => Arc::new(Neo4jGraphIndex::open(Neo4jOptions {
+                url: required(&settings.graph.url, "graph.url")?,
+                username: settings.graph.username.clone().unwrap_or_else(|| "neo4j".to_owned()),
+                password: settings.graph.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default(),
+                timeout: ENGINE_TIMEOUT,
+                max_connections: NEO4J_CONNECTIONS,
+            })?),
         };
         Ok(Self { vector, lexical, graph, embedder })
     }
