@@ -13,6 +13,8 @@
 //! - Upserts are idempotent (indexers deliver at least once) and deletes of
 //!   unknown ids succeed.
 
+#[cfg(feature = "testing")]
+pub mod contract;
 mod doc;
 pub mod engine_queries;
 mod engines;
