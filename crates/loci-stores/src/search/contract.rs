@@ -271,7 +271,7 @@ pub async fn lexical_contract(index: Arc<dyn LexicalIndex>) {
     paused.state = MemoryState::Paused;
     index.upsert(&[shared.clone(), private.clone(), full.clone(), paused.clone()]).await.unwrap();
     index.flush().await.unwrap();
-    let everything = vec![shared.clone(), private.clone(), full.clone(), paused.clone()];
+    let everything = [shared.clone(), private.clone(), full.clone(), paused.clone()];
     let want = |f: &SearchFilter| sorted(everything.iter().filter(|d| f.admits(d)).map(|d| d.id).collect());
     let mut cases = vec![
         all(&a),
@@ -380,7 +380,8 @@ impl GraphFixture for StoredMemories {
         let (user, app) = self.user(org, owner).await;
         tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         let tx = self.0.begin_tenant(org).await.unwrap();
-        let input = NewMemory { user_id: user.id, app_id: app.id, content: content.into(), metadata, categories: vec![] };
+        let input =
+            NewMemory { user_id: user.id, app_id: app.id, content: content.into(), metadata, categories: vec![] };
         let m = memories::create(&tx, input).await.unwrap();
         tx.commit().await.unwrap();
         IndexDoc::from_memory(&m)
@@ -405,7 +406,7 @@ pub struct PlainMemories {
 #[async_trait]
 impl GraphFixture for PlainMemories {
     async fn memory(&self, org: &OrgId, owner: &str, content: &str, metadata: MemoryMetadata) -> IndexDoc {
-        let user = *self.users.lock().entry((org.clone(), owner.to_owned())).or_insert_with(UserId::new);
+        let user = *self.users.lock().entry((org.clone(), owner.to_owned())).or_default();
         let tick = self.clock.fetch_add(1, Ordering::SeqCst);
         let mut d = plain_doc(org, user, content);
         d.created_at = DateTime::<Utc>::from_timestamp(1_750_000_000 + tick, 0).unwrap();

@@ -25,10 +25,9 @@ where
 {
     std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| StoreError::Index(format!("{engine}: cannot start a runtime for the start-up check: {e}")))?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+                StoreError::Index(format!("{engine}: cannot start a runtime for the start-up check: {e}"))
+            })?;
             runtime.block_on(make())
         });
         worker.join().unwrap_or_else(|_| Err(StoreError::Index(format!("{engine}: the start-up check panicked"))))

@@ -118,8 +118,7 @@ impl OpenSearchLexicalIndex {
         let url = url::Url::parse(&options.url).map_err(unavailable)?;
         let mut transport = TransportBuilder::new(SingleNodeConnectionPool::new(url)).timeout(options.timeout);
         if let Some(user) = &options.username {
-            transport =
-                transport.auth(Credentials::Basic(user.clone(), options.password.clone().unwrap_or_default()));
+            transport = transport.auth(Credentials::Basic(user.clone(), options.password.clone().unwrap_or_default()));
         }
         let client = OpenSearch::new(transport.build().map_err(unavailable)?);
         Ok(Self { client, options, aliases: Mutex::new(HashSet::new()) })
@@ -149,7 +148,8 @@ impl OpenSearchLexicalIndex {
         if !ping.status_code().is_success() {
             return Err(unavailable(format!("ping answered {}", ping.status_code())));
         }
-        let exists = self.client.indices().exists(IndicesExistsParts::Index(&[self.index()])).send().await.map_err(err)?;
+        let exists =
+            self.client.indices().exists(IndicesExistsParts::Index(&[self.index()])).send().await.map_err(err)?;
         if exists.status_code().is_success() {
             return Ok(());
         }
@@ -224,9 +224,10 @@ fn bulk_error(answer: &Value) -> Option<String> {
         return None;
     }
     let items = answer.get("items").and_then(Value::as_array)?;
-    items.iter().filter_map(|item| item.as_object()?.values().next()).find_map(|r| {
-        r.get("error").map(|e| format!("{}: {e}", r.get("_id").and_then(Value::as_str).unwrap_or("?")))
-    })
+    items
+        .iter()
+        .filter_map(|item| item.as_object()?.values().next())
+        .find_map(|r| r.get("error").map(|e| format!("{}: {e}", r.get("_id").and_then(Value::as_str).unwrap_or("?"))))
 }
 
 /// The hits of a search response.
@@ -237,7 +238,8 @@ fn hits_of(answer: &Value) -> Result<Vec<Hit>, StoreError> {
     list.iter()
         .map(|h| {
             let id = h.get("_id").and_then(Value::as_str).unwrap_or_default();
-            let mut hit = Hit::new(parse_memory_id(ENGINE, id)?, h.get("_score").and_then(Value::as_f64).unwrap_or(0.0) as f32);
+            let mut hit =
+                Hit::new(parse_memory_id(ENGINE, id)?, h.get("_score").and_then(Value::as_f64).unwrap_or(0.0) as f32);
             if let Some(fragments) = h.pointer("/highlight/content").and_then(Value::as_array) {
                 hit.highlights = fragments.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect();
             }
@@ -315,8 +317,13 @@ impl LexicalIndex for OpenSearchLexicalIndex {
         match org {
             Some(org) => self.delete_in_org(org, os::org_query(org)).await,
             None => {
-                let response =
-                    self.client.indices().delete(IndicesDeleteParts::Index(&[self.index()])).send().await.map_err(err)?;
+                let response = self
+                    .client
+                    .indices()
+                    .delete(IndicesDeleteParts::Index(&[self.index()]))
+                    .send()
+                    .await
+                    .map_err(err)?;
                 if !missing(&response) {
                     success("delete index", response).await?;
                 }
@@ -398,7 +405,10 @@ mod tests {
             timeout: Duration::from_secs(2),
             index: INDEX.into(),
         };
-        assert!(matches!(OpenSearchLexicalIndex::open(o), Err(StoreError::IndexUnavailable { engine: "opensearch", .. })));
+        assert!(matches!(
+            OpenSearchLexicalIndex::open(o),
+            Err(StoreError::IndexUnavailable { engine: "opensearch", .. })
+        ));
         let bad = OpenSearchOptions {
             url: "not a url".into(),
             username: None,

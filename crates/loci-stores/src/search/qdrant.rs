@@ -23,9 +23,9 @@ use async_trait::async_trait;
 use loci_core::{MemoryId, OrgId};
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder, DeletePointsBuilder,
-    Distance, FieldCondition, FieldType, Filter, HasIdCondition, Match, PointId, PointStruct, Range,
-    RepeatedStrings, ScrollPointsBuilder, SearchPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder,
-    r#match::MatchValue, point_id::PointIdOptions, vector_output,
+    Distance, FieldCondition, FieldType, Filter, HasIdCondition, Match, PointId, PointStruct, Range, RepeatedStrings,
+    ScrollPointsBuilder, SearchPointsBuilder, UpsertPointsBuilder, VectorParamsBuilder, r#match::MatchValue,
+    point_id::PointIdOptions, vector_output,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use serde_json::Value;
@@ -73,7 +73,10 @@ pub struct QdrantVectorIndex {
 
 impl std::fmt::Debug for QdrantVectorIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QdrantVectorIndex").field("collection", &self.collection).field("options", &self.options).finish()
+        f.debug_struct("QdrantVectorIndex")
+            .field("collection", &self.collection)
+            .field("options", &self.options)
+            .finish()
     }
 }
 
@@ -352,7 +355,13 @@ mod tests {
     fn assert_org_first(f: &Filter) {
         assert_eq!(field(&f.must[0]).key, "org_id");
         assert_eq!(keyword(&f.must[0]), "acme");
-        assert_eq!(f.must.iter().filter(|c| matches!(&c.condition_one_of, Some(ConditionOneOf::Field(x)) if x.key == "org_id")).count(), 1);
+        assert_eq!(
+            f.must
+                .iter()
+                .filter(|c| matches!(&c.condition_one_of, Some(ConditionOneOf::Field(x)) if x.key == "org_id"))
+                .count(),
+            1
+        );
     }
 
     #[test]
@@ -400,7 +409,10 @@ mod tests {
         let sf = full_filter();
         let f = grpc_filter(&q::filter(&sf)).unwrap();
         let range = field(f.must.iter().find(|c| field(c).key == "created_at").unwrap()).range.unwrap();
-        assert_eq!((range.gte, range.lte, range.gt, range.lt), (Some(1_700_000_000.0), Some(1_800_000_000.0), None, None));
+        assert_eq!(
+            (range.gte, range.lte, range.gt, range.lt),
+            (Some(1_700_000_000.0), Some(1_800_000_000.0), None, None)
+        );
         match &f.must_not[0].condition_one_of {
             Some(ConditionOneOf::HasId(h)) => {
                 let want: Vec<PointId> = sf.exclude.iter().map(|id| PointId::from(id.to_string())).collect();

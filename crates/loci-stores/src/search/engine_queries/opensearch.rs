@@ -195,10 +195,7 @@ pub fn bounded_text(text: &str) -> String {
 /// `doc` under the memory id in the shared `index`, routed by its org (the
 /// alias of the org routes reads the same way).
 pub fn bulk_index(index: &str, doc: &IndexDoc) -> [Value; 2] {
-    [
-        json!({"index": {"_index": index, "_id": doc.id.to_string(), "routing": doc.org_id.as_str()}}),
-        document(doc),
-    ]
+    [json!({"index": {"_index": index, "_id": doc.id.to_string(), "routing": doc.org_id.as_str()}}), document(doc)]
 }
 
 /// Body of `POST /{alias}/_count?routing={org}` and of
