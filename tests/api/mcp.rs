@@ -164,7 +164,7 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
     assert_eq!(page["total"], 0);
     // Reads through MCP are in the access log.
     app.flush_access_log().await;
-    assert!(app.count_rows("acme", "access_logs").await > 0);
+    assert!(app.count_rows("acme", "memory_access_logs").await > 0);
     client.cancel().await.unwrap();
 }
 
@@ -286,14 +286,15 @@ fn bearer(token: &str) -> Vec<(&'static str, String)> {
     vec![("authorization", format!("Bearer {token}"))]
 }
 
-/// Opens a session with `headers`; returns its id.
-async fn open_session(app: &TestApp, headers: &[(&str, String)]) -> String {
-    let (status, h, body) = rpc(app, headers, None, initialize()).await;
+/// Opens a session with the credentials `headers` makes (a fresh DPoP
+/// proof per request); returns its id.
+async fn open_session(app: &TestApp, headers: impl Fn() -> Vec<(&'static str, String)>) -> String {
+    let (status, h, body) = rpc(app, &headers(), None, initialize()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result"]["serverInfo"]["name"], "loci");
     let id = h.get("mcp-session-id").expect("a session id").to_str().unwrap().to_owned();
     let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
-    let (status, _, _) = rpc(app, headers, Some(&id), initialized).await;
+    let (status, _, _) = rpc(app, &headers(), Some(&id), initialized).await;
     assert_eq!(status, 202);
     id
 }
@@ -333,7 +334,7 @@ async fn http_auth_failures_give_the_right_status_and_code() {
     assert_eq!((status, problem_code(&body)), (404, "SESSION_NOT_FOUND"));
 
     // A session is bound to its user and org.
-    let session = open_session(&app, &bearer(&alice)).await;
+    let session = open_session(&app, || bearer(&alice)).await;
     let (status, _, body) = rpc(&app, &bearer(&alice), Some(&session), list_tools(2)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["result"]["tools"].as_array().is_some_and(|t| !t.is_empty()));
@@ -366,10 +367,10 @@ async fn a_session_is_bound_to_its_dpop_key_and_expires_when_idle() {
     let (key1, key2) = (TestKey::es256(None), TestKey::es256(None));
     let token1 = app.mint("alice", "acme", &["memories:read"], Some(key1.thumbprint()));
     let token2 = app.mint("alice", "acme", &["memories:read"], Some(key2.thumbprint()));
-    let dpop = |key: &TestKey, token: &str| {
+    let dpop = |key: &TestKey, token: &str| -> Vec<(&'static str, String)> {
         vec![("authorization", format!("DPoP {token}")), ("dpop", key.proof("POST", &url, Some(token)))]
     };
-    let session = open_session(&app, &dpop(&key1, &token1)).await;
+    let session = open_session(&app, || dpop(&key1, &token1)).await;
     let (status, _, body) = rpc(&app, &dpop(&key1, &token1), Some(&session), list_tools(2)).await;
     assert_eq!(status, 200, "{body}");
     // Same user, another key: refused.
@@ -408,7 +409,7 @@ async fn a_session_created_on_one_instance_is_served_by_another_sharing_valkey()
         signing.token(&claims)
     };
     let alice = token_for("alice", None);
-    let session = open_session(&a, &bearer(&alice)).await;
+    let session = open_session(&a, || bearer(&alice)).await;
     let (status, _, body) = rpc(&b, &bearer(&alice), Some(&session), list_tools(2)).await;
     assert_eq!(status, 200, "served by the other instance: {body}");
     let whoami = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": { "name": "whoami", "arguments": {} } });
