@@ -216,6 +216,8 @@ async fn handle(
     {
         mcp.sessions.delete(id).await.map_err(store_unavailable)?;
         tracing::info!(target: "audit", event = "session.deleted", session = %mask(id));
+        // rmcp answers 202; clients (the Python SDK) expect 200 or 204.
+        return Ok(HttpResponse::NoContent().finish());
     }
     Ok(response)
 }
