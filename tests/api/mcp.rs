@@ -8,9 +8,7 @@ use std::time::Duration;
 use loci_mcp::tools::{PLANNED, TOOLS};
 use loci_security::testing::{TestKey, jwks};
 use loci_tests::{AppOptions, Engine, TestApp, valkey_url};
-use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientCapabilities, Implementation, InitializeRequestParams,
-};
+use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, Implementation, InitializeRequestParams};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -120,9 +118,12 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
     let bad = err(&client, "get_memory", json!({ "memory_id": "not-a-uuid" })).await;
     assert_eq!(bad["code"], "INVALID_INPUT");
 
-    let updated =
-        ok(&client, "update_memory", json!({ "memory_id": m1, "text": "The payments-service deploys with Argo CD v3" }))
-            .await;
+    let updated = ok(
+        &client,
+        "update_memory",
+        json!({ "memory_id": m1, "text": "The payments-service deploys with Argo CD v3" }),
+    )
+    .await;
     assert_eq!(updated["memory"]["content"], "The payments-service deploys with Argo CD v3");
     let missing = uuid::Uuid::new_v4().to_string();
     let batch = ok(
@@ -133,7 +134,10 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
     )
     .await;
     assert_eq!(batch["updated"], 1);
-    assert_eq!((batch["results"][0]["ok"].as_bool(), batch["results"][1]["code"].as_str()), (Some(true), Some("NOT_FOUND")));
+    assert_eq!(
+        (batch["results"][0]["ok"].as_bool(), batch["results"][1]["code"].as_str()),
+        (Some(true), Some("NOT_FOUND"))
+    );
 
     app.indexed().await;
     let related = ok(&client, "graph_related_memories", json!({ "memory_id": m1 })).await;
@@ -157,7 +161,10 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
     );
 
     let deleted = ok(&client, "delete_memories", json!({ "memory_ids": [m1, missing] })).await;
-    assert_eq!((deleted["deleted"][0].as_str(), deleted["skipped"][0].as_str()), (Some(m1.as_str()), Some(missing.as_str())));
+    assert_eq!(
+        (deleted["deleted"][0].as_str(), deleted["skipped"][0].as_str()),
+        (Some(m1.as_str()), Some(missing.as_str()))
+    );
     let all = ok(&client, "delete_all_memories", json!({})).await;
     assert_eq!(all["deleted"], json!([m2]));
     let page = ok(&client, "list_memories", json!({})).await;
@@ -249,7 +256,8 @@ async fn rpc(
     let mut res = req.send().await.unwrap();
     let status = res.status().as_u16();
     let headers = res.headers().clone();
-    let is_sse = headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"));
+    let is_sse =
+        headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"));
     if !is_sse {
         return (status, headers, res.json().await.unwrap_or(Value::Null));
     }
@@ -412,7 +420,8 @@ async fn a_session_created_on_one_instance_is_served_by_another_sharing_valkey()
     let session = open_session(&a, || bearer(&alice)).await;
     let (status, _, body) = rpc(&b, &bearer(&alice), Some(&session), list_tools(2)).await;
     assert_eq!(status, 200, "served by the other instance: {body}");
-    let whoami = json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": { "name": "whoami", "arguments": {} } });
+    let whoami =
+        json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": { "name": "whoami", "arguments": {} } });
     let (status, _, body) = rpc(&b, &bearer(&alice), Some(&session), whoami).await;
     assert_eq!(status, 200);
     assert_eq!(body["result"]["structuredContent"]["user"], "alice", "{body}");

@@ -54,10 +54,7 @@ pub fn serve(settings: loci_settings::Settings) -> Result<(), ApiError> {
 
 /// Like [`serve`], with routes chosen once the state exists (`loci serve`
 /// adds `/mcp` on the same port).
-pub fn serve_with(
-    settings: loci_settings::Settings,
-    routes: impl FnOnce(&AppState) -> Routes,
-) -> Result<(), ApiError> {
+pub fn serve_with(settings: loci_settings::Settings, routes: impl FnOnce(&AppState) -> Routes) -> Result<(), ApiError> {
     actix_web::rt::System::new().block_on(async move {
         let state = AppState::init(settings).await?;
         let routes = routes(&state);

@@ -18,7 +18,8 @@ use loci_domain::memories::MemoryService;
 use loci_domain::search::{SearchConfig, SearchService, Weights};
 use loci_domain::validation::Limits;
 use loci_security::{
-    Authenticator, AuthenticatorConfig, InMemoryReplayCache, InMemorySessionStore, LocalIssuer, ReplayCache, SessionStore,
+    Authenticator, AuthenticatorConfig, InMemoryReplayCache, InMemorySessionStore, LocalIssuer, ReplayCache,
+    SessionStore,
 };
 use loci_settings::{Profile, Settings};
 use loci_stores::{Database, DependencyCheck, PoolConfig, Valkey, ValkeyReplayCache, ValkeySessionStore};

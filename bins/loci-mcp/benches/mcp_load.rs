@@ -113,8 +113,16 @@ async fn call(client: &Client, tool: &str, args: Value) -> Result<Value, String>
 }
 
 const TOPICS: &[&str] = &[
-    "deploys", "rollbacks", "database migrations", "on-call rotation", "API versioning", "feature flags",
-    "incident reviews", "code owners", "release trains", "cache invalidation",
+    "deploys",
+    "rollbacks",
+    "database migrations",
+    "on-call rotation",
+    "API versioning",
+    "feature flags",
+    "incident reviews",
+    "code owners",
+    "release trains",
+    "cache invalidation",
 ];
 
 fn text(i: usize) -> String {

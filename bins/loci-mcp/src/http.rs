@@ -265,7 +265,8 @@ mod tests {
 
     #[test]
     fn hosts_match_by_name_or_exact_authority() {
-        let allowed = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned(), "mcp.example:8443".to_owned()];
+        let allowed =
+            vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned(), "mcp.example:8443".to_owned()];
         for ok in ["localhost", "localhost:8080", "127.0.0.1:9", "[::1]:80", "mcp.example:8443", "LOCALHOST"] {
             assert!(allowed_host(ok, &allowed), "{ok}");
         }

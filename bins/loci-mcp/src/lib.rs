@@ -25,7 +25,9 @@ pub use stdio::{TOKEN_ENV, run_stdio, serve_stdio};
 pub enum McpError {
     #[error(transparent)]
     Api(#[from] loci_api::ApiError),
-    #[error("{TOKEN_ENV} is not set: mint one with `loci token` (embedded profile) or get one from your identity provider")]
+    #[error(
+        "{TOKEN_ENV} is not set: mint one with `loci token` (embedded profile) or get one from your identity provider"
+    )]
     MissingToken,
     #[error("the token in {TOKEN_ENV} was refused: {0}")]
     Token(String),

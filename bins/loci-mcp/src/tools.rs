@@ -79,7 +79,10 @@ fn metadata_properties() -> Map<String, Value> {
 
 fn add_memories_schema() -> Value {
     let mut props = metadata_properties();
-    props.insert("text".into(), json!({ "type": "string", "description": "What to remember (one fact, decision or note)." }));
+    props.insert(
+        "text".into(),
+        json!({ "type": "string", "description": "What to remember (one fact, decision or note)." }),
+    );
     props.insert("app".into(), json!({ "type": "string", "description": "App name; default: this MCP client." }));
     props.insert("infer".into(), json!({ "type": "boolean", "default": false, "description": "Extract facts with an LLM (not configured on this server: must be false)." }));
     object(Value::Object(props), &["text"])
@@ -586,8 +589,7 @@ impl Tools {
         }
         if let Some(id) = a.memory_id {
             let id = memory_id("memory_id", &id)?;
-            let view =
-                self.memories.update(p, id, UpdateMemoryInput { text: a.text, metadata: a.metadata }).await?;
+            let view = self.memories.update(p, id, UpdateMemoryInput { text: a.text, metadata: a.metadata }).await?;
             let text = format!("Updated memory {}", view.memory.id);
             return Ok((json!({ "memory": view }), text));
         }

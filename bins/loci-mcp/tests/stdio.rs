@@ -60,14 +60,19 @@ async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) 
 #[tokio::test]
 async fn an_agent_stores_and_finds_memories_over_stdio() {
     let dir = tempfile::tempdir().unwrap();
-    let t = token(dir.path(), &["memories:read", "memories:write", "memories:delete", "graph:read"], Duration::from_secs(600));
+    let t = token(
+        dir.path(),
+        &["memories:read", "memories:write", "memories:delete", "graph:read"],
+        Duration::from_secs(600),
+    );
     let client = start(dir.path(), &t).await;
     let tools = client.list_all_tools().await.unwrap();
     assert_eq!(tools.len(), loci_mcp::tools::TOOLS.len());
 
     let me = call(&client, "whoami", json!({})).await.structured_content.unwrap();
     assert_eq!(me["user"], "alice");
-    let added = call(&client, "add_memories", json!({ "text": "Staging database is refreshed every Sunday night" })).await;
+    let added =
+        call(&client, "add_memories", json!({ "text": "Staging database is refreshed every Sunday night" })).await;
     assert_ne!(added.is_error, Some(true), "{:?}", added.structured_content);
     let id = added.structured_content.unwrap()["memories"][0]["id"].as_str().unwrap().to_owned();
 
@@ -98,7 +103,10 @@ async fn scopes_and_expiry_are_enforced_over_stdio() {
     let denied = call(&client, "add_memories", json!({ "text": "x" })).await;
     assert_eq!(denied.is_error, Some(true));
     let body = denied.structured_content.unwrap();
-    assert_eq!((body["code"].as_str(), body["required_scope"].as_str()), (Some("INSUFFICIENT_SCOPE"), Some("memories:write")));
+    assert_eq!(
+        (body["code"].as_str(), body["required_scope"].as_str()),
+        (Some("INSUFFICIENT_SCOPE"), Some("memories:write"))
+    );
     assert_ne!(call(&client, "list_memories", json!({})).await.is_error, Some(true));
     // The token expires during the session: calls stop working.
     tokio::time::sleep(Duration::from_millis(4500)).await;

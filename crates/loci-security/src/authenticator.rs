@@ -137,7 +137,9 @@ impl Authenticator {
             Ok(v) => v,
             Err(error) => return Err(self.reject(error, None, req.resource_metadata)),
         };
-        self.authenticate_token(req, scheme, token).await.map_err(|error| self.reject(error, Some(scheme), req.resource_metadata))
+        self.authenticate_token(req, scheme, token)
+            .await
+            .map_err(|error| self.reject(error, Some(scheme), req.resource_metadata))
     }
 
     async fn authenticate_token(

@@ -502,7 +502,8 @@ async fn an_unavailable_replay_cache_rejects() {
     let token = key.token(&c);
     let proof = pk.proof("GET", URL, Some(&token));
     let authz = format!("DPoP {token}");
-    let req = AuthRequest { method: "GET", url: URL, authorization: Some(&authz), dpop: &[&proof], resource_metadata: None };
+    let req =
+        AuthRequest { method: "GET", url: URL, authorization: Some(&authz), dpop: &[&proof], resource_metadata: None };
     let rejection = auth.authenticate(&req).await.unwrap_err();
     assert_eq!(rejection.error, AuthError::ReplayCacheUnavailable);
     assert_eq!(rejection.error.code(), ErrorCode::DependencyUnavailable);

@@ -172,9 +172,9 @@ impl loci_security::SessionStore for ValkeySessionStore {
             .await?;
         match value {
             None => Ok(None),
-            Some(json) => serde_json::from_str(&json)
-                .map(Some)
-                .map_err(|e| loci_security::SessionStoreError::Unavailable(format!("a stored binding is corrupt: {e}"))),
+            Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| {
+                loci_security::SessionStoreError::Unavailable(format!("a stored binding is corrupt: {e}"))
+            }),
         }
     }
 
