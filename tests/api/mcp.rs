@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use loci_mcp::tools::{PLANNED, TOOLS};
-use loci_security::testing::{TestKey, jwks};
+use loci_security::testing::TestKey;
 use loci_tests::{AppOptions, Engine, TestApp, valkey_url};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ClientCapabilities, Implementation, InitializeRequestParams};
 use rmcp::service::RunningService;
@@ -241,9 +241,18 @@ async fn rpc(
     session: Option<&str>,
     message: Value,
 ) -> (u16, reqwest::header::HeaderMap, Value) {
-    let mut req = app
-        .client
-        .post(app.url("/mcp"))
+    rpc_to(&app.client, &app.url("/mcp"), headers, session, message).await
+}
+
+async fn rpc_to(
+    client: &reqwest::Client,
+    url: &str,
+    headers: &[(&str, String)],
+    session: Option<&str>,
+    message: Value,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = client
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .json(&message);
@@ -390,42 +399,102 @@ async fn a_session_is_bound_to_its_dpop_key_and_expires_when_idle() {
     assert_eq!((status, problem_code(&body)), (404, "SESSION_NOT_FOUND"));
 }
 
-/// Two instances behind one public URL sharing Valkey (as two loci-mcp
-/// processes would): a session opened on one is served by the other, and a
-/// DPoP proof used on one is a replay on the other.
-#[tokio::test]
-async fn a_session_created_on_one_instance_is_served_by_another_sharing_valkey() {
-    let signing = TestKey::es256(Some("idp-1"));
-    let dir = tempfile::tempdir().unwrap();
-    let jwks_path = dir.path().join("jwks.json");
-    std::fs::write(&jwks_path, jwks(&[&signing]).to_string()).unwrap();
-    let options = AppOptions::default().valkey(valkey_url()).with(move |s| {
-        s.server.external_base_url = Some("http://127.0.0.1".into());
-        s.auth.issuer = Some("https://idp.loci.test/".into());
-        s.auth.audience = vec!["loci-api".into()];
-        s.auth.jwks_path = Some(jwks_path.clone());
-    });
-    let a = TestApp::spawn_with(Engine::Postgres, options.clone()).await;
-    let b = TestApp::spawn_with(Engine::Postgres, options).await;
-    let token_for = |sub: &str, jkt: Option<String>| {
-        let mut claims = loci_security::testing::claims("https://idp.loci.test/", "loci-api");
-        claims["sub"] = json!(sub);
-        claims["scope"] = json!("memories:read memories:write");
-        if let Some(jkt) = jkt {
-            claims["cnf"] = json!({ "jkt": jkt });
+/// A `loci-mcp http` process (the binary next to this test's), killed on drop.
+struct McpProcess {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl McpProcess {
+    fn start(data_dir: &std::path::Path, valkey: &str) -> Self {
+        let exe = std::env::current_exe().unwrap();
+        // target/<profile>/deps/api-<hash> -> target/<profile>/loci-mcp
+        let binary = exe.parent().and_then(|d| d.parent()).unwrap().join("loci-mcp");
+        assert!(binary.is_file(), "{} missing: build the workspace (cargo build --bin loci-mcp)", binary.display());
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = std::process::Command::new(binary)
+            .arg("http")
+            .env("LOCI__DATA_DIR", data_dir)
+            .env("LOCI__SERVER__PORT", port.to_string())
+            .env("LOCI__VALKEY__URL", valkey)
+            // Both answer for one public URL (DPoP `htu`).
+            .env("LOCI__SERVER__EXTERNAL_BASE_URL", "http://127.0.0.1")
+            .env("LOCI__EMBEDDINGS__PROVIDER", "none")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "loci-mcp http did not start");
+            std::thread::sleep(Duration::from_millis(50));
         }
-        signing.token(&claims)
+        Self { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+}
+
+impl Drop for McpProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two `loci-mcp http` processes sharing Valkey (and the signing key): a
+/// session opened on one is served by the other, and a DPoP proof used on
+/// one is a replay on the other.
+#[tokio::test]
+async fn two_loci_mcp_processes_sharing_valkey_share_sessions_and_replay_protection() {
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let issuer = loci_security::LocalIssuer::load_or_create(dir_a.path()).unwrap();
+    let keys = loci_security::LocalIssuer::key_path(dir_a.path());
+    let copy = loci_security::LocalIssuer::key_path(dir_b.path());
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(&keys, &copy).unwrap();
+    let valkey = valkey_url();
+    let (a, b) = (McpProcess::start(dir_a.path(), &valkey), McpProcess::start(dir_b.path(), &valkey));
+    let token_for = |sub: &str, jkt: Option<String>| {
+        issuer
+            .mint(&loci_security::MintRequest {
+                issuer: "loci-local".into(),
+                audience: "loci".into(),
+                subject: sub.into(),
+                org_id: "acme".into(),
+                scopes: vec!["memories:read".into(), "memories:write".into()],
+                roles: vec![],
+                grants: vec![],
+                client_id: None,
+                ttl: Duration::from_secs(600),
+                dpop_jkt: jkt,
+            })
+            .unwrap()
+    };
+    let client = reqwest::Client::new();
+    let post = |url: String, headers: Vec<(&'static str, String)>, session: Option<String>, body: Value| {
+        let client = client.clone();
+        async move { rpc_to(&client, &url, &headers, session.as_deref(), body).await }
     };
     let alice = token_for("alice", None);
-    let session = open_session(&a, || bearer(&alice)).await;
-    let (status, _, body) = rpc(&b, &bearer(&alice), Some(&session), list_tools(2)).await;
-    assert_eq!(status, 200, "served by the other instance: {body}");
+    let (status, h, body) = post(a.url(), bearer(&alice), None, initialize()).await;
+    assert_eq!(status, 200, "{body}");
+    let session = h.get("mcp-session-id").unwrap().to_str().unwrap().to_owned();
+    let initialized = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
+    assert_eq!(post(a.url(), bearer(&alice), Some(session.clone()), initialized).await.0, 202);
+
+    let (status, _, body) = post(b.url(), bearer(&alice), Some(session.clone()), list_tools(2)).await;
+    assert_eq!(status, 200, "served by the other process: {body}");
+    assert!(body["result"]["tools"].as_array().is_some_and(|t| !t.is_empty()));
     let whoami =
         json!({ "jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": { "name": "whoami", "arguments": {} } });
-    let (status, _, body) = rpc(&b, &bearer(&alice), Some(&session), whoami).await;
+    let (status, _, body) = post(b.url(), bearer(&alice), Some(session.clone()), whoami).await;
     assert_eq!(status, 200);
     assert_eq!(body["result"]["structuredContent"]["user"], "alice", "{body}");
-    let (status, _, body) = rpc(&b, &bearer(&token_for("mallory", None)), Some(&session), list_tools(4)).await;
+    let (status, _, body) =
+        post(b.url(), bearer(&token_for("mallory", None)), Some(session.clone()), list_tools(4)).await;
     assert_eq!((status, problem_code(&body)), (403, "SESSION_BINDING_INVALID"));
 
     // A DPoP proof used on A is a replay on B.
@@ -433,8 +502,8 @@ async fn a_session_created_on_one_instance_is_served_by_another_sharing_valkey()
     let bound = token_for("carol", Some(key.thumbprint()));
     let proof = key.proof("POST", "http://127.0.0.1/mcp", Some(&bound));
     let headers = vec![("authorization", format!("DPoP {bound}")), ("dpop", proof)];
-    let (status, _, body) = rpc(&a, &headers, None, initialize()).await;
+    let (status, _, body) = post(a.url(), headers.clone(), None, initialize()).await;
     assert_eq!(status, 200, "{body}");
-    let (status, _, body) = rpc(&b, &headers, None, initialize()).await;
+    let (status, _, body) = post(b.url(), headers, None, initialize()).await;
     assert_eq!((status, problem_code(&body)), (401, "INVALID_DPOP_PROOF"));
 }

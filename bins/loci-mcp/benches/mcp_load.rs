@@ -208,7 +208,9 @@ fn main() {
                 for i in 0..per_session {
                     let t = Instant::now();
                     let outcome = if i % 2 == 0 {
-                        call(&client, "search_memory", json!({ "query": TOPICS[(s + i) % TOPICS.len()], "limit": 5 })).await
+                        // Distinct queries: each one is embedded (no query-cache hits).
+                        let query = format!("{} of service-{s} in review {i}", TOPICS[(s + i) % TOPICS.len()]);
+                        call(&client, "search_memory", json!({ "query": query, "limit": 5 })).await
                     } else {
                         call(&client, "add_memories", json!({ "text": text(s * 100 + i) })).await
                     };

@@ -90,8 +90,31 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
     }
     let got = call(&client, "get_memory", json!({ "memory_id": id })).await.structured_content.unwrap();
     assert_eq!(got["content"], "Staging database is refreshed every Sunday night");
+
+    // Every tool answers over stdio (the HTTP suite checks each one in depth).
+    for spec in loci_mcp::tools::TOOLS {
+        let args = match spec.name {
+            "add_memories" => json!({ "text": "one more" }),
+            "search_memory" => json!({ "query": "staging" }),
+            "get_memory" | "graph_related_memories" | "graph_similar_memories" => json!({ "memory_id": id }),
+            "update_memory" => json!({ "memory_id": id, "text": "Staging database is refreshed every Sunday night" }),
+            "delete_memories" => continue,
+            "delete_all_memories" => continue,
+            "add_memories_status" => json!({ "job_id": "j" }),
+            _ => json!({}),
+        };
+        let result = call(&client, spec.name, args).await;
+        let body = result.structured_content.unwrap();
+        match spec.name {
+            "add_memories_status" => assert_eq!(body["code"], "NOT_FOUND"),
+            "graph_similar_memories" => assert_eq!(body["code"], "EMBEDDER_UNAVAILABLE"),
+            name => assert_ne!(result.is_error, Some(true), "{name}: {body}"),
+        }
+    }
     let deleted = call(&client, "delete_memories", json!({ "memory_ids": [id] })).await.structured_content.unwrap();
     assert_eq!(deleted["deleted"][0], id.as_str());
+    let all = call(&client, "delete_all_memories", json!({})).await.structured_content.unwrap();
+    assert_eq!(all["deleted"].as_array().unwrap().len(), 1, "the other memory: {all}");
     client.cancel().await.unwrap();
 }
 
