@@ -84,7 +84,10 @@ impl TestApp {
         for tweak in &options.tweaks {
             tweak(&mut settings);
         }
-        let app = Application::build(settings).await.expect("build app");
+        // As `loci serve` runs it: REST and MCP on one port.
+        let state = loci_api::AppState::init(settings).await.expect("init state");
+        let routes = loci_mcp::routes(&state, true);
+        let app = Application::build_with_state(state, routes).expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let state = app.state().clone();

@@ -19,7 +19,12 @@ async fn no_token_is_401_with_a_challenge_and_security_headers() {
     assert_eq!(status, 401);
     assert_eq!(problem["code"], "MISSING_AUTH");
     assert_eq!(headers["content-type"], "application/problem+json");
-    assert_eq!(headers["www-authenticate"], "Bearer realm=\"loci\", DPoP algs=\"RS256 PS256 ES256 EdDSA\"");
+    // RFC 9728: each challenge points at the protected-resource metadata.
+    let metadata = format!("resource_metadata=\"{}/.well-known/oauth-protected-resource\"", app.address);
+    assert_eq!(
+        headers["www-authenticate"],
+        format!("Bearer realm=\"loci\", {metadata}, DPoP algs=\"RS256 PS256 ES256 EdDSA\", {metadata}").as_str()
+    );
     assert_eq!(headers["x-frame-options"], "DENY");
     assert!(problem["request_id"].is_string());
     assert!(!problem.to_string().to_lowercase().contains("bearer "), "no token material in the body");
@@ -64,7 +69,8 @@ async fn bad_tokens_get_401_with_the_right_code_and_a_bearer_error() {
         assert_eq!(problem["code"], expected, "{name}");
         let www = headers["www-authenticate"].to_str().unwrap();
         if name != "basic" {
-            assert!(www.starts_with("Bearer realm=\"loci\", error=\"invalid_token\""), "{name}: {www}");
+            assert!(www.starts_with("Bearer realm=\"loci\", resource_metadata="), "{name}: {www}");
+            assert!(www.contains("error=\"invalid_token\""), "{name}: {www}");
         }
     }
 }

@@ -8,5 +8,6 @@ mod backup;
 mod categorize;
 mod errors;
 mod health;
+mod mcp;
 mod memories;
 mod search;

@@ -48,7 +48,13 @@ fn chrono_now() -> i64 {
 }
 
 async fn authenticate(s: &Setup, authorization: &str, proof: &str) {
-    let req = AuthRequest { method: "GET", url: URL, authorization: Some(authorization), dpop: &[proof] };
+    let req = AuthRequest {
+        method: "GET",
+        url: URL,
+        authorization: Some(authorization),
+        dpop: &[proof],
+        resource_metadata: None,
+    };
     s.auth.authenticate(&req).await.expect("valid request");
 }
 

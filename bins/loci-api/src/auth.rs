@@ -32,7 +32,7 @@ impl Authenticated {
 }
 
 /// Masks identifiers in audit logs: 8 characters and `...`.
-fn mask(value: &str) -> String {
+pub fn mask(value: &str) -> String {
     let prefix: String = value.chars().take(8).collect();
     format!("{prefix}...")
 }
@@ -84,6 +84,24 @@ fn request_url(state: &AppState, req: &HttpRequest) -> String {
     format!("{}{path}", request_base(state, req))
 }
 
+/// Authenticates one request: its token and DPoP proof, with challenges that
+/// point at this server's RFC 9728 metadata. Used by the extractor and by
+/// handlers that read the body themselves (MCP).
+pub async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, Problem> {
+    let url = request_url(state, req);
+    let metadata = format!("{}/.well-known/oauth-protected-resource", request_base(state, req));
+    let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok());
+    let dpop: Vec<&str> = req.headers().get_all("dpop").filter_map(|v| v.to_str().ok()).collect();
+    let auth_req = AuthRequest {
+        method: req.method().as_str(),
+        url: &url,
+        authorization,
+        dpop: &dpop,
+        resource_metadata: Some(&metadata),
+    };
+    state.auth.authenticate(&auth_req).await.map_err(|rejection| rejection_problem(state, &rejection, "-"))
+}
+
 impl FromRequest for Authenticated {
     type Error = Problem;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -94,14 +112,7 @@ impl FromRequest for Authenticated {
             let state = req
                 .app_data::<web::Data<AppState>>()
                 .ok_or_else(|| Problem::new(ErrorCode::Internal, "application state missing"))?;
-            let url = request_url(state, &req);
-            let authorization = req.headers().get("authorization").and_then(|v| v.to_str().ok());
-            let dpop: Vec<&str> = req.headers().get_all("dpop").filter_map(|v| v.to_str().ok()).collect();
-            let auth_req = AuthRequest { method: req.method().as_str(), url: &url, authorization, dpop: &dpop };
-            match state.auth.authenticate(&auth_req).await {
-                Ok(principal) => Ok(Authenticated(principal)),
-                Err(rejection) => Err(rejection_problem(state, &rejection, "-")),
-            }
+            authenticate(state, &req).await.map(Authenticated)
         })
     }
 }

@@ -18,11 +18,16 @@ mod routes;
 mod startup;
 pub mod telemetry;
 
-pub use auth::Authenticated;
+pub use auth::{Authenticated, authenticate, mask, rejection_problem};
 pub use metrics::Metrics;
 pub use problem::{FieldError, Problem};
 pub use request_id::REQUEST_ID_HEADER;
-pub use startup::{AppState, Application};
+pub use startup::{AppState, Application, Mount, Routes};
+
+/// Request bodies shared with other transports (MCP tools take the same shapes).
+pub mod inputs {
+    pub use crate::routes::params::{FilterBody, IdsBody};
+}
 
 /// Errors that stop the server from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -44,5 +49,15 @@ pub enum ApiError {
 /// Runs the server on the current thread until SIGTERM/SIGINT (used by
 /// `loci serve` and the `loci-api` binary).
 pub fn serve(settings: loci_settings::Settings) -> Result<(), ApiError> {
-    actix_web::rt::System::new().block_on(async move { Application::build(settings).await?.run_until_stopped().await })
+    serve_with(settings, |_| Routes::rest())
+}
+
+/// Like [`serve`], with routes chosen once the state exists (`loci serve`
+/// adds `/mcp` on the same port).
+pub fn serve_with(settings: loci_settings::Settings, routes: impl FnOnce(&AppState) -> Routes) -> Result<(), ApiError> {
+    actix_web::rt::System::new().block_on(async move {
+        let state = AppState::init(settings).await?;
+        let routes = routes(&state);
+        Application::build_with_state(state, routes)?.run_until_stopped().await
+    })
 }

@@ -17,13 +17,16 @@ use loci_domain::indexer::{Indexer, Indexes, IndexingOptions};
 use loci_domain::memories::MemoryService;
 use loci_domain::search::{SearchConfig, SearchService, Weights};
 use loci_domain::validation::Limits;
-use loci_security::{Authenticator, AuthenticatorConfig, InMemoryReplayCache, LocalIssuer, ReplayCache};
+use loci_security::{
+    Authenticator, AuthenticatorConfig, InMemoryReplayCache, InMemorySessionStore, LocalIssuer, ReplayCache,
+    SessionStore,
+};
 use loci_settings::{Profile, Settings};
-use loci_stores::{Database, DependencyCheck, PoolConfig, Valkey, ValkeyReplayCache};
+use loci_stores::{Database, DependencyCheck, PoolConfig, Valkey, ValkeyReplayCache, ValkeySessionStore};
 
 use crate::metrics::Metrics;
 use crate::problem::{Problem, ensure_problem_body, not_found};
-use crate::{ApiError, request_id, routes};
+use crate::{ApiError, request_id, routes as route_table};
 
 /// Shared per-process state handed to handlers.
 #[derive(Debug, Clone)]
@@ -41,6 +44,8 @@ pub struct AppState {
     pub backup: BackupService,
     pub search: SearchService,
     pub indexer: Arc<Indexer>,
+    /// MCP session bindings (Valkey when configured, else in process).
+    pub sessions: Arc<dyn SessionStore>,
 }
 
 impl AppState {
@@ -89,6 +94,10 @@ impl AppState {
             Some(v) => Arc::new(ValkeyReplayCache::new(v.clone())),
             None => Arc::new(InMemoryReplayCache::new(settings.dpop.replay_cache_capacity)),
         };
+        let sessions: Arc<dyn SessionStore> = match &valkey {
+            Some(v) => Arc::new(ValkeySessionStore::new(v.clone())),
+            None => Arc::new(InMemorySessionStore::default()),
+        };
         let config = AuthenticatorConfig::from_settings(&settings, local_issuer.as_deref()).await?;
         let auth = Arc::new(Authenticator::new(config, replay));
         let metrics = Metrics::new().map_err(|e| ApiError::Startup(format!("metrics: {e}")))?;
@@ -127,7 +136,31 @@ impl AppState {
             backup,
             search,
             indexer,
+            sessions,
         })
+    }
+}
+
+/// Routes mounted next to the common ones (health, metadata, metrics).
+pub type Mount = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// What a server serves: the REST API, and/or extra services such as `/mcp`.
+#[derive(Clone)]
+pub struct Routes {
+    pub rest: bool,
+    pub extra: Option<Mount>,
+}
+
+impl Routes {
+    /// The REST API alone (the `loci-api` binary).
+    pub fn rest() -> Self {
+        Self { rest: true, extra: None }
+    }
+}
+
+impl std::fmt::Debug for Routes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Routes").field("rest", &self.rest).field("extra", &self.extra.is_some()).finish()
     }
 }
 
@@ -149,10 +182,10 @@ impl std::fmt::Debug for Application {
 impl Application {
     pub async fn build(settings: Settings) -> Result<Self, ApiError> {
         let state = AppState::init(settings).await?;
-        Self::build_with_state(state)
+        Self::build_with_state(state, Routes::rest())
     }
 
-    pub fn build_with_state(state: AppState) -> Result<Self, ApiError> {
+    pub fn build_with_state(state: AppState, routes: Routes) -> Result<Self, ApiError> {
         let s = &state.settings.server;
         let addr = format!("{}:{}", s.host, s.port);
         let listener = TcpListener::bind(&addr).map_err(|source| ApiError::Bind { addr: addr.clone(), source })?;
@@ -174,7 +207,15 @@ impl Application {
                 )
                 .app_data(web::QueryConfig::default().error_handler(|err, _req| Problem::from_query_error(&err).into()))
                 .app_data(web::PayloadConfig::new(limits.max_body_bytes))
-                .configure(routes::configure)
+                .configure(route_table::configure_common)
+                .configure(|cfg| {
+                    if routes.rest {
+                        route_table::configure_rest(cfg);
+                    }
+                    if let Some(extra) = &routes.extra {
+                        extra(cfg);
+                    }
+                })
                 .default_service(web::to(not_found))
                 // Order matters: the last `wrap` is outermost. Request ids wrap
                 // everything so even rendered errors carry them.

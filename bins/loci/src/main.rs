@@ -21,8 +21,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the REST server.
+    /// Run the server: REST API and MCP (streamable HTTP at /mcp) on one port.
     Serve,
+    /// Serve MCP on stdin/stdout for one agent (identity from LOCI_TOKEN).
+    Mcp,
     /// Apply or inspect schema migrations.
     Migrate {
         #[command(subcommand)]
@@ -123,10 +125,21 @@ fn main() -> ExitCode {
         Command::Serve => {
             let Some(settings) = load(&sources) else { return ExitCode::from(2) };
             loci_api::telemetry::init(&settings.telemetry);
-            match loci_api::serve(settings) {
+            match loci_api::serve_with(settings, |state| loci_mcp::routes(state, true)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "loci-api failed");
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Mcp => {
+            let Some(settings) = load(&sources) else { return ExitCode::from(2) };
+            loci_api::telemetry::init_stderr(&settings.telemetry);
+            match loci_mcp::run_stdio(settings) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
                     eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }

@@ -44,13 +44,17 @@ error_codes! {
     InsufficientScope = (403, "INSUFFICIENT_SCOPE", "The access token lacks a required scope");
     AppPaused = (403, "APP_PAUSED", "The app is paused");
     SessionBindingInvalid = (403, "SESSION_BINDING_INVALID", "The session belongs to another identity");
+    HostNotAllowed = (403, "HOST_NOT_ALLOWED", "The Host header names a host this server does not serve");
+    OriginNotAllowed = (403, "ORIGIN_NOT_ALLOWED", "The request's Origin is not allowed");
     NotFound = (404, "NOT_FOUND", "The resource does not exist");
+    SessionNotFound = (404, "SESSION_NOT_FOUND", "The MCP session is unknown or has expired");
     MethodNotAllowed = (405, "METHOD_NOT_ALLOWED", "The method is not allowed on this resource");
     InvalidStateTransition = (409, "INVALID_STATE_TRANSITION", "The state change is not allowed");
     Conflict = (409, "CONFLICT", "The request conflicts with the current state");
     PayloadTooLarge = (413, "PAYLOAD_TOO_LARGE", "The request body is too large");
     UnsupportedMediaType = (415, "UNSUPPORTED_MEDIA_TYPE", "The content type is not supported");
     ValidationFailed = (422, "VALIDATION_FAILED", "The request has invalid fields");
+    InvalidInput = (422, "INVALID_INPUT", "The tool arguments are invalid");
     InferUnavailable = (422, "INFER_UNAVAILABLE", "Fact inference is not configured");
     RateLimited = (429, "RATE_LIMITED", "Too many requests");
     Internal = (500, "INTERNAL", "An internal error occurred");

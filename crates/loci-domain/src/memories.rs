@@ -48,6 +48,14 @@ pub struct BulkOutcome {
     pub skipped: Vec<MemoryId>,
 }
 
+/// Outcome of deleting all of a caller's memories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeleteAll {
+    pub deleted: Vec<MemoryId>,
+    /// Owned memories left (more than one call's cap).
+    pub remaining: u64,
+}
+
 /// The state actions of `/actions/{pause,resume,archive}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateAction {
@@ -367,6 +375,28 @@ impl MemoryService {
         }
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// Soft-deletes every memory the caller owns (up to 10,000 per call;
+    /// `remaining` says whether to call again).
+    pub async fn delete_all(&self, p: &Principal) -> Result<DeleteAll, DomainError> {
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant(&p.org_id).await?;
+        let filter = MemoryFilter {
+            user_id: Some(me),
+            states: vec![MemoryState::Active, MemoryState::Paused, MemoryState::Archived],
+            ..Default::default()
+        };
+        let page = memories::list(&tx, &filter, PageRequest { page: 1, size: BULK_CAP }).await?;
+        let mut deleted = Vec::with_capacity(page.items.len());
+        for m in &page.items {
+            if memories::delete(&tx, m.id, Some(me)).await? {
+                deleted.push(m.id);
+            }
+        }
+        tx.commit().await?;
+        let remaining = page.total.saturating_sub(deleted.len() as u64);
+        Ok(DeleteAll { deleted, remaining })
     }
 
     /// Pauses, resumes or archives the caller's selected memories. With

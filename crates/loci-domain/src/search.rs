@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use loci_core::{AppId, MemoryId};
+use loci_core::{AppId, ArtifactType, Category, MemoryId, Scope, Source as MemorySource};
 use loci_embed::Embedder;
 use loci_security::Principal;
 use loci_stores::search::{Hit, SearchFilter};
 use serde::Serialize;
 
 use crate::indexer::{GRAPH, Indexes, LEXICAL, VECTOR};
-use crate::memories::{MemoryService, MemoryView};
+use crate::memories::{MemoryService, MemoryView, parse_time};
 use crate::{DomainError, FieldViolation};
 
 /// Which sources a search uses.
@@ -188,6 +188,105 @@ pub fn fuse(lists: &[RankedList<'_>], k: f32) -> Vec<Fused> {
     out
 }
 
+/// Structured filters of a search.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchFiltersInput {
+    pub category: Option<String>,
+    pub scope: Option<String>,
+    pub artifact_type: Option<String>,
+    pub artifact_ref: Option<String>,
+    pub entity: Option<String>,
+    pub source: Option<String>,
+    pub app_id: Option<String>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// RFC 3339.
+    pub from: Option<String>,
+    /// RFC 3339.
+    pub to: Option<String>,
+}
+
+/// `POST /api/v1/search` body.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchInput {
+    /// 1 to 2048 characters.
+    pub query: String,
+    /// 1 to 100 (default 10).
+    pub limit: Option<i64>,
+    #[serde(default)]
+    pub filters: Option<SearchFiltersInput>,
+    #[serde(default)]
+    pub mode: Option<SearchMode>,
+    /// Fusion weights (default from settings: 0.30 / 0.70 / 0.10).
+    pub weights: Option<Weights>,
+}
+
+fn known<T: std::str::FromStr + ToString>(
+    field: &str,
+    raw: &Option<String>,
+    out: &mut Vec<FieldViolation>,
+) -> Option<String> {
+    let raw = raw.as_deref()?;
+    match raw.parse::<T>() {
+        Ok(v) => Some(v.to_string()),
+        Err(_) => {
+            out.push(FieldViolation::new(field, format!("unknown value `{raw}`")));
+            None
+        }
+    }
+}
+
+impl SearchInput {
+    /// Checks every field (all violations at once) into a request; `forced`
+    /// overrides the mode (the `/lexical` and `/semantic` routes).
+    pub fn parse(self, forced: Option<SearchMode>) -> Result<SearchRequest, Vec<FieldViolation>> {
+        let mut out = Vec::new();
+        let limit = match self.limit {
+            None => 10,
+            Some(n) if (1..=MAX_LIMIT as i64).contains(&n) => n as usize,
+            Some(_) => {
+                out.push(FieldViolation::new("limit", "must be between 1 and 100"));
+                10
+            }
+        };
+        let f = self.filters.unwrap_or_default();
+        let filters = SearchFilters {
+            category: known::<Category>("filters.category", &f.category, &mut out),
+            scope: known::<Scope>("filters.scope", &f.scope, &mut out),
+            artifact_type: known::<ArtifactType>("filters.artifact_type", &f.artifact_type, &mut out),
+            artifact_ref: f.artifact_ref,
+            entity: f.entity,
+            source: known::<MemorySource>("filters.source", &f.source, &mut out),
+            app_id: f.app_id.as_deref().and_then(|raw| parse_id::<AppId>("filters.app_id", raw, &mut out)),
+            tags: f.tags,
+            from: f.from.as_deref().and_then(|raw| parse_time("filters.from", raw, &mut out)),
+            to: f.to.as_deref().and_then(|raw| parse_time("filters.to", raw, &mut out)),
+        };
+        if !out.is_empty() {
+            return Err(out);
+        }
+        Ok(SearchRequest {
+            query: self.query,
+            limit,
+            filters,
+            mode: forced.or(self.mode).unwrap_or_default(),
+            weights: self.weights,
+        })
+    }
+}
+
+fn parse_id<T: std::str::FromStr>(field: &str, raw: &str, out: &mut Vec<FieldViolation>) -> Option<T> {
+    match raw.parse::<T>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            out.push(FieldViolation::new(field, "must be a UUID"));
+            None
+        }
+    }
+}
+
 fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
@@ -220,6 +319,11 @@ impl SearchService {
             .clone()
             .map(|e| Arc::new(loci_embed::CachedEmbedder::new(e, QUERY_CACHE)) as Arc<dyn Embedder>);
         Self { memories, indexes, query_embedder, config }
+    }
+
+    /// The embedding model and its dimensions, when semantic search is on.
+    pub fn embedder_info(&self) -> Option<(String, usize)> {
+        self.indexes.embedder.as_ref().map(|e| (e.model().to_owned(), e.dimensions()))
     }
 
     pub fn has_embedder(&self) -> bool {

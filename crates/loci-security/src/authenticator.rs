@@ -23,6 +23,9 @@ pub struct AuthRequest<'a> {
     pub authorization: Option<&'a str>,
     /// Every `DPoP` header value (more than one is an error).
     pub dpop: &'a [&'a str],
+    /// The RFC 9728 metadata URL to advertise in challenges
+    /// (`resource_metadata`, required by MCP clients to discover the issuer).
+    pub resource_metadata: Option<&'a str>,
 }
 
 /// Everything the authenticator needs, built from settings.
@@ -132,9 +135,11 @@ impl Authenticator {
     pub async fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Principal, AuthRejection> {
         let (scheme, token) = match parse_authorization(req.authorization) {
             Ok(v) => v,
-            Err(error) => return Err(self.reject(error, None)),
+            Err(error) => return Err(self.reject(error, None, req.resource_metadata)),
         };
-        self.authenticate_token(req, scheme, token).await.map_err(|error| self.reject(error, Some(scheme)))
+        self.authenticate_token(req, scheme, token)
+            .await
+            .map_err(|error| self.reject(error, Some(scheme), req.resource_metadata))
     }
 
     async fn authenticate_token(
@@ -197,10 +202,11 @@ impl Authenticator {
         }
     }
 
-    fn reject(&self, error: AuthError, scheme: Option<Scheme>) -> AuthRejection {
+    fn reject(&self, error: AuthError, scheme: Option<Scheme>, resource_metadata: Option<&str>) -> AuthRejection {
         let dpop = &self.config.dpop;
-        let algs = format!("algs={}", quote(&dpop.algs_param()));
-        let bearer = "Bearer realm=\"loci\"".to_owned();
+        let metadata = resource_metadata.map(|url| format!(", resource_metadata={}", quote(url))).unwrap_or_default();
+        let algs = format!("algs={}{metadata}", quote(&dpop.algs_param()));
+        let bearer = format!("Bearer realm=\"loci\"{metadata}");
         let dpop_plain = format!("DPoP {algs}");
         let describe = |code: &str| match &error {
             AuthError::InvalidToken(d) | AuthError::InvalidClaims(d) | AuthError::InvalidDpopProof(d) => {

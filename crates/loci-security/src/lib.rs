@@ -22,6 +22,7 @@ mod local_issuer;
 mod principal;
 mod replay;
 pub mod scopes;
+mod session;
 mod thumbprint;
 
 pub use authenticator::{AuthRequest, Authenticator, AuthenticatorConfig};
@@ -32,6 +33,7 @@ pub use jwt::{Algorithm, TokenValidator, ValidatedToken};
 pub use local_issuer::{LocalIssuer, MintRequest};
 pub use principal::Principal;
 pub use replay::{InMemoryReplayCache, ReplayCache, ReplayCacheError};
+pub use session::{BindingMismatch, InMemorySessionStore, SessionBinding, SessionStore, SessionStoreError};
 pub use thumbprint::jwk_thumbprint;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -61,7 +61,7 @@ impl Fixture {
         authorization: Option<&str>,
         dpop: &[&str],
     ) -> Result<Principal, AuthRejection> {
-        self.auth.authenticate(&AuthRequest { method, url, authorization, dpop }).await
+        self.auth.authenticate(&AuthRequest { method, url, authorization, dpop, resource_metadata: None }).await
     }
 
     async fn bearer(&self, token: &str) -> Result<Principal, AuthRejection> {
@@ -502,7 +502,8 @@ async fn an_unavailable_replay_cache_rejects() {
     let token = key.token(&c);
     let proof = pk.proof("GET", URL, Some(&token));
     let authz = format!("DPoP {token}");
-    let req = AuthRequest { method: "GET", url: URL, authorization: Some(&authz), dpop: &[&proof] };
+    let req =
+        AuthRequest { method: "GET", url: URL, authorization: Some(&authz), dpop: &[&proof], resource_metadata: None };
     let rejection = auth.authenticate(&req).await.unwrap_err();
     assert_eq!(rejection.error, AuthError::ReplayCacheUnavailable);
     assert_eq!(rejection.error.code(), ErrorCode::DependencyUnavailable);

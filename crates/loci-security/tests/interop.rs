@@ -46,7 +46,8 @@ async fn tokens_and_proofs_from_pyjwt_are_accepted() {
 
     for alg in ["ES256", "EdDSA", "RS256"] {
         let header = format!("Bearer {}", py["tokens"][alg].as_str().unwrap());
-        let req = AuthRequest { method: "GET", url: HTU, authorization: Some(&header), dpop: &[] };
+        let req =
+            AuthRequest { method: "GET", url: HTU, authorization: Some(&header), dpop: &[], resource_metadata: None };
         let p = auth.authenticate(&req).await.unwrap_or_else(|e| panic!("{alg} token from PyJWT rejected: {e:?}"));
         assert_eq!((p.subject.as_str(), p.org_id.as_str()), ("py-user", "py-org"));
         assert!(p.scopes.contains("memories:read"));
@@ -55,7 +56,8 @@ async fn tokens_and_proofs_from_pyjwt_are_accepted() {
     let header = format!("DPoP {}", py["bound_token"].as_str().unwrap());
     let proof = py["proof"].as_str().unwrap();
     let url = format!("{HTU}?page=1");
-    let req = AuthRequest { method: "GET", url: &url, authorization: Some(&header), dpop: &[proof] };
+    let req =
+        AuthRequest { method: "GET", url: &url, authorization: Some(&header), dpop: &[proof], resource_metadata: None };
     let p = auth.authenticate(&req).await.unwrap_or_else(|e| panic!("PyJWT DPoP proof rejected: {e:?}"));
     assert_eq!(p.dpop_jkt.as_deref(), py["jkt"].as_str(), "same thumbprint on both sides");
     // And once only.

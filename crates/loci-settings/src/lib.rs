@@ -22,7 +22,14 @@ pub use secret::Secret;
 pub use sections::*;
 
 /// Environment variables of list-valued settings (comma-separated).
-const LIST_KEYS: &[&str] = &["auth.audience", "auth.algorithms", "auth.hmac_keys", "cors.allowed_origins"];
+const LIST_KEYS: &[&str] = &[
+    "auth.audience",
+    "auth.algorithms",
+    "auth.hmac_keys",
+    "cors.allowed_origins",
+    "mcp.allowed_hosts",
+    "mcp.allowed_origins",
+];
 
 /// Algorithms Loci knows how to verify.
 pub const KNOWN_ALGORITHMS: &[&str] =
@@ -105,6 +112,8 @@ pub struct Settings {
     pub categorizer: CategorizerSettings,
     #[validate(nested)]
     pub search: SearchSettings,
+    #[validate(nested)]
+    pub mcp: McpSettings,
 }
 
 impl Default for Settings {
@@ -126,6 +135,7 @@ impl Default for Settings {
             limits: LimitsSettings::default(),
             categorizer: CategorizerSettings::default(),
             search: SearchSettings::default(),
+            mcp: McpSettings::default(),
         }
     }
 }

@@ -257,6 +257,38 @@ impl Default for CorsSettings {
     }
 }
 
+/// The MCP server (stdio and streamable HTTP at `/mcp`).
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpSettings {
+    /// Host names (or `host:port`) the HTTP transport answers to; anything
+    /// else is refused (DNS-rebinding protection). Public deployments list
+    /// their own names.
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to call `/mcp` (exact `scheme://host[:port]`).
+    /// Requests without an `Origin` header (agents, IDEs) are not affected.
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_origins: Vec<String>,
+    /// An HTTP session expires after this long without a request.
+    #[validate(range(min = 1, max = 604800))]
+    pub session_ttl_secs: u64,
+    /// Largest `limit` a search or list tool accepts.
+    #[validate(range(min = 1, max = 1000))]
+    pub max_results: u64,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
+            session_ttl_secs: 1800,
+            max_results: 50,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmbeddingsProvider {

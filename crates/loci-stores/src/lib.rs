@@ -26,4 +26,4 @@ pub use error::StoreError;
 pub use health::DependencyCheck;
 pub use loci_settings::DatabaseKind;
 pub use tenant::TenantTx;
-pub use valkey::{Valkey, ValkeyReplayCache};
+pub use valkey::{Valkey, ValkeyReplayCache, ValkeySessionStore};

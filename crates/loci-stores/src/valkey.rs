@@ -107,3 +107,79 @@ impl loci_security::ReplayCache for ValkeyReplayCache {
         reply.map(|r| r.is_some()).map_err(|e| loci_security::ReplayCacheError::Unavailable(e.details().to_owned()))
     }
 }
+
+/// MCP session bindings on Valkey, as JSON under `<prefix>:mcp:session:<id>`
+/// with a TTL that every use renews, so any instance can serve a session and
+/// idle ones vanish on their own.
+#[derive(Debug, Clone)]
+pub struct ValkeySessionStore {
+    valkey: Valkey,
+}
+
+impl ValkeySessionStore {
+    pub fn new(valkey: Valkey) -> Self {
+        Self { valkey }
+    }
+
+    fn key(&self, id: &str) -> String {
+        self.valkey.key(&format!("mcp:session:{id}"))
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        command: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, loci_security::SessionStoreError> {
+        match tokio::time::timeout(self.valkey.timeout, command).await {
+            Ok(reply) => reply.map_err(|e| loci_security::SessionStoreError::Unavailable(e.details().to_owned())),
+            Err(_) => Err(loci_security::SessionStoreError::Unavailable(format!("{what} timed out"))),
+        }
+    }
+}
+
+fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+#[async_trait::async_trait]
+impl loci_security::SessionStore for ValkeySessionStore {
+    async fn put(
+        &self,
+        id: &str,
+        binding: &loci_security::SessionBinding,
+        ttl: Duration,
+    ) -> Result<(), loci_security::SessionStoreError> {
+        let json = serde_json::to_string(binding)
+            .map_err(|e| loci_security::SessionStoreError::Unavailable(format!("encoding: {e}")))?;
+        let set = self.valkey.pool.set::<(), _, _>(self.key(id), json, Some(Expiration::PX(millis(ttl))), None, false);
+        self.bounded("session put", set).await
+    }
+
+    async fn get(
+        &self,
+        id: &str,
+        ttl: Duration,
+    ) -> Result<Option<loci_security::SessionBinding>, loci_security::SessionStoreError> {
+        let key = self.key(id);
+        let client = self.valkey.pool.next();
+        // Read and renew together; PEXPIRE on a missing key is a no-op.
+        let (value, _renewed): (Option<String>, i64) = self
+            .bounded("session get", async {
+                let value: Option<String> = client.get(&key).await?;
+                let renewed: i64 = client.pexpire(&key, millis(ttl), None).await?;
+                Ok((value, renewed))
+            })
+            .await?;
+        match value {
+            None => Ok(None),
+            Some(json) => serde_json::from_str(&json).map(Some).map_err(|e| {
+                loci_security::SessionStoreError::Unavailable(format!("a stored binding is corrupt: {e}"))
+            }),
+        }
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), loci_security::SessionStoreError> {
+        let del = self.valkey.pool.del::<i64, _>(self.key(id));
+        self.bounded("session delete", del).await.map(|_| ())
+    }
+}

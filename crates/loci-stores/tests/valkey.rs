@@ -83,3 +83,52 @@ mod replay {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
+
+mod sessions {
+    use std::time::Duration;
+
+    use loci_security::{SessionBinding, SessionStore};
+    use loci_settings::{Secret, ValkeySettings};
+    use loci_stores::testing::valkey_url;
+    use loci_stores::{Valkey, ValkeySessionStore};
+
+    fn binding(user: &str) -> SessionBinding {
+        SessionBinding {
+            user: user.into(),
+            org: "acme".into(),
+            jkt: Some("thumb".into()),
+            state: Some(serde_json::json!({"protocolVersion": "2025-06-18"})),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_binding_written_by_one_instance_is_read_and_renewed_by_another_then_expires() {
+        let s = ValkeySettings {
+            key_prefix: format!("loci-test-{}", uuid::Uuid::new_v4().simple()),
+            ..ValkeySettings::default()
+        };
+        let a = ValkeySessionStore::new(Valkey::connect(&Secret::new(valkey_url()), &s).await.unwrap());
+        let b = ValkeySessionStore::new(Valkey::connect(&Secret::new(valkey_url()), &s).await.unwrap());
+        let ttl = Duration::from_millis(400);
+        a.put("s1", &binding("alice"), ttl).await.unwrap();
+        assert_eq!(b.get("s1", ttl).await.unwrap(), Some(binding("alice")));
+        // Used every 250 ms with a 400 ms TTL: the binding stays alive.
+        for _ in 0..3 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            assert!(b.get("s1", ttl).await.unwrap().is_some());
+        }
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(a.get("s1", ttl).await.unwrap(), None, "idle sessions expire");
+        a.put("s2", &binding("bob"), Duration::from_secs(60)).await.unwrap();
+        b.delete("s2").await.unwrap();
+        assert_eq!(a.get("s2", ttl).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_an_error() {
+        let s = ValkeySettings { timeout_ms: 300, ..ValkeySettings::default() };
+        let store = ValkeySessionStore::new(Valkey::connect_lazy(&Secret::new("redis://127.0.0.1:1"), &s).unwrap());
+        assert!(store.get("x", Duration::from_secs(1)).await.is_err());
+        assert!(store.put("x", &binding("a"), Duration::from_secs(1)).await.is_err());
+    }
+}

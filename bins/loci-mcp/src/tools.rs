@@ -1,0 +1,736 @@
+//! The MCP tools: one table (name, scopes, input schema) and one dispatcher
+//! over loci-domain. Every call checks the table's scopes before anything
+//! else (fail closed) and answers structured JSON plus a short text
+//! rendering; failures are tool errors carrying Loci's error `code`.
+
+use std::sync::Arc;
+
+use loci_api::inputs::FilterBody;
+use loci_core::{ErrorCode, MemoryId};
+use loci_domain::memories::{MemoryService, MemoryView};
+use loci_domain::search::{SearchInput, SearchResponse, SearchService};
+use loci_domain::validation::{CreateMemoryInput, UpdateMemoryInput};
+use loci_domain::{DomainError, FieldViolation};
+use loci_security::Principal;
+use loci_security::scopes::{ENTITIES_WRITE, GRAPH_READ, MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+/// One tool of the table.
+#[derive(Debug)]
+pub struct ToolSpec {
+    pub name: &'static str,
+    /// Every one of these is required (checked first, fail closed).
+    pub scopes: &'static [&'static str],
+    pub description: &'static str,
+    pub read_only: bool,
+    pub destructive: bool,
+    schema: fn() -> Value,
+}
+
+impl ToolSpec {
+    /// The MCP `Tool` description (name, description, input schema, hints).
+    pub fn tool(&self) -> Tool {
+        let schema = match (self.schema)() {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        let mut annotations = ToolAnnotations::default();
+        annotations.read_only_hint = Some(self.read_only);
+        annotations.destructive_hint = Some(self.destructive);
+        annotations.open_world_hint = Some(false);
+        let mut tool = Tool::new(self.name, self.description, Arc::new(schema));
+        tool.annotations = Some(annotations);
+        tool
+    }
+}
+
+fn object(properties: Value, required: &[&str]) -> Value {
+    json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
+}
+
+fn no_arguments() -> Value {
+    object(json!({}), &[])
+}
+
+fn memory_id_property() -> Value {
+    json!({ "type": "string", "format": "uuid", "description": "A memory id." })
+}
+
+fn metadata_properties() -> Map<String, Value> {
+    let props = json!({
+        "category": { "type": "string", "enum": ["decision", "convention", "architecture", "dependency", "workflow", "testing", "security", "performance", "runbook", "glossary"] },
+        "scope": { "type": "string", "enum": ["session", "user", "team", "project", "org", "enterprise"], "description": "Derived from access_entity when absent." },
+        "artifact_type": { "type": "string", "enum": ["repo", "service", "module", "component", "api", "db", "infra", "file"] },
+        "artifact_ref": { "type": "string", "description": "What the memory is about, e.g. a repo or file path." },
+        "entity": { "type": "string", "description": "The main entity (person, service, library) it concerns." },
+        "source": { "type": "string", "enum": ["user", "inference"] },
+        "access_entity": { "type": "string", "description": "Who may read it: user:<id>, team:<org>/<team>, project:<org>/<project> or org:<org>. Default: only you." },
+        "evidence": { "type": "array", "items": { "type": "string" } },
+        "tags": { "type": "object", "description": "Free-form key/value tags." },
+        "categories": { "type": "array", "items": { "type": "string" }, "description": "Category names to file it under." }
+    });
+    match props {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn add_memories_schema() -> Value {
+    let mut props = metadata_properties();
+    props.insert(
+        "text".into(),
+        json!({ "type": "string", "description": "What to remember (one fact, decision or note)." }),
+    );
+    props.insert("app".into(), json!({ "type": "string", "description": "App name; default: this MCP client." }));
+    props.insert("infer".into(), json!({ "type": "boolean", "default": false, "description": "Extract facts with an LLM (not configured on this server: must be false)." }));
+    object(Value::Object(props), &["text"])
+}
+
+fn search_schema() -> Value {
+    object(
+        json!({
+            "query": { "type": "string", "minLength": 1, "maxLength": 2048 },
+            "limit": { "type": "integer", "minimum": 1, "maximum": 50, "default": 10 },
+            "mode": { "type": "string", "enum": ["auto", "hybrid", "semantic", "lexical"], "default": "auto" },
+            "filters": {
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "category": { "type": "string" }, "scope": { "type": "string" },
+                    "artifact_type": { "type": "string" }, "artifact_ref": { "type": "string" },
+                    "entity": { "type": "string" }, "source": { "type": "string" },
+                    "app_id": { "type": "string", "format": "uuid" },
+                    "tags": { "type": "object", "additionalProperties": { "type": "string" } },
+                    "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" }
+                }
+            },
+            "weights": {
+                "type": "object",
+                "properties": { "vector": { "type": "number" }, "lexical": { "type": "number" }, "graph": { "type": "number" } }
+            }
+        }),
+        &["query"],
+    )
+}
+
+fn list_schema() -> Value {
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
+    object(
+        json!({
+            "page": { "type": "integer", "minimum": 1, "default": 1 },
+            "size": { "type": "integer", "minimum": 1, "maximum": 100, "default": 50 },
+            "search_query": { "type": "string", "description": "Case-insensitive substring of the content." },
+            "app_ids": strings, "category_ids": strings, "categories": strings,
+            "metadata_categories": strings, "scopes": strings, "artifact_types": strings,
+            "entities": strings, "sources": strings,
+            "tags": { "type": "object", "additionalProperties": { "type": "string" } },
+            "show_archived": { "type": "boolean", "default": false },
+            "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" },
+            "sort_column": { "type": "string", "enum": ["created_at", "updated_at", "content", "app_name"] },
+            "sort_direction": { "type": "string", "enum": ["asc", "desc"] }
+        }),
+        &[],
+    )
+}
+
+fn get_memory_schema() -> Value {
+    object(json!({ "memory_id": memory_id_property() }), &["memory_id"])
+}
+
+fn update_schema() -> Value {
+    let one = json!({
+        "memory_id": memory_id_property(),
+        "text": { "type": "string", "description": "New content." },
+        "metadata": { "type": "object", "properties": Value::Object(metadata_properties()), "description": "Fields to change; tags merge (null removes a key), categories replace." }
+    });
+    let mut props = match one.clone() {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    props.insert(
+        "updates".into(),
+        json!({
+            "type": "array", "maxItems": 100,
+            "description": "Several updates at once; each gets its own result.",
+            "items": { "type": "object", "properties": one, "required": ["memory_id"], "additionalProperties": false }
+        }),
+    );
+    object(Value::Object(props), &[])
+}
+
+fn ids_schema() -> Value {
+    object(
+        json!({ "memory_ids": { "type": "array", "items": { "type": "string", "format": "uuid" }, "minItems": 1, "maxItems": 1000 } }),
+        &["memory_ids"],
+    )
+}
+
+fn related_schema() -> Value {
+    object(
+        json!({ "memory_id": memory_id_property(), "limit": { "type": "integer", "minimum": 1, "maximum": 50, "default": 10 } }),
+        &["memory_id"],
+    )
+}
+
+fn job_schema() -> Value {
+    object(json!({ "job_id": { "type": "string" } }), &["job_id"])
+}
+
+/// The tools this server offers, in the order `tools/list` shows them.
+pub const TOOLS: &[ToolSpec] = &[
+    ToolSpec {
+        name: "whoami",
+        scopes: &[],
+        description: "Who you are to Loci: user, organisation, client, scopes and grants.",
+        read_only: true,
+        destructive: false,
+        schema: no_arguments,
+    },
+    ToolSpec {
+        name: "add_memories",
+        scopes: &[MEMORIES_WRITE],
+        description: "Store a memory (a fact, decision, convention or note) with optional structured metadata. It becomes searchable within a second.",
+        read_only: false,
+        destructive: false,
+        schema: add_memories_schema,
+    },
+    ToolSpec {
+        name: "add_memories_status",
+        scopes: &[MEMORIES_READ],
+        description: "State of an add_memories job. This server stores memories synchronously, so add_memories never returns a job id.",
+        read_only: true,
+        destructive: false,
+        schema: job_schema,
+    },
+    ToolSpec {
+        name: "search_memory",
+        scopes: &[MEMORIES_READ],
+        description: "Search your memories (semantic + lexical + graph, fused). Returns the best matches with scores and highlights.",
+        read_only: true,
+        destructive: false,
+        schema: search_schema,
+    },
+    ToolSpec {
+        name: "list_memories",
+        scopes: &[MEMORIES_READ],
+        description: "List memories page by page, with filters and sorting.",
+        read_only: true,
+        destructive: false,
+        schema: list_schema,
+    },
+    ToolSpec {
+        name: "get_memory",
+        scopes: &[MEMORIES_READ],
+        description: "One memory by id.",
+        read_only: true,
+        destructive: false,
+        schema: get_memory_schema,
+    },
+    ToolSpec {
+        name: "update_memory",
+        scopes: &[MEMORIES_WRITE],
+        description: "Change a memory's text and/or metadata (one, or several with `updates`).",
+        read_only: false,
+        destructive: false,
+        schema: update_schema,
+    },
+    ToolSpec {
+        name: "delete_memories",
+        scopes: &[MEMORIES_DELETE],
+        description: "Delete your memories by id. Ids you do not own are skipped.",
+        read_only: false,
+        destructive: true,
+        schema: ids_schema,
+    },
+    ToolSpec {
+        name: "delete_all_memories",
+        scopes: &[MEMORIES_DELETE],
+        description: "Delete every memory you own.",
+        read_only: false,
+        destructive: true,
+        schema: no_arguments,
+    },
+    ToolSpec {
+        name: "graph_related_memories",
+        scopes: &[GRAPH_READ],
+        description: "Memories that mention the same entities (people, services, code identifiers) as a memory.",
+        read_only: true,
+        destructive: false,
+        schema: related_schema,
+    },
+    ToolSpec {
+        name: "graph_similar_memories",
+        scopes: &[GRAPH_READ],
+        description: "Memories nearest to a memory by meaning (embedding).",
+        read_only: true,
+        destructive: false,
+        schema: related_schema,
+    },
+    ToolSpec {
+        name: "get_embedder_info",
+        scopes: &[MEMORIES_READ],
+        description: "The embedding model behind semantic search: provider, model, dimensions.",
+        read_only: true,
+        destructive: false,
+        schema: no_arguments,
+    },
+];
+
+/// Tools of the spec whose engine does not exist yet: not listed, and a call
+/// answers NOT_IMPLEMENTED after the same scope check as any tool.
+pub const PLANNED: &[(&str, &[&str])] = &[
+    ("graph_subgraph", &[GRAPH_READ]),
+    ("graph_entity_network", &[GRAPH_READ]),
+    ("graph_entity_relations", &[GRAPH_READ]),
+    ("graph_path_between_entities", &[GRAPH_READ]),
+    ("graph_tag_cooccurrence", &[GRAPH_READ]),
+    ("graph_aggregate", &[GRAPH_READ]),
+    ("graph_normalize_entities", &[ENTITIES_WRITE]),
+];
+
+/// A failed tool call: Loci's code, a message, and extra members
+/// (`required_scope`, field `errors`).
+#[derive(Debug, Clone)]
+pub struct ToolError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub extra: Map<String, Value>,
+}
+
+impl ToolError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), extra: Map::new() }
+    }
+
+    fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.into(), value);
+        self
+    }
+
+    fn invalid(errors: Vec<FieldViolation>) -> Self {
+        let list: Vec<Value> = errors.iter().map(|e| json!({ "field": e.field, "message": e.message })).collect();
+        let summary = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        Self::new(ErrorCode::InvalidInput, summary).with("errors", Value::Array(list))
+    }
+
+    pub fn into_result(self) -> CallToolResult {
+        let mut body = Map::new();
+        body.insert("code".into(), json!(self.code.code()));
+        body.insert("status".into(), json!(self.code.status()));
+        body.insert("message".into(), json!(self.message));
+        body.extend(self.extra);
+        let text = format!("{}: {}", self.code.code(), self.message);
+        let mut result = CallToolResult::structured_error(Value::Object(body));
+        result.content = vec![ContentBlock::text(text)];
+        result
+    }
+}
+
+impl From<DomainError> for ToolError {
+    fn from(e: DomainError) -> Self {
+        match e {
+            DomainError::Validation(errors) => Self::invalid(errors),
+            DomainError::Store(inner) => {
+                tracing::error!(error = %inner, "store error in an MCP tool");
+                let code = DomainError::Store(inner).code();
+                let message = if code == ErrorCode::Internal {
+                    "an internal error occurred"
+                } else {
+                    "a storage dependency is unavailable; retry later"
+                };
+                Self::new(code, message)
+            }
+            other => Self::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+/// Decodes tool arguments into `T`, naming the offending field.
+fn arguments<T: DeserializeOwned>(args: &JsonObject) -> Result<T, ToolError> {
+    let value = Value::Object(args.clone());
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "arguments".to_owned() } else { path };
+        ToolError::invalid(vec![FieldViolation::new(&field, e.inner().to_string())])
+    })
+}
+
+fn memory_id(field: &str, raw: &str) -> Result<MemoryId, ToolError> {
+    raw.parse().map_err(|_| ToolError::invalid(vec![FieldViolation::new(field, "must be a UUID")]))
+}
+
+fn limit(raw: Option<i64>, max: u64) -> Result<usize, ToolError> {
+    match raw {
+        None => Ok(10usize.min(max as usize)),
+        Some(n) if n >= 1 && (n as u64) <= max => Ok(n as usize),
+        Some(_) => Err(ToolError::invalid(vec![FieldViolation::new("limit", format!("must be between 1 and {max}"))])),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemoryRef {
+    memory_id: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelatedArgs {
+    memory_id: String,
+    limit: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdsArgs {
+    memory_ids: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobArgs {
+    job_id: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateOne {
+    memory_id: String,
+    text: Option<String>,
+    metadata: Option<loci_domain::validation::MetadataInput>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateArgs {
+    memory_id: Option<String>,
+    text: Option<String>,
+    metadata: Option<loci_domain::validation::MetadataInput>,
+    #[serde(default)]
+    updates: Vec<UpdateOne>,
+}
+
+/// What the embedder is, for `get_embedder_info`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EmbedderInfo {
+    pub provider: String,
+    pub model: Option<String>,
+    pub dimensions: Option<usize>,
+    pub available: bool,
+}
+
+/// The services tools run on.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    memories: MemoryService,
+    search: SearchService,
+    embedder: EmbedderInfo,
+    max_results: u64,
+}
+
+impl Tools {
+    pub fn new(memories: MemoryService, search: SearchService, embedder: EmbedderInfo, max_results: u64) -> Self {
+        Self { memories, search, embedder, max_results }
+    }
+
+    pub fn from_state(state: &loci_api::AppState) -> Self {
+        let s = &state.settings;
+        let info = state.search.embedder_info();
+        let embedder = EmbedderInfo {
+            provider: format!("{:?}", s.embeddings.provider).to_lowercase(),
+            model: info.as_ref().map(|(m, _)| m.clone()),
+            dimensions: info.as_ref().map(|(_, d)| *d),
+            available: info.is_some(),
+        };
+        Self::new(state.memories.clone(), state.search.clone(), embedder, s.mcp.max_results)
+    }
+
+    /// Every listed tool.
+    pub fn list() -> Vec<Tool> {
+        TOOLS.iter().map(ToolSpec::tool).collect()
+    }
+
+    /// The spec of a tool by name (listed tools only).
+    pub fn spec(name: &str) -> Option<&'static ToolSpec> {
+        TOOLS.iter().find(|t| t.name == name)
+    }
+
+    /// Runs tool `name` for `p`. `None` for a name no tool has (a protocol
+    /// error for the caller); otherwise the tool's result or its error.
+    pub async fn call(&self, p: &Principal, name: &str, args: Option<JsonObject>) -> Option<CallToolResult> {
+        let args = args.unwrap_or_default();
+        let scopes: &[&str] = match (Self::spec(name), PLANNED.iter().find(|(n, _)| *n == name)) {
+            (Some(spec), _) => spec.scopes,
+            (None, Some((_, scopes))) => scopes,
+            (None, None) => return None,
+        };
+        if let Err(missing) = p.require_scopes(scopes) {
+            let required = match &missing {
+                loci_security::AuthError::InsufficientScope(m) => m.join(" "),
+                _ => scopes.join(" "),
+            };
+            return Some(
+                ToolError::new(ErrorCode::InsufficientScope, format!("`{name}` requires the scope `{required}`"))
+                    .with("required_scope", json!(required))
+                    .into_result(),
+            );
+        }
+        if p.expires_at <= chrono::Utc::now() {
+            return Some(ToolError::new(ErrorCode::TokenExpired, "the access token has expired").into_result());
+        }
+        let outcome = match name {
+            "whoami" => Ok(whoami(p)),
+            "add_memories" => self.add_memories(p, &args).await,
+            "add_memories_status" => Self::add_memories_status(&args),
+            "search_memory" => self.search_memory(p, &args).await,
+            "list_memories" => self.list_memories(p, &args).await,
+            "get_memory" => self.get_memory(p, &args).await,
+            "update_memory" => self.update_memory(p, &args).await,
+            "delete_memories" => self.delete_memories(p, &args).await,
+            "delete_all_memories" => self.delete_all_memories(p, &args).await,
+            "graph_related_memories" => self.graph_related(p, &args).await,
+            "graph_similar_memories" => self.graph_similar(p, &args).await,
+            "get_embedder_info" => self.embedder_info(&args),
+            planned => Err(ToolError::new(
+                ErrorCode::NotImplemented,
+                format!("`{planned}` needs graph analytics this server does not have yet"),
+            )),
+        };
+        Some(match outcome {
+            Ok((value, text)) => {
+                let mut result = CallToolResult::structured(value);
+                result.content = vec![ContentBlock::text(text)];
+                result
+            }
+            Err(e) => e.into_result(),
+        })
+    }
+
+    async fn add_memories(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        // The flat tool arguments are the REST body with metadata inlined.
+        let mut body = Map::new();
+        let mut metadata = Map::new();
+        for (k, v) in args {
+            match k.as_str() {
+                "text" | "app" | "infer" => {
+                    body.insert(k.clone(), v.clone());
+                }
+                known if metadata_properties().contains_key(known) => {
+                    metadata.insert(k.clone(), v.clone());
+                }
+                other => {
+                    return Err(ToolError::invalid(vec![FieldViolation::new(other, "unknown argument")]));
+                }
+            }
+        }
+        body.insert("metadata".into(), Value::Object(metadata));
+        let input: CreateMemoryInput = arguments(&body)?;
+        let view = self.memories.create(p, input).await?;
+        let text = format!("Stored memory {}: {}", view.memory.id, one_line(&view.memory.content));
+        Ok((json!({ "memories": [view], "count": 1 }), text))
+    }
+
+    fn add_memories_status(args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: JobArgs = arguments(args)?;
+        Err(ToolError::new(
+            ErrorCode::NotFound,
+            format!("no job `{}`: add_memories stores memories synchronously and returns them", a.job_id),
+        ))
+    }
+
+    async fn search_memory(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let input: SearchInput = arguments(args)?;
+        if input.limit.is_some_and(|n| n < 1 || n as u64 > self.max_results) {
+            return Err(ToolError::invalid(vec![FieldViolation::new(
+                "limit",
+                format!("must be between 1 and {}", self.max_results),
+            )]));
+        }
+        let request = input.parse(None).map_err(ToolError::invalid)?;
+        let response = self.search.search(p, request).await?;
+        let text = render_search(&response);
+        Ok((to_value(&response)?, text))
+    }
+
+    async fn list_memories(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let body: FilterBody = arguments(args)?;
+        let (filter, page) = body.parse().map_err(ToolError::invalid)?;
+        let page = self.memories.list(p, filter, page).await?;
+        let text = format!(
+            "Page {} of {} ({} memories in all)\n{}",
+            page.page,
+            page.pages,
+            page.total,
+            render_views(&page.items)
+        );
+        Ok((to_value(&page)?, text))
+    }
+
+    async fn get_memory(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: MemoryRef = arguments(args)?;
+        let view = self.memories.get(p, memory_id("memory_id", &a.memory_id)?).await?;
+        let text = format!("{}: {}", view.memory.id, view.memory.content);
+        Ok((to_value(&view)?, text))
+    }
+
+    async fn update_memory(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: UpdateArgs = arguments(args)?;
+        let single = a.memory_id.is_some();
+        if single == !a.updates.is_empty() {
+            return Err(ToolError::invalid(vec![FieldViolation::new(
+                "arguments",
+                "give either memory_id (with text and/or metadata) or updates",
+            )]));
+        }
+        if a.updates.len() > 100 {
+            return Err(ToolError::invalid(vec![FieldViolation::new("updates", "at most 100 per call")]));
+        }
+        if let Some(id) = a.memory_id {
+            let id = memory_id("memory_id", &id)?;
+            let view = self.memories.update(p, id, UpdateMemoryInput { text: a.text, metadata: a.metadata }).await?;
+            let text = format!("Updated memory {}", view.memory.id);
+            return Ok((json!({ "memory": view }), text));
+        }
+        let mut results = Vec::with_capacity(a.updates.len());
+        let mut updated = 0;
+        for (i, u) in a.updates.into_iter().enumerate() {
+            let outcome = match memory_id(&format!("updates[{i}].memory_id"), &u.memory_id) {
+                Ok(id) => self
+                    .memories
+                    .update(p, id, UpdateMemoryInput { text: u.text, metadata: u.metadata })
+                    .await
+                    .map_err(ToolError::from),
+                Err(e) => Err(e),
+            };
+            results.push(match outcome {
+                Ok(view) => {
+                    updated += 1;
+                    json!({ "memory_id": u.memory_id, "ok": true, "memory": view })
+                }
+                Err(e) => json!({ "memory_id": u.memory_id, "ok": false, "code": e.code.code(), "message": e.message }),
+            });
+        }
+        let text = format!("Updated {updated} of {} memories", results.len());
+        Ok((json!({ "results": results, "updated": updated }), text))
+    }
+
+    async fn delete_memories(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: IdsArgs = arguments(args)?;
+        if a.memory_ids.is_empty() || a.memory_ids.len() > 1000 {
+            return Err(ToolError::invalid(vec![FieldViolation::new("memory_ids", "give 1 to 1000 ids")]));
+        }
+        let ids = a
+            .memory_ids
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| memory_id(&format!("memory_ids[{i}]"), raw))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outcome = self.memories.delete(p, &ids).await?;
+        let text = format!("Deleted {}, skipped {}", outcome.changed.len(), outcome.skipped.len());
+        Ok((json!({ "deleted": outcome.changed, "skipped": outcome.skipped }), text))
+    }
+
+    async fn delete_all_memories(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let _: Empty = arguments(args)?;
+        let outcome = self.memories.delete_all(p).await?;
+        let text = format!("Deleted {} memories ({} remaining)", outcome.deleted.len(), outcome.remaining);
+        Ok((to_value(&outcome)?, text))
+    }
+
+    async fn graph_related(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: RelatedArgs = arguments(args)?;
+        let id = memory_id("memory_id", &a.memory_id)?;
+        let limit = limit(a.limit, self.max_results)?;
+        let ids = self.search.related_by_graph(p, id, limit).await?;
+        let items = self.memories.visible_in_order(p, &ids, limit, "related").await?;
+        let text = render_views(&items);
+        Ok((json!({ "items": items, "total": items.len() }), text))
+    }
+
+    async fn graph_similar(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: RelatedArgs = arguments(args)?;
+        let id = memory_id("memory_id", &a.memory_id)?;
+        let limit = limit(a.limit, self.max_results)?;
+        let items = self.search.similar(p, id, limit).await?;
+        let text = items
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("{}. [{:.3}] {} ({})", i + 1, r.score, one_line(&r.content), r.memory_id))
+            .collect::<Vec<_>>()
+            .join("\n");
+        Ok((json!({ "items": items, "total": items.len() }), text))
+    }
+
+    fn embedder_info(&self, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let _: Empty = arguments(args)?;
+        let text = match (&self.embedder.model, self.embedder.dimensions) {
+            (Some(m), Some(d)) => format!("{} ({}, {d} dimensions)", m, self.embedder.provider),
+            _ => "no embedder: semantic search is off, lexical and graph search work".to_owned(),
+        };
+        Ok((to_value(&self.embedder)?, text))
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+fn whoami(p: &Principal) -> (Value, String) {
+    let value = json!({
+        "user": p.subject,
+        "org": p.org_id,
+        "client": p.client_id,
+        "scopes": p.scopes,
+        "roles": p.roles,
+        "grants": p.grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "dpop_bound": p.dpop_jkt.is_some(),
+        "expires_at": p.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    });
+    let text = format!("{} in {} ({} scopes)", p.subject, p.org_id, p.scopes.len());
+    (value, text)
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ToolError> {
+    serde_json::to_value(v).map_err(|e| ToolError::new(ErrorCode::Internal, format!("encoding the result: {e}")))
+}
+
+/// The first line of a text, at most 160 characters.
+fn one_line(text: &str) -> String {
+    let line = text.lines().next().unwrap_or("");
+    let mut out: String = line.chars().take(160).collect();
+    if out.len() < text.len() {
+        out.push('…');
+    }
+    out
+}
+
+fn render_views(items: &[MemoryView]) -> String {
+    if items.is_empty() {
+        return "No memories.".to_owned();
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{}. {} ({})", i + 1, one_line(&v.memory.content), v.memory.id))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn render_search(r: &SearchResponse) -> String {
+    let mut out = if r.results.is_empty() {
+        "No matching memories.".to_owned()
+    } else {
+        r.results
+            .iter()
+            .enumerate()
+            .map(|(i, hit)| format!("{}. [{:.4}] {} ({})", i + 1, hit.score, one_line(&hit.content), hit.memory_id))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    if r.meta.degraded_mode {
+        out.push_str(&format!("\n(degraded: missing {})", r.meta.missing_sources.join(", ")));
+    }
+    out
+}
