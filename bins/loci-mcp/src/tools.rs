@@ -578,7 +578,7 @@ impl Tools {
     async fn update_memory(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
         let a: UpdateArgs = arguments(args)?;
         let single = a.memory_id.is_some();
-        if single == !a.updates.is_empty() {
+        if single != a.updates.is_empty() {
             return Err(ToolError::invalid(vec![FieldViolation::new(
                 "arguments",
                 "give either memory_id (with text and/or metadata) or updates",
