@@ -114,11 +114,11 @@ async fn dpop_works_end_to_end_and_a_replay_is_rejected() {
     let (status, headers, problem) = body(call(proof).await.unwrap()).await;
     assert_eq!(status, 401);
     assert_eq!(problem["code"], "INVALID_DPOP_PROOF");
+    let www = headers["www-authenticate"].to_str().unwrap();
+    let metadata = format!("resource_metadata=\"{}/.well-known/oauth-protected-resource\"", app.address);
     assert!(
-        headers["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .starts_with("DPoP algs=\"RS256 PS256 ES256 EdDSA\", error=\"invalid_dpop_proof\"")
+        www.starts_with(&format!("DPoP algs=\"RS256 PS256 ES256 EdDSA\", {metadata}, error=\"invalid_dpop_proof\"")),
+        "{www}"
     );
     // The bound token presented as Bearer is refused.
     let res = app.client.get(&url).bearer_auth(&token).send().await.unwrap();
