@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use loci_api::Problem;
 use loci_api::inputs::FilterBody;
 use loci_core::{ErrorCode, MemoryId};
 use loci_domain::memories::{MemoryService, MemoryView};
@@ -329,21 +330,14 @@ impl ToolError {
 }
 
 impl From<DomainError> for ToolError {
+    /// Through REST's mapping, so both transports hide and name errors alike.
     fn from(e: DomainError) -> Self {
-        match e {
-            DomainError::Validation(errors) => Self::invalid(errors),
-            DomainError::Store(inner) => {
-                tracing::error!(error = %inner, "store error in an MCP tool");
-                let code = DomainError::Store(inner).code();
-                let message = if code == ErrorCode::Internal {
-                    "an internal error occurred"
-                } else {
-                    "a storage dependency is unavailable; retry later"
-                };
-                Self::new(code, message)
-            }
-            other => Self::new(other.code(), other.to_string()),
+        let problem = Problem::from(e);
+        if problem.code() == ErrorCode::ValidationFailed {
+            let errors = problem.errors.into_iter().map(|f| FieldViolation::new(f.field, f.message)).collect();
+            return Self::invalid(errors);
         }
+        Self::new(problem.code(), problem.detail)
     }
 }
 
@@ -512,12 +506,13 @@ impl Tools {
         // The flat tool arguments are the REST body with metadata inlined.
         let mut body = Map::new();
         let mut metadata = Map::new();
+        let metadata_keys = metadata_properties();
         for (k, v) in args {
             match k.as_str() {
                 "text" | "app" | "infer" => {
                     body.insert(k.clone(), v.clone());
                 }
-                known if metadata_properties().contains_key(known) => {
+                known if metadata_keys.contains_key(known) => {
                     metadata.insert(k.clone(), v.clone());
                 }
                 other => {
@@ -678,18 +673,8 @@ impl Tools {
 struct Empty {}
 
 fn whoami(p: &Principal) -> (Value, String) {
-    let value = json!({
-        "user": p.subject,
-        "org": p.org_id,
-        "client": p.client_id,
-        "scopes": p.scopes,
-        "roles": p.roles,
-        "grants": p.grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "dpop_bound": p.dpop_jkt.is_some(),
-        "expires_at": p.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    });
     let text = format!("{} in {} ({} scopes)", p.subject, p.org_id, p.scopes.len());
-    (value, text)
+    (p.summary(), text)
 }
 
 fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ToolError> {

@@ -259,7 +259,10 @@ impl SearchInput {
             artifact_ref: f.artifact_ref,
             entity: f.entity,
             source: known::<MemorySource>("filters.source", &f.source, &mut out),
-            app_id: f.app_id.as_deref().and_then(|raw| parse_id::<AppId>("filters.app_id", raw, &mut out)),
+            app_id: f
+                .app_id
+                .as_deref()
+                .and_then(|raw| crate::validation::parse_id::<AppId>("filters.app_id", raw, &mut out)),
             tags: f.tags,
             from: f.from.as_deref().and_then(|raw| parse_time("filters.from", raw, &mut out)),
             to: f.to.as_deref().and_then(|raw| parse_time("filters.to", raw, &mut out)),
@@ -274,16 +277,6 @@ impl SearchInput {
             mode: forced.or(self.mode).unwrap_or_default(),
             weights: self.weights,
         })
-    }
-}
-
-fn parse_id<T: std::str::FromStr>(field: &str, raw: &str, out: &mut Vec<FieldViolation>) -> Option<T> {
-    match raw.parse::<T>() {
-        Ok(v) => Some(v),
-        Err(_) => {
-            out.push(FieldViolation::new(field, "must be a UUID"));
-            None
-        }
     }
 }
 

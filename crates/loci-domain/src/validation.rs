@@ -158,6 +158,17 @@ pub fn stored_metadata(md: &MemoryMetadata, limits: &Limits, out: &mut Vec<Field
     out.len() == before
 }
 
+/// An id (UUID) given as text; a field error otherwise.
+pub fn parse_id<T: std::str::FromStr>(field: &str, raw: &str, out: &mut Vec<FieldViolation>) -> Option<T> {
+    match raw.parse::<T>() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            out.push(FieldViolation::new(field, "must be a UUID"));
+            None
+        }
+    }
+}
+
 pub fn app_name(field: &str, name: &str, out: &mut Vec<FieldViolation>) -> Option<String> {
     let n = name.trim();
     if n.is_empty() || n.chars().count() > MAX_APP_NAME_CHARS || n.chars().any(char::is_control) {

@@ -45,6 +45,21 @@ impl Principal {
         self.grants.iter().any(|g| g.covers(entity))
     }
 
+    /// What `whoami` shows (REST and MCP): identity, scopes and grants,
+    /// never the token.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "user": self.subject,
+            "org": self.org_id,
+            "client": self.client_id,
+            "scopes": self.scopes,
+            "roles": self.roles,
+            "grants": self.grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "dpop_bound": self.dpop_jkt.is_some(),
+            "expires_at": self.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        })
+    }
+
     /// The caller's own access entity.
     pub fn user_entity(&self) -> AccessEntity {
         AccessEntity::User(self.subject.clone())

@@ -161,13 +161,13 @@ impl loci_security::SessionStore for ValkeySessionStore {
         ttl: Duration,
     ) -> Result<Option<loci_security::SessionBinding>, loci_security::SessionStoreError> {
         let key = self.key(id);
-        let client = self.valkey.pool.next();
-        // Read and renew together; PEXPIRE on a missing key is a no-op.
+        // Read and renew in one round trip; PEXPIRE on a missing key is a no-op.
+        let pipeline = self.valkey.pool.next().pipeline();
         let (value, _renewed): (Option<String>, i64) = self
             .bounded("session get", async {
-                let value: Option<String> = client.get(&key).await?;
-                let renewed: i64 = client.pexpire(&key, millis(ttl), None).await?;
-                Ok((value, renewed))
+                let () = pipeline.get(&key).await?;
+                let () = pipeline.pexpire(&key, millis(ttl), None).await?;
+                pipeline.all().await
             })
             .await?;
         match value {

@@ -12,17 +12,7 @@ use crate::{AppState, Authenticated, Problem};
 #[utoipa::path(get, path = "/api/v1/whoami", tag = "identity", responses((status = 200, description = "The caller", body = Object), crate::openapi::ProblemResponses), security(("bearer" = [])))]
 /// `GET /api/v1/whoami`: who the token says the caller is (any valid token).
 pub async fn whoami(auth: Authenticated) -> HttpResponse {
-    let p = &auth.0;
-    HttpResponse::Ok().json(json!({
-        "user": p.subject,
-        "org": p.org_id,
-        "client": p.client_id,
-        "scopes": p.scopes,
-        "roles": p.roles,
-        "grants": p.grants.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "dpop_bound": p.dpop_jkt.is_some(),
-        "expires_at": p.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    }))
+    HttpResponse::Ok().json(auth.0.summary())
 }
 
 #[utoipa::path(get, path = "/.well-known/oauth-protected-resource", tag = "identity", responses((status = 200, description = "RFC 9728 metadata", body = Object)))]

@@ -30,15 +30,7 @@ pub fn page(page: Option<&str>, size: Option<&str>, out: &mut Vec<FieldViolation
     req
 }
 
-pub fn id<T: FromStr>(field: &str, raw: &str, out: &mut Vec<FieldViolation>) -> Option<T> {
-    match raw.parse::<T>() {
-        Ok(v) => Some(v),
-        Err(_) => {
-            out.push(FieldViolation::new(field, "must be a UUID"));
-            None
-        }
-    }
-}
+pub use loci_domain::validation::parse_id as id;
 
 fn each<T: FromStr>(field: &str, values: &[String], out: &mut Vec<FieldViolation>) -> Vec<T>
 where
