@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use loci_stores::search::contract::plain_doc;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -25,24 +26,7 @@ fn t0() -> DateTime<Utc> {
 }
 
 fn doc(org_id: &str, user: UserId, content: &str) -> IndexDoc {
-    IndexDoc {
-        id: MemoryId::new(),
-        org_id: org(org_id),
-        user_id: user,
-        app_id: AppId::new(),
-        state: MemoryState::Active,
-        content: content.into(),
-        context: String::new(),
-        access_entity: None,
-        category: None,
-        scope: None,
-        artifact_type: None,
-        artifact_ref: None,
-        entity: None,
-        source: None,
-        tags: BTreeMap::new(),
-        created_at: t0(),
-    }
+    IndexDoc { created_at: t0(), ..plain_doc(&org(org_id), user, content) }
 }
 
 /// Every active memory of `org`, visibility unchecked.

@@ -3,6 +3,7 @@
 //! isolation, filters, deletes, durability (reopen, torn tail, SIGKILL),
 //! clear and compaction.
 
+use loci_stores::search::contract::plain_doc;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -48,24 +49,7 @@ fn org(name: &str) -> OrgId {
 }
 
 fn doc(org: &OrgId, user: UserId) -> IndexDoc {
-    IndexDoc {
-        id: MemoryId::new(),
-        org_id: org.clone(),
-        user_id: user,
-        app_id: AppId::new(),
-        state: MemoryState::Active,
-        content: "some content".into(),
-        context: String::new(),
-        access_entity: None,
-        category: None,
-        scope: None,
-        artifact_type: None,
-        artifact_ref: None,
-        entity: None,
-        source: None,
-        tags: Default::default(),
-        created_at: Utc::now(),
-    }
+    plain_doc(org, user, "some content")
 }
 
 fn options(exact_below: usize) -> VectorOptions {

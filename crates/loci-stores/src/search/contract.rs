@@ -48,7 +48,9 @@ fn sorted(mut v: Vec<MemoryId>) -> Vec<MemoryId> {
     v
 }
 
-fn plain_doc(org: &OrgId, user: UserId, content: &str) -> IndexDoc {
+/// An active memory document with only the required fields set (tests of
+/// every index start from it).
+pub fn plain_doc(org: &OrgId, user: UserId, content: &str) -> IndexDoc {
     IndexDoc {
         id: MemoryId::new(),
         org_id: org.clone(),
