@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use loci_api::Application;
+use loci_http::{Application, HttpState};
 use loci_settings::{Secret, Settings};
 pub use loci_stores::testing::{Engine, TestDatabase, valkey_url};
 
@@ -17,7 +17,7 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: TestDatabase,
-    pub state: loci_api::AppState,
+    pub state: HttpState,
     handle: actix_web::dev::ServerHandle,
     _data_dir: tempfile::TempDir,
 }
@@ -39,12 +39,18 @@ impl std::fmt::Debug for AppOptions {
 
 /// The local embedding model for tests: `LOCI_TEST_MODEL_DIR`, else the
 /// cache `scripts/fetch-model.sh` fills; `None` when absent (tests that need
-/// it say they are skipped).
+/// it say they are skipped). With `LOCI_REQUIRE_MODEL=1` (what
+/// `scripts/test.sh`, and so CI, sets) a missing model is a failure instead.
 pub fn model_dir() -> Option<std::path::PathBuf> {
     let dir = std::env::var_os("LOCI_TEST_MODEL_DIR").map(std::path::PathBuf::from).or_else(|| {
         std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/loci-models/all-MiniLM-L6-v2"))
-    })?;
-    dir.join("model.safetensors").is_file().then_some(dir)
+    });
+    let found = dir.filter(|d| d.join("model.safetensors").is_file());
+    assert!(
+        found.is_some() || std::env::var("LOCI_REQUIRE_MODEL").as_deref() != Ok("1"),
+        "LOCI_REQUIRE_MODEL=1 but the embedding model is missing (set LOCI_TEST_MODEL_DIR or run scripts/fetch-model.sh)"
+    );
+    found
 }
 
 impl AppOptions {
@@ -85,9 +91,9 @@ impl TestApp {
             tweak(&mut settings);
         }
         // As `loci serve` runs it: REST and MCP on one port.
-        let state = loci_api::AppState::init(settings).await.expect("init state");
-        let routes = loci_mcp::routes(&state, true);
-        let app = Application::build_with_state(state, routes).expect("build app");
+        let state = HttpState::init(settings).await.expect("init state");
+        let mounts = vec![loci_api::mount(), loci_mcp::mount(&state)];
+        let app = Application::build(state, mounts).expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());
         let handle = app.handle();
         let state = app.state().clone();
@@ -156,11 +162,11 @@ impl TestApp {
         dpop_jkt: Option<String>,
         client: Option<&str>,
     ) -> String {
-        let issuer = self.state.local_issuer.as_ref().expect("embedded profile has a local issuer");
+        let issuer = self.state.security.local_issuer.as_ref().expect("embedded profile has a local issuer");
         issuer
             .mint(&loci_security::MintRequest {
-                issuer: self.state.settings.issuer().to_owned(),
-                audience: self.state.settings.audiences()[0].clone(),
+                issuer: self.state.services.settings.issuer().to_owned(),
+                audience: self.state.services.settings.audiences()[0].clone(),
                 subject: subject.into(),
                 org_id: org.into(),
                 scopes: scopes.iter().map(|s| s.to_string()).collect(),
@@ -179,7 +185,7 @@ impl TestApp {
     pub async fn indexed(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let lag = self.state.indexer.lag().await.unwrap();
+            let lag = self.state.services.indexer.lag().await.unwrap();
             if lag.pending == 0 {
                 return;
             }
@@ -189,12 +195,12 @@ impl TestApp {
     }
 
     pub async fn flush_access_log(&self) {
-        self.state.memories.access_log().flush().await;
+        self.state.services.memories.access_log().flush().await;
     }
 
     /// Rows of a tenant table, as the database holds them (no app filter).
     pub async fn count_rows(&self, org: &str, table: &str) -> i64 {
-        let tx = self.state.database.begin_tenant_read(&loci_core::OrgId::parse(org).unwrap()).await.unwrap();
+        let tx = self.state.services.database.begin_tenant_read(&loci_core::OrgId::parse(org).unwrap()).await.unwrap();
         let n = tx.count_visible_rows(table).await.unwrap();
         tx.commit().await.unwrap();
         n

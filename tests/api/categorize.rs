@@ -95,7 +95,7 @@ async fn a_failing_model_never_fails_or_changes_the_write() {
 #[tokio::test]
 async fn off_by_default() {
     let app = TestApp::spawn(Engine::Sqlite).await;
-    assert!(!app.state.settings.categorizer.enabled);
+    assert!(!app.state.services.settings.categorizer.enabled);
     let alice = app.user("alice", "acme", &[]);
     let id = alice.remember("plain", json!({})).await;
     assert_eq!(categories_of(&alice, &id).await, json!([]));

@@ -73,7 +73,7 @@ async fn deleted_memories_leave_every_index(engine: Engine) {
     let id = alice.remember("Caroline moved the Kafka cluster to Frankfurt", json!({})).await;
     app.indexed().await;
     let org = OrgId::parse("acme").unwrap();
-    let indexes = app.state.indexer.indexes();
+    let indexes = app.state.services.indexer.indexes();
     assert_eq!(indexes.lexical.count(&org).await.unwrap(), 1);
     assert!(indexes.graph.count(&org).await.unwrap() > 0, "entities were extracted");
     assert_eq!(ids(&search(&alice, "kafka frankfurt").await), vec![id.clone()]);
@@ -83,7 +83,7 @@ async fn deleted_memories_leave_every_index(engine: Engine) {
     app.indexed().await;
     assert_eq!(indexes.lexical.count(&org).await.unwrap(), 0);
     let memory = id.parse().unwrap();
-    let filter = loci_stores::search::SearchFilter::new(org.clone(), None);
+    let filter = loci_index::SearchFilter::new(org.clone(), None);
     assert!(indexes.graph.related(memory, &filter, 10).await.unwrap().is_empty());
     assert!(
         indexes.graph.memories_mentioning(&["kafka".to_owned()], &filter, 10).await.unwrap().is_empty(),
@@ -182,7 +182,7 @@ async fn hybrid_search_and_similar_with_the_local_model() {
 
     // A delete reaches the vector index too once the outbox drains.
     let acme = OrgId::parse("acme").unwrap();
-    let vector = app.state.indexer.indexes().vector.clone().expect("a vector index with the model");
+    let vector = app.state.services.indexer.indexes().vector.clone().expect("a vector index with the model");
     assert_eq!(vector.count(&acme).await.unwrap(), 3);
     let cat_id: loci_core::MemoryId = cat.parse().unwrap();
     let (status, _) = alice.delete("/api/v1/memories", json!({ "memory_ids": [cat.clone()] })).await;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use loci_api::Application;
+use loci_http::{Application, HttpState};
 use loci_security::MintRequest;
 use loci_security::testing::TestKey;
 use loci_settings::Settings;
@@ -99,13 +99,14 @@ fn main() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let app = Application::build(settings).await.unwrap();
+            let state = HttpState::init(settings).await.unwrap();
+            let app = Application::build(state, vec![loci_api::mount()]).unwrap();
             tx.send((app.port(), app.state().clone())).unwrap();
             app.run_until_stopped().await.unwrap();
         });
     });
     let (port, state) = rx.recv().unwrap();
-    let issuer = state.local_issuer.clone().unwrap();
+    let issuer = state.security.local_issuer.clone().unwrap();
     let mint = |jkt: Option<String>| {
         issuer
             .mint(&MintRequest {

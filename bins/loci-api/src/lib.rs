@@ -1,63 +1,34 @@
-//! The REST server (actix-web) over loci-domain.
+//! The REST API (actix-web) over loci-domain: the `/api/v1` routes, the
+//! OpenAPI document and its viewer. The server around them (common routes,
+//! middleware, authentication) is `loci-http`'s; the services are
+//! `loci-app`'s.
 //!
-//! Architecture invariants: handlers only translate HTTP to domain calls and
-//! back; every error leaves as an RFC 9457 problem with a stable `code` and the
-//! request id; nothing internal (SQL, stack traces, secrets) reaches a body.
+//! Architecture invariant: handlers only translate HTTP to domain calls and
+//! back; request shapes, bounds and error details come from loci-domain.
 
 // Problems are big (headers, extension members) but built once per failed
 // request; boxing them would only add an allocation to every error path.
 #![allow(clippy::result_large_err)]
 
-mod auth;
-mod json;
-mod metrics;
 mod openapi;
-mod problem;
-mod request_id;
 mod routes;
-mod startup;
-pub mod telemetry;
 
-pub use auth::{Authenticated, authenticate, mask, rejection_problem};
-pub use metrics::Metrics;
-pub use problem::{FieldError, Problem};
-pub use request_id::REQUEST_ID_HEADER;
-pub use startup::{AppState, Application, Mount, Routes};
+use std::sync::Arc;
 
-/// Request bodies shared with other transports (MCP tools take the same shapes).
-pub mod inputs {
-    pub use crate::routes::params::{FilterBody, IdsBody};
+use loci_http::Mount;
+
+/// The REST API and its documentation, to mount on a `loci_http` server.
+pub fn mount() -> Mount {
+    Arc::new(routes::configure)
 }
 
-/// Errors that stop the server from starting or running.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error(transparent)]
-    Settings(#[from] loci_settings::SettingsError),
-    #[error(transparent)]
-    Store(#[from] loci_stores::StoreError),
-    #[error("cannot bind {addr}: {source}")]
-    Bind { addr: String, source: std::io::Error },
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Security(#[from] loci_security::SecurityError),
-    #[error("startup failed: {0}")]
-    Startup(String),
+/// The OpenAPI document (what `/openapi.json` serves).
+pub fn openapi_document() -> String {
+    openapi::document()
 }
 
-/// Runs the server on the current thread until SIGTERM/SIGINT (used by
-/// `loci serve` and the `loci-api` binary).
-pub fn serve(settings: loci_settings::Settings) -> Result<(), ApiError> {
-    serve_with(settings, |_| Routes::rest())
-}
-
-/// Like [`serve`], with routes chosen once the state exists (`loci serve`
-/// adds `/mcp` on the same port).
-pub fn serve_with(settings: loci_settings::Settings, routes: impl FnOnce(&AppState) -> Routes) -> Result<(), ApiError> {
-    actix_web::rt::System::new().block_on(async move {
-        let state = AppState::init(settings).await?;
-        let routes = routes(&state);
-        Application::build_with_state(state, routes)?.run_until_stopped().await
-    })
+/// Runs the REST server on the current thread until SIGTERM/SIGINT (the
+/// `loci-api` binary).
+pub fn serve(settings: loci_settings::Settings) -> Result<(), loci_http::HttpError> {
+    loci_http::serve(settings, |_| vec![mount()])
 }

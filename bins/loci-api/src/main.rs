@@ -1,6 +1,6 @@
 //! `loci-api`: the REST server alone (`loci serve` runs the same thing).
 
-use loci_api::telemetry;
+use loci_app::telemetry;
 use loci_settings::{Settings, Sources};
 
 fn main() -> anyhow::Result<()> {

@@ -4,33 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::Problem;
-
-/// Every error a route can answer with: an RFC 9457 problem.
-#[derive(utoipa::IntoResponses)]
-#[allow(dead_code)]
-pub enum ProblemResponses {
-    #[response(status = 400, description = "Malformed request", content_type = "application/problem+json")]
-    BadRequest(#[to_schema] Problem),
-    #[response(status = 401, description = "Missing or invalid credentials", content_type = "application/problem+json")]
-    Unauthorized(Problem),
-    #[response(status = 403, description = "Missing scope or paused app", content_type = "application/problem+json")]
-    Forbidden(Problem),
-    #[response(status = 404, description = "Not found (or not visible)", content_type = "application/problem+json")]
-    NotFound(Problem),
-    #[response(status = 405, description = "Method not allowed", content_type = "application/problem+json")]
-    MethodNotAllowed(Problem),
-    #[response(status = 409, description = "Illegal state transition", content_type = "application/problem+json")]
-    Conflict(Problem),
-    #[response(status = 413, description = "Body too large", content_type = "application/problem+json")]
-    TooLarge(Problem),
-    #[response(status = 415, description = "Not JSON", content_type = "application/problem+json")]
-    UnsupportedMediaType(Problem),
-    #[response(status = 422, description = "Invalid fields", content_type = "application/problem+json")]
-    Invalid(Problem),
-    #[response(status = 503, description = "A dependency is unavailable", content_type = "application/problem+json")]
-    Unavailable(Problem),
-}
+use loci_http::Problem;
 
 struct Security;
 
@@ -56,11 +30,11 @@ impl Modify for Security {
 #[openapi(
     info(title = "Loci", description = "Memory and retrieval server for AI agents. Errors are RFC 9457 problems; see docs/errors.md."),
     paths(
-        crate::routes::health::live,
-        crate::routes::health::ready,
-        crate::routes::health::deps,
+        loci_http::health::live,
+        loci_http::health::ready,
+        loci_http::health::deps,
         crate::routes::meta::whoami,
-        crate::routes::meta::protected_resource,
+        loci_http::common::protected_resource,
         crate::routes::memories::create,
         crate::routes::memories::list,
         crate::routes::memories::filter,
@@ -85,7 +59,7 @@ impl Modify for Security {
         crate::routes::backup::export,
         crate::routes::backup::import,
     ),
-    components(schemas(Problem, crate::FieldError)),
+    components(schemas(Problem, loci_http::FieldError)),
     modifiers(&Security),
     tags(
         (name = "health", description = "Liveness and dependencies (public)"),

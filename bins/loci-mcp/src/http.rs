@@ -21,8 +21,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
-use loci_api::{AppState, Problem, mask};
+use loci_app::{Security, Services};
 use loci_core::ErrorCode;
+use loci_http::{AuthContext, HttpState, Mount, Problem, mask};
 use loci_security::{Principal, SessionBinding, SessionStore};
 use rmcp::model::InitializeRequestParams;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -90,26 +91,31 @@ impl RmcpSessionStore for BindingState {
 }
 
 impl McpHttp {
-    pub fn new(state: &AppState) -> Self {
-        let tools = Arc::new(Tools::from_state(state));
-        let ttl = Duration::from_secs(state.settings.mcp.session_ttl_secs);
+    pub fn new(services: &Services, security: &Security) -> Self {
+        let tools = Arc::new(Tools::from_services(services));
+        let ttl = Duration::from_secs(services.settings.mcp.session_ttl_secs);
         let mut config = StreamableHttpServerConfig::default()
             // Host and Origin are checked here, with Loci's settings and errors.
             .disable_allowed_hosts()
             .disable_allowed_origins()
             .with_legacy_session_mode(true)
-            .with_max_request_body_bytes(state.settings.limits.max_body_bytes);
-        config.session_store = Some(Arc::new(BindingState { sessions: state.sessions.clone(), ttl }));
+            .with_max_request_body_bytes(services.settings.limits.max_body_bytes);
+        config.session_store = Some(Arc::new(BindingState { sessions: security.sessions.clone(), ttl }));
         let service = StreamableHttpService::new(
             move || Ok(LociMcp::new(tools.clone(), Identity::PerRequest)),
             Arc::new(LocalSessionManager::default()),
             config,
         );
-        Self { service, sessions: state.sessions.clone(), ttl }
+        Self { service, sessions: security.sessions.clone(), ttl }
+    }
+
+    /// `/mcp` for the services and security of an HTTP server.
+    pub fn for_server(state: &HttpState) -> Self {
+        Self::new(&state.services, &state.security)
     }
 
     /// Mounts `/mcp` (POST, GET, DELETE).
-    pub fn mount(self) -> loci_api::Mount {
+    pub fn mount(self) -> Mount {
         let data = web::Data::new(self);
         Arc::new(move |cfg: &mut web::ServiceConfig| {
             cfg.app_data(data.clone()).service(
@@ -138,8 +144,8 @@ fn allowed_host(host: &str, allowed: &[String]) -> bool {
 
 /// Refuses requests addressed to a host this server does not serve, or sent
 /// by a web page of a foreign origin.
-fn check_host_and_origin(state: &AppState, req: &HttpRequest) -> Result<(), Problem> {
-    let mcp = &state.settings.mcp;
+fn check_host_and_origin(settings: &loci_settings::McpSettings, req: &HttpRequest) -> Result<(), Problem> {
+    let mcp = settings;
     let host = req.headers().get(actix_web::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
     if !allowed_host(host, &mcp.allowed_hosts) {
         tracing::warn!(target: "audit", event = "mcp.host_refused", host = %host);
@@ -169,11 +175,12 @@ fn initialize_params(body: &[u8]) -> Option<serde_json::Value> {
 async fn handle(
     req: HttpRequest,
     body: web::Bytes,
-    state: web::Data<AppState>,
+    services: web::Data<Services>,
+    auth: web::Data<AuthContext>,
     mcp: web::Data<McpHttp>,
 ) -> Result<HttpResponse, Problem> {
-    check_host_and_origin(&state, &req)?;
-    let principal = loci_api::authenticate(&state, &req).await?;
+    check_host_and_origin(&services.settings.mcp, &req)?;
+    let principal = loci_http::authenticate(&auth, &req).await?;
     let session = req.headers().get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     if let Some(id) = &session {
         let binding = mcp.sessions.get(id, mcp.ttl).await.map_err(store_unavailable)?;

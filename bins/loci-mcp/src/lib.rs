@@ -3,8 +3,9 @@
 //! - [`tools`]: the tool table (names, scopes, input schemas) and dispatch
 //!   into loci-domain; the only place tools are defined.
 //! - [`handler`]: the rmcp `ServerHandler` (protocol versions, list, call).
-//! - [`http`]: `/mcp` on actix-web, with REST's authentication, Host/Origin
-//!   checks and session binding in front of rmcp's streamable HTTP service.
+//! - [`http`]: `/mcp` on a `loci-http` server, with the same authentication
+//!   as REST, Host/Origin checks and session binding in front of rmcp's
+//!   streamable HTTP service.
 //! - [`stdio`]: one identity from `LOCI_TOKEN`.
 //!
 //! Architecture invariants: every tool checks its scopes before anything
@@ -28,7 +29,9 @@ pub use stdio::{TOKEN_ENV, run_stdio, serve_stdio};
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
     #[error(transparent)]
-    Api(#[from] loci_api::ApiError),
+    App(#[from] loci_app::AppError),
+    #[error(transparent)]
+    Http(#[from] loci_http::HttpError),
     #[error(
         "{TOKEN_ENV} is not set: mint one with `loci token` (embedded profile) or get one from your identity provider"
     )]
@@ -39,8 +42,8 @@ pub enum McpError {
     Protocol(String),
 }
 
-/// Routes of a server that serves `/mcp` next to the REST API (`loci serve`)
-/// or alone (`loci-mcp --http`).
-pub fn routes(state: &loci_api::AppState, rest: bool) -> loci_api::Routes {
-    loci_api::Routes { rest, extra: Some(McpHttp::new(state).mount()) }
+/// `/mcp`, to mount on a `loci-http` server next to the REST API (`loci
+/// serve`) or alone (`loci-mcp http`).
+pub fn mount(state: &loci_http::HttpState) -> loci_http::Mount {
+    McpHttp::for_server(state).mount()
 }

@@ -37,12 +37,12 @@ fn main() -> ExitCode {
     };
     let result = match cli.transport.unwrap_or(Transport::Stdio) {
         Transport::Stdio => {
-            loci_api::telemetry::init_stderr(&settings.telemetry);
+            loci_app::telemetry::init_stderr(&settings.telemetry);
             loci_mcp::run_stdio(settings)
         }
         Transport::Http => {
-            loci_api::telemetry::init(&settings.telemetry);
-            loci_api::serve_with(settings, |state| loci_mcp::routes(state, false)).map_err(loci_mcp::McpError::from)
+            loci_app::telemetry::init(&settings.telemetry);
+            loci_http::serve(settings, |state| vec![loci_mcp::mount(state)]).map_err(loci_mcp::McpError::from)
         }
     };
     match result {

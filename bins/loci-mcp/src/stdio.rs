@@ -4,9 +4,8 @@
 //! its expiry is still checked on every call.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use loci_api::AppState;
+use loci_app::{Background, Security, Services, Tasks};
 use loci_security::AuthRequest;
 use loci_settings::Settings;
 use rmcp::ServiceExt;
@@ -31,7 +30,10 @@ pub fn run_stdio(settings: Settings) -> Result<(), McpError> {
 
 /// Serves MCP on stdin/stdout until the client disconnects.
 pub async fn serve_stdio(settings: Settings, token: &str) -> Result<(), McpError> {
-    let state = AppState::init(settings).await?;
+    // Only what the tools use: the services, the authenticator, and the
+    // indexer that makes this process's writes searchable.
+    let services = Services::build(settings).await?;
+    let security = Security::build(&services.settings, services.valkey.as_ref()).await?;
     let authorization = format!("Bearer {}", token.trim());
     let request = AuthRequest {
         method: "POST",
@@ -40,20 +42,17 @@ pub async fn serve_stdio(settings: Settings, token: &str) -> Result<(), McpError
         dpop: &[],
         resource_metadata: None,
     };
-    let principal = state.auth.authenticate(&request).await.map_err(|r| McpError::Token(r.error.to_string()))?;
+    let principal = security.auth.authenticate(&request).await.map_err(|r| McpError::Token(r.error.to_string()))?;
     tracing::info!(
         target: "audit", event = "session.created", transport = "stdio",
-        user = %loci_api::mask(&principal.subject), org = %loci_api::mask(principal.org_id.as_str())
+        user = %loci_http::mask(&principal.subject), org = %loci_http::mask(principal.org_id.as_str())
     );
-    // Writes become searchable: this process indexes them like the server does.
-    let (_stop_indexer, stopped) = tokio::sync::watch::channel(false);
-    let poll = Duration::from_millis(state.settings.search.indexer_poll_ms);
-    tokio::spawn(state.indexer.clone().run(poll, stopped));
+    let background = Background::start(&services, Tasks::STDIO);
 
-    let tools = Arc::new(Tools::from_state(&state));
+    let tools = Arc::new(Tools::from_services(&services));
     let handler = LociMcp::new(tools, Identity::Fixed(Box::new(principal)));
     let running = handler.serve(rmcp::transport::stdio()).await.map_err(|e| McpError::Protocol(e.to_string()))?;
-    running.waiting().await.map_err(|e| McpError::Protocol(e.to_string()))?;
-    state.memories.access_log().flush().await;
-    Ok(())
+    let served = running.waiting().await.map_err(|e| McpError::Protocol(e.to_string()));
+    background.shutdown().await;
+    served.map(|_| ())
 }

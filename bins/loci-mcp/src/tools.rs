@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use loci_api::Problem;
-use loci_api::inputs::FilterBody;
 use loci_core::{ErrorCode, MemoryId};
+use loci_domain::inputs::{FilterBody, IdsBody};
 use loci_domain::memories::{MemoryService, MemoryView};
+use loci_domain::rules::{self, DEFAULT_SEARCH_LIMIT, MAX_IDS_PER_CALL, MAX_SEARCH_LIMIT, MAX_UPDATES_PER_CALL};
 use loci_domain::search::{SearchInput, SearchResponse, SearchService};
 use loci_domain::validation::{CreateMemoryInput, UpdateMemoryInput};
 use loci_domain::{DomainError, FieldViolation};
@@ -163,7 +163,7 @@ fn update_schema() -> Value {
 
 fn ids_schema() -> Value {
     object(
-        json!({ "memory_ids": { "type": "array", "items": { "type": "string", "format": "uuid" }, "minItems": 1, "maxItems": 1000 } }),
+        json!({ "memory_ids": { "type": "array", "items": { "type": "string", "format": "uuid" }, "minItems": 1, "maxItems": MAX_IDS_PER_CALL } }),
         &["memory_ids"],
     )
 }
@@ -330,14 +330,13 @@ impl ToolError {
 }
 
 impl From<DomainError> for ToolError {
-    /// Through REST's mapping, so both transports hide and name errors alike.
+    /// Through the domain's own code and public detail, as REST does, so both
+    /// transports hide and name errors alike.
     fn from(e: DomainError) -> Self {
-        let problem = Problem::from(e);
-        if problem.code() == ErrorCode::ValidationFailed {
-            let errors = problem.errors.into_iter().map(|f| FieldViolation::new(f.field, f.message)).collect();
-            return Self::invalid(errors);
+        match e {
+            DomainError::Validation(errors) => Self::invalid(errors),
+            other => Self::new(other.code(), other.public_detail()),
         }
-        Self::new(problem.code(), problem.detail)
     }
 }
 
@@ -355,11 +354,13 @@ fn memory_id(field: &str, raw: &str) -> Result<MemoryId, ToolError> {
     raw.parse().map_err(|_| ToolError::invalid(vec![FieldViolation::new(field, "must be a UUID")]))
 }
 
+/// A tool's result limit: the search default when absent, at most the
+/// deployment's `mcp.max_results` (itself at most the domain's bound).
 fn limit(raw: Option<i64>, max: u64) -> Result<usize, ToolError> {
+    let max = usize::try_from(max).unwrap_or(MAX_SEARCH_LIMIT).min(MAX_SEARCH_LIMIT);
     match raw {
-        None => Ok(10usize.min(max as usize)),
-        Some(n) if n >= 1 && (n as u64) <= max => Ok(n as usize),
-        Some(_) => Err(ToolError::invalid(vec![FieldViolation::new("limit", format!("must be between 1 and {max}"))])),
+        None => Ok(DEFAULT_SEARCH_LIMIT.min(max)),
+        Some(n) => rules::limit("limit", usize::try_from(n).unwrap_or(0), max).map_err(|e| ToolError::invalid(vec![e])),
     }
 }
 
@@ -374,12 +375,6 @@ struct MemoryRef {
 struct RelatedArgs {
     memory_id: String,
     limit: Option<i64>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdsArgs {
-    memory_ids: Vec<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -429,16 +424,16 @@ impl Tools {
         Self { memories, search, embedder, max_results }
     }
 
-    pub fn from_state(state: &loci_api::AppState) -> Self {
-        let s = &state.settings;
-        let info = state.search.embedder_info();
+    pub fn from_services(services: &loci_app::Services) -> Self {
+        let s = &services.settings;
+        let info = services.search.embedder_info();
         let embedder = EmbedderInfo {
             provider: format!("{:?}", s.embeddings.provider).to_lowercase(),
             model: info.as_ref().map(|(m, _)| m.clone()),
             dimensions: info.as_ref().map(|(_, d)| *d),
             available: info.is_some(),
         };
-        Self::new(state.memories.clone(), state.search.clone(), embedder, s.mcp.max_results)
+        Self::new(services.memories.clone(), services.search.clone(), embedder, s.mcp.max_results)
     }
 
     /// Every listed tool.
@@ -537,11 +532,8 @@ impl Tools {
 
     async fn search_memory(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
         let input: SearchInput = arguments(args)?;
-        if input.limit.is_some_and(|n| n < 1 || n as u64 > self.max_results) {
-            return Err(ToolError::invalid(vec![FieldViolation::new(
-                "limit",
-                format!("must be between 1 and {}", self.max_results),
-            )]));
+        if let Some(n) = input.limit {
+            limit(Some(n), self.max_results)?;
         }
         let request = input.parse(None).map_err(ToolError::invalid)?;
         let response = self.search.search(p, request).await?;
@@ -579,8 +571,11 @@ impl Tools {
                 "give either memory_id (with text and/or metadata) or updates",
             )]));
         }
-        if a.updates.len() > 100 {
-            return Err(ToolError::invalid(vec![FieldViolation::new("updates", "at most 100 per call")]));
+        if a.updates.len() > MAX_UPDATES_PER_CALL {
+            return Err(ToolError::invalid(vec![FieldViolation::new(
+                "updates",
+                format!("at most {MAX_UPDATES_PER_CALL} per call"),
+            )]));
         }
         if let Some(id) = a.memory_id {
             let id = memory_id("memory_id", &id)?;
@@ -612,16 +607,8 @@ impl Tools {
     }
 
     async fn delete_memories(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
-        let a: IdsArgs = arguments(args)?;
-        if a.memory_ids.is_empty() || a.memory_ids.len() > 1000 {
-            return Err(ToolError::invalid(vec![FieldViolation::new("memory_ids", "give 1 to 1000 ids")]));
-        }
-        let ids = a
-            .memory_ids
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| memory_id(&format!("memory_ids[{i}]"), raw))
-            .collect::<Result<Vec<_>, _>>()?;
+        let a: IdsBody = arguments(args)?;
+        let ids = a.parse().map_err(ToolError::invalid)?;
         let outcome = self.memories.delete(p, &ids).await?;
         let text = format!("Deleted {}, skipped {}", outcome.changed.len(), outcome.skipped.len());
         Ok((json!({ "deleted": outcome.changed, "skipped": outcome.skipped }), text))

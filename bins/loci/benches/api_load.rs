@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use loci_core::model::{MemoryMetadata, NewMemory};
 use loci_core::{MemoryId, MemoryState, OrgId};
-use loci_stores::records::{MemoryMetadata, NewMemory};
 use loci_stores::repo::memories::ImportedTimes;
 use loci_stores::repo::{apps, memories, orgs, users};
 use loci_stores::testing::{Engine, TestDatabase};

@@ -10,19 +10,20 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use loci_core::model::{MemoryMetadata, NewMemory};
 use loci_core::{MemoryState, OrgId};
 use loci_domain::Provisioner;
 use loci_domain::access_log::AccessLog;
-use loci_domain::indexer::{Indexer, Indexes, IndexingOptions};
+use loci_domain::indexer::{Indexer, IndexingOptions};
 use loci_domain::memories::MemoryService;
 use loci_domain::search::{SearchConfig, SearchMode, SearchRequest, SearchService, Weights};
 use loci_domain::validation::Limits;
+use loci_index::VectorIndex;
+use loci_index_embedded::vector as vector_embedded;
 use loci_security::Principal;
 use loci_settings::Settings;
-use loci_stores::records::{MemoryMetadata, NewMemory};
 use loci_stores::repo::memories::ImportedTimes;
 use loci_stores::repo::{apps, memories, orgs, users};
-use loci_stores::search::{VectorIndex, vector_embedded};
 use loci_stores::{Database, PoolConfig};
 
 #[derive(Debug, clap::Args)]
@@ -141,15 +142,6 @@ impl Scores {
     }
 }
 
-fn config_from(settings: &Settings) -> SearchConfig {
-    let s = &settings.search;
-    SearchConfig {
-        rrf_k: s.rrf_k,
-        weights: Weights { vector: s.weight_vector, lexical: s.weight_lexical, graph: s.weight_graph },
-        candidates: s.candidates,
-    }
-}
-
 fn principal(org: &OrgId) -> Principal {
     Principal {
         org_id: org.clone(),
@@ -204,7 +196,7 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
     }
     let db = Database::connect(&settings.database_url(), &PoolConfig::from_settings(&settings)).await?;
     db.migrate_up().await?;
-    let indexes = Indexes::open(&settings, &db)?;
+    let indexes = loci_app::indexes::open(&settings, &db)?;
     let mut modes = modes;
     if indexes.embedder.is_none() {
         eprintln!(
@@ -213,7 +205,7 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         modes.retain(|m| *m != SearchMode::Semantic);
     }
     let options =
-        IndexingOptions { context_window: settings.search.context_window as u64, embed_context: args.embed_context };
+        IndexingOptions { embed_context: args.embed_context, ..IndexingOptions::from_settings(&settings.search) };
     let indexer = Indexer::new(db.clone(), indexes.clone(), options, 512);
     let memories_service = MemoryService::new(
         db.clone(),
@@ -221,7 +213,7 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         AccessLog::start(db.clone()),
         Limits::from(&settings.limits),
     );
-    let mut config = config_from(&settings);
+    let mut config = SearchConfig::from_settings(&settings.search);
     config.candidates = config.candidates.max(100);
     // One service per mode: each has its own query-embedding cache, so no
     // mode's latency benefits from another's embedding of the same question.
@@ -399,7 +391,7 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
     }
     let db = Database::connect(&settings.database_url(), &PoolConfig::from_settings(&settings)).await?;
     db.migrate_up().await?;
-    let mut indexes = Indexes::open(&settings, &db)?;
+    let mut indexes = loci_app::indexes::open(&settings, &db)?;
     // The concrete embedded vector index, for its exact search (recall).
     let ann = match &indexes.embedder {
         Some(e) => Some(std::sync::Arc::new(vector_embedded::EmbeddedVectorIndex::open(
@@ -453,7 +445,7 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
     }
     let stored = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let options = IndexingOptions { context_window: settings.search.context_window as u64, embed_context: false };
+    let options = IndexingOptions::from_settings(&settings.search);
     Indexer::new(db.clone(), indexes.clone(), options, 512).drain().await?;
     let indexed = started.elapsed().as_secs_f64();
     let memories_service = MemoryService::new(
@@ -462,9 +454,9 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
         AccessLog::start(db.clone()),
         Limits::from(&settings.limits),
     );
-    let search = SearchService::new(memories_service, indexes, config_from(&settings));
+    let search = SearchService::new(memories_service, indexes, SearchConfig::from_settings(&settings.search));
     if let (Some(ann), Some(embedder)) = (&ann, &embedder) {
-        let filter = loci_stores::search::SearchFilter::new(org.clone(), None);
+        let filter = loci_index::SearchFilter::new(org.clone(), None);
         let (mut recall, n) = (0.0, 100);
         for q in 0..n {
             let query = embedder

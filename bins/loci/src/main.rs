@@ -124,8 +124,8 @@ fn main() -> ExitCode {
         Command::Config { action: ConfigAction::Check } => config_check(&sources),
         Command::Serve => {
             let Some(settings) = load(&sources) else { return ExitCode::from(2) };
-            loci_api::telemetry::init(&settings.telemetry);
-            match loci_api::serve_with(settings, |state| loci_mcp::routes(state, true)) {
+            loci_app::telemetry::init(&settings.telemetry);
+            match loci_http::serve(settings, |state| vec![loci_api::mount(), loci_mcp::mount(state)]) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "loci-api failed");
@@ -136,7 +136,7 @@ fn main() -> ExitCode {
         }
         Command::Mcp => {
             let Some(settings) = load(&sources) else { return ExitCode::from(2) };
-            loci_api::telemetry::init_stderr(&settings.telemetry);
+            loci_app::telemetry::init_stderr(&settings.telemetry);
             match loci_mcp::run_stdio(settings) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -277,7 +277,7 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
 }
 
 async fn reindex(settings: &Settings, index: &str, org: Option<&str>) -> anyhow::Result<u64> {
-    use loci_domain::indexer::{GRAPH, Indexer, Indexes, IndexingOptions, LEXICAL, VECTOR};
+    use loci_domain::indexer::{GRAPH, Indexer, IndexingOptions, LEXICAL, VECTOR};
     let only = match index {
         "all" => None,
         name @ (VECTOR | LEXICAL | GRAPH) => Some(vec![name.to_owned()]),
@@ -291,8 +291,8 @@ async fn reindex(settings: &Settings, index: &str, org: Option<&str>) -> anyhow:
         settings.ensure_data_dir()?;
     }
     let db = Database::from_settings(settings).await?;
-    let indexes = Indexes::open(settings, &db)?;
-    let options = IndexingOptions { context_window: settings.search.context_window as u64, embed_context: false };
+    let indexes = loci_app::indexes::open(settings, &db)?;
+    let options = IndexingOptions::from_settings(&settings.search);
     let indexer = Indexer::new(db.clone(), indexes, options, settings.search.indexer_batch);
     let n = indexer.reindex(orgs, only).await?;
     db.close().await?;

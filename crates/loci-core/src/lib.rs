@@ -9,6 +9,7 @@ mod access;
 mod error_code;
 mod ids;
 mod memory;
+pub mod model;
 
 pub use access::AccessEntity;
 pub use error_code::ErrorCode;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use loci_core::model::AccessRecord;
 use loci_stores::Database;
-use loci_stores::records::AccessRecord;
 use tokio::sync::{mpsc, oneshot};
 
 enum Message {

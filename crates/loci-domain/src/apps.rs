@@ -1,10 +1,10 @@
 //! Apps: the clients a user writes through, with activity counts. Apps
 //! belong to their owner; a paused app blocks writes through it.
 
+use loci_core::model::{AppSummary, MemoryFilter, Page, PageRequest};
 use loci_core::{AppId, MemoryId, MemoryState};
 use loci_security::Principal;
 use loci_stores::Database;
-use loci_stores::records::{AppSummary, MemoryFilter, Page, PageRequest};
 use loci_stores::repo::{access_logs, apps, memories};
 use serde::Serialize;
 

@@ -10,10 +10,10 @@
 use std::io::{Cursor, Read, Write};
 
 use chrono::{DateTime, Utc};
+use loci_core::model::{MemoryFilter, MemoryMetadata, MemoryUpdate, NewMemory, PageRequest, StatusChange};
 use loci_core::{AppId, MemoryId, MemoryState, OrgId};
 use loci_security::Principal;
 use loci_stores::Database;
-use loci_stores::records::{MemoryFilter, MemoryMetadata, MemoryUpdate, NewMemory, PageRequest, StatusChange};
 use loci_stores::repo::memories::ImportedTimes;
 use loci_stores::repo::{apps, memories};
 use serde::{Deserialize, Serialize};
@@ -119,7 +119,7 @@ impl BackupService {
         let filter = MemoryFilter {
             user_id: Some(me),
             states: vec![MemoryState::Active, MemoryState::Paused, MemoryState::Archived, MemoryState::Deleted],
-            direction: loci_stores::records::SortDirection::Asc,
+            direction: loci_core::model::SortDirection::Asc,
             ..Default::default()
         };
         let mut items = Vec::new();

@@ -36,6 +36,8 @@ pub enum DomainError {
     SearchUnavailable(Vec<String>),
     #[error(transparent)]
     Store(StoreError),
+    #[error(transparent)]
+    Index(#[from] loci_index::IndexError),
 }
 
 impl From<StoreError> for DomainError {
@@ -60,6 +62,24 @@ impl DomainError {
             Self::SearchUnavailable(_) => ErrorCode::DependencyUnavailable,
             Self::Store(StoreError::Timeout(_) | StoreError::Valkey(_)) => ErrorCode::DependencyUnavailable,
             Self::Store(_) => ErrorCode::Internal,
+            Self::Index(e) if e.is_transient() => ErrorCode::DependencyUnavailable,
+            Self::Index(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// What a client may be told: the error's own message, except for store
+    /// and index failures, whose detail (SQL, engine answers) goes to the log
+    /// only. Every transport renders errors through this and [`Self::code`].
+    pub fn public_detail(&self) -> String {
+        match self {
+            Self::Store(_) | Self::Index(_) => {
+                tracing::error!(error = %self, "storage error");
+                match self.code() {
+                    ErrorCode::Internal => "an internal error occurred".to_owned(),
+                    _ => "a storage dependency is unavailable; retry later".to_owned(),
+                }
+            }
+            other => other.to_string(),
         }
     }
 }

@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use loci_core::model::{Memory, MemoryFilter, PageRequest};
 use loci_core::{MemoryId, MemoryState, OrgId};
 use loci_embed::Embedder;
+use loci_index::{GraphIndex, IndexDoc, LexicalIndex, VectorIndex};
 use loci_stores::Database;
-use loci_stores::records::{Memory, MemoryFilter, PageRequest};
 use loci_stores::repo::{memories, outbox};
-use loci_stores::search::{GraphIndex, IndexDoc, LexicalIndex, VectorIndex};
 use tokio::sync::watch;
 
 use crate::DomainError;
@@ -26,8 +26,9 @@ pub const VECTOR: &str = "vector";
 pub const LEXICAL: &str = "lexical";
 pub const GRAPH: &str = "graph";
 
-/// The indexes of one deployment. The vector index exists only with an
-/// embedder.
+/// The indexes of one deployment, as the ports `loci-index` defines (which
+/// engine backs each is chosen by the composition root). The vector index
+/// exists only with an embedder.
 #[derive(Debug, Clone)]
 pub struct Indexes {
     pub vector: Option<Arc<dyn VectorIndex>>,
@@ -48,6 +49,14 @@ pub struct IndexingOptions {
 impl Default for IndexingOptions {
     fn default() -> Self {
         Self { context_window: 1, embed_context: false }
+    }
+}
+
+impl IndexingOptions {
+    /// From `[search]`; the embedded text is the content alone (the context
+    /// is indexed lexically, which measured better on LoCoMo).
+    pub fn from_settings(search: &loci_settings::SearchSettings) -> Self {
+        Self { context_window: search.context_window as u64, embed_context: false }
     }
 }
 
@@ -300,97 +309,5 @@ mod tests {
         assert_eq!(backoff(2), Duration::from_secs(1));
         assert_eq!(backoff(4), Duration::from_secs(4));
         assert_eq!(backoff(40), MAX_BACKOFF);
-    }
-}
-
-/// Why the indexes could not be opened. An unreachable engine (Qdrant,
-/// OpenSearch, Neo4j) is `Store(StoreError::IndexUnavailable { .. })`.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    #[error(transparent)]
-    Store(#[from] loci_stores::StoreError),
-    #[error(transparent)]
-    Embed(#[from] loci_embed::EmbedError),
-}
-
-impl Indexes {
-    /// The configured indexes and embedder. A missing local model is not an
-    /// error: search then runs without the vector index (lexical and graph
-    /// only) and says so in every response and at start.
-    ///
-    /// The engine adapters are checked here, on a helper thread (this is
-    /// synchronous code running inside the servers' runtimes): an engine
-    /// that does not answer stops the start with a typed error, and the
-    /// collection, index or schema each needs is created when missing.
-    pub fn open(settings: &loci_settings::Settings, db: &Database) -> Result<Self, OpenError> {
-        use loci_settings::{GraphBackend, LexicalBackend, VectorBackend};
-        use loci_stores::search::neo4j::{Neo4jGraphIndex, Neo4jOptions};
-        use loci_stores::search::opensearch::{self as os, OpenSearchLexicalIndex, OpenSearchOptions};
-        use loci_stores::search::qdrant::{QdrantOptions, QdrantVectorIndex};
-        use loci_stores::search::{graph_embedded, lexical_embedded, vector_embedded};
-        /// Per request to an index engine.
-        const ENGINE_TIMEOUT: Duration = Duration::from_secs(10);
-        /// Bolt connections to Neo4j.
-        const NEO4J_CONNECTIONS: usize = 16;
-        let required = |url: &Option<String>, key: &str| {
-            url.clone().ok_or_else(|| {
-                OpenError::Store(loci_stores::StoreError::Config(format!("{key} is required for this backend")))
-            })
-        };
-        let embedder = match loci_embed::from_settings(&settings.embeddings, &settings.data_dir) {
-            Ok(e) => e,
-            Err(loci_embed::EmbedError::ModelMissing { dir, missing }) => {
-                tracing::warn!(
-                    dir = %dir.display(),
-                    missing = %missing,
-                    "embedding model not found: semantic search is off (run scripts/fetch-model.sh); lexical and graph search work"
-                );
-                None
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let vector: Option<Arc<dyn VectorIndex>> = match (&embedder, settings.vector.backend) {
-            (None, _) => None,
-            (Some(e), VectorBackend::Qdrant) => Some(Arc::new(QdrantVectorIndex::open(QdrantOptions {
-                url: required(&settings.vector.url, "vector.url")?,
-                api_key: settings.vector.api_key.as_ref().map(|k| k.expose().to_owned()),
-                model: e.model().to_owned(),
-                dimensions: e.dimensions(),
-                timeout: ENGINE_TIMEOUT,
-            })?)),
-            (Some(e), VectorBackend::Embedded) => {
-                let dir =
-                    settings.vector.path.clone().unwrap_or_else(|| settings.data_dir.join("vector")).join(e.model());
-                Some(Arc::new(vector_embedded::EmbeddedVectorIndex::open(
-                    &dir,
-                    e.dimensions(),
-                    vector_embedded::VectorOptions::default(),
-                )?))
-            }
-        };
-        let lexical: Arc<dyn LexicalIndex> = match settings.lexical.backend {
-            LexicalBackend::Embedded => {
-                let dir = settings.lexical.path.clone().unwrap_or_else(|| settings.data_dir.join("lexical"));
-                Arc::new(lexical_embedded::EmbeddedLexicalIndex::open(&dir)?)
-            }
-            LexicalBackend::Opensearch => Arc::new(OpenSearchLexicalIndex::open(OpenSearchOptions {
-                url: required(&settings.lexical.url, "lexical.url")?,
-                username: settings.lexical.username.clone(),
-                password: settings.lexical.password.as_ref().map(|p| p.expose().to_owned()),
-                timeout: ENGINE_TIMEOUT,
-                index: os::INDEX.to_owned(),
-            })?),
-        };
-        let graph: Arc<dyn GraphIndex> = match settings.graph.backend {
-            GraphBackend::Embedded => Arc::new(graph_embedded::EmbeddedGraphIndex::new(db.clone())),
-            GraphBackend::Neo4j => Arc::new(Neo4jGraphIndex::open(Neo4jOptions {
-                url: required(&settings.graph.url, "graph.url")?,
-                username: settings.graph.username.clone().unwrap_or_else(|| "neo4j".to_owned()),
-                password: settings.graph.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default(),
-                timeout: ENGINE_TIMEOUT,
-                max_connections: NEO4J_CONNECTIONS,
-            })?),
-        };
-        Ok(Self { vector, lexical, graph, embedder })
     }
 }

@@ -1,6 +1,11 @@
-//! Loci's services: the rules of the product, over the store repositories.
+//! Loci's services: the rules of the product, over the store repositories
+//! and the index ports. REST and MCP share everything here: the services,
+//! the request shapes ([`inputs`], [`search::SearchInput`],
+//! [`validation`]), the bounds ([`rules`]) and the public error detail
+//! ([`DomainError::public_detail`]).
 //!
-//! Architecture invariants: no HTTP and no SQL here; every tenant-scoped
+//! Architecture invariants: no HTTP and no SQL here, and no index engine
+//! (the composition root, `loci-app`, picks the engines); every tenant-scoped
 //! operation takes its tenant and user from an authenticated [`Principal`],
 //! never from request input; another tenant's or an invisible resource is
 //! `NotFound`, exactly like a missing one.
@@ -15,7 +20,9 @@ pub mod categorize;
 mod error;
 pub mod health;
 pub mod indexer;
+pub mod inputs;
 pub mod memories;
+pub mod rules;
 pub mod search;
 pub mod validation;
 

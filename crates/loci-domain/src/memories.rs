@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use loci_core::{AppId, CategoryId, MemoryId, MemoryState, UserId};
-use loci_security::Principal;
-use loci_stores::records::{
+use loci_core::model::{
     AccessLogEntry, CategoryRecord, Memory, MemoryFilter, MemoryUpdate, NewMemory, Page, PageRequest, StatusChange,
     Visibility, now,
 };
+use loci_core::{AppId, CategoryId, MemoryId, MemoryState, UserId};
+use loci_security::Principal;
 use loci_stores::repo::{access_logs, apps, memories};
 use loci_stores::{Database, TenantTx};
 use serde::Serialize;
@@ -137,7 +137,7 @@ impl MemoryService {
     fn log_reads(&self, p: &Principal, me: UserId, app: Option<AppId>, items: &[MemoryView], kind: &str) {
         let at = now();
         for v in items {
-            self.access.record(loci_stores::records::AccessRecord {
+            self.access.record(loci_core::model::AccessRecord {
                 org_id: p.org_id.clone(),
                 memory_id: v.memory.id,
                 user_id: me,
@@ -527,7 +527,7 @@ impl MemoryService {
     }
 
     /// Counts for `/stats`: the caller's own memories.
-    pub async fn stats(&self, p: &Principal) -> Result<loci_stores::records::MemoryStats, DomainError> {
+    pub async fn stats(&self, p: &Principal) -> Result<loci_core::model::MemoryStats, DomainError> {
         let me = self.provisioner.user(&self.db, p).await?;
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
         let filter = MemoryFilter {

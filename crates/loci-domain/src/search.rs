@@ -14,12 +14,13 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use loci_core::{AppId, ArtifactType, Category, MemoryId, Scope, Source as MemorySource};
 use loci_embed::Embedder;
+use loci_index::{Hit, SearchFilter};
 use loci_security::Principal;
-use loci_stores::search::{Hit, SearchFilter};
 use serde::Serialize;
 
 use crate::indexer::{GRAPH, Indexes, LEXICAL, VECTOR};
 use crate::memories::{MemoryService, MemoryView, parse_time};
+use crate::rules::{self, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT};
 use crate::{DomainError, FieldViolation};
 
 /// Which sources a search uses.
@@ -54,6 +55,17 @@ pub struct SearchConfig {
 impl Default for SearchConfig {
     fn default() -> Self {
         Self { rrf_k: 60.0, weights: Weights { vector: 0.30, lexical: 0.70, graph: 0.10 }, candidates: 50 }
+    }
+}
+
+impl SearchConfig {
+    /// From `[search]`.
+    pub fn from_settings(s: &loci_settings::SearchSettings) -> Self {
+        Self {
+            rrf_k: s.rrf_k,
+            weights: Weights { vector: s.weight_vector, lexical: s.weight_lexical, graph: s.weight_graph },
+            candidates: s.candidates,
+        }
     }
 }
 
@@ -244,12 +256,11 @@ impl SearchInput {
     pub fn parse(self, forced: Option<SearchMode>) -> Result<SearchRequest, Vec<FieldViolation>> {
         let mut out = Vec::new();
         let limit = match self.limit {
-            None => 10,
-            Some(n) if (1..=MAX_LIMIT as i64).contains(&n) => n as usize,
-            Some(_) => {
-                out.push(FieldViolation::new("limit", "must be between 1 and 100"));
-                10
-            }
+            None => DEFAULT_SEARCH_LIMIT,
+            Some(n) => rules::limit("limit", usize::try_from(n).unwrap_or(0), MAX_SEARCH_LIMIT).unwrap_or_else(|e| {
+                out.push(e);
+                DEFAULT_SEARCH_LIMIT
+            }),
         };
         let f = self.filters.unwrap_or_default();
         let filters = SearchFilters {
@@ -284,8 +295,6 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// Largest `limit` of a search.
-pub const MAX_LIMIT: usize = 100;
 /// Longest query, in characters.
 pub const MAX_QUERY_CHARS: usize = 2048;
 
@@ -323,14 +332,21 @@ impl SearchService {
         self.indexes.embedder.is_some() && self.indexes.vector.is_some()
     }
 
+    /// The indexes a memory write refreshes (through the outbox), by name:
+    /// vector only with an embedder, then lexical and graph.
+    pub fn index_names(&self) -> Vec<String> {
+        let vector = self.has_embedder().then_some(VECTOR);
+        vector.into_iter().chain([LEXICAL, GRAPH]).map(str::to_owned).collect()
+    }
+
     fn validate(req: &SearchRequest) -> Result<(), DomainError> {
         let mut errors = Vec::new();
         let chars = req.query.chars().count();
         if req.query.trim().is_empty() || chars > MAX_QUERY_CHARS {
             errors.push(FieldViolation::new("query", format!("must be 1 to {MAX_QUERY_CHARS} characters, not blank")));
         }
-        if req.limit == 0 || req.limit > MAX_LIMIT {
-            errors.push(FieldViolation::new("limit", format!("must be between 1 and {MAX_LIMIT}")));
+        if let Err(e) = rules::limit("limit", req.limit, MAX_SEARCH_LIMIT) {
+            errors.push(e);
         }
         if let Some(w) = req.weights {
             for (name, v) in [("vector", w.vector), ("lexical", w.lexical), ("graph", w.graph)] {
@@ -342,7 +358,7 @@ impl SearchService {
         if errors.is_empty() { Ok(()) } else { Err(DomainError::Validation(errors)) }
     }
 
-    fn filter(&self, p: &Principal, vis: loci_stores::records::Visibility, f: &SearchFilters) -> SearchFilter {
+    fn filter(&self, p: &Principal, vis: loci_core::model::Visibility, f: &SearchFilters) -> SearchFilter {
         let mut filter = SearchFilter::new(p.org_id.clone(), Some(vis));
         filter.category = f.category.clone();
         filter.scope = f.scope.clone();
@@ -507,12 +523,7 @@ impl SearchService {
 
     /// Visible memories nearest to memory `id` in the vector index.
     pub async fn similar(&self, p: &Principal, id: MemoryId, limit: usize) -> Result<Vec<SearchResult>, DomainError> {
-        if limit == 0 || limit > MAX_LIMIT {
-            return Err(DomainError::Validation(vec![FieldViolation::new(
-                "limit",
-                format!("must be between 1 and {MAX_LIMIT}"),
-            )]));
-        }
+        rules::limit("limit", limit, MAX_SEARCH_LIMIT).map_err(|e| DomainError::Validation(vec![e]))?;
         let base = self.memories.get_quiet(p, id).await?;
         let (Some(vector), Some(embedder)) = (&self.indexes.vector, &self.indexes.embedder) else {
             return Err(DomainError::EmbedderUnavailable);

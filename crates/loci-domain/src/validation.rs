@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use loci_core::model::MemoryMetadata;
 use loci_core::{AccessEntity, ArtifactType, Category, OrgId, Scope, Source};
 use loci_settings::LimitsSettings;
-use loci_stores::records::MemoryMetadata;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 

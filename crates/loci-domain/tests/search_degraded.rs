@@ -16,19 +16,19 @@ use loci_domain::memories::MemoryService;
 use loci_domain::search::{SearchConfig, SearchMode, SearchRequest, SearchService};
 use loci_domain::validation::{CreateMemoryInput, Limits};
 use loci_domain::{DomainError, Provisioner};
+use loci_index::{GraphIndex, Hit, IndexDoc, IndexError, LexicalIndex, SearchFilter};
+use loci_index_embedded::EmbeddedLexicalIndex;
 use loci_security::Principal;
-use loci_stores::search::graph_embedded::EmbeddedGraphIndex;
-use loci_stores::search::lexical_embedded::EmbeddedLexicalIndex;
-use loci_stores::search::{GraphIndex, Hit, LexicalIndex, SearchFilter};
+use loci_stores::graph::EmbeddedGraphIndex;
 use loci_stores::testing::{Engine, TestDatabase};
-use loci_stores::{Database, PoolConfig, StoreError};
+use loci_stores::{Database, PoolConfig};
 
 /// A lexical index whose engine is down.
 #[derive(Debug)]
 struct DownLexical;
 
-fn down() -> StoreError {
-    StoreError::Timeout("lexical engine unreachable".into())
+fn down() -> IndexError {
+    IndexError::Timeout("lexical engine unreachable".into())
 }
 
 #[async_trait]
@@ -36,22 +36,22 @@ impl LexicalIndex for DownLexical {
     fn engine(&self) -> &'static str {
         "down"
     }
-    async fn upsert(&self, _: &[loci_stores::search::IndexDoc]) -> Result<(), StoreError> {
+    async fn upsert(&self, _: &[IndexDoc]) -> Result<(), IndexError> {
         Err(down())
     }
-    async fn delete(&self, _: &OrgId, _: &[MemoryId]) -> Result<(), StoreError> {
+    async fn delete(&self, _: &OrgId, _: &[MemoryId]) -> Result<(), IndexError> {
         Err(down())
     }
-    async fn search(&self, _: &str, _: &SearchFilter, _: usize) -> Result<Vec<Hit>, StoreError> {
+    async fn search(&self, _: &str, _: &SearchFilter, _: usize) -> Result<Vec<Hit>, IndexError> {
         Err(down())
     }
-    async fn flush(&self) -> Result<(), StoreError> {
+    async fn flush(&self) -> Result<(), IndexError> {
         Err(down())
     }
-    async fn clear(&self, _: Option<&OrgId>) -> Result<(), StoreError> {
+    async fn clear(&self, _: Option<&OrgId>) -> Result<(), IndexError> {
         Err(down())
     }
-    async fn count(&self, _: &OrgId) -> Result<u64, StoreError> {
+    async fn count(&self, _: &OrgId) -> Result<u64, IndexError> {
         Err(down())
     }
 }

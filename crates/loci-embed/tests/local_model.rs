@@ -1,13 +1,14 @@
 //! The local model against reference values of all-MiniLM-L6-v2 (sentence-transformers).
 //!
 //! Needs the model files: `scripts/fetch-model.sh ~/.cache/loci-models/all-MiniLM-L6-v2`, or set
-//! `LOCI_TEST_MODEL_DIR`. Without them every test here prints "skipped: ..." and passes.
+//! `LOCI_TEST_MODEL_DIR`. Without them every test here prints "skipped: ..." and passes, unless
+//! `LOCI_REQUIRE_MODEL=1` (set by `scripts/test.sh`, so CI never passes without the model): then a
+//! missing model fails them. Speed is measured by `cargo bench -p loci-embed --bench local_model`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::Instant;
 
 use loci_embed::{EmbedError, Embedder, LocalEmbedder, REQUIRED_MODEL_FILES, cosine};
 use loci_settings::{EmbeddingsProvider, EmbeddingsSettings};
@@ -31,6 +32,11 @@ fn model(test: &str) -> Option<LocalEmbedder> {
         }
     });
     if model.is_none() {
+        assert!(
+            std::env::var("LOCI_REQUIRE_MODEL").as_deref() != Ok("1"),
+            "{test}: LOCI_REQUIRE_MODEL=1 but no model at {} (run scripts/fetch-model.sh there)",
+            model_dir().display()
+        );
         eprintln!(
             "{test}: skipped: model not found at {} (run scripts/fetch-model.sh there, or set LOCI_TEST_MODEL_DIR)",
             model_dir().display()
@@ -174,35 +180,4 @@ fn a_directory_without_the_weights_is_model_missing() {
         }
         other => panic!("expected ModelMissing, got {other:?}"),
     }
-}
-
-/// Not a benchmark (debug build of this crate, shared CPU): prints rough timings.
-#[tokio::test]
-async fn timings_are_printed() {
-    let Some(_) = model("timings_are_printed") else { return };
-    let t = Instant::now();
-    let m = LocalEmbedder::load(&model_dir(), 32).unwrap();
-    let load = t.elapsed();
-    m.embed_one("warm up").await.unwrap();
-    let query = "How do I rotate the deploy key?";
-    let mut single = Vec::new();
-    for _ in 0..10 {
-        let t = Instant::now();
-        m.embed_one(query).await.unwrap();
-        single.push(t.elapsed());
-    }
-    single.sort();
-    let texts: Vec<String> =
-        (0..32).map(|i| format!("Memory number {i}: the deploy key is rotated every ninety days by ops.")).collect();
-    let t = Instant::now();
-    m.embed(&texts).await.unwrap();
-    let batch = t.elapsed();
-    eprintln!(
-        "timing: load {load:?}; one short query median {:?} (min {:?}); 32 texts (~16 tokens, batches of {}) {:?} = {:.0} texts/s",
-        single[single.len() / 2],
-        single[0],
-        m.max_batch(),
-        batch,
-        32.0 / batch.as_secs_f64()
-    );
 }

@@ -1,6 +1,7 @@
 use loci_core::MemoryState;
 
-/// Errors of the persistence layer.
+/// Errors of the persistence layer. Driver errors arrive as text: no
+/// `sea_orm` or `fred` type crosses this crate's public API.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A referenced entity does not exist in the caller's tenant.
@@ -8,8 +9,6 @@ pub enum StoreError {
     NotFound(&'static str),
     #[error("illegal state transition {from} -> {to}")]
     InvalidTransition { from: MemoryState, to: MemoryState },
-    #[error("conflict: {0}")]
-    Conflict(String),
     #[error("configuration error: {0}")]
     Config(String),
     #[error(
@@ -21,22 +20,32 @@ pub enum StoreError {
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
     #[error("database error: {0}")]
-    Database(#[from] sea_orm::DbErr),
+    Database(String),
     #[error("valkey error: {0}")]
     Valkey(String),
     #[error("timed out: {0}")]
     Timeout(String),
-    /// A search index (vector, lexical or graph) failed.
-    #[error("index error: {0}")]
-    Index(String),
-    /// An external index engine (Qdrant, OpenSearch, Neo4j) could not be
-    /// reached or refused the connection (wrong URL, credentials or TLS).
-    #[error("{engine} is unavailable: {reason}")]
-    IndexUnavailable { engine: &'static str, reason: String },
 }
 
 impl StoreError {
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
+    }
+}
+
+impl From<sea_orm::DbErr> for StoreError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Database(e.to_string())
+    }
+}
+
+/// The embedded graph index lives on the relational store.
+impl From<StoreError> for loci_index::IndexError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Timeout(what) => Self::Timeout(what),
+            StoreError::Config(what) => Self::Config(what),
+            other => Self::Store(other.to_string()),
+        }
     }
 }

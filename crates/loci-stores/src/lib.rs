@@ -1,8 +1,10 @@
 //! Persistence for Loci: the relational store (sea-orm over PostgreSQL or
-//! SQLite), Valkey (fred), and the vector, lexical and graph indexes.
+//! SQLite), Valkey (fred), and the embedded graph index, which lives in the
+//! relational store's tables.
 //!
 //! Architecture invariants:
-//! - This is the only crate that knows SQL, Valkey or any index engine.
+//! - This is the only crate that knows SQL or Valkey; no `sea_orm` or `fred`
+//!   type appears in its public API.
 //! - Tenant data is reachable only through a [`TenantTx`]; every statement
 //!   filters on its org inside the database, and on PostgreSQL row-level
 //!   security enforces the same from the transaction-local `loci.org_id`.
@@ -12,10 +14,9 @@
 mod db;
 mod entities;
 mod error;
+pub mod graph;
 mod health;
-pub mod records;
 pub mod repo;
-pub mod search;
 mod tenant;
 #[cfg(feature = "testing")]
 pub mod testing;

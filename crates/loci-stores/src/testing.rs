@@ -17,10 +17,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use crate::{Database, PoolConfig};
 use loci_settings::Secret;
 
-/// The contract suites of the index traits (vector, lexical, graph).
-pub use crate::search::contract::{
-    GraphFixture, Orgs, PlainMemories, StoredMemories, graph_contract, lexical_contract, vector_contract,
-};
+pub use crate::graph::StoredMemories;
 
 pub const APP_ROLE: &str = "loci_app";
 const APP_PASSWORD: &str = "loci_app";

@@ -6,10 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use loci_core::{AppId, Category, MemoryId, MemoryState, OrgId};
-use loci_stores::records::{
+use loci_core::model::{
     App, MemoryFilter, MemoryMetadata, MemoryUpdate, NewMemory, PageRequest, SortDirection, SortField, User,
 };
+use loci_core::{AppId, Category, MemoryId, MemoryState, OrgId};
 use loci_stores::repo::outbox::OutboxOperation;
 use loci_stores::repo::{apps, memories, orgs, outbox, users};
 use loci_stores::testing::{Engine, TestDatabase};
@@ -302,7 +302,7 @@ async fn migrations_go_down_and_up_again(engine: Engine) {
 
 async fn visibility_follows_owner_and_grants_inside_the_query(engine: Engine) {
     use loci_core::AccessEntity;
-    use loci_stores::records::Visibility;
+    use loci_core::model::Visibility;
     let (_t, db) = setup(engine).await;
     let (alice, app) = provision(&db, "acme", "alice").await;
     let (bob, _) = provision(&db, "acme", "bob").await;

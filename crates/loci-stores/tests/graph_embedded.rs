@@ -7,11 +7,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use loci_core::model::{App, MemoryMetadata, MemoryUpdate, NewMemory, User, Visibility};
 use loci_core::{AccessEntity, MemoryId, MemoryState, OrgId};
-use loci_stores::records::{App, MemoryMetadata, MemoryUpdate, NewMemory, User, Visibility};
+use loci_index::extract::{EntityKind, doc_entities, extract_entities};
+use loci_index::{GraphIndex, IndexDoc, SearchFilter};
+use loci_stores::graph::EmbeddedGraphIndex;
 use loci_stores::repo::{apps, memories, orgs, users};
-use loci_stores::search::graph_embedded::{EmbeddedGraphIndex, EntityKind, doc_entities, extract_entities};
-use loci_stores::search::{GraphIndex, IndexDoc, SearchFilter};
 use loci_stores::testing::{Engine, TestDatabase};
 use loci_stores::{Database, DatabaseKind};
 use sea_orm::{ConnectionTrait, Statement};
@@ -74,11 +75,11 @@ fn names(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 
-fn ids_of(hits: &[loci_stores::search::Hit]) -> Vec<MemoryId> {
+fn ids_of(hits: &[loci_index::Hit]) -> Vec<MemoryId> {
     hits.iter().map(|h| h.id).collect()
 }
 
-fn scores_of(hits: &[loci_stores::search::Hit]) -> Vec<f32> {
+fn scores_of(hits: &[loci_index::Hit]) -> Vec<f32> {
     hits.iter().map(|h| (h.score * 1000.0).round() / 1000.0).collect()
 }
 

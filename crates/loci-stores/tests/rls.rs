@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use loci_core::OrgId;
-use loci_stores::records::{MemoryMetadata, NewMemory};
+use loci_core::model::{MemoryMetadata, NewMemory};
 use loci_stores::repo::{apps, memories, orgs, users};
 use loci_stores::testing::TestDatabase;
 use loci_stores::{Database, PoolConfig, StoreError};

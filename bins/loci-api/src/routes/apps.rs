@@ -8,9 +8,10 @@ use loci_security::scopes::{APPS_READ, APPS_WRITE, STATS_READ};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::params::{self, PageQuery};
-use crate::json::ValidJson;
-use crate::{AppState, Authenticated, Problem};
+use loci_app::Services;
+use loci_domain::inputs::{self as params, PageQuery};
+use loci_http::ValidJson;
+use loci_http::{Authenticated, Problem};
 
 fn app_id(raw: &str) -> Result<AppId, Problem> {
     let mut out = Vec::new();
@@ -33,13 +34,13 @@ pub struct AppListQuery {
     size: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(AppListQuery), responses((status = 200, description = "A page of apps with counts", body = loci_stores::records::Page<loci_stores::records::AppSummary>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/apps", tag = "apps", params(AppListQuery), responses((status = 200, description = "A page of apps with counts", body = loci_core::model::Page<loci_core::model::AppSummary>), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     q: web::Query<AppListQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[APPS_READ])?;
+    let p = auth.require(&[APPS_READ])?;
     let mut out: Vec<FieldViolation> = Vec::new();
     let page = params::page(q.page.as_deref(), q.size.as_deref(), &mut out);
     let sort = match q.sort_by.as_deref() {
@@ -66,36 +67,36 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(state.apps.list(p, &query, page).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/apps/{id}", tag = "apps", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "The app with counts", body = loci_stores::records::AppSummary), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/apps/{id}", tag = "apps", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "The app with counts", body = loci_core::model::AppSummary), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn get(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[APPS_READ])?;
+    let p = auth.require(&[APPS_READ])?;
     Ok(HttpResponse::Ok().json(state.apps.get(p, app_id(&id)?).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/apps/{id}/memories", tag = "apps", params(("id" = String, Path, format = Uuid), PageQuery), responses((status = 200, description = "Memories created through the app", body = loci_stores::records::Page<loci_domain::memories::MemoryView>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/apps/{id}/memories", tag = "apps", params(("id" = String, Path, format = Uuid), PageQuery), responses((status = 200, description = "Memories created through the app", body = loci_core::model::Page<loci_domain::memories::MemoryView>), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn memories(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[APPS_READ])?;
+    let p = auth.require(&[APPS_READ])?;
     let page = q.parse()?;
     Ok(HttpResponse::Ok().json(state.apps.memories(p, app_id(&id)?, page).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/apps/{id}/accessed", tag = "apps", params(("id" = String, Path, format = Uuid), PageQuery), responses((status = 200, description = "Memories read through the app", body = loci_stores::records::Page<loci_domain::apps::AccessedMemory>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/apps/{id}/accessed", tag = "apps", params(("id" = String, Path, format = Uuid), PageQuery), responses((status = 200, description = "Memories read through the app", body = loci_core::model::Page<loci_domain::apps::AccessedMemory>), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn accessed(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
     q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[APPS_READ])?;
+    let p = auth.require(&[APPS_READ])?;
     let page = q.parse()?;
     Ok(HttpResponse::Ok().json(state.apps.accessed(p, app_id(&id)?, page).await?))
 }
@@ -106,20 +107,20 @@ pub struct AppUpdate {
     is_active: bool,
 }
 
-#[utoipa::path(put, path = "/api/v1/apps/{id}", tag = "apps", params(("id" = String, Path, format = Uuid)), request_body = AppUpdate, responses((status = 200, description = "The app", body = loci_stores::records::AppSummary), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/apps/{id}", tag = "apps", params(("id" = String, Path, format = Uuid)), request_body = AppUpdate, responses((status = 200, description = "The app", body = loci_core::model::AppSummary), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
     body: ValidJson<AppUpdate>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[APPS_WRITE])?;
+    let p = auth.require(&[APPS_WRITE])?;
     Ok(HttpResponse::Ok().json(state.apps.set_active(p, app_id(&id)?, body.0.is_active).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/stats", tag = "apps", responses((status = 200, description = "Counts for the caller", body = Object), crate::openapi::ProblemResponses), security(("bearer" = [])))]
-pub async fn stats(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[STATS_READ])?;
+#[utoipa::path(get, path = "/api/v1/stats", tag = "apps", responses((status = 200, description = "Counts for the caller", body = Object), loci_http::ProblemResponses), security(("bearer" = [])))]
+pub async fn stats(state: web::Data<Services>, auth: Authenticated) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[STATS_READ])?;
     let memories = state.memories.stats(p).await?;
     let apps = state.apps.summaries(p).await?;
     Ok(HttpResponse::Ok().json(json!({

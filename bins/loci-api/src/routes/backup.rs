@@ -9,11 +9,12 @@ use loci_domain::backup::{ImportMode, ImportReport};
 use loci_security::scopes::{BACKUP_READ, BACKUP_WRITE};
 use serde::Deserialize;
 
-use crate::{AppState, Authenticated, Problem};
+use loci_app::Services;
+use loci_http::{Authenticated, Problem};
 
-#[utoipa::path(post, path = "/api/v1/backup/export", tag = "backup", responses((status = 200, description = "A zip with memories.json and memories.jsonl.gz", content_type = "application/zip", body = Vec<u8>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
-pub async fn export(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[BACKUP_READ])?;
+#[utoipa::path(post, path = "/api/v1/backup/export", tag = "backup", responses((status = 200, description = "A zip with memories.json and memories.jsonl.gz", content_type = "application/zip", body = Vec<u8>), loci_http::ProblemResponses), security(("bearer" = [])))]
+pub async fn export(state: web::Data<Services>, auth: Authenticated) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[BACKUP_READ])?;
     let zip = state.backup.export(p).await?;
     let name = format!("loci-backup-{}.zip", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
     Ok(HttpResponse::Ok()
@@ -49,7 +50,7 @@ async fn upload(req: &HttpRequest, payload: web::Payload, limit: usize) -> Resul
     if content_type.starts_with("multipart/form-data") {
         let mut form = Multipart::new(req.headers(), payload);
         let Some(field) = form.next().await else {
-            return Err(Problem::validation(vec![crate::FieldError {
+            return Err(Problem::validation(vec![loci_http::FieldError {
                 field: "file".into(),
                 message: "upload the backup zip as a form file".into(),
             }]));
@@ -79,15 +80,15 @@ async fn upload(req: &HttpRequest, payload: web::Payload, limit: usize) -> Resul
     Ok(bytes)
 }
 
-#[utoipa::path(post, path = "/api/v1/backup/import", tag = "backup", params(ImportQuery), request_body(content = ImportForm, content_type = "multipart/form-data", description = "A form whose file is a zip made by /export (a raw `application/zip` body is accepted too)"), responses((status = 200, description = "What was imported", body = ImportReport), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/backup/import", tag = "backup", params(ImportQuery), request_body(content = ImportForm, content_type = "multipart/form-data", description = "A form whose file is a zip made by /export (a raw `application/zip` body is accepted too)"), responses((status = 200, description = "What was imported", body = ImportReport), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn import(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     req: HttpRequest,
     query: web::Query<ImportQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[BACKUP_WRITE])?;
+    let p = auth.require(&[BACKUP_WRITE])?;
     let mode = match query.mode.as_deref() {
         None | Some("skip") => ImportMode::Skip,
         Some("overwrite") => ImportMode::Overwrite,

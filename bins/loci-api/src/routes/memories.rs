@@ -2,16 +2,17 @@
 
 use actix_web::{HttpResponse, web};
 use loci_core::MemoryId;
+use loci_core::model::CategoryRecord;
 use loci_domain::memories::StateAction;
 use loci_domain::memories::{BulkOutcome, MemoryView};
 use loci_domain::validation::{CreateMemoryInput, UpdateMemoryInput};
 use loci_security::scopes::{MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE};
-use loci_stores::records::CategoryRecord;
 use serde::{Deserialize, Serialize};
 
-use super::params::{self, ActionBody, FilterBody, IdsBody, ListQuery, PageQuery};
-use crate::json::ValidJson;
-use crate::{AppState, Authenticated, Problem};
+use loci_app::Services;
+use loci_domain::inputs::{self as params, ActionBody, FilterBody, IdsBody, ListQuery, PageQuery};
+use loci_http::ValidJson;
+use loci_http::{Authenticated, Problem};
 
 /// Categories in use by the caller's visible memories.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -26,7 +27,8 @@ pub struct UpdatedMemory {
     memory: MemoryView,
     /// Indexes already refreshed.
     indexes_refreshed: Vec<String>,
-    /// Refreshes queued in the outbox.
+    /// Indexes whose refresh is queued in the outbox (`vector`, `lexical`,
+    /// `graph`; vector only with an embedder).
     indexes_pending: Vec<String>,
 }
 
@@ -49,81 +51,80 @@ fn memory_id(raw: &str) -> Result<MemoryId, Problem> {
     params::id::<MemoryId>("id", raw, &mut out).ok_or_else(|| out.into())
 }
 
-#[utoipa::path(post, path = "/api/v1/memories", tag = "memories", request_body = loci_domain::validation::CreateMemoryInput, responses((status = 201, description = "Created", body = loci_domain::memories::MemoryView), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/memories", tag = "memories", request_body = loci_domain::validation::CreateMemoryInput, responses((status = 201, description = "Created", body = loci_domain::memories::MemoryView), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn create(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     body: ValidJson<CreateMemoryInput>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_WRITE])?;
+    let p = auth.require(&[MEMORIES_WRITE])?;
     let view = state.memories.create(p, body.0).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
-#[utoipa::path(get, path = "/api/v1/memories", tag = "memories", params(ListQuery), responses((status = 200, description = "A page of memories", body = loci_stores::records::Page<loci_domain::memories::MemoryView>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/memories", tag = "memories", params(ListQuery), responses((status = 200, description = "A page of memories", body = loci_core::model::Page<loci_domain::memories::MemoryView>), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn list(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_READ])?;
+    let p = auth.require(&[MEMORIES_READ])?;
     let (filter, page) = query.parse()?;
     Ok(HttpResponse::Ok().json(state.memories.list(p, filter, page).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/memories/filter", tag = "memories", request_body = FilterBody, responses((status = 200, description = "A page of memories", body = loci_stores::records::Page<loci_domain::memories::MemoryView>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/memories/filter", tag = "memories", request_body = FilterBody, responses((status = 200, description = "A page of memories", body = loci_core::model::Page<loci_domain::memories::MemoryView>), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn filter(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     body: ValidJson<FilterBody>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_READ])?;
+    let p = auth.require(&[MEMORIES_READ])?;
     let (filter, page) = body.0.parse()?;
     Ok(HttpResponse::Ok().json(state.memories.list(p, filter, page).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/memories/categories", tag = "memories", responses((status = 200, description = "Categories in use", body = CategoryList), crate::openapi::ProblemResponses), security(("bearer" = [])))]
-pub async fn categories(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_READ])?;
+#[utoipa::path(get, path = "/api/v1/memories/categories", tag = "memories", responses((status = 200, description = "Categories in use", body = CategoryList), loci_http::ProblemResponses), security(("bearer" = [])))]
+pub async fn categories(state: web::Data<Services>, auth: Authenticated) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[MEMORIES_READ])?;
     let categories = state.memories.categories(p).await?;
     Ok(HttpResponse::Ok().json(CategoryList { total: categories.len(), categories }))
 }
 
-#[utoipa::path(get, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "The memory", body = loci_domain::memories::MemoryView), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "The memory", body = loci_domain::memories::MemoryView), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn get(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_READ])?;
+    let p = auth.require(&[MEMORIES_READ])?;
     Ok(HttpResponse::Ok().json(state.memories.get(p, memory_id(&id)?).await?))
 }
 
-#[utoipa::path(put, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path, format = Uuid)), request_body = loci_domain::validation::UpdateMemoryInput, responses((status = 200, description = "Updated", body = UpdatedMemory), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path, format = Uuid)), request_body = loci_domain::validation::UpdateMemoryInput, responses((status = 200, description = "Updated", body = UpdatedMemory), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn update(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
     body: ValidJson<UpdateMemoryInput>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_WRITE])?;
+    let p = auth.require(&[MEMORIES_WRITE])?;
     let view = state.memories.update(p, memory_id(&id)?, body.0).await?;
-    // Index refreshes go through the outbox; the indexers arrive with the
-    // retrieval issue, so none is reported as refreshed yet.
+    // Index refreshes go through the outbox: none is done when this answers.
     Ok(HttpResponse::Ok().json(UpdatedMemory {
         memory: view,
         indexes_refreshed: Vec::new(),
-        indexes_pending: vec!["outbox".to_owned()],
+        indexes_pending: state.search.index_names(),
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/memories", tag = "memories", request_body = IdsBody, responses((status = 200, description = "Deleted and skipped ids", body = DeleteOutcome), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/memories", tag = "memories", request_body = IdsBody, responses((status = 200, description = "Deleted and skipped ids", body = DeleteOutcome), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn delete(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     body: ValidJson<IdsBody>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_DELETE])?;
+    let p = auth.require(&[MEMORIES_DELETE])?;
     let ids = body.0.parse()?;
     let outcome = state.memories.delete(p, &ids).await?;
     Ok(HttpResponse::Ok().json(DeleteOutcome { deleted: outcome.changed, skipped: outcome.skipped }))
@@ -134,14 +135,14 @@ pub struct ActionPath {
     action: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/memories/actions/{action}", tag = "memories", params(("action" = String, Path, description = "pause, resume or archive")), request_body = ActionBody, responses((status = 200, description = "Changed and skipped ids", body = loci_domain::memories::BulkOutcome), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/memories/actions/{action}", tag = "memories", params(("action" = String, Path, description = "pause, resume or archive")), request_body = ActionBody, responses((status = 200, description = "Changed and skipped ids", body = loci_domain::memories::BulkOutcome), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn action(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     path: web::Path<ActionPath>,
     body: ValidJson<ActionBody>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_WRITE])?;
+    let p = auth.require(&[MEMORIES_WRITE])?;
     let action = match path.action.as_str() {
         "pause" => StateAction::Pause,
         "resume" => StateAction::Resume,
@@ -153,35 +154,35 @@ pub async fn action(
     Ok(HttpResponse::Ok().json(outcome))
 }
 
-#[utoipa::path(get, path = "/api/v1/memories/{id}/history", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "State changes, oldest first", body = Vec<loci_stores::records::StatusChange>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/memories/{id}/history", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "State changes, oldest first", body = Vec<loci_core::model::StatusChange>), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn history(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_READ])?;
+    let p = auth.require(&[MEMORIES_READ])?;
     Ok(HttpResponse::Ok().json(state.memories.history(p, memory_id(&id)?).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/memories/{id}/access-log", tag = "memories", params(("id" = String, Path, format = Uuid), PageQuery), responses((status = 200, description = "Reads, newest first", body = loci_stores::records::Page<loci_stores::records::AccessLogEntry>), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/memories/{id}/access-log", tag = "memories", params(("id" = String, Path, format = Uuid), PageQuery), responses((status = 200, description = "Reads, newest first", body = loci_core::model::Page<loci_core::model::AccessLogEntry>), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn access_log(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_READ])?;
+    let p = auth.require(&[MEMORIES_READ])?;
     let page = query.parse()?;
     Ok(HttpResponse::Ok().json(state.memories.access_log_of(p, memory_id(&id)?, page).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/memories/{id}/related", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "Memories sharing categories or the entity", body = RelatedList), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/memories/{id}/related", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "Memories sharing categories or the entity", body = RelatedList), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn related(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_READ])?;
+    let p = auth.require(&[MEMORIES_READ])?;
     let items = state.memories.related(p, memory_id(&id)?, 20).await?;
     Ok(HttpResponse::Ok().json(RelatedList { total: items.len(), items }))
 }

@@ -2,25 +2,12 @@ use actix_web::web;
 
 pub(crate) mod apps;
 pub(crate) mod backup;
-pub(crate) mod health;
 pub(crate) mod memories;
 pub(crate) mod meta;
-pub(crate) mod params;
 pub(crate) mod search;
 
-/// Routes every Loci HTTP server has: health, RFC 9728 metadata, JWKS, metrics.
-pub fn configure_common(cfg: &mut web::ServiceConfig) {
-    // Resources (not bare routes) so a wrong method is a 405, not a 404.
-    cfg.service(web::resource("/health/live").route(web::get().to(health::live)))
-        .service(web::resource("/health/ready").route(web::get().to(health::ready)))
-        .service(web::resource("/health/deps").route(web::get().to(health::deps)))
-        .service(web::resource("/.well-known/oauth-protected-resource").route(web::get().to(meta::protected_resource)))
-        .service(web::resource("/.well-known/jwks.json").route(web::get().to(meta::jwks)))
-        .service(web::resource("/metrics").route(web::get().to(meta::metrics)));
-}
-
 /// The REST API and its documentation.
-pub fn configure_rest(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/openapi.json").route(web::get().to(meta::openapi)))
         .service(web::resource("/docs").route(web::get().to(meta::docs_page)))
         .service(web::resource("/docs/{file}").route(web::get().to(meta::docs_asset)))

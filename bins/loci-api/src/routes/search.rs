@@ -6,42 +6,43 @@ use loci_domain::search::{SearchInput, SearchMode, SearchResult};
 use loci_security::scopes::{MEMORIES_READ, SEARCH_READ};
 use serde::Serialize;
 
-use super::params;
-use crate::json::ValidJson;
-use crate::{AppState, Authenticated, Problem};
+use loci_app::Services;
+use loci_domain::inputs as params;
+use loci_http::ValidJson;
+use loci_http::{Authenticated, Problem};
 
 async fn run(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     body: ValidJson<SearchInput>,
     forced: Option<SearchMode>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[SEARCH_READ])?;
+    let p = auth.require(&[SEARCH_READ])?;
     let request = body.0.parse(forced)?;
     Ok(HttpResponse::Ok().json(state.search.search(p, request).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/search", tag = "search", request_body = SearchInput, responses((status = 200, description = "Ranked results", body = loci_domain::search::SearchResponse), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/search", tag = "search", request_body = SearchInput, responses((status = 200, description = "Ranked results", body = loci_domain::search::SearchResponse), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn search(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     body: ValidJson<SearchInput>,
 ) -> Result<HttpResponse, Problem> {
     run(state, auth, body, None).await
 }
 
-#[utoipa::path(post, path = "/api/v1/search/lexical", tag = "search", request_body = SearchInput, responses((status = 200, description = "BM25 results only", body = loci_domain::search::SearchResponse), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/search/lexical", tag = "search", request_body = SearchInput, responses((status = 200, description = "BM25 results only", body = loci_domain::search::SearchResponse), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn lexical(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     body: ValidJson<SearchInput>,
 ) -> Result<HttpResponse, Problem> {
     run(state, auth, body, Some(SearchMode::Lexical)).await
 }
 
-#[utoipa::path(post, path = "/api/v1/search/semantic", tag = "search", request_body = SearchInput, responses((status = 200, description = "Vector results only (503 EMBEDDER_UNAVAILABLE without an embedder)", body = loci_domain::search::SearchResponse), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/search/semantic", tag = "search", request_body = SearchInput, responses((status = 200, description = "Vector results only (503 EMBEDDER_UNAVAILABLE without an embedder)", body = loci_domain::search::SearchResponse), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn semantic(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     body: ValidJson<SearchInput>,
 ) -> Result<HttpResponse, Problem> {
@@ -55,13 +56,13 @@ pub struct SimilarList {
     total: usize,
 }
 
-#[utoipa::path(get, path = "/api/v1/memories/{id}/similar", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "Nearest memories by embedding", body = SimilarList), crate::openapi::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/memories/{id}/similar", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "Nearest memories by embedding", body = SimilarList), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn similar(
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     auth: Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&state, &[MEMORIES_READ])?;
+    let p = auth.require(&[MEMORIES_READ])?;
     let mut out = Vec::new();
     let id = params::id::<MemoryId>("id", &id, &mut out).ok_or_else(|| Problem::from(out))?;
     let items = state.search.similar(p, id, 10).await?;

@@ -7,8 +7,8 @@ use loci_core::{AppId, MemoryId, OrgId, UserId};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entities::memory_access_logs;
-use crate::records::{AccessLogEntry, AccessRecord, Page, PageRequest};
 use crate::{Database, StoreError, TenantTx};
+use loci_core::model::{AccessLogEntry, AccessRecord, Page, PageRequest};
 
 /// Writes a batch of access records, one transaction per org (each under its
 /// own tenant context). Records of memories that no longer exist are dropped

@@ -3,8 +3,8 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::entities::apps;
-use crate::records::{App, now};
 use crate::{StoreError, TenantTx, repo};
+use loci_core::model::{App, now};
 
 fn to_record(tx: &TenantTx, m: apps::Model) -> App {
     App {

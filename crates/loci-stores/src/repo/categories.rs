@@ -7,8 +7,8 @@ use sea_orm::sea_query::{OnConflict, Query, SelectStatement};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use crate::entities::{categories, memory_categories};
-use crate::records::now;
 use crate::{StoreError, TenantTx};
+use loci_core::model::now;
 
 /// Ids of the named categories, created in the org on first use.
 async fn ensure(tx: &TenantTx, names: &[String]) -> Result<Vec<CategoryId>, StoreError> {
@@ -190,8 +190,8 @@ pub async fn all(tx: &TenantTx) -> Result<Vec<(CategoryId, String)>, StoreError>
 /// each holds, by name.
 pub async fn in_use(
     tx: &TenantTx,
-    filter: &crate::records::MemoryFilter,
-) -> Result<Vec<crate::records::CategoryRecord>, StoreError> {
+    filter: &loci_core::model::MemoryFilter,
+) -> Result<Vec<loci_core::model::CategoryRecord>, StoreError> {
     use sea_orm::QuerySelect;
     let rows: Vec<(uuid::Uuid, i64)> = memory_categories::Entity::find()
         .filter(memory_categories::Column::OrgId.eq(tx.org_str()))
@@ -204,11 +204,11 @@ pub async fn in_use(
         .all(tx.conn())
         .await?;
     let counts: HashMap<uuid::Uuid, u64> = rows.into_iter().map(|(c, n)| (c, u64::try_from(n).unwrap_or(0))).collect();
-    let mut out: Vec<crate::records::CategoryRecord> = all(tx)
+    let mut out: Vec<loci_core::model::CategoryRecord> = all(tx)
         .await?
         .into_iter()
         .filter_map(|(id, name)| {
-            counts.get(&id.as_uuid()).map(|n| crate::records::CategoryRecord { id, name, memory_count: *n })
+            counts.get(&id.as_uuid()).map(|n| loci_core::model::CategoryRecord { id, name, memory_count: *n })
         })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -11,12 +11,12 @@ use sea_orm::{
 };
 
 use crate::entities::{memories, memory_status_history};
-use crate::records::{
+use crate::repo::outbox::{self, OutboxOperation};
+use crate::{StoreError, TenantTx, repo};
+use loci_core::model::{
     Memory, MemoryFilter, MemoryMetadata, MemoryUpdate, NewMemory, Page, PageRequest, SortDirection, SortField,
     StatusChange, Visibility, now,
 };
-use crate::repo::outbox::{self, OutboxOperation};
-use crate::{StoreError, TenantTx, repo};
 
 fn parse_opt<T: std::str::FromStr>(value: Option<String>) -> Result<Option<T>, StoreError>
 where
@@ -353,7 +353,7 @@ pub async fn ids_matching(tx: &TenantTx, filter: &MemoryFilter, cap: u64) -> Res
 }
 
 /// Counts of the filter's memories by state and by structured category.
-pub async fn stats(tx: &TenantTx, filter: &MemoryFilter) -> Result<crate::records::MemoryStats, StoreError> {
+pub async fn stats(tx: &TenantTx, filter: &MemoryFilter) -> Result<loci_core::model::MemoryStats, StoreError> {
     let by_state: Vec<(String, i64)> = scoped(tx)
         .filter(filter_condition(tx, filter))
         .select_only()
@@ -373,7 +373,7 @@ pub async fn stats(tx: &TenantTx, filter: &MemoryFilter) -> Result<crate::record
         .all(tx.conn())
         .await?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
-    Ok(crate::records::MemoryStats {
+    Ok(loci_core::model::MemoryStats {
         total_memories: by_state.iter().map(|(_, n)| count(*n)).sum(),
         by_state: by_state.into_iter().map(|(s, n)| (s, count(n))).collect(),
         by_category: by_category

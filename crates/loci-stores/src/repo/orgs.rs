@@ -2,8 +2,8 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, EntityTrait};
 
 use crate::entities::orgs;
-use crate::records::{Org, now};
 use crate::{StoreError, TenantTx};
+use loci_core::model::{Org, now};
 
 /// Provisions the transaction's org if it does not exist yet (first
 /// authenticated request of a tenant) and returns it.

@@ -9,8 +9,8 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryF
 use serde::Serialize;
 
 use crate::entities::outbox;
-use crate::records::now;
 use crate::{Database, StoreError, TenantTx};
+use loci_core::model::now;
 
 /// What an indexer must do for an aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -3,8 +3,8 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 
 use crate::entities::users;
-use crate::records::{User, now};
 use crate::{StoreError, TenantTx};
+use loci_core::model::{User, now};
 
 fn to_record(tx: &TenantTx, m: users::Model) -> User {
     User {

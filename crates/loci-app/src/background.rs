@@ -1,0 +1,88 @@
+//! The tasks a serving process runs next to its requests, started together
+//! and stopped together.
+
+use std::time::Duration;
+
+use loci_settings::DatabaseKind;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::Services;
+
+/// How often SQLite's planner statistics are refreshed as data grows.
+const OPTIMIZE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Which background tasks to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tasks {
+    /// Drain the outbox into the indexes (every process that accepts writes
+    /// and should make them searchable).
+    pub indexer: bool,
+    /// Refresh SQLite's planner statistics hourly (a no-op on PostgreSQL,
+    /// whose autovacuum does it).
+    pub optimize: bool,
+}
+
+impl Tasks {
+    /// A server: every task.
+    pub const SERVER: Self = Self { indexer: true, optimize: true };
+    /// One agent over stdio: only what makes its writes searchable.
+    pub const STDIO: Self = Self { indexer: true, optimize: false };
+}
+
+/// Running background tasks. [`Background::shutdown`] stops them, waits for
+/// them and flushes the access log; dropping it stops them without waiting
+/// (what the indexer has not completed stays in the outbox).
+#[derive(Debug)]
+pub struct Background {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    services: Services,
+}
+
+impl Background {
+    /// Starts `tasks` on the current runtime.
+    pub fn start(services: &Services, tasks: Tasks) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let mut handles = Vec::new();
+        if tasks.indexer {
+            let poll = Duration::from_millis(services.settings.search.indexer_poll_ms);
+            handles.push(tokio::spawn(services.indexer.clone().run(poll, stopped.clone())));
+        }
+        if tasks.optimize && services.database.kind() == DatabaseKind::Sqlite {
+            handles.push(tokio::spawn(optimize_periodically(services.clone(), stopped)));
+        }
+        Self { stop, tasks: handles, services: services.clone() }
+    }
+
+    /// Stops every task, waits for it to finish its current step, then
+    /// writes the access-log records still queued.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "a background task ended abnormally");
+            }
+        }
+        self.services.access_log().flush().await;
+    }
+}
+
+async fn optimize_periodically(services: Services, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(OPTIMIZE_EVERY);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = services.database.optimize().await {
+                    tracing::warn!(error = %e, "database optimize failed");
+                }
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Engine selection: which implementation backs each index port, from
+//! `[embeddings]`, `[vector]`, `[lexical]` and `[graph]`.
+
+use std::sync::Arc;
+
+use loci_domain::indexer::Indexes;
+use loci_index::{GraphIndex, IndexError, LexicalIndex, VectorIndex};
+use loci_index_embedded::{EmbeddedLexicalIndex, EmbeddedVectorIndex, VectorOptions};
+use loci_settings::{GraphBackend, LexicalBackend, Settings, VectorBackend};
+use loci_stores::Database;
+use loci_stores::graph::EmbeddedGraphIndex;
+
+use crate::AppError;
+
+/// The configured indexes and embedder. A missing local model is not an
+/// error: search then runs without the vector index (lexical and graph
+/// only) and says so in every response and at start.
+///
+/// The engine adapters are checked here (on a helper thread, as this runs
+/// inside the servers' runtimes): an engine that does not answer stops the
+/// start with a typed error, and the collection, index or schema each needs
+/// is created when missing.
+pub fn open(settings: &Settings, db: &Database) -> Result<Indexes, AppError> {
+    let embedder = match loci_embed::from_settings(&settings.embeddings, &settings.data_dir) {
+        Ok(e) => e,
+        Err(loci_embed::EmbedError::ModelMissing { dir, missing }) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                missing = %missing,
+                "embedding model not found: semantic search is off (run scripts/fetch-model.sh); lexical and graph search work"
+            );
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let vector: Option<Arc<dyn VectorIndex>> = match &embedder {
+        None => None,
+        Some(e) => Some(match settings.vector.backend {
+            VectorBackend::Embedded => {
+                let dir =
+                    settings.vector.path.clone().unwrap_or_else(|| settings.data_dir.join("vector")).join(e.model());
+                Arc::new(EmbeddedVectorIndex::open(&dir, e.dimensions(), VectorOptions::default())?)
+            }
+            VectorBackend::Qdrant => qdrant(settings, e.model(), e.dimensions())?,
+        }),
+    };
+    let lexical: Arc<dyn LexicalIndex> = match settings.lexical.backend {
+        LexicalBackend::Embedded => {
+            let dir = settings.lexical.path.clone().unwrap_or_else(|| settings.data_dir.join("lexical"));
+            Arc::new(EmbeddedLexicalIndex::open(&dir)?)
+        }
+        LexicalBackend::Opensearch => opensearch(settings)?,
+    };
+    let graph: Arc<dyn GraphIndex> = match settings.graph.backend {
+        GraphBackend::Embedded => Arc::new(EmbeddedGraphIndex::new(db.clone())),
+        GraphBackend::Neo4j => neo4j(settings)?,
+    };
+    Ok(Indexes { vector, lexical, graph, embedder })
+}
+
+/// The error of a backend this build does not include.
+#[allow(dead_code)]
+fn not_built(setting: &str, feature: &str) -> AppError {
+    AppError::Index(IndexError::Config(format!(
+        "{setting} needs the `{feature}` feature, and this build of Loci was compiled without it"
+    )))
+}
+
+#[cfg(feature = "qdrant")]
+fn qdrant(settings: &Settings, model: &str, dimensions: usize) -> Result<Arc<dyn VectorIndex>, AppError> {
+    use loci_index_engines::qdrant::{QdrantOptions, QdrantVectorIndex};
+    let options = QdrantOptions::from_settings(&settings.vector, model, dimensions)?;
+    Ok(Arc::new(QdrantVectorIndex::open(options)?))
+}
+
+#[cfg(not(feature = "qdrant"))]
+fn qdrant(_: &Settings, _: &str, _: usize) -> Result<Arc<dyn VectorIndex>, AppError> {
+    Err(not_built("vector.backend = \"qdrant\"", "qdrant"))
+}
+
+#[cfg(feature = "opensearch")]
+fn opensearch(settings: &Settings) -> Result<Arc<dyn LexicalIndex>, AppError> {
+    use loci_index_engines::opensearch::{OpenSearchLexicalIndex, OpenSearchOptions};
+    Ok(Arc::new(OpenSearchLexicalIndex::open(OpenSearchOptions::from_settings(&settings.lexical)?)?))
+}
+
+#[cfg(not(feature = "opensearch"))]
+fn opensearch(_: &Settings) -> Result<Arc<dyn LexicalIndex>, AppError> {
+    Err(not_built("lexical.backend = \"opensearch\"", "opensearch"))
+}
+
+#[cfg(feature = "neo4j")]
+fn neo4j(settings: &Settings) -> Result<Arc<dyn GraphIndex>, AppError> {
+    use loci_index_engines::neo4j::{Neo4jGraphIndex, Neo4jOptions};
+    Ok(Arc::new(Neo4jGraphIndex::open(Neo4jOptions::from_settings(&settings.graph)?)?))
+}
+
+#[cfg(not(feature = "neo4j"))]
+fn neo4j(_: &Settings) -> Result<Arc<dyn GraphIndex>, AppError> {
+    Err(not_built("graph.backend = \"neo4j\"", "neo4j"))
+}

@@ -1,0 +1,147 @@
+//! The composition root: everything a Loci process runs, built from
+//! [`Settings`] in one place and shared by every entry point (`loci serve`,
+//! `loci-api`, `loci-mcp http|stdio`, the CLI's admin commands, the tests).
+//!
+//! - [`Services`]: the stores, the indexes and the domain services over them.
+//! - [`Security`]: the authenticator, the embedded profile's signing key and
+//!   the MCP session store.
+//! - [`Background`]: the tasks a serving process runs (the outbox indexer,
+//!   SQLite's periodic optimise), with one stop handle that also flushes the
+//!   access log.
+//! - [`indexes::open`]: which index engine backs each index. The engine
+//!   adapters are compiled in only with this crate's `qdrant`, `opensearch`
+//!   and `neo4j` features (all on in the shipped binaries); without one,
+//!   choosing that backend is a configuration error at start.
+//!
+//! Architecture invariant: this crate wires, it holds no rule. It knows no
+//! HTTP and no MCP; transports take what they need from it.
+
+mod background;
+pub mod indexes;
+mod security;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use loci_domain::Provisioner;
+use loci_domain::access_log::AccessLog;
+use loci_domain::apps::AppService;
+use loci_domain::backup::BackupService;
+use loci_domain::health::HealthService;
+use loci_domain::indexer::{Indexer, IndexingOptions};
+use loci_domain::memories::MemoryService;
+use loci_domain::search::{SearchConfig, SearchService};
+use loci_domain::validation::Limits;
+use loci_settings::Settings;
+use loci_stores::{Database, DependencyCheck, PoolConfig, Valkey};
+
+pub use background::{Background, Tasks};
+pub use security::Security;
+
+/// Why a process could not be composed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Settings(#[from] loci_settings::SettingsError),
+    #[error(transparent)]
+    Store(#[from] loci_stores::StoreError),
+    #[error(transparent)]
+    Index(#[from] loci_index::IndexError),
+    #[error(transparent)]
+    Embed(#[from] loci_embed::EmbedError),
+    #[error(transparent)]
+    Security(#[from] loci_security::SecurityError),
+    #[error("data directory: {0}")]
+    DataDir(#[from] std::io::Error),
+    #[error("{0}")]
+    Startup(String),
+}
+
+/// The stores and the domain services of one process; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub database: Database,
+    pub valkey: Option<Valkey>,
+    pub health: HealthService,
+    pub memories: MemoryService,
+    pub apps: AppService,
+    pub backup: BackupService,
+    pub search: SearchService,
+    pub indexer: Arc<Indexer>,
+    access_log: AccessLog,
+}
+
+impl Services {
+    /// Connects every configured store (applying migrations when
+    /// `database.auto_migrate` is on), opens the indexes and builds the
+    /// services. Starts the access-log writer; nothing else runs until
+    /// [`Background::start`].
+    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+        let database = connect_database(&settings).await?;
+        let valkey = match &settings.valkey.url {
+            Some(url) => Some(Valkey::connect(url, &settings.valkey).await?),
+            None => None,
+        };
+        let mut checks: Vec<Arc<dyn DependencyCheck>> = vec![Arc::new(database.clone())];
+        if let Some(v) = &valkey {
+            checks.push(Arc::new(v.clone()));
+        }
+        let health = HealthService::new(checks, HealthService::DEFAULT_TIMEOUT);
+
+        let limits = Limits::from(&settings.limits);
+        let provisioner = Provisioner::default();
+        let access_log = AccessLog::start(database.clone());
+        let mut memories = MemoryService::new(database.clone(), provisioner.clone(), access_log.clone(), limits);
+        if settings.categorizer.enabled {
+            let chat = loci_llm::ChatCategorizer::from_settings(&settings.categorizer)
+                .map_err(|e| AppError::Startup(format!("categorizer: {e}")))?;
+            let auto = loci_domain::categorize::AutoCategorizer::start(database.clone(), Arc::new(chat));
+            memories = memories.with_auto_categorizer(auto);
+        }
+        let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
+        let backup = BackupService::new(database.clone(), provisioner, limits);
+        let indexes = indexes::open(&settings, &database)?;
+        let indexer = Arc::new(Indexer::new(
+            database.clone(),
+            indexes.clone(),
+            IndexingOptions::from_settings(&settings.search),
+            settings.search.indexer_batch,
+        ));
+        let search = SearchService::new(memories.clone(), indexes, SearchConfig::from_settings(&settings.search));
+        Ok(Self {
+            settings: Arc::new(settings),
+            database,
+            valkey,
+            health,
+            memories,
+            apps,
+            backup,
+            search,
+            indexer,
+            access_log,
+        })
+    }
+
+    /// The access-log writer (flushed by [`Background::shutdown`]).
+    pub fn access_log(&self) -> &AccessLog {
+        &self.access_log
+    }
+}
+
+/// The application's database, migrated first when `database.auto_migrate`
+/// is on (as the owner role when one is configured), with planner
+/// statistics refreshed.
+pub async fn connect_database(settings: &Settings) -> Result<Database, AppError> {
+    if settings.database.url.is_none() {
+        settings.ensure_data_dir()?;
+    }
+    if settings.database.auto_migrate {
+        let owner = Database::connect(&settings.migration_database_url(), &PoolConfig::from_settings(settings)).await?;
+        owner.migrate_up().await?;
+        owner.close().await?;
+    }
+    let database = Database::from_settings(settings).await?;
+    database.optimize().await?;
+    Ok(database)
+}
