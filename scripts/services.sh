@@ -1,4 +1,4 @@
-# Sourced by scripts/test.sh and .ci/run: makes sure PostgreSQL and
+# Sourced by scripts/test.sh (which .ci/run runs): makes sure PostgreSQL and
 # Valkey/Redis are installed and running on this machine, and exports the URLs
 # the tests use. Idempotent; installs with apt-get only when a binary is missing.
 

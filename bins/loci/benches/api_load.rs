@@ -167,7 +167,7 @@ fn main() {
         .env("LOCI__DATA_DIR", data.path())
         .env("LOCI__DATABASE__URL", &test_db.url)
         .env("LOCI__SERVER__PORT", "0")
-        .env("LOCI__TELEMETRY__LOG_LEVEL", "warn,loci_api::startup=info")
+        .env("LOCI__TELEMETRY__LOG_LEVEL", "warn,loci_http::server=info")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -10,20 +10,18 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
-use loci_core::model::{MemoryMetadata, NewMemory};
-use loci_core::{MemoryState, OrgId};
+use loci_core::OrgId;
+use loci_core::model::MemoryMetadata;
 use loci_domain::Provisioner;
 use loci_domain::access_log::AccessLog;
 use loci_domain::indexer::{Indexer, IndexingOptions};
-use loci_domain::memories::MemoryService;
+use loci_domain::memories::{ImportItem, MemoryService};
 use loci_domain::search::{SearchConfig, SearchMode, SearchRequest, SearchService, Weights};
 use loci_domain::validation::Limits;
 use loci_index::VectorIndex;
 use loci_index_embedded::vector as vector_embedded;
 use loci_security::Principal;
 use loci_settings::Settings;
-use loci_stores::repo::memories::ImportedTimes;
-use loci_stores::repo::{apps, memories, orgs, users};
 use loci_stores::{Database, PoolConfig};
 
 #[derive(Debug, clap::Args)]
@@ -228,38 +226,22 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         let org = OrgId::parse(&format!("locomo-{}", conv.name)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let p = principal(&org);
         let started = Instant::now();
-        let tx = db.begin_tenant(&org).await?;
-        orgs::ensure(&tx).await?;
-        let user = users::ensure(&tx, &p.subject).await?;
-        let app = apps::ensure(&tx, user.id, "locomo").await?;
         let t0 = chrono::Utc::now() - chrono::Duration::days(1);
-        let batch = conv
+        let items = conv
             .turns
             .iter()
             .enumerate()
             .map(|(i, turn)| {
                 let mut metadata = MemoryMetadata::default();
                 metadata.extra.insert("dia_id".into(), serde_json::Value::String(turn.dia_id.clone()));
-                let at = t0 + chrono::Duration::seconds(i as i64);
-                let input = NewMemory {
-                    user_id: user.id,
-                    app_id: app.id,
+                ImportItem {
                     content: turn.content.clone(),
                     metadata,
-                    categories: vec![],
-                };
-                let times = ImportedTimes {
-                    state: MemoryState::Active,
-                    created_at: at,
-                    updated_at: at,
-                    archived_at: None,
-                    deleted_at: None,
-                };
-                (input, times)
+                    created_at: t0 + chrono::Duration::seconds(i as i64),
+                }
             })
             .collect();
-        memories::create_many(&tx, batch).await?;
-        tx.commit().await?;
+        memories_service.import_many(&p, "locomo", items).await?;
         indexer.drain().await?;
         index_secs += started.elapsed().as_secs_f64();
         turns_total += conv.turns.len();
@@ -410,37 +392,23 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
     let p = principal(&org);
     let started = Instant::now();
     let mut done = 0;
+    let memories_service = MemoryService::new(
+        db.clone(),
+        Provisioner::default(),
+        AccessLog::start(db.clone()),
+        Limits::from(&settings.limits),
+    );
     while done < args.memories {
-        let tx = db.begin_tenant(&org).await?;
-        orgs::ensure(&tx).await?;
-        let user = users::ensure(&tx, &p.subject).await?;
-        let app = apps::ensure(&tx, user.id, "bench").await?;
         let end = (done + 5000).min(args.memories);
         let t0 = chrono::Utc::now();
-        let batch = (done..end)
-            .map(|i| {
-                let at = t0 + chrono::Duration::milliseconds(i as i64);
-                let input = NewMemory {
-                    user_id: user.id,
-                    app_id: app.id,
-                    content: synthetic(i),
-                    metadata: MemoryMetadata::default(),
-                    categories: vec![],
-                };
-                (
-                    input,
-                    ImportedTimes {
-                        state: MemoryState::Active,
-                        created_at: at,
-                        updated_at: at,
-                        archived_at: None,
-                        deleted_at: None,
-                    },
-                )
+        let items = (done..end)
+            .map(|i| ImportItem {
+                content: synthetic(i),
+                metadata: MemoryMetadata::default(),
+                created_at: t0 + chrono::Duration::milliseconds(i as i64),
             })
             .collect();
-        memories::create_many(&tx, batch).await?;
-        tx.commit().await?;
+        memories_service.import_many(&p, "bench", items).await?;
         done = end;
     }
     let stored = started.elapsed().as_secs_f64();
@@ -448,12 +416,6 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
     let options = IndexingOptions::from_settings(&settings.search);
     Indexer::new(db.clone(), indexes.clone(), options, 512).drain().await?;
     let indexed = started.elapsed().as_secs_f64();
-    let memories_service = MemoryService::new(
-        db.clone(),
-        Provisioner::default(),
-        AccessLog::start(db.clone()),
-        Limits::from(&settings.limits),
-    );
     let search = SearchService::new(memories_service, indexes, SearchConfig::from_settings(&settings.search));
     if let (Some(ann), Some(embedder)) = (&ann, &embedder) {
         let filter = loci_index::SearchFilter::new(org.clone(), None);

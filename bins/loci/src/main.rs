@@ -1,4 +1,5 @@
-//! `loci`: the admin CLI. It only composes the library crates.
+//! `loci`: the admin CLI. The commands compose the library crates; `bench`
+//! (in `bench.rs`) also holds its evaluation protocol and timing loops.
 
 mod bench;
 

@@ -20,6 +20,7 @@ use loci_stores::{Database, TenantTx};
 use serde::Serialize;
 
 use crate::access_log::AccessLog;
+use crate::rules;
 use crate::validation::{self, CreateMemoryInput, Limits, UpdateMemoryInput};
 use crate::{DomainError, FieldViolation, Provisioner};
 
@@ -72,6 +73,14 @@ impl StateAction {
             Self::Archive => MemoryState::Archived,
         }
     }
+}
+
+/// One memory of [`MemoryService::import_many`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportItem {
+    pub content: String,
+    pub metadata: loci_core::model::MemoryMetadata,
+    pub created_at: DateTime<Utc>,
 }
 
 /// Bulk selections touch at most this many memories per call.
@@ -184,6 +193,59 @@ impl MemoryService {
             auto.enqueue(&p.org_id, memory.id, &memory.content);
         }
         Ok(MemoryView { memory, app_name: app.name, owned: true })
+    }
+
+    /// Bulk import of active memories with their original times (a
+    /// conversation history, a migration, a benchmark's corpus): validated
+    /// like [`Self::create`], written in one transaction through the named
+    /// app, queued for indexing like any write. Returns the new ids in input
+    /// order. At most [`rules::MAX_IMPORT_PER_CALL`] items.
+    pub async fn import_many(
+        &self,
+        p: &Principal,
+        app: &str,
+        items: Vec<ImportItem>,
+    ) -> Result<Vec<MemoryId>, DomainError> {
+        let mut errors = Vec::new();
+        if items.len() > rules::MAX_IMPORT_PER_CALL {
+            errors.push(FieldViolation::new("items", format!("at most {} per call", rules::MAX_IMPORT_PER_CALL)));
+        }
+        let app_name = validation::app_name("app", app, &mut errors);
+        let mut batch = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            let content = validation::content(&format!("items[{i}].content"), &item.content, &self.limits, &mut errors);
+            let sizes_ok = validation::stored_metadata(&item.metadata, &self.limits, &mut errors);
+            if let (Some(content), true) = (content, sizes_ok) {
+                batch.push((content, item.metadata, item.created_at));
+            }
+        }
+        let Some(app_name) = app_name.filter(|_| errors.is_empty()) else {
+            return Err(DomainError::Validation(errors));
+        };
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant(&p.org_id).await?;
+        let app = apps::ensure(&tx, me, &app_name).await?;
+        if !app.is_active {
+            tx.rollback().await?;
+            return Err(DomainError::AppPaused);
+        }
+        let rows = batch
+            .into_iter()
+            .map(|(content, metadata, at)| {
+                let new = NewMemory { user_id: me, app_id: app.id, content, metadata, categories: Vec::new() };
+                let times = memories::ImportedTimes {
+                    state: MemoryState::Active,
+                    created_at: at,
+                    updated_at: at,
+                    archived_at: None,
+                    deleted_at: None,
+                };
+                (new, times)
+            })
+            .collect();
+        let ids = memories::create_many(&tx, rows).await?;
+        tx.commit().await?;
+        Ok(ids)
     }
 
     /// One visible memory (not deleted).
@@ -491,7 +553,7 @@ impl MemoryService {
         let vis = self.visibility(p).await?;
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
         let filter = MemoryFilter { visible_to: Some(vis), ..Default::default() };
-        let rows = loci_stores::repo::categories::in_use(&tx, &filter).await?;
+        let rows = loci_stores::repo::memories::categories_in_use(&tx, &filter).await?;
         tx.commit().await?;
         Ok(rows)
     }

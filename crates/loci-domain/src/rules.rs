@@ -10,6 +10,8 @@ use crate::FieldViolation;
 pub const MAX_IDS_PER_CALL: usize = 1000;
 /// Updates one batched `update_memory` call may carry.
 pub const MAX_UPDATES_PER_CALL: usize = 100;
+/// Memories one bulk import may carry.
+pub const MAX_IMPORT_PER_CALL: usize = 10_000;
 /// Page size when none is given.
 pub const DEFAULT_PAGE_SIZE: u64 = 50;
 /// Largest page size.

@@ -124,7 +124,7 @@ impl Application {
         // server (what it has not completed stays in the outbox).
         let background = Background::start(&state.services, Tasks::SERVER);
         let semantic = state.services.search.has_embedder();
-        tracing::info!(port, workers, profile = %settings.profile, semantic, "loci listening");
+        tracing::info!(port, workers, profile = %settings.profile, semantic, "loci-api listening");
         Ok(Self { port, server, state, background })
     }
 
@@ -148,7 +148,7 @@ impl Application {
         let served = self.server.await;
         self.background.shutdown().await;
         served?;
-        tracing::info!("loci stopped");
+        tracing::info!("loci-api stopped");
         Ok(())
     }
 }

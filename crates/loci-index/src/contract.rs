@@ -1,6 +1,9 @@
 //! The contract suites of the index traits, written once and run against
-//! every implementation: the embedded indexes always, the engine adapters
-//! when their engine is reachable (`tests/search_contract.rs`).
+//! every implementation: the embedded indexes always
+//! (`loci-index-embedded/tests/contract.rs`,
+//! `loci-stores/tests/graph_contract.rs`), the engine adapters against a
+//! reachable engine (`loci-index-engines/tests/contract.rs`, run by
+//! `scripts/test-engines.sh`).
 //!
 //! Each suite takes the index as a trait object and checks only what the
 //! trait promises (see the crate docs): tenant isolation, visibility and

@@ -5,9 +5,8 @@
 //! extractor every graph backend shares; and, behind the `testing` feature,
 //! the contract suite every implementation runs.
 //!
-//! Invariants shared by every implementation (each engine's tests in
-//! contract suite in [`contract`] checks them, the filter against
-//! [`SearchFilter::admits`]):
+//! Invariants shared by every implementation (the contract suite in
+//! `contract` checks them on each, filters against [`SearchFilter::admits`]):
 //! - Every document carries its org; every query filters on the org inside
 //!   the engine, never afterwards, and a hit never comes from another org.
 //! - Visibility is pushed down too: a hit is the caller's own memory or one

@@ -185,32 +185,3 @@ pub async fn all(tx: &TenantTx) -> Result<Vec<(CategoryId, String)>, StoreError>
         .await?;
     Ok(rows.into_iter().map(|r| (CategoryId::from_uuid(r.id), r.name)).collect())
 }
-
-/// Categories filed on the memories matching `filter`, with how many of them
-/// each holds, by name.
-pub async fn in_use(
-    tx: &TenantTx,
-    filter: &loci_core::model::MemoryFilter,
-) -> Result<Vec<loci_core::model::CategoryRecord>, StoreError> {
-    use sea_orm::QuerySelect;
-    let rows: Vec<(uuid::Uuid, i64)> = memory_categories::Entity::find()
-        .filter(memory_categories::Column::OrgId.eq(tx.org_str()))
-        .filter(memory_categories::Column::MemoryId.in_subquery(crate::repo::memories::matching_ids_query(tx, filter)))
-        .select_only()
-        .column(memory_categories::Column::CategoryId)
-        .column_as(memory_categories::Column::MemoryId.count(), "n")
-        .group_by(memory_categories::Column::CategoryId)
-        .into_tuple()
-        .all(tx.conn())
-        .await?;
-    let counts: HashMap<uuid::Uuid, u64> = rows.into_iter().map(|(c, n)| (c, u64::try_from(n).unwrap_or(0))).collect();
-    let mut out: Vec<loci_core::model::CategoryRecord> = all(tx)
-        .await?
-        .into_iter()
-        .filter_map(|(id, name)| {
-            counts.get(&id.as_uuid()).map(|n| loci_core::model::CategoryRecord { id, name, memory_count: *n })
-        })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(out)
-}

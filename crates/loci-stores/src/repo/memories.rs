@@ -1,7 +1,7 @@
 //! Memories: create, get, list, update, state changes and soft delete, each
 //! with its history and outbox rows in the same transaction.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use loci_core::{AccessEntity, AppId, MemoryId, MemoryState, UserId, content_hash};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, LikeExpr};
@@ -10,7 +10,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Select,
 };
 
-use crate::entities::{memories, memory_status_history};
+use crate::entities::{memories, memory_categories, memory_status_history};
 use crate::repo::outbox::{self, OutboxOperation};
 use crate::{StoreError, TenantTx, repo};
 use loci_core::model::{
@@ -666,4 +666,34 @@ pub async fn neighbours(tx: &TenantTx, m: &Memory, window: u64) -> Result<(Vec<S
         .map(|(_, _, content)| content)
         .collect();
     Ok((before, after))
+}
+
+/// Categories filed on the memories matching `filter` (here rather than in
+/// `categories`, which memories already depends on), with how many of them
+/// each holds, by name.
+pub async fn categories_in_use(
+    tx: &TenantTx,
+    filter: &loci_core::model::MemoryFilter,
+) -> Result<Vec<loci_core::model::CategoryRecord>, StoreError> {
+    use sea_orm::QuerySelect;
+    let rows: Vec<(uuid::Uuid, i64)> = memory_categories::Entity::find()
+        .filter(memory_categories::Column::OrgId.eq(tx.org_str()))
+        .filter(memory_categories::Column::MemoryId.in_subquery(matching_ids_query(tx, filter)))
+        .select_only()
+        .column(memory_categories::Column::CategoryId)
+        .column_as(memory_categories::Column::MemoryId.count(), "n")
+        .group_by(memory_categories::Column::CategoryId)
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    let counts: HashMap<uuid::Uuid, u64> = rows.into_iter().map(|(c, n)| (c, u64::try_from(n).unwrap_or(0))).collect();
+    let mut out: Vec<loci_core::model::CategoryRecord> = repo::categories::all(tx)
+        .await?
+        .into_iter()
+        .filter_map(|(id, name)| {
+            counts.get(&id.as_uuid()).map(|n| loci_core::model::CategoryRecord { id, name, memory_count: *n })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
 }
