@@ -70,6 +70,70 @@ pub struct MemoryMetadata {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+impl MemoryMetadata {
+    /// The six exactly-matchable fields, as stored text.
+    pub fn structured(&self) -> StructuredFields {
+        StructuredFields {
+            category: self.category.map(|c| c.as_str().to_owned()),
+            scope: self.scope.map(|c| c.as_str().to_owned()),
+            artifact_type: self.artifact_type.map(|c| c.as_str().to_owned()),
+            artifact_ref: self.artifact_ref.clone(),
+            entity: self.entity.clone(),
+            source: self.source.map(|c| c.as_str().to_owned()),
+        }
+    }
+}
+
+/// The six structured fields of a memory that filters match exactly, as
+/// stored text (`category`, `scope`, `artifact_type` and `source` by their
+/// enum names). Index documents carry them and index filters require them
+/// through this one type, so every store and engine handles the same set,
+/// by the same names ([`StructuredFields::NAMES`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StructuredFields {
+    pub category: Option<String>,
+    pub scope: Option<String>,
+    pub artifact_type: Option<String>,
+    pub artifact_ref: Option<String>,
+    pub entity: Option<String>,
+    pub source: Option<String>,
+}
+
+impl StructuredFields {
+    /// The fields' names, as stored and as filters name them.
+    pub const NAMES: [&'static str; 6] = ["category", "scope", "artifact_type", "artifact_ref", "entity", "source"];
+
+    /// Each field with its name, in [`Self::NAMES`] order.
+    pub fn named(&self) -> [(&'static str, Option<&str>); 6] {
+        [
+            ("category", self.category.as_deref()),
+            ("scope", self.scope.as_deref()),
+            ("artifact_type", self.artifact_type.as_deref()),
+            ("artifact_ref", self.artifact_ref.as_deref()),
+            ("entity", self.entity.as_deref()),
+            ("source", self.source.as_deref()),
+        ]
+    }
+
+    /// Each field mutably, in [`Self::NAMES`] order.
+    pub fn named_mut(&mut self) -> [(&'static str, &mut Option<String>); 6] {
+        [
+            ("category", &mut self.category),
+            ("scope", &mut self.scope),
+            ("artifact_type", &mut self.artifact_type),
+            ("artifact_ref", &mut self.artifact_ref),
+            ("entity", &mut self.entity),
+            ("source", &mut self.source),
+        ]
+    }
+
+    /// Whether `other` has every field this one sets (a filter admitting a
+    /// document): unset fields match anything.
+    pub fn admit(&self, other: &Self) -> bool {
+        self.named().iter().zip(other.named()).all(|((_, want), (_, have))| want.is_none() || *want == have)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Memory {
     pub id: MemoryId,
@@ -117,6 +181,39 @@ pub struct MemoryUpdate {
     pub extra: Option<serde_json::Map<String, serde_json::Value>>,
     /// Replaces the category names when present.
     pub categories: Option<Vec<String>>,
+}
+
+impl MemoryUpdate {
+    /// Replaces the content, every metadata field and the categories (a
+    /// restore overwriting a memory with its backed-up version).
+    pub fn replacing(content: String, metadata: MemoryMetadata, categories: Vec<String>) -> Self {
+        let MemoryMetadata {
+            category,
+            scope,
+            artifact_type,
+            artifact_ref,
+            entity,
+            source,
+            access_entity,
+            evidence,
+            tags,
+            extra,
+        } = metadata;
+        Self {
+            content: Some(content),
+            category: Some(category),
+            scope: Some(scope),
+            artifact_type: Some(artifact_type),
+            artifact_ref: Some(artifact_ref),
+            entity: Some(entity),
+            source: Some(source),
+            access_entity: Some(access_entity),
+            evidence: Some(evidence),
+            tags_merge: tags,
+            extra: Some(extra),
+            categories: Some(categories),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -283,4 +380,32 @@ pub struct MemoryStats {
     pub total_memories: u64,
     pub by_state: BTreeMap<String, u64>,
     pub by_category: BTreeMap<String, u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_fields_come_from_the_metadata_and_match_by_name() {
+        let md = MemoryMetadata {
+            category: Some(Category::Decision),
+            artifact_ref: Some("src/main.rs".into()),
+            source: Some(Source::User),
+            ..MemoryMetadata::default()
+        };
+        let doc = md.structured();
+        assert_eq!(doc.named()[0], ("category", Some("decision")));
+        assert_eq!(doc.named()[3], ("artifact_ref", Some("src/main.rs")));
+        assert_eq!(doc.named()[5], ("source", Some("user")));
+        assert_eq!(doc.named().map(|(n, _)| n), StructuredFields::NAMES);
+        let mut filter = StructuredFields::default();
+        assert!(filter.admit(&doc), "an empty filter admits anything");
+        filter.category = Some("decision".into());
+        assert!(filter.admit(&doc));
+        for (_, value) in filter.named_mut() {
+            *value = Some("other".into());
+        }
+        assert!(!filter.admit(&doc));
+    }
 }

@@ -215,20 +215,7 @@ impl BackupService {
                         report.skipped += 1;
                         continue;
                     }
-                    let change = MemoryUpdate {
-                        content: Some(content),
-                        category: Some(metadata.category),
-                        scope: Some(metadata.scope),
-                        artifact_type: Some(metadata.artifact_type),
-                        artifact_ref: Some(metadata.artifact_ref),
-                        entity: Some(metadata.entity),
-                        source: Some(metadata.source),
-                        access_entity: Some(metadata.access_entity),
-                        evidence: Some(metadata.evidence),
-                        tags_merge: metadata.tags,
-                        extra: Some(metadata.extra),
-                        categories: Some(m.categories),
-                    };
+                    let change = MemoryUpdate::replacing(content, metadata, m.categories);
                     if existing.state != MemoryState::Deleted {
                         memories::update(&tx, m.id, change).await?;
                         if existing.state != m.state && existing.state.can_transition_to(m.state) {

@@ -14,7 +14,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use loci_core::{AppId, ArtifactType, Category, MemoryId, Scope, Source as MemorySource};
 use loci_embed::Embedder;
-use loci_index::{Hit, SearchFilter};
+use loci_index::{Hit, SearchFilter, StructuredFields};
 use loci_security::Principal;
 use serde::Serialize;
 
@@ -72,12 +72,8 @@ impl SearchConfig {
 /// Structured filters of a search (all optional, all must hold).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SearchFilters {
-    pub category: Option<String>,
-    pub scope: Option<String>,
-    pub artifact_type: Option<String>,
-    pub artifact_ref: Option<String>,
-    pub entity: Option<String>,
-    pub source: Option<String>,
+    /// Required structured fields (their enum values already checked).
+    pub fields: StructuredFields,
     pub app_id: Option<AppId>,
     pub tags: BTreeMap<String, String>,
     pub from: Option<DateTime<Utc>>,
@@ -264,12 +260,14 @@ impl SearchInput {
         };
         let f = self.filters.unwrap_or_default();
         let filters = SearchFilters {
-            category: known::<Category>("filters.category", &f.category, &mut out),
-            scope: known::<Scope>("filters.scope", &f.scope, &mut out),
-            artifact_type: known::<ArtifactType>("filters.artifact_type", &f.artifact_type, &mut out),
-            artifact_ref: f.artifact_ref,
-            entity: f.entity,
-            source: known::<MemorySource>("filters.source", &f.source, &mut out),
+            fields: StructuredFields {
+                category: known::<Category>("filters.category", &f.category, &mut out),
+                scope: known::<Scope>("filters.scope", &f.scope, &mut out),
+                artifact_type: known::<ArtifactType>("filters.artifact_type", &f.artifact_type, &mut out),
+                artifact_ref: f.artifact_ref,
+                entity: f.entity,
+                source: known::<MemorySource>("filters.source", &f.source, &mut out),
+            },
             app_id: f
                 .app_id
                 .as_deref()
@@ -360,12 +358,7 @@ impl SearchService {
 
     fn filter(&self, p: &Principal, vis: loci_core::model::Visibility, f: &SearchFilters) -> SearchFilter {
         let mut filter = SearchFilter::new(p.org_id.clone(), Some(vis));
-        filter.category = f.category.clone();
-        filter.scope = f.scope.clone();
-        filter.artifact_type = f.artifact_type.clone();
-        filter.artifact_ref = f.artifact_ref.clone();
-        filter.entity = f.entity.clone();
-        filter.source = f.source.clone();
+        filter.fields = f.fields.clone();
         filter.app_id = f.app_id;
         filter.tags = f.tags.clone();
         filter.from = f.from;

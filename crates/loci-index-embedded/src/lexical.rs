@@ -32,7 +32,7 @@ use tantivy::{
     TantivyDocument, TantivyError, Term,
 };
 
-use loci_index::{Hit, IndexDoc, IndexError, LexicalIndex, SearchFilter};
+use loci_index::{Hit, IndexDoc, IndexError, LexicalIndex, SearchFilter, StructuredFields};
 
 /// Indexing memory of the writer, shared by its threads (tantivy wants at
 /// least 15 MB per thread and lowers the thread count to fit).
@@ -137,12 +137,8 @@ struct Fields {
     visibility: Field,
     state: Field,
     app: Field,
-    category: Field,
-    scope: Field,
-    artifact_type: Field,
-    artifact_ref: Field,
-    entity: Field,
-    source: Field,
+    /// The structured fields, in [`StructuredFields::NAMES`] order.
+    structured: [Field; 6],
     /// `key=value`, with `=` and `\` in the key escaped.
     tag: Field,
     /// Nanoseconds since the epoch.
@@ -177,12 +173,8 @@ fn schema(options: &LexicalOptions) -> (Schema, Fields) {
         visibility: b.add_text_field("visibility", keyword()),
         state: b.add_text_field("state", keyword()),
         app: b.add_text_field("app_id", keyword()),
-        category: b.add_text_field("category", keyword()),
-        scope: b.add_text_field("scope", keyword()),
-        artifact_type: b.add_text_field("artifact_type", keyword()),
-        artifact_ref: b.add_text_field("artifact_ref", keyword()),
-        entity: b.add_text_field("entity", keyword()),
-        source: b.add_text_field("source", keyword()),
+        // Added in this order after `app_id`, as the schema always had them.
+        structured: StructuredFields::NAMES.map(|name| b.add_text_field(name, keyword())),
         tag: b.add_text_field("tag", keyword()),
         created_at: b.add_i64_field("created_at", INDEXED | FAST),
         // Stored for highlights; positions kept for phrase queries later.
@@ -314,14 +306,7 @@ impl Inner {
         }
         doc.add_text(f.state, d.state.as_str());
         doc.add_text(f.app, d.app_id.to_string());
-        for (field, value) in [
-            (f.category, &d.category),
-            (f.scope, &d.scope),
-            (f.artifact_type, &d.artifact_type),
-            (f.artifact_ref, &d.artifact_ref),
-            (f.entity, &d.entity),
-            (f.source, &d.source),
-        ] {
+        for (field, (_, value)) in f.structured.into_iter().zip(d.fields.named()) {
             if let Some(value) = value {
                 doc.add_text(field, value);
             }
@@ -372,14 +357,7 @@ impl Inner {
         if let Some(app) = filter.app_id {
             clauses.push((Occur::Must, term_query(f.app, &app.to_string())));
         }
-        for (field, value) in [
-            (f.category, &filter.category),
-            (f.scope, &filter.scope),
-            (f.artifact_type, &filter.artifact_type),
-            (f.artifact_ref, &filter.artifact_ref),
-            (f.entity, &filter.entity),
-            (f.source, &filter.source),
-        ] {
+        for (field, (_, value)) in f.structured.into_iter().zip(filter.fields.named()) {
             if let Some(value) = value {
                 clauses.push((Occur::Must, term_query(field, value)));
             }
@@ -828,7 +806,7 @@ mod tests {
         let idx = index();
         let mut filter = SearchFilter::new(org("acme"), None);
         filter.states = vec![MemoryState::Active, MemoryState::Paused];
-        filter.category = Some("decision".into());
+        filter.fields.category = Some("decision".into());
         filter.tags.insert("env".into(), "prod".into());
         filter.from = Some(Utc::now());
         filter.exclude = vec![MemoryId::new()];

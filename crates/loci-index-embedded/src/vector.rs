@@ -288,12 +288,7 @@ fn strip(d: &IndexDoc) -> IndexDoc {
         content: String::new(),
         context: String::new(),
         access_entity: d.access_entity.clone(),
-        category: d.category.clone(),
-        scope: d.scope.clone(),
-        artifact_type: d.artifact_type.clone(),
-        artifact_ref: d.artifact_ref.clone(),
-        entity: d.entity.clone(),
-        source: d.source.clone(),
+        fields: d.fields.clone(),
         tags: d.tags.clone(),
         created_at: d.created_at,
     }

@@ -164,12 +164,12 @@ async fn every_filter_field_narrows() {
     let base = doc("acme", u, "release checklist");
     let mut full = doc("acme", u, "release checklist");
     full.app_id = AppId::new();
-    full.category = Some("process".into());
-    full.scope = Some("project".into());
-    full.artifact_type = Some("file".into());
-    full.artifact_ref = Some("docs/RELEASE.md".into());
-    full.entity = Some("release".into());
-    full.source = Some("user".into());
+    full.fields.category = Some("process".into());
+    full.fields.scope = Some("project".into());
+    full.fields.artifact_type = Some("file".into());
+    full.fields.artifact_ref = Some("docs/RELEASE.md".into());
+    full.fields.entity = Some("release".into());
+    full.fields.source = Some("user".into());
     full.tags = BTreeMap::from([("env".into(), "prod".into()), ("a=b".into(), "c".into())]);
     full.created_at = t0() + Duration::days(10);
     load(&idx, &[base.clone(), full.clone()]).await;
@@ -184,12 +184,12 @@ async fn every_filter_field_narrows() {
     f.app_id = Some(full.app_id);
     assert_only_full(f, "app").await;
     for (what, set) in [
-        ("category", (|f: &mut SearchFilter| f.category = Some("process".into())) as fn(&mut SearchFilter)),
-        ("scope", |f| f.scope = Some("project".into())),
-        ("artifact_type", |f| f.artifact_type = Some("file".into())),
-        ("artifact_ref", |f| f.artifact_ref = Some("docs/RELEASE.md".into())),
-        ("entity", |f| f.entity = Some("release".into())),
-        ("source", |f| f.source = Some("user".into())),
+        ("category", (|f: &mut SearchFilter| f.fields.category = Some("process".into())) as fn(&mut SearchFilter)),
+        ("scope", |f| f.fields.scope = Some("project".into())),
+        ("artifact_type", |f| f.fields.artifact_type = Some("file".into())),
+        ("artifact_ref", |f| f.fields.artifact_ref = Some("docs/RELEASE.md".into())),
+        ("entity", |f| f.fields.entity = Some("release".into())),
+        ("source", |f| f.fields.source = Some("user".into())),
         ("tag", |f| f.tags = BTreeMap::from([("env".into(), "prod".into())])),
         ("tag with =", |f| f.tags = BTreeMap::from([("a=b".into(), "c".into())])),
         ("from", |f| f.from = Some(t0() + Duration::days(1))),
@@ -202,7 +202,7 @@ async fn every_filter_field_narrows() {
 
     // Values that match nothing, and ambiguous tag spellings.
     let mut f = all("acme");
-    f.category = Some("Process".into());
+    f.fields.category = Some("Process".into());
     assert!(ids(&idx, q, &f).await.is_empty(), "exact, case-sensitive");
     let mut f = all("acme");
     f.tags = BTreeMap::from([("a".into(), "b=c".into())]);
@@ -256,10 +256,10 @@ async fn search_agrees_with_the_reference_filter() {
             d.app_id = rng.pick(&apps);
             d.state = rng.pick(MemoryState::ALL);
             d.access_entity = rng.pick(&entities).map(|e| e.parse().unwrap());
-            d.category = opt(&mut rng, &["decision", "preference"]);
-            d.scope = opt(&mut rng, &["user", "project"]);
-            d.source = opt(&mut rng, &["user", "agent"]);
-            d.entity = opt(&mut rng, &["postgres", "kafka"]);
+            d.fields.category = opt(&mut rng, &["decision", "preference"]);
+            d.fields.scope = opt(&mut rng, &["user", "project"]);
+            d.fields.source = opt(&mut rng, &["user", "agent"]);
+            d.fields.entity = opt(&mut rng, &["postgres", "kafka"]);
             if rng.below(2) == 0 {
                 d.tags.insert("env".into(), rng.pick(&["prod", "dev"]).into());
             }
@@ -281,10 +281,10 @@ async fn search_agrees_with_the_reference_filter() {
         if rng.below(3) == 0 {
             f.app_id = Some(rng.pick(&apps));
         }
-        f.category = if rng.below(3) == 0 { opt(&mut rng, &["decision", "preference"]) } else { None };
-        f.scope = if rng.below(4) == 0 { opt(&mut rng, &["user", "project"]) } else { None };
-        f.source = if rng.below(4) == 0 { opt(&mut rng, &["user", "agent"]) } else { None };
-        f.entity = if rng.below(4) == 0 { opt(&mut rng, &["postgres", "kafka"]) } else { None };
+        f.fields.category = if rng.below(3) == 0 { opt(&mut rng, &["decision", "preference"]) } else { None };
+        f.fields.scope = if rng.below(4) == 0 { opt(&mut rng, &["user", "project"]) } else { None };
+        f.fields.source = if rng.below(4) == 0 { opt(&mut rng, &["user", "agent"]) } else { None };
+        f.fields.entity = if rng.below(4) == 0 { opt(&mut rng, &["postgres", "kafka"]) } else { None };
         if rng.below(4) == 0 {
             f.tags.insert("env".into(), "prod".into());
         }

@@ -211,7 +211,7 @@ async fn visibility_state_and_field_filters_apply_inside_the_search() {
                 d.state = MemoryState::Paused;
             }
             if i % 4 == 0 {
-                d.category = Some("preference".into());
+                d.fields.category = Some("preference".into());
                 d.app_id = app;
             }
             if i % 7 == 0 {
@@ -231,7 +231,7 @@ async fn visibility_state_and_field_filters_apply_inside_the_search() {
             SearchFilter::new(acme.clone(), alice_with_org.clone()),
         ];
         let mut f = SearchFilter::new(acme.clone(), only_alice.clone());
-        f.category = Some("preference".into());
+        f.fields.category = Some("preference".into());
         filters.push(f);
         let mut f = SearchFilter::new(acme.clone(), alice_with_org);
         f.tags.insert("lang".into(), "rust".into());

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use loci_core::{AccessEntity, AppId, MemoryId, MemoryState, OrgId, UserId};
 
-use loci_core::model::{Memory, MemoryMetadata, Visibility};
+use loci_core::model::{Memory, MemoryMetadata, StructuredFields, Visibility};
 
 use crate::{GraphIndex, Hit, IndexDoc, LexicalIndex, SearchFilter, VectorIndex};
 
@@ -62,12 +62,7 @@ pub fn plain_doc(org: &OrgId, user: UserId, content: &str) -> IndexDoc {
         content: content.to_owned(),
         context: String::new(),
         access_entity: None,
-        category: None,
-        scope: None,
-        artifact_type: None,
-        artifact_ref: None,
-        entity: None,
-        source: None,
+        fields: StructuredFields::default(),
         tags: BTreeMap::new(),
         created_at: Utc::now(),
     }
@@ -128,7 +123,7 @@ pub async fn vector_contract(index: Arc<dyn VectorIndex>, dims: usize) {
                 d.state = MemoryState::Paused;
             }
             if i % 4 == 0 {
-                d.category = Some("decision".into());
+                d.fields.category = Some("decision".into());
                 d.tags.insert("lang".into(), "rust".into());
             }
             d.created_at = start + Duration::days(i);
@@ -167,7 +162,7 @@ pub async fn vector_contract(index: Arc<dyn VectorIndex>, dims: usize) {
         SearchFilter::new(a.clone(), visible(UserId::new(), &["team:acme/other"])),
     ];
     let mut f = SearchFilter::new(a.clone(), visible(bob, &["team:acme/core"]));
-    f.category = Some("decision".into());
+    f.fields.category = Some("decision".into());
     f.tags.insert("lang".into(), "rust".into());
     filters.push(f);
     let mut f = SearchFilter::new(a.clone(), None);
@@ -263,12 +258,12 @@ pub async fn lexical_contract(index: Arc<dyn LexicalIndex>) {
     shared.access_entity = Some("team:acme/platform/payments".parse().unwrap());
     let private = plain_doc(&a, alice, "my private payment notes");
     let mut full = plain_doc(&a, alice, "payment release checklist");
-    full.category = Some("process".into());
-    full.scope = Some("project".into());
-    full.artifact_type = Some("file".into());
-    full.artifact_ref = Some("docs/RELEASE.md".into());
-    full.entity = Some("release".into());
-    full.source = Some("user".into());
+    full.fields.category = Some("process".into());
+    full.fields.scope = Some("project".into());
+    full.fields.artifact_type = Some("file".into());
+    full.fields.artifact_ref = Some("docs/RELEASE.md".into());
+    full.fields.entity = Some("release".into());
+    full.fields.source = Some("user".into());
     full.tags = BTreeMap::from([("env".into(), "prod".into()), ("a=b".into(), "c".into())]);
     full.created_at = Utc::now() + Duration::days(10);
     let mut paused = plain_doc(&a, alice, "paused payment memo");
@@ -287,15 +282,15 @@ pub async fn lexical_contract(index: Arc<dyn LexicalIndex>) {
     ];
     type Set = fn(&mut SearchFilter);
     let setters: [Set; 12] = [
-        |f| f.category = Some("process".into()),
-        |f| f.scope = Some("project".into()),
-        |f| f.artifact_type = Some("file".into()),
-        |f| f.artifact_ref = Some("docs/RELEASE.md".into()),
-        |f| f.entity = Some("release".into()),
-        |f| f.source = Some("user".into()),
+        |f| f.fields.category = Some("process".into()),
+        |f| f.fields.scope = Some("project".into()),
+        |f| f.fields.artifact_type = Some("file".into()),
+        |f| f.fields.artifact_ref = Some("docs/RELEASE.md".into()),
+        |f| f.fields.entity = Some("release".into()),
+        |f| f.fields.source = Some("user".into()),
         |f| f.tags = BTreeMap::from([("env".into(), "prod".into())]),
         |f| f.tags = BTreeMap::from([("a".into(), "b=c".into())]),
-        |f| f.category = Some("Process".into()),
+        |f| f.fields.category = Some("Process".into()),
         |f| f.from = Some(Utc::now() + Duration::days(1)),
         |f| f.to = Some(Utc::now() + Duration::days(1)),
         |f| {

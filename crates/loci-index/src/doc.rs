@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use loci_core::model::{Memory, Visibility};
+use loci_core::model::{Memory, StructuredFields, Visibility};
 use loci_core::{AccessEntity, AppId, MemoryId, MemoryState, OrgId, UserId};
 
 /// A memory as the indexes see it: its text plus the fields queries filter
@@ -22,12 +22,8 @@ pub struct IndexDoc {
     /// neighbouring turns of a conversation); empty when there is none.
     pub context: String,
     pub access_entity: Option<AccessEntity>,
-    pub category: Option<String>,
-    pub scope: Option<String>,
-    pub artifact_type: Option<String>,
-    pub artifact_ref: Option<String>,
-    pub entity: Option<String>,
-    pub source: Option<String>,
+    /// The six exactly-matchable metadata fields.
+    pub fields: StructuredFields,
     /// String-valued tags (others are not filterable).
     pub tags: BTreeMap<String, String>,
     pub created_at: DateTime<Utc>,
@@ -46,12 +42,7 @@ impl IndexDoc {
             content: m.content.clone(),
             context: String::new(),
             access_entity: md.access_entity.clone(),
-            category: md.category.map(|c| c.as_str().to_owned()),
-            scope: md.scope.map(|c| c.as_str().to_owned()),
-            artifact_type: md.artifact_type.map(|c| c.as_str().to_owned()),
-            artifact_ref: md.artifact_ref.clone(),
-            entity: md.entity.clone(),
-            source: md.source.map(|c| c.as_str().to_owned()),
+            fields: md.structured(),
             tags: md.tags.iter().filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_owned()))).collect(),
             created_at: m.created_at,
         }
@@ -85,12 +76,8 @@ pub struct SearchFilter {
     /// Admitted states (default: active only).
     pub states: Vec<MemoryState>,
     pub app_id: Option<AppId>,
-    pub category: Option<String>,
-    pub scope: Option<String>,
-    pub artifact_type: Option<String>,
-    pub artifact_ref: Option<String>,
-    pub entity: Option<String>,
-    pub source: Option<String>,
+    /// Required values of the structured fields (unset ones match anything).
+    pub fields: StructuredFields,
     /// Tag key = string value (all of).
     pub tags: BTreeMap<String, String>,
     pub from: Option<DateTime<Utc>>,
@@ -107,12 +94,7 @@ impl SearchFilter {
             visible_to: visibility,
             states: vec![MemoryState::Active],
             app_id: None,
-            category: None,
-            scope: None,
-            artifact_type: None,
-            artifact_ref: None,
-            entity: None,
-            source: None,
+            fields: StructuredFields::default(),
             tags: BTreeMap::new(),
             from: None,
             to: None,
@@ -133,17 +115,11 @@ impl SearchFilter {
     /// Whether `doc` passes the filter: the reference semantics every engine
     /// must reproduce inside its own query.
     pub fn admits(&self, doc: &IndexDoc) -> bool {
-        let eq = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
         doc.org_id == self.org
             && (self.states.is_empty() || self.states.contains(&doc.state))
             && self.visibility_keys().is_none_or(|keys| doc.visibility_keys().iter().any(|k| keys.contains(k)))
             && self.app_id.is_none_or(|a| a == doc.app_id)
-            && eq(&self.category, &doc.category)
-            && eq(&self.scope, &doc.scope)
-            && eq(&self.artifact_type, &doc.artifact_type)
-            && eq(&self.artifact_ref, &doc.artifact_ref)
-            && eq(&self.entity, &doc.entity)
-            && eq(&self.source, &doc.source)
+            && self.fields.admit(&doc.fields)
             && self.tags.iter().all(|(k, v)| doc.tags.get(k) == Some(v))
             && self.from.is_none_or(|f| doc.created_at >= f)
             && self.to.is_none_or(|t| doc.created_at <= t)

@@ -38,7 +38,7 @@ pub const MAX_QUERY_ENTITIES: usize = 64;
 /// the highest kind, at most [`MAX_ENTITIES_PER_DOC`].
 pub fn doc_entities(doc: &IndexDoc) -> Vec<ExtractedEntity> {
     let mut out: Vec<ExtractedEntity> = Vec::new();
-    if let Some(raw) = doc.entity.as_deref()
+    if let Some(raw) = doc.fields.entity.as_deref()
         && let Some(name) = normalise(raw)
     {
         out.push(ExtractedEntity { name, display: raw.trim().to_owned(), kind: EntityKind::Structured });

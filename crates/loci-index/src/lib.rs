@@ -26,6 +26,7 @@ use loci_core::{MemoryId, OrgId};
 
 pub use doc::{IndexDoc, SearchFilter};
 pub use error::IndexError;
+pub use loci_core::model::StructuredFields;
 
 /// One result of one index: a memory and its score in that index (higher is
 /// better; scores are not comparable across indexes, ranks are).

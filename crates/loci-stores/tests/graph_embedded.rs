@@ -174,12 +174,7 @@ fn a_documents_structured_entity_comes_first_and_wins_the_kind() {
         content: "Billing talks to Stripe.".into(),
         context: "Zed said hi".into(),
         access_entity: None,
-        category: None,
-        scope: None,
-        artifact_type: None,
-        artifact_ref: None,
-        entity: Some(" Billing ".into()),
-        source: None,
+        fields: loci_index::StructuredFields { entity: Some(" Billing ".into()), ..Default::default() },
         tags: BTreeMap::new(),
         created_at: chrono::Utc::now(),
     };
@@ -193,7 +188,7 @@ fn a_documents_structured_entity_comes_first_and_wins_the_kind() {
         ],
         "the context is not the memory's own text"
     );
-    d.entity = None;
+    d.fields.entity = None;
     assert_eq!(doc_entities(&d).len(), 2);
 }
 
@@ -403,7 +398,7 @@ async fn state_and_field_filters_apply(engine: Engine) {
     // The structured entity is an entity of the graph and a filter field.
     assert_eq!(index.entities_in(&acme, "who handles billing").await.unwrap(), names(&["billing"]));
     let mut f = filter.clone();
-    f.entity = Some("billing".into());
+    f.fields.entity = Some("billing".into());
     assert_eq!(ids_of(&index.memories_mentioning(&q, &f, 10).await.unwrap()), [billing]);
     let mut f = filter.clone();
     f.tags = BTreeMap::from([("env".into(), "prod".into())]);

@@ -12,7 +12,7 @@ use chrono::DateTime;
 use loci_core::{AccessEntity, AppId, MemoryId, MemoryState, OrgId, UserId};
 use uuid::Uuid;
 
-use loci_index::IndexDoc;
+use loci_index::{IndexDoc, StructuredFields};
 
 /// Bytes of a frame header (`len | crc`).
 pub(super) const FRAME_HEADER: usize = 8;
@@ -61,12 +61,10 @@ pub(super) fn encode_upsert(out: &mut Vec<u8>, seq: u64, slot: u32, doc: &IndexD
         put_uuid(p, doc.app_id.as_uuid());
         put_str(p, doc.state.as_str());
         put_opt(p, doc.access_entity.as_ref().map(ToString::to_string).as_deref());
-        put_opt(p, doc.category.as_deref());
-        put_opt(p, doc.scope.as_deref());
-        put_opt(p, doc.artifact_type.as_deref());
-        put_opt(p, doc.artifact_ref.as_deref());
-        put_opt(p, doc.entity.as_deref());
-        put_opt(p, doc.source.as_deref());
+        // The structured fields in their fixed order (the format's order).
+        for (_, value) in doc.fields.named() {
+            put_opt(p, value);
+        }
         put_len(p, doc.tags.len());
         for (k, v) in &doc.tags {
             put_str(p, k);
@@ -141,12 +139,10 @@ pub(super) fn decode(payload: &[u8]) -> Result<Record, String> {
                 Some(s) => Some(s.parse::<AccessEntity>().map_err(|e| format!("access entity: {e}"))?),
                 None => None,
             };
-            let category = r.opt()?.map(str::to_owned);
-            let scope = r.opt()?.map(str::to_owned);
-            let artifact_type = r.opt()?.map(str::to_owned);
-            let artifact_ref = r.opt()?.map(str::to_owned);
-            let entity = r.opt()?.map(str::to_owned);
-            let source = r.opt()?.map(str::to_owned);
+            let mut fields = StructuredFields::default();
+            for (_, value) in fields.named_mut() {
+                *value = r.opt()?.map(str::to_owned);
+            }
             let n_tags = r.u32()? as usize;
             let mut tags = BTreeMap::new();
             for _ in 0..n_tags {
@@ -170,12 +166,7 @@ pub(super) fn decode(payload: &[u8]) -> Result<Record, String> {
                 content: String::new(),
                 context: String::new(),
                 access_entity,
-                category,
-                scope,
-                artifact_type,
-                artifact_ref,
-                entity,
-                source,
+                fields,
                 tags,
                 created_at,
             };
@@ -324,12 +315,13 @@ mod tests {
             content: String::new(),
             context: String::new(),
             access_entity: Some("team:acme/loci/backend".parse().unwrap()),
-            category: Some("preference".into()),
-            scope: None,
-            artifact_type: Some("code".into()),
-            artifact_ref: Some("src/main.rs#L1".into()),
-            entity: Some("Zoë ☃".into()),
-            source: None,
+            fields: StructuredFields {
+                category: Some("preference".into()),
+                artifact_type: Some("code".into()),
+                artifact_ref: Some("src/main.rs#L1".into()),
+                entity: Some("Zoë ☃".into()),
+                ..StructuredFields::default()
+            },
             tags: [("k".to_owned(), "v".to_owned()), ("empty".to_owned(), String::new())].into_iter().collect(),
             created_at: Utc::now(),
         }
@@ -354,7 +346,7 @@ mod tests {
         let mut plain = doc();
         plain.access_entity = None;
         plain.tags.clear();
-        plain.category = None;
+        plain.fields.category = None;
         let vector = vec![0.25, -1.5, f32::MIN_POSITIVE, 3.0e-7];
         let mut buf = Vec::new();
         encode_upsert(&mut buf, 7, 3, &d, &vector);

@@ -31,26 +31,12 @@ use loci_index::{IndexDoc, SearchFilter};
 
 /// The optional string fields a filter may require equal, by stored name.
 pub(crate) fn filter_fields(f: &SearchFilter) -> [(&'static str, Option<&str>); 6] {
-    [
-        ("category", f.category.as_deref()),
-        ("scope", f.scope.as_deref()),
-        ("artifact_type", f.artifact_type.as_deref()),
-        ("artifact_ref", f.artifact_ref.as_deref()),
-        ("entity", f.entity.as_deref()),
-        ("source", f.source.as_deref()),
-    ]
+    f.fields.named()
 }
 
 /// The same fields of a document, under the same names.
 pub(crate) fn doc_fields(d: &IndexDoc) -> [(&'static str, Option<&str>); 6] {
-    [
-        ("category", d.category.as_deref()),
-        ("scope", d.scope.as_deref()),
-        ("artifact_type", d.artifact_type.as_deref()),
-        ("artifact_ref", d.artifact_ref.as_deref()),
-        ("entity", d.entity.as_deref()),
-        ("source", d.source.as_deref()),
-    ]
+    d.fields.named()
 }
 
 /// One string tag as a single indexed term, `key=value`. The key's `\` and `=`
@@ -109,7 +95,7 @@ pub(crate) mod fixtures {
     use loci_core::{AccessEntity, AppId, MemoryId, MemoryState, OrgId, UserId};
 
     use loci_core::model::Visibility;
-    use loci_index::{IndexDoc, SearchFilter};
+    use loci_index::{IndexDoc, SearchFilter, StructuredFields};
 
     /// Quotes, `$`, backticks, braces, comment and statement syntax of the
     /// query languages.
@@ -141,12 +127,12 @@ pub(crate) mod fixtures {
         );
         f.states = vec![MemoryState::Active, MemoryState::Paused];
         f.app_id = Some(AppId::new());
-        f.category = Some("decision".to_owned());
-        f.scope = Some("project".to_owned());
-        f.artifact_type = Some("file".to_owned());
-        f.artifact_ref = Some("src/main.rs".to_owned());
-        f.entity = Some("postgres".to_owned());
-        f.source = Some("agent".to_owned());
+        f.fields.category = Some("decision".to_owned());
+        f.fields.scope = Some("project".to_owned());
+        f.fields.artifact_type = Some("file".to_owned());
+        f.fields.artifact_ref = Some("src/main.rs".to_owned());
+        f.fields.entity = Some("postgres".to_owned());
+        f.fields.source = Some("agent".to_owned());
         f.tags = BTreeMap::from([("team".to_owned(), "core".to_owned()), ("lang".to_owned(), "rust".to_owned())]);
         f.from = Some(at(1_700_000_000, 250_000_000));
         f.to = Some(at(1_800_000_000, 0));
@@ -157,9 +143,7 @@ pub(crate) mod fixtures {
     /// A filter whose every string is [`HOSTILE`].
     pub(crate) fn hostile_filter() -> SearchFilter {
         let mut f = full_filter();
-        for field in
-            [&mut f.category, &mut f.scope, &mut f.artifact_type, &mut f.artifact_ref, &mut f.entity, &mut f.source]
-        {
+        for (_, field) in f.fields.named_mut() {
             *field = Some(HOSTILE.to_owned());
         }
         f.tags = BTreeMap::from([(HOSTILE.to_owned(), HOSTILE.to_owned())]);
@@ -176,12 +160,13 @@ pub(crate) mod fixtures {
             content: "We deploy with blue/green".to_owned(),
             context: "earlier turn".to_owned(),
             access_entity: Some("team:acme/core".parse().unwrap()),
-            category: Some("decision".to_owned()),
-            scope: None,
-            artifact_type: Some("file".to_owned()),
-            artifact_ref: Some("deploy.yaml".to_owned()),
-            entity: Some("kubernetes".to_owned()),
-            source: None,
+            fields: StructuredFields {
+                category: Some("decision".to_owned()),
+                artifact_type: Some("file".to_owned()),
+                artifact_ref: Some("deploy.yaml".to_owned()),
+                entity: Some("kubernetes".to_owned()),
+                ..StructuredFields::default()
+            },
             tags: BTreeMap::from([("team".to_owned(), "core".to_owned())]),
             created_at: at(1_750_000_000, 123_456_000),
         }
@@ -192,12 +177,12 @@ pub(crate) mod fixtures {
         let mut d = doc();
         d.content = HOSTILE.to_owned();
         d.context = HOSTILE.to_owned();
-        d.category = Some(HOSTILE.to_owned());
-        d.scope = Some(HOSTILE.to_owned());
-        d.artifact_type = Some(HOSTILE.to_owned());
-        d.artifact_ref = Some(HOSTILE.to_owned());
-        d.entity = Some(HOSTILE.to_owned());
-        d.source = Some(HOSTILE.to_owned());
+        d.fields.category = Some(HOSTILE.to_owned());
+        d.fields.scope = Some(HOSTILE.to_owned());
+        d.fields.artifact_type = Some(HOSTILE.to_owned());
+        d.fields.artifact_ref = Some(HOSTILE.to_owned());
+        d.fields.entity = Some(HOSTILE.to_owned());
+        d.fields.source = Some(HOSTILE.to_owned());
         d.tags = BTreeMap::from([(HOSTILE.to_owned(), HOSTILE.to_owned())]);
         d
     }

@@ -425,9 +425,9 @@ mod tests {
         push(&|d| d.access_entity = Some("team:acme/infra".parse().unwrap()));
         push(&|d| d.access_entity = None);
         push(&|d| d.app_id = AppId::new());
-        push(&|d| d.category = None);
-        push(&|d| d.category = Some("convention".to_owned()));
-        push(&|d| d.entity = Some("redis".to_owned()));
+        push(&|d| d.fields.category = None);
+        push(&|d| d.fields.category = Some("convention".to_owned()));
+        push(&|d| d.fields.entity = Some("redis".to_owned()));
         push(&|d| d.tags.clear());
         push(&|d| {
             d.tags.insert("lang".to_owned(), "go".to_owned());
@@ -453,8 +453,8 @@ mod tests {
         f.states = vec![MemoryState::Active, MemoryState::Archived];
         f.app_id = Some(base.app_id);
         filters.push(f.clone());
-        f.category = Some("decision".to_owned());
-        f.entity = Some("kubernetes".to_owned());
+        f.fields.category = Some("decision".to_owned());
+        f.fields.entity = Some("kubernetes".to_owned());
         filters.push(f.clone());
         f.tags.insert("team".to_owned(), "core".to_owned());
         filters.push(f.clone());

@@ -26,16 +26,18 @@ pub(crate) fn search_filter_condition(tx: &TenantTx, filter: &SearchFilter) -> C
     if let Some(app) = filter.app_id {
         all = all.add(memories::Column::AppId.eq(app.as_uuid()));
     }
-    for (column, value) in [
-        (memories::Column::Category, &filter.category),
-        (memories::Column::Scope, &filter.scope),
-        (memories::Column::ArtifactType, &filter.artifact_type),
-        (memories::Column::ArtifactRef, &filter.artifact_ref),
-        (memories::Column::Entity, &filter.entity),
-        (memories::Column::Source, &filter.source),
-    ] {
+    // The columns of the structured fields, in `StructuredFields::NAMES` order.
+    let columns = [
+        memories::Column::Category,
+        memories::Column::Scope,
+        memories::Column::ArtifactType,
+        memories::Column::ArtifactRef,
+        memories::Column::Entity,
+        memories::Column::Source,
+    ];
+    for (column, (_, value)) in columns.into_iter().zip(filter.fields.named()) {
         if let Some(value) = value {
-            all = all.add(column.eq(value.as_str()));
+            all = all.add(column.eq(value));
         }
     }
     for (key, value) in &filter.tags {
