@@ -75,5 +75,16 @@ if grep -rnE '"(SELECT|INSERT INTO|UPDATE [a-z_"]+ SET|DELETE FROM) ' crates/loc
     fail "SQL text above the store (lines above)"
 fi
 
+# Hygiene: every [dependencies] entry is named in its crate's sources (a
+# dependency nobody uses only costs build time).
+for manifest in crates/*/Cargo.toml bins/*/Cargo.toml migration/Cargo.toml tests/Cargo.toml; do
+    dir="$(dirname "$manifest")"
+    sources="$(ls -d "$dir/src" "$dir/api" "$dir"/*.rs 2>/dev/null || true)"
+    for dep in $(awk '/^\[/ { normal = ($0 == "[dependencies]") } normal && /^[a-z]/ { split($1, a, "."); print a[1] }' "$manifest"); do
+        # shellcheck disable=SC2086
+        if ! grep -rqE "\b${dep//-/_}\b" $sources; then fail "$dir depends on $dep but never names it"; fi
+    done
+done
+
 [ "$failed" = 0 ] && echo "architecture invariants hold"
 exit "$failed"

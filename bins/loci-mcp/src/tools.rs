@@ -351,7 +351,8 @@ fn arguments<T: DeserializeOwned>(args: &JsonObject) -> Result<T, ToolError> {
 }
 
 fn memory_id(field: &str, raw: &str) -> Result<MemoryId, ToolError> {
-    raw.parse().map_err(|_| ToolError::invalid(vec![FieldViolation::new(field, "must be a UUID")]))
+    let mut errors = Vec::new();
+    loci_domain::validation::parse_id(field, raw, &mut errors).ok_or_else(|| ToolError::invalid(errors))
 }
 
 /// A tool's result limit: the search default when absent, at most the

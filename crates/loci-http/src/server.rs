@@ -18,8 +18,9 @@ use crate::metrics::Metrics;
 use crate::problem::{Problem, ensure_problem_body, not_found};
 use crate::{HttpError, common, request_id};
 
-/// Everything handlers can ask for: the services, authentication and the
-/// metrics. Each part is also registered as app data on its own.
+/// What an HTTP process runs on: the services, authentication and the
+/// metrics. Handlers never get it whole: each part is registered as app data
+/// of its own (plus the extractor's [`AuthContext`]).
 #[derive(Debug, Clone)]
 pub struct HttpState {
     pub services: Services,

@@ -30,7 +30,7 @@ pub use dpop::{DpopConfig, ath_for, normalise_htu};
 pub use error::{AuthError, AuthRejection};
 pub use jwks::{JwksSource, KeyStore};
 pub use jwt::{Algorithm, TokenValidator, ValidatedToken};
-pub use local_issuer::{LocalIssuer, MintRequest};
+pub use local_issuer::{LocalIssuer, MAX_MINT_TTL, MintRequest};
 pub use principal::Principal;
 pub use replay::{InMemoryReplayCache, ReplayCache, ReplayCacheError};
 pub use session::{BindingMismatch, InMemorySessionStore, SessionBinding, SessionStore, SessionStoreError};
@@ -49,4 +49,7 @@ pub enum SecurityError {
     Io(#[from] std::io::Error),
     #[error("configuration error: {0}")]
     Config(String),
+    /// A token the local issuer was asked to mint would be invalid.
+    #[error("invalid token request: {0}")]
+    InvalidMint(String),
 }

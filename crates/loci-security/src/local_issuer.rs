@@ -3,6 +3,7 @@
 //! `loci token` to mint tokens with it. The production profile never uses it:
 //! there, Loci never holds the identity provider's key.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -12,7 +13,7 @@ use josekit::jws::{EdDSA, JwsHeader};
 use josekit::jwt::JwtPayload;
 use serde_json::Value;
 
-use crate::{SecurityError, jwk_thumbprint};
+use crate::{SecurityError, jwk_thumbprint, scopes};
 
 /// What a minted token says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,42 @@ pub struct MintRequest {
     pub ttl: Duration,
     /// Binds the token to a DPoP key (its RFC 7638 thumbprint).
     pub dpop_jkt: Option<String>,
+}
+
+/// Longest lifetime of a minted token.
+pub const MAX_MINT_TTL: Duration = Duration::from_secs(30 * 86_400);
+
+impl MintRequest {
+    /// Checks what the token would claim before anything is signed: a valid
+    /// org id, a subject of 1..=255 characters, known scopes, roles known to
+    /// `role_overrides` (`auth.roles`) or built in, well-formed grants, and
+    /// a lifetime of 1 s to [`MAX_MINT_TTL`]. Every problem is reported.
+    pub fn check(&self, role_overrides: &BTreeMap<String, Vec<String>>) -> Result<(), SecurityError> {
+        let mut problems = Vec::new();
+        if let Err(e) = loci_core::OrgId::parse(&self.org_id) {
+            problems.push(format!("org: {e}"));
+        }
+        if self.subject.trim().is_empty() || self.subject.chars().count() > 255 {
+            problems.push("user: must be 1..=255 characters".to_owned());
+        }
+        if let Some(unknown) = self.scopes.iter().find(|s| !scopes::ALL.contains(&s.as_str())) {
+            problems.push(format!("unknown scope `{unknown}` (known: {})", scopes::ALL.join(" ")));
+        }
+        let bundles = scopes::role_bundles(role_overrides);
+        if let Some(unknown) = self.roles.iter().find(|r| !bundles.contains_key(r.as_str())) {
+            let known: Vec<&str> = bundles.keys().map(String::as_str).collect();
+            problems.push(format!("unknown role `{unknown}` (known: {})", known.join(" ")));
+        }
+        for g in &self.grants {
+            if let Err(e) = g.parse::<loci_core::AccessEntity>() {
+                problems.push(format!("grants: {e}"));
+            }
+        }
+        if self.ttl < Duration::from_secs(1) || self.ttl > MAX_MINT_TTL {
+            problems.push("ttl: must be between 1s and 30d".to_owned());
+        }
+        if problems.is_empty() { Ok(()) } else { Err(SecurityError::InvalidMint(problems.join("; "))) }
+    }
 }
 
 /// A local Ed25519 signing key.
@@ -142,6 +179,41 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn request() -> MintRequest {
+        MintRequest {
+            issuer: "loci-local".into(),
+            audience: "loci".into(),
+            subject: "alice".into(),
+            org_id: "acme".into(),
+            scopes: vec!["memories:read".into()],
+            roles: vec!["editor".into()],
+            grants: vec!["team:acme/core".into()],
+            client_id: None,
+            ttl: Duration::from_secs(3600),
+            dpop_jkt: None,
+        }
+    }
+
+    #[test]
+    fn mint_requests_are_checked_and_every_problem_is_named() {
+        assert!(request().check(&BTreeMap::new()).is_ok());
+        let bad = MintRequest {
+            subject: " ".into(),
+            org_id: "a\\b".into(),
+            scopes: vec!["memories:everything".into()],
+            roles: vec!["wizard".into()],
+            grants: vec!["nonsense".into()],
+            ttl: MAX_MINT_TTL + Duration::from_secs(1),
+            ..request()
+        };
+        let message = bad.check(&BTreeMap::new()).unwrap_err().to_string();
+        for part in ["org:", "user:", "memories:everything", "wizard", "grants:", "ttl:"] {
+            assert!(message.contains(part), "{part} missing from {message}");
+        }
+        let custom = BTreeMap::from([("wizard".to_owned(), vec!["memories:read".to_owned()])]);
+        assert!(MintRequest { roles: vec!["wizard".into()], ..request() }.check(&custom).is_ok());
+    }
 
     #[test]
     fn the_key_is_created_once_private_to_its_owner_and_reloaded() {
