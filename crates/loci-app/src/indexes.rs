@@ -58,8 +58,9 @@ pub fn open(settings: &Settings, db: &Database) -> Result<Indexes, AppError> {
     Ok(Indexes { vector, lexical, graph, embedder })
 }
 
-/// The error of a backend this build does not include.
-#[allow(dead_code)]
+/// The error of a backend this build does not include (unused when every
+/// engine feature is on).
+#[cfg_attr(all(feature = "qdrant", feature = "opensearch", feature = "neo4j"), allow(dead_code))]
 fn not_built(setting: &str, feature: &str) -> AppError {
     AppError::Index(IndexError::Config(format!(
         "{setting} needs the `{feature}` feature, and this build of Loci was compiled without it"
@@ -98,4 +99,52 @@ fn neo4j(settings: &Settings) -> Result<Arc<dyn GraphIndex>, AppError> {
 #[cfg(not(feature = "neo4j"))]
 fn neo4j(_: &Settings) -> Result<Arc<dyn GraphIndex>, AppError> {
     Err(not_built("graph.backend = \"neo4j\"", "neo4j"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use loci_settings::EmbeddingsProvider;
+    use loci_stores::PoolConfig;
+
+    use super::*;
+
+    async fn sqlite(settings: &Settings) -> Database {
+        settings.ensure_data_dir().unwrap();
+        Database::connect(&settings.database_url(), &PoolConfig::from_settings(settings)).await.unwrap()
+    }
+
+    /// With the adapter compiled in, a missing URL is named; without it,
+    /// choosing the backend says the build lacks it. Either way the start
+    /// stops with a configuration error, never a panic. (`.ci/run` runs this
+    /// test both ways.)
+    #[tokio::test]
+    async fn an_engine_backend_without_its_url_or_its_feature_is_a_configuration_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Settings::default() };
+        settings.embeddings.provider = EmbeddingsProvider::None;
+        settings.lexical.backend = LexicalBackend::Opensearch;
+        let db = sqlite(&settings).await;
+        let message = match open(&settings, &db) {
+            Err(AppError::Index(IndexError::Config(message))) => message,
+            other => panic!("expected a configuration error, got {other:?}"),
+        };
+        if cfg!(feature = "opensearch") {
+            assert!(message.contains("lexical.url is required"), "{message}");
+        } else {
+            assert!(message.contains("compiled without"), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_embedded_defaults_open_without_an_embedder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings { data_dir: dir.path().to_path_buf(), ..Settings::default() };
+        settings.embeddings.provider = EmbeddingsProvider::None;
+        let db = sqlite(&settings).await;
+        let indexes = open(&settings, &db).unwrap();
+        assert!(indexes.vector.is_none() && indexes.embedder.is_none());
+        assert_eq!((indexes.lexical.engine(), indexes.graph.engine()), ("embedded", "embedded"));
+    }
 }
