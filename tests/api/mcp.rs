@@ -69,6 +69,9 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
         assert_eq!(tool.input_schema.get("type"), Some(&json!("object")), "{}", tool.name);
         assert!(tool.description.as_deref().is_some_and(|d| !d.is_empty()), "{}", tool.name);
     }
+    // Result limits advertise the deployment's cap (`mcp.max_results`, 50 by default).
+    let search = tools.iter().find(|t| t.name == "search_memory").expect("search_memory");
+    assert_eq!(search.input_schema["properties"]["limit"]["maximum"], json!(50));
 
     let me = ok(&client, "whoami", json!({})).await;
     assert_eq!((me["user"].as_str(), me["org"].as_str()), (Some("alice"), Some("acme")));
@@ -506,4 +509,19 @@ async fn two_loci_mcp_processes_sharing_valkey_share_sessions_and_replay_protect
     assert_eq!(status, 200, "{body}");
     let (status, _, body) = post(b.url(), headers, None, initialize()).await;
     assert_eq!((status, problem_code(&body)), (401, "INVALID_DPOP_PROOF"));
+}
+
+#[tokio::test]
+async fn tool_schemas_advertise_the_configured_result_cap() {
+    let app = TestApp::spawn_with(Engine::Sqlite, AppOptions::default().with(|s| s.mcp.max_results = 7)).await;
+    let alice = app.user("alice", "acme", &[]).token;
+    let client = connect(&app, &alice).await;
+    let tools = client.list_all_tools().await.unwrap();
+    for name in ["search_memory", "graph_related_memories", "graph_similar_memories"] {
+        let tool = tools.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} listed"));
+        assert_eq!(tool.input_schema["properties"]["limit"]["maximum"], json!(7), "{name}");
+        assert_eq!(tool.input_schema["properties"]["limit"]["default"], json!(7), "{name}");
+    }
+    let refused = err(&client, "search_memory", json!({ "query": "anything", "limit": 8 })).await;
+    assert_eq!(refused["code"], "INVALID_INPUT", "{refused}");
 }

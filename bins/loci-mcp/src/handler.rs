@@ -86,11 +86,11 @@ impl ServerHandler for LociMcp {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        Ok(ListToolsResult::with_all_items(Tools::list()))
+        Ok(ListToolsResult::with_all_items(self.tools.list()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        Tools::spec(name).map(|spec| spec.tool())
+        Tools::spec(name).map(|spec| self.tools.describe(spec))
     }
 
     async fn call_tool(

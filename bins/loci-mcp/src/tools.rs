@@ -93,7 +93,7 @@ fn search_schema() -> Value {
     object(
         json!({
             "query": { "type": "string", "minLength": 1, "maxLength": 2048 },
-            "limit": { "type": "integer", "minimum": 1, "maximum": 50, "default": 10 },
+            "limit": { "type": "integer", "minimum": 1, "maximum": MAX_SEARCH_LIMIT, "default": DEFAULT_SEARCH_LIMIT },
             "mode": { "type": "string", "enum": ["auto", "hybrid", "semantic", "lexical"], "default": "auto" },
             "filters": {
                 "type": "object",
@@ -170,7 +170,7 @@ fn ids_schema() -> Value {
 
 fn related_schema() -> Value {
     object(
-        json!({ "memory_id": memory_id_property(), "limit": { "type": "integer", "minimum": 1, "maximum": 50, "default": 10 } }),
+        json!({ "memory_id": memory_id_property(), "limit": { "type": "integer", "minimum": 1, "maximum": MAX_SEARCH_LIMIT, "default": DEFAULT_SEARCH_LIMIT } }),
         &["memory_id"],
     )
 }
@@ -437,9 +437,25 @@ impl Tools {
         Self::new(services.memories.clone(), services.search.clone(), embedder, s.mcp.max_results)
     }
 
-    /// Every listed tool.
-    pub fn list() -> Vec<Tool> {
-        TOOLS.iter().map(ToolSpec::tool).collect()
+    /// Every listed tool, with this deployment's result cap as the
+    /// `maximum` of every `limit` argument.
+    pub fn list(&self) -> Vec<Tool> {
+        TOOLS.iter().map(|spec| self.describe(spec)).collect()
+    }
+
+    /// The MCP description of `spec` for this deployment.
+    pub fn describe(&self, spec: &ToolSpec) -> Tool {
+        let mut tool = spec.tool();
+        let max = usize::try_from(self.max_results).unwrap_or(MAX_SEARCH_LIMIT).min(MAX_SEARCH_LIMIT);
+        let mut schema = tool.input_schema.as_ref().clone();
+        if let Some(Value::Object(limit)) =
+            schema.get_mut("properties").and_then(|p| p.as_object_mut()).and_then(|p| p.get_mut("limit"))
+        {
+            limit.insert("maximum".into(), json!(max));
+            limit.insert("default".into(), json!(DEFAULT_SEARCH_LIMIT.min(max)));
+        }
+        tool.input_schema = Arc::new(schema);
+        tool
     }
 
     /// The spec of a tool by name (listed tools only).
