@@ -325,6 +325,11 @@ fn mint(settings: &Settings, args: &TokenArgs) -> anyhow::Result<String> {
         "`loci token` only works in the embedded profile; in production your identity provider issues tokens \
          (Loci never holds its signing key)"
     );
+    anyhow::ensure!(
+        loci_app::uses_local_issuer(settings),
+        "`loci token` signs with the local key, which this server does not trust: auth.jwks_url or auth.jwks_path \
+         names the keys of your identity provider, which issues the tokens"
+    );
     let ttl = parse_ttl(&args.ttl)?;
     let request = loci_security::MintRequest {
         issuer: settings.issuer().to_owned(),

@@ -233,6 +233,15 @@ fn token_rejects_bad_input_and_refuses_in_production() {
         let out = loci(dir.path()).args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {:?}", text(&out));
     }
+    // An embedded server that trusts an identity provider's keys would
+    // reject a locally signed token: minting one is refused.
+    let out = loci(dir.path())
+        .env("LOCI__AUTH__JWKS_URL", "https://idp.example/jwks.json")
+        .args(["token", "--user", "alice", "--org", "acme"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(text(&out).1.contains("does not trust"), "{:?}", text(&out));
     let out = loci(dir.path())
         .env("LOCI_PROFILE", "production")
         .env("LOCI__DATABASE__URL", "postgres://x@127.0.0.1:1/x")

@@ -36,7 +36,7 @@ use loci_settings::Settings;
 use loci_stores::{Database, DependencyCheck, PoolConfig, Valkey};
 
 pub use background::{Background, Tasks};
-pub use security::Security;
+pub use security::{Security, uses_local_issuer};
 
 /// Why a process could not be composed.
 #[derive(Debug, thiserror::Error)]

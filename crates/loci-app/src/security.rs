@@ -27,9 +27,10 @@ impl Security {
     /// The replay cache and session store live in Valkey when it is
     /// configured, so every instance sees the same ones.
     pub async fn build(settings: &Settings, valkey: Option<&Valkey>) -> Result<Self, AppError> {
-        let local_issuer = match settings.profile {
-            Profile::Embedded => Some(Arc::new(LocalIssuer::load_or_create(settings.ensure_data_dir()?)?)),
-            Profile::Production => None,
+        let local_issuer = if uses_local_issuer(settings) {
+            Some(Arc::new(LocalIssuer::load_or_create(settings.ensure_data_dir()?)?))
+        } else {
+            None
         };
         let replay: Arc<dyn ReplayCache> = match valkey {
             Some(v) => Arc::new(ValkeyReplayCache::new(v.clone())),
@@ -42,5 +43,39 @@ impl Security {
         let config = AuthenticatorConfig::from_settings(settings, local_issuer.as_deref()).await?;
         let auth = Arc::new(Authenticator::new(config, replay));
         Ok(Self { auth, local_issuer, sessions })
+    }
+}
+
+/// Whether tokens are signed by the local issuer: in the embedded profile,
+/// unless `auth.jwks_path` or `auth.jwks_url` names the keys to trust (then
+/// the local key would validate nothing, so it is neither loaded nor served).
+pub fn uses_local_issuer(settings: &Settings) -> bool {
+    settings.profile == Profile::Embedded && settings.auth.jwks_path.is_none() && settings.auth.jwks_url.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use loci_security::testing::{TestKey, jwks};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_local_key_is_used_only_when_no_jwks_is_configured() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings { data_dir: dir.path().to_path_buf(), ..Settings::default() };
+        let security = Security::build(&settings, None).await.unwrap();
+        assert!(security.local_issuer.is_some(), "embedded defaults sign with the local key");
+
+        let jwks_file = dir.path().join("jwks.json");
+        std::fs::write(&jwks_file, jwks(&[&TestKey::es256(Some("idp"))]).to_string()).unwrap();
+        let mut external = settings.clone();
+        external.data_dir = dir.path().join("other");
+        external.auth.jwks_path = Some(jwks_file);
+        assert!(!uses_local_issuer(&external));
+        let security = Security::build(&external, None).await.unwrap();
+        assert!(security.local_issuer.is_none(), "an external JWKS replaces the local key");
+        assert!(!external.data_dir.join("keys").exists(), "and no local key is created");
     }
 }
