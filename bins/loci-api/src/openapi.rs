@@ -76,3 +76,32 @@ pub struct ApiDoc;
 pub fn document() -> String {
     ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use loci_domain::rules::MAX_PAGE_SIZE;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// utoipa takes the bounds of query parameters as literals: this keeps
+    /// them equal to the domain's rules.
+    #[test]
+    fn page_size_bounds_match_the_domain_rules() {
+        let doc: Value = serde_json::from_str(&document()).unwrap();
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (_, op) in item.as_object().unwrap() {
+                for param in op["parameters"].as_array().into_iter().flatten() {
+                    if param["name"] == "size" {
+                        assert_eq!(param["schema"]["maximum"], Value::from(MAX_PAGE_SIZE), "{path}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked >= 2, "the paged routes declare `size` ({checked} found)");
+    }
+}
