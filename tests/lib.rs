@@ -38,26 +38,27 @@ impl std::fmt::Debug for AppOptions {
 }
 
 /// The local embedding model for tests: `LOCI_TEST_MODEL_DIR`, else the
-/// cache `scripts/fetch-model.sh` fills; `None` when absent (tests that need
-/// it say they are skipped). With `LOCI_REQUIRE_MODEL=1` (what
-/// `scripts/test.sh`, and so CI, sets) a missing model is a failure instead.
-pub fn model_dir() -> Option<std::path::PathBuf> {
-    let dir = std::env::var_os("LOCI_TEST_MODEL_DIR").map(std::path::PathBuf::from).or_else(|| {
-        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/loci-models/all-MiniLM-L6-v2"))
+/// cache `scripts/fetch-model.sh` fills. The tests that need it fail without
+/// it (`scripts/test.sh` fetches it first); none passes by skipping.
+pub fn model_dir() -> std::path::PathBuf {
+    let dir = std::env::var_os("LOCI_TEST_MODEL_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| {
+        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/loci-models/all-MiniLM-L6-v2")
     });
-    let found = dir.filter(|d| d.join("model.safetensors").is_file());
     assert!(
-        found.is_some() || std::env::var("LOCI_REQUIRE_MODEL").as_deref() != Ok("1"),
-        "LOCI_REQUIRE_MODEL=1 but the embedding model is missing (set LOCI_TEST_MODEL_DIR or run scripts/fetch-model.sh)"
+        dir.join("model.safetensors").is_file(),
+        "the embedding model is missing at {} (run scripts/fetch-model.sh there, or set LOCI_TEST_MODEL_DIR)",
+        dir.display()
     );
-    found
+    dir
 }
 
 impl AppOptions {
-    /// Loads the local embedding model (semantic search); `None` without it.
-    pub fn with_model(self) -> Option<Self> {
-        let dir = model_dir()?;
-        Some(self.with(move |s| s.embeddings.model_dir = Some(dir.clone())))
+    /// Loads the local embedding model (semantic search); fails the test
+    /// when the model is missing.
+    pub fn with_model(self) -> Self {
+        let dir = model_dir();
+        self.with(move |s| s.embeddings.model_dir = Some(dir.clone()))
     }
 
     /// Shares a Valkey server (URL) with other instances.

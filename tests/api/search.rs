@@ -133,11 +133,7 @@ on_both!(
 /// stores are covered on both engines above).
 #[tokio::test]
 async fn hybrid_search_and_similar_with_the_local_model() {
-    let Some(options) = AppOptions::default().with_model() else {
-        eprintln!("skipped: no local embedding model (run scripts/fetch-model.sh); hybrid search untested here");
-        return;
-    };
-    let app = TestApp::spawn_with(Engine::Sqlite, options).await;
+    let app = TestApp::spawn_with(Engine::Sqlite, AppOptions::default().with_model()).await;
     let alice = app.user("alice", "acme", &[]);
     let mallory = app.user("mallory", "evil", &[]);
     let cat = alice.remember("My cat only eats tuna", json!({})).await;

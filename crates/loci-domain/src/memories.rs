@@ -10,8 +10,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use loci_core::model::{
-    AccessLogEntry, CategoryRecord, Memory, MemoryFilter, MemoryUpdate, NewMemory, Page, PageRequest, StatusChange,
-    Visibility, now,
+    AccessLogEntry, App, CategoryRecord, Memory, MemoryFilter, MemoryUpdate, NewMemory, Page, PageRequest,
+    StatusChange, Visibility, now,
 };
 use loci_core::{AppId, CategoryId, MemoryId, MemoryState, UserId};
 use loci_security::Principal;
@@ -157,6 +157,19 @@ impl MemoryService {
         }
     }
 
+    /// The caller's user, a write transaction in their org, and the named
+    /// app (created on first use); a paused app refuses writes.
+    async fn writable_app(&self, p: &Principal, app_name: &str) -> Result<(UserId, TenantTx, App), DomainError> {
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant(&p.org_id).await?;
+        let app = apps::ensure(&tx, me, app_name).await?;
+        if !app.is_active {
+            tx.rollback().await?;
+            return Err(DomainError::AppPaused);
+        }
+        Ok((me, tx, app))
+    }
+
     /// Creates a memory through the named app (created on first use).
     pub async fn create(&self, p: &Principal, input: CreateMemoryInput) -> Result<MemoryView, DomainError> {
         if input.infer {
@@ -170,13 +183,7 @@ impl MemoryService {
         let (Some(text), Some(app_name), Some(metadata)) = (text, app_name, metadata) else {
             return Err(DomainError::Validation(errors));
         };
-        let me = self.provisioner.user(&self.db, p).await?;
-        let tx = self.db.begin_tenant(&p.org_id).await?;
-        let app = apps::ensure(&tx, me, &app_name).await?;
-        if !app.is_active {
-            tx.rollback().await?;
-            return Err(DomainError::AppPaused);
-        }
+        let (me, tx, app) = self.writable_app(p, &app_name).await?;
         let memory = memories::create(
             &tx,
             NewMemory {
@@ -222,13 +229,7 @@ impl MemoryService {
         let Some(app_name) = app_name.filter(|_| errors.is_empty()) else {
             return Err(DomainError::Validation(errors));
         };
-        let me = self.provisioner.user(&self.db, p).await?;
-        let tx = self.db.begin_tenant(&p.org_id).await?;
-        let app = apps::ensure(&tx, me, &app_name).await?;
-        if !app.is_active {
-            tx.rollback().await?;
-            return Err(DomainError::AppPaused);
-        }
+        let (me, tx, app) = self.writable_app(p, &app_name).await?;
         let rows = batch
             .into_iter()
             .map(|(content, metadata, at)| {

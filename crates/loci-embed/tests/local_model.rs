@@ -1,9 +1,8 @@
 //! The local model against reference values of all-MiniLM-L6-v2 (sentence-transformers).
 //!
 //! Needs the model files: `scripts/fetch-model.sh ~/.cache/loci-models/all-MiniLM-L6-v2`, or set
-//! `LOCI_TEST_MODEL_DIR`. Without them every test here prints "skipped: ..." and passes, unless
-//! `LOCI_REQUIRE_MODEL=1` (set by `scripts/test.sh`, so CI never passes without the model): then a
-//! missing model fails them. Speed is measured by `cargo bench -p loci-embed --bench local_model`.
+//! `LOCI_TEST_MODEL_DIR`. Without them every test here fails (`scripts/test.sh` fetches them
+//! first). Speed is measured by `cargo bench -p loci-embed --bench local_model`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,29 +19,20 @@ fn model_dir() -> PathBuf {
     }
 }
 
-/// The model, loaded once per test binary; `None` (after a "skipped" line) when it is absent.
-fn model(test: &str) -> Option<LocalEmbedder> {
-    static MODEL: OnceLock<Option<LocalEmbedder>> = OnceLock::new();
-    let model = MODEL.get_or_init(|| {
-        let dir = model_dir();
-        if REQUIRED_MODEL_FILES.iter().all(|f| dir.join(f).is_file()) {
-            Some(LocalEmbedder::load(&dir, 8).expect("the model loads"))
-        } else {
-            None
-        }
-    });
-    if model.is_none() {
-        assert!(
-            std::env::var("LOCI_REQUIRE_MODEL").as_deref() != Ok("1"),
-            "{test}: LOCI_REQUIRE_MODEL=1 but no model at {} (run scripts/fetch-model.sh there)",
-            model_dir().display()
-        );
-        eprintln!(
-            "{test}: skipped: model not found at {} (run scripts/fetch-model.sh there, or set LOCI_TEST_MODEL_DIR)",
-            model_dir().display()
-        );
-    }
-    model.clone()
+/// The model, loaded once per test binary; a missing model fails the test.
+fn model() -> LocalEmbedder {
+    static MODEL: OnceLock<LocalEmbedder> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let dir = model_dir();
+            assert!(
+                REQUIRED_MODEL_FILES.iter().all(|f| dir.join(f).is_file()),
+                "no model at {} (run scripts/fetch-model.sh there, or set LOCI_TEST_MODEL_DIR)",
+                dir.display()
+            );
+            LocalEmbedder::load(&dir, 8).expect("the model loads")
+        })
+        .clone()
 }
 
 fn strings(texts: &[&str]) -> Vec<String> {
@@ -55,7 +45,7 @@ fn norm(v: &[f32]) -> f32 {
 
 #[tokio::test]
 async fn hello_world_matches_the_reference_vector() {
-    let Some(m) = model("hello_world_matches_the_reference_vector") else { return };
+    let m = model();
     assert_eq!(m.dimensions(), 384);
     let v = m.embed_one("hello world").await.unwrap();
     assert_eq!(v.len(), 384);
@@ -69,7 +59,7 @@ async fn hello_world_matches_the_reference_vector() {
 
 #[tokio::test]
 async fn related_sentences_are_close_and_unrelated_ones_are_not() {
-    let Some(m) = model("related_sentences_are_close_and_unrelated_ones_are_not") else { return };
+    let m = model();
     let v = m
         .embed(&strings(&["How do I rotate the deploy key?", "Deploy key rotation procedure", "My cat likes tuna"]))
         .await
@@ -85,7 +75,7 @@ async fn related_sentences_are_close_and_unrelated_ones_are_not() {
 
 #[tokio::test]
 async fn a_text_gets_the_same_vector_alone_and_in_a_padded_batch() {
-    let Some(m) = model("a_text_gets_the_same_vector_alone_and_in_a_padded_batch") else { return };
+    let m = model();
     let long = "The indexer reads the outbox in order and retries failed rows with backoff. ".repeat(8);
     let texts = strings(&[
         "short",
@@ -115,7 +105,7 @@ async fn a_text_gets_the_same_vector_alone_and_in_a_padded_batch() {
 
 #[tokio::test]
 async fn long_texts_are_truncated_at_256_tokens() {
-    let Some(m) = model("long_texts_are_truncated_at_256_tokens") else { return };
+    let m = model();
     let head = "memory ".repeat(300);
     let a = format!("{head} the ending is about cats");
     let b = format!("{head} a completely different ending about the deploy pipeline");
@@ -127,14 +117,14 @@ async fn long_texts_are_truncated_at_256_tokens() {
 
 #[tokio::test]
 async fn empty_inputs() {
-    let Some(m) = model("empty_inputs") else { return };
+    let m = model();
     assert!(m.embed(&[]).await.unwrap().is_empty());
     assert!(matches!(m.embed(&strings(&["fine", " "])).await, Err(EmbedError::InvalidInput(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_agree() {
-    let Some(m) = model("concurrent_calls_agree") else { return };
+    let m = model();
     let texts = strings(&["concurrent one", "concurrent two is longer than one", "three"]);
     let expected = m.embed(&texts).await.unwrap();
     let tasks: Vec<_> = (0..4)
@@ -153,7 +143,7 @@ async fn concurrent_calls_agree() {
 
 #[test]
 fn from_settings_loads_the_local_model_and_checks_its_dimensions() {
-    let Some(_) = model("from_settings_loads_the_local_model_and_checks_its_dimensions") else { return };
+    model();
     let settings = EmbeddingsSettings {
         provider: EmbeddingsProvider::Local,
         model_dir: Some(model_dir()),

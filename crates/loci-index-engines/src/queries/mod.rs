@@ -1,19 +1,19 @@
 //! Requests and queries the production search adapters send to their
 //! engines: Qdrant (vector), OpenSearch (lexical) and Neo4j (graph).
 //!
-//! These are pure builders: they turn an [`IndexDoc`] or a [`SearchFilter`]
+//! These are pure builders: they turn an `IndexDoc` or a `SearchFilter`
 //! into the engine's own JSON body or parameterised Cypher, and do no I/O;
 //! the adapters send them. They fix, and unit-test, the tenant and
 //! visibility rules of `loci-index` apart from any network code:
 //! - every query and every delete carries the org as its first filter,
 //!   inside the engine (deletes are never by id alone);
 //! - visibility is pushed down as a match of the caller's
-//!   [`SearchFilter::visibility_keys`] against the document's
-//!   [`IndexDoc::visibility_keys`];
+//!   [`SearchFilter::visibility_keys`](loci_index::SearchFilter::visibility_keys) against the document's
+//!   [`IndexDoc::visibility_keys`](loci_index::IndexDoc::visibility_keys);
 //! - user values only ever travel as JSON values or Cypher parameters, never
 //!   spliced into query text.
 //!
-//! Each builder reproduces [`SearchFilter::admits`], except that time bounds
+//! Each builder reproduces [`SearchFilter::admits`](loci_index::SearchFilter::admits), except that time bounds
 //! are compared at the precision the engine stores (see each module).
 
 #[cfg(feature = "neo4j")]
@@ -26,18 +26,6 @@ pub mod qdrant;
 use std::collections::BTreeMap;
 
 use loci_core::MemoryState;
-
-use loci_index::{IndexDoc, SearchFilter};
-
-/// The optional string fields a filter may require equal, by stored name.
-pub(crate) fn filter_fields(f: &SearchFilter) -> [(&'static str, Option<&str>); 6] {
-    f.fields.named()
-}
-
-/// The same fields of a document, under the same names.
-pub(crate) fn doc_fields(d: &IndexDoc) -> [(&'static str, Option<&str>); 6] {
-    d.fields.named()
-}
 
 /// One string tag as a single indexed term, `key=value`. The key's `\` and `=`
 /// are escaped (`\\`, `\=`) so that the first unescaped `=` always separates

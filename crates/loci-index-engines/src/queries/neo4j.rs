@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use loci_core::{MemoryId, OrgId};
 use serde_json::{Map, Value, json};
 
-use super::{doc_fields, filter_fields, state_strs, tag_terms};
+use super::{state_strs, tag_terms};
 use loci_index::{IndexDoc, SearchFilter};
 
 /// A Cypher statement and its parameters (`$name` in the text).
@@ -82,8 +82,8 @@ fn memory_conditions(f: &SearchFilter, text: &mut String, params: &mut Map<Strin
     }
     text.push_str("  AND ($app_id IS NULL OR m.app_id = $app_id)\n");
     params.insert("app_id".into(), json!(f.app_id.map(|a| a.to_string())));
-    for (field, value) in filter_fields(f) {
-        // `field` is one of the constant names of `filter_fields`.
+    for (field, value) in f.fields.named() {
+        // `field` is one of the constant `StructuredFields::NAMES`.
         let _ = writeln!(text, "  AND (${field} IS NULL OR m.{field} = ${field})");
         params.insert(field.into(), json!(value));
     }
@@ -206,7 +206,7 @@ pub fn upsert_memory(doc: &IndexDoc, entities: &[String]) -> CypherQuery {
         "MERGE (m:Memory {org_id: $org_id, id: $id})\n\
          SET m.user_id = $user_id, m.app_id = $app_id, m.state = $state, m.visibility = $visibility",
     );
-    for (field, value) in doc_fields(doc) {
+    for (field, value) in doc.fields.named() {
         // Setting null removes the property, so an unset field is absent.
         let _ = write!(text, ", m.{field} = ${field}");
         params.insert(field.into(), json!(value));

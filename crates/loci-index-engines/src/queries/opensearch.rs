@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use loci_core::{MemoryId, OrgId};
 use serde_json::{Map, Value, json};
 
-use super::{doc_fields, filter_fields, state_strs, tag_terms};
+use super::{state_strs, tag_terms};
 use loci_index::{IndexDoc, SearchFilter};
 
 /// Weight of a match in the context relative to one in the content (as the
@@ -90,7 +90,7 @@ pub fn document(doc: &IndexDoc) -> Value {
     d.insert("visibility".into(), json!(doc.visibility_keys()));
     d.insert("content".into(), json!(doc.content));
     d.insert("context".into(), json!(doc.context));
-    for (field, value) in doc_fields(doc) {
+    for (field, value) in doc.fields.named() {
         if let Some(value) = value {
             d.insert(field.into(), json!(value));
         }
@@ -112,7 +112,7 @@ fn filter_clauses(f: &SearchFilter) -> Vec<Value> {
     if let Some(app) = f.app_id {
         out.push(json!({"term": {"app_id": app.to_string()}}));
     }
-    for (field, value) in filter_fields(f) {
+    for (field, value) in f.fields.named() {
         if let Some(value) = value {
             out.push(json!({"term": {field: value}}));
         }

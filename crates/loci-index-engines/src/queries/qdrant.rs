@@ -11,7 +11,7 @@
 use loci_core::{MemoryId, OrgId};
 use serde_json::{Map, Value, json};
 
-use super::{doc_fields, filter_fields, state_strs, tag_terms};
+use super::{state_strs, tag_terms};
 use loci_index::{IndexDoc, SearchFilter};
 
 /// The collection of the embeddings of `model`: `embeddings_` followed by the
@@ -45,7 +45,7 @@ pub fn point_payload(doc: &IndexDoc) -> Value {
     p.insert("app_id".into(), json!(doc.app_id.to_string()));
     p.insert("state".into(), json!(doc.state.as_str()));
     p.insert("visibility".into(), json!(doc.visibility_keys()));
-    for (field, value) in doc_fields(doc) {
+    for (field, value) in doc.fields.named() {
         if let Some(value) = value {
             p.insert(field.into(), json!(value));
         }
@@ -77,7 +77,7 @@ pub fn filter(f: &SearchFilter) -> Value {
     if let Some(app) = f.app_id {
         must.push(json!({"key": "app_id", "match": {"value": app.to_string()}}));
     }
-    for (field, value) in filter_fields(f) {
+    for (field, value) in f.fields.named() {
         if let Some(value) = value {
             must.push(json!({"key": field, "match": {"value": value}}));
         }
