@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
-# Property-based API testing with schemathesis (PyPI) against /openapi.json:
-# starts `loci serve` (embedded profile, throwaway data directory), mints an
-# admin token, and fails on any 5xx or any response that violates the schema.
+# Property-based API testing with schemathesis (pinned, in its own virtual
+# environment: scripts/python-env.sh) against /openapi.json: starts
+# `loci serve` (embedded profile, throwaway data directory, the local model),
+# mints an admin token, seeds one memory (its id and its app's id are the
+# existing data the {id} routes are tested with), then runs every phase in
+# positive and negative mode with every check (scripts/schemathesis.toml).
+# Fails on any failed check and on any warning.
 # Usage: scripts/schemathesis.sh [MAX_EXAMPLES]   (default 25 per operation)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples="${1:-25}"
+source scripts/python-env.sh
+python_env schemathesis
 
-if ! python3 -c 'import schemathesis' >/dev/null 2>&1; then
-    echo "[schemathesis] installing schemathesis from PyPI" >&2
-    python3 -m pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5' >&2 \
-        || python3 -m pip install --quiet --break-system-packages 'schemathesis>=4,<5' >&2
-fi
-
-# With the local model every search route can answer (without it the
-# semantic route is a documented 503, which this check would count).
 source scripts/throwaway-server.sh
 token="$("$loci" token --user schemathesis --org schemathesis --roles admin --ttl 2h)"
 
-python3 -m schemathesis.cli run "http://127.0.0.1:$port/openapi.json" \
-    --checks not_a_server_error,response_schema_conformance \
+seeded="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/memories" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"text": "Schemathesis seed: the release train leaves on Thursdays", "app": "schemathesis"}')"
+LOCI_MEMORY_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$seeded")"
+LOCI_APP_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["app_id"])' <<<"$seeded")"
+export LOCI_MEMORY_ID LOCI_APP_ID
+
+"$py" -m schemathesis.cli --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
     --max-examples "$examples" \
-    --header "Authorization: Bearer $token" \
-    --seed 20261125 \
-    --no-color
+    --header "Authorization: Bearer $token"

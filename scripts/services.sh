@@ -75,18 +75,18 @@ ensure_valkey() {
 }
 
 # The interoperability tests mint tokens with Python's PyJWT (an independent
-# JOSE implementation).
+# JOSE implementation), from its own pinned virtual environment
+# (scripts/python-env.sh); the tests run $LOCI_TEST_PYTHON.
 ensure_python_jose() {
-    if ! command -v python3 >/dev/null 2>&1; then
-        log "python3 not installed; installing"
-        apt_install python3 python3-pip
+    if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+        log "python3 with venv not installed; installing"
+        apt_install python3 python3-venv
     fi
-    if ! python3 -c 'import jwt, cryptography' >/dev/null 2>&1; then
-        log "installing PyJWT and cryptography for the interoperability tests"
-        python3 -m pip install --quiet --disable-pip-version-check 'pyjwt>=2.8,<3' 'cryptography>=42' >&2 \
-            || python3 -m pip install --quiet --break-system-packages 'pyjwt>=2.8,<3' 'cryptography>=42' >&2
-    fi
-    python3 -c 'import jwt, cryptography' || { log "PyJWT is still missing"; return 1; }
+    # shellcheck source=scripts/python-env.sh
+    source "$(dirname "${BASH_SOURCE[0]}")/python-env.sh"
+    python_env pyjwt
+    "$py" -c 'import jwt, cryptography' || { log "PyJWT is missing from $py"; return 1; }
+    export LOCI_TEST_PYTHON="$py"
 }
 
 # josekit links OpenSSL.

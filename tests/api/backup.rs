@@ -110,4 +110,47 @@ async fn bad_uploads_are_rejected(engine: Engine) {
     assert_eq!((status, problem["required_scope"].as_str()), (403, Some("backup:read")));
 }
 
-loci_tests::on_both!(export_then_import_into_a_new_tenant_reproduces_the_memories, bad_uploads_are_rejected);
+/// The zip's `memories.json`, sent as `application/json`, imports the same
+/// memories; a form carries the zip as `file` and nothing else.
+async fn a_backup_document_imports_as_json(engine: Engine) {
+    use std::io::Read;
+    let app = TestApp::spawn(engine).await;
+    let alice = backup_user(&app, "alice", "acme");
+    alice.remember("kept as json", json!({"category": "decision", "tags": {"env": "prod"}})).await;
+    let paused = alice.remember("paused as json", json!({})).await;
+    alice.post("/api/v1/memories/actions/pause", json!({"memory_ids": [paused]})).await;
+    let zip = export(&alice).await;
+    let mut document = String::new();
+    zip::ZipArchive::new(std::io::Cursor::new(zip.clone()))
+        .unwrap()
+        .by_name("memories.json")
+        .unwrap()
+        .read_to_string(&mut document)
+        .unwrap();
+
+    let zed = backup_user(&app, "zed", "initech");
+    let (status, report) =
+        zed.raw(reqwest::Method::POST, "/api/v1/backup/import", "application/json", document.into_bytes()).await;
+    assert_eq!((status, report["imported"].as_u64()), (200, Some(2)), "{report}");
+    assert_eq!(snapshot(&zed).await, snapshot(&alice).await);
+
+    let (status, problem) = zed
+        .raw(reqwest::Method::POST, "/api/v1/backup/import", "application/json", b"{\"memories\": 3}".to_vec())
+        .await;
+    assert_eq!((status, problem["errors"][0]["field"].as_str()), (422, Some("body")), "{problem}");
+
+    let form = reqwest::multipart::Form::new()
+        .text("note", "hello")
+        .part("file", reqwest::multipart::Part::bytes(zip).file_name("backup.zip"));
+    let res =
+        app.client.post(app.url("/api/v1/backup/import")).bearer_auth(&zed.token).multipart(form).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 422);
+    let problem: Value = res.json().await.unwrap();
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("`note`"), "{problem}");
+}
+
+loci_tests::on_both!(
+    export_then_import_into_a_new_tenant_reproduces_the_memories,
+    bad_uploads_are_rejected,
+    a_backup_document_imports_as_json
+);

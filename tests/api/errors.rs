@@ -63,9 +63,14 @@ async fn wrong_method_is_a_405_problem() {
     assert_eq!(res.status().as_u16(), 405);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     assert_security_headers(&res);
+    assert_eq!(res.headers()["allow"], "GET", "RFC 9110: a 405 lists the methods the resource serves");
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
     assert!(body["request_id"].is_string());
+    let res = app.client.put(app.url("/api/v1/memories")).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), &res.headers()["allow"]), (405, &"GET, POST, DELETE".parse().unwrap()));
+    let res = app.client.patch(app.url("/mcp")).send().await.unwrap();
+    assert_eq!((res.status().as_u16(), &res.headers()["allow"]), (405, &"GET, POST, DELETE".parse().unwrap()));
 }
 
 #[tokio::test]

@@ -276,6 +276,8 @@ async fn bad_input_is_rejected_without_side_effects(engine: Engine) {
         ("invalid UUID in body", reqwest::Method::DELETE, "/api/v1/memories".into(), "application/json", br#"{"memory_ids": ["nope"]}"#.to_vec(), 422, "VALIDATION_FAILED"),
         ("empty id list", reqwest::Method::DELETE, "/api/v1/memories".into(), "application/json", br#"{"memory_ids": []}"#.to_vec(), 422, "VALIDATION_FAILED"),
         ("empty update", reqwest::Method::PUT, format!("/api/v1/memories/{id}"), "application/json", b"{}".to_vec(), 422, "VALIDATION_FAILED"),
+        ("null text in an update (leave the field out)", reqwest::Method::PUT, format!("/api/v1/memories/{id}"), "application/json", br#"{"text": null, "metadata": {}}"#.to_vec(), 422, "VALIDATION_FAILED"),
+        ("fractional page", reqwest::Method::POST, "/api/v1/memories/filter".into(), "application/json", br#"{"page": 1.5}"#.to_vec(), 422, "VALIDATION_FAILED"),
         ("bad filter enum", reqwest::Method::POST, "/api/v1/memories/filter".into(), "application/json", br#"{"scopes": ["nope"], "app_ids": ["x"]}"#.to_vec(), 422, "VALIDATION_FAILED"),
         ("bad app flag", reqwest::Method::PUT, "/api/v1/apps/00000000-0000-0000-0000-000000000000".into(), "application/json", br#"{"is_active": "yes"}"#.to_vec(), 422, "VALIDATION_FAILED"),
     ];

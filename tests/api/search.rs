@@ -108,10 +108,14 @@ async fn bad_search_input_is_422(engine: Engine) {
         json!({ "query": "x", "filters": { "app_id": "not-a-uuid" } }),
         json!({ "query": 5 }),
         json!({ "query": "x", "unknown": true }),
+        json!({ "query": "x", "limit": 2.5 }),
     ] {
         let (status, reply) = alice.post("/api/v1/search", body.clone()).await;
         assert_eq!(status, 422, "{body} -> {reply}");
     }
+    // JSON Schema's `integer` admits 10.0: so does the server.
+    let (status, reply) = alice.post("/api/v1/search/lexical", json!({ "query": "x", "limit": 10.0 })).await;
+    assert_eq!(status, 200, "{reply}");
     let viewer_without_search = app.user_with_scopes("alice", "acme", &["memories:read"]);
     let (status, reply) = viewer_without_search.post("/api/v1/search", json!({ "query": "x" })).await;
     assert_eq!(status, 403, "{reply}");

@@ -22,9 +22,10 @@ pub fn mount() -> Mount {
     Arc::new(routes::configure)
 }
 
-/// The OpenAPI document (what `/openapi.json` serves).
-pub fn openapi_document() -> String {
-    openapi::document()
+/// The OpenAPI document (what `/openapi.json` serves) for a server with
+/// these limits.
+pub fn openapi_document(limits: &loci_domain::validation::Limits) -> String {
+    openapi::document(limits)
 }
 
 /// Runs the REST server on the current thread until SIGTERM/SIGINT (the

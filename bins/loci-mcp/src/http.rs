@@ -23,7 +23,7 @@ use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use loci_app::{Security, Services};
 use loci_core::ErrorCode;
-use loci_http::{AuthContext, HttpState, Mount, Problem, mask};
+use loci_http::{AuthContext, HttpState, Mount, Problem, mask, method_not_allowed};
 use loci_security::{Principal, SessionBinding, SessionStore};
 use rmcp::model::InitializeRequestParams;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -122,7 +122,8 @@ impl McpHttp {
                 web::resource("/mcp")
                     .route(web::post().to(handle))
                     .route(web::get().to(handle))
-                    .route(web::delete().to(handle)),
+                    .route(web::delete().to(handle))
+                    .default_service(method_not_allowed("GET, POST, DELETE")),
             );
         })
     }

@@ -17,8 +17,13 @@ pub enum AccessEntity {
     Org(String),
 }
 
+/// Longest segment of an access entity, in characters.
+pub const MAX_SEGMENT_CHARS: usize = 128;
+
 fn segment_ok(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 128 && s.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '/')
+    !s.is_empty()
+        && s.chars().count() <= MAX_SEGMENT_CHARS
+        && s.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '/')
 }
 
 impl FromStr for AccessEntity {

@@ -11,7 +11,7 @@ mod ids;
 mod memory;
 pub mod model;
 
-pub use access::AccessEntity;
+pub use access::{AccessEntity, MAX_SEGMENT_CHARS as MAX_ACCESS_SEGMENT_CHARS};
 pub use error_code::ErrorCode;
 pub use ids::{AppId, CategoryId, MemoryId, OrgId, UserId};
 pub use memory::{ArtifactType, Category, MemoryState, Scope, Source, content_hash, normalise_content};

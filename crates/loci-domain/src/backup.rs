@@ -26,27 +26,28 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Largest decompressed `memories.json` accepted (zip-bomb guard).
 const MAX_DOCUMENT_BYTES: u64 = 512 * 1024 * 1024;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExportMeta {
+    #[serde(deserialize_with = "crate::inputs::whole_number::required")]
     pub version: u32,
     pub exported_at: DateTime<Utc>,
     pub org_id: OrgId,
     pub source: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BackupUser {
     pub subject: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BackupApp {
     pub id: AppId,
     pub name: String,
     pub is_active: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BackupMemory {
     pub id: MemoryId,
     pub app_name: String,
@@ -64,7 +65,7 @@ pub struct BackupMemory {
 }
 
 /// `memories.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BackupDocument {
     pub export_meta: ExportMeta,
     pub user: BackupUser,
@@ -78,6 +79,21 @@ pub enum ImportMode {
     #[default]
     Skip,
     Overwrite,
+}
+
+impl ImportMode {
+    pub const ALL: &'static [ImportMode] = &[Self::Skip, Self::Overwrite];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Skip => "skip",
+            Self::Overwrite => "overwrite",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|m| m.as_str() == name)
+    }
 }
 
 /// What an import did.
@@ -176,7 +192,16 @@ impl BackupService {
 
     /// Imports a zip made by [`BackupService::export`] into the caller's account.
     pub async fn import(&self, p: &Principal, archive: &[u8], mode: ImportMode) -> Result<ImportReport, DomainError> {
-        let doc = unpack(archive)?;
+        self.import_document(p, unpack(archive)?, mode).await
+    }
+
+    /// Imports a backup document (the zip's `memories.json`, sent as JSON).
+    pub async fn import_document(
+        &self,
+        p: &Principal,
+        doc: BackupDocument,
+        mode: ImportMode,
+    ) -> Result<ImportReport, DomainError> {
         if doc.export_meta.version > FORMAT_VERSION {
             return Err(invalid(format!(
                 "backup format {} is newer than this server understands ({FORMAT_VERSION})",

@@ -12,14 +12,14 @@ use serde::Deserialize;
 
 use crate::FieldViolation;
 use crate::memories::parse_time;
-use crate::rules::{self, DEFAULT_PAGE_SIZE, MAX_IDS_PER_CALL, MAX_PAGE, MAX_PAGE_SIZE};
+use crate::rules::{self, DEFAULT_PAGE_SIZE, MAX_FILTER_VALUES, MAX_IDS_PER_CALL, MAX_PAGE, MAX_PAGE_SIZE};
 
 pub fn page(page: Option<&str>, size: Option<&str>, out: &mut Vec<FieldViolation>) -> PageRequest {
     let mut req = PageRequest { page: 1, size: DEFAULT_PAGE_SIZE };
     if let Some(p) = page {
         match p.parse::<u64>() {
             Ok(n) if (1..=MAX_PAGE).contains(&n) => req.page = n,
-            _ => out.push(FieldViolation::new("page", "must be an integer >= 1")),
+            _ => out.push(FieldViolation::new("page", format!("must be an integer from 1 to {MAX_PAGE}"))),
         }
     }
     if let Some(s) = size {
@@ -32,6 +32,54 @@ pub fn page(page: Option<&str>, size: Option<&str>, out: &mut Vec<FieldViolation
 }
 
 pub use crate::validation::parse_id as id;
+
+/// Integer fields of JSON bodies take any JSON number without a fractional
+/// part (`10` and `10.0`), as JSON Schema's `integer` does; anything else is
+/// a type error of the field.
+pub mod whole_number {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    fn integral<E: Error>(n: &serde_json::Number) -> Result<i128, E> {
+        if let Some(i) = n.as_i64() {
+            return Ok(i128::from(i));
+        }
+        if let Some(u) = n.as_u64() {
+            return Ok(i128::from(u));
+        }
+        match n.as_f64() {
+            // Within ±2^63 an f64 with no fraction is an exact integer.
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(f as i128),
+            _ => Err(E::custom(format!("expected an integer, found {n}"))),
+        }
+    }
+
+    fn ranged<T: TryFrom<i128>, E: Error>(n: &serde_json::Number) -> Result<T, E> {
+        T::try_from(integral::<E>(n)?).map_err(|_| E::custom(format!("{n} is out of range")))
+    }
+
+    pub fn option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<i128>,
+    {
+        Option::<serde_json::Number>::deserialize(d)?.as_ref().map(ranged::<T, D::Error>).transpose()
+    }
+
+    pub fn required<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: TryFrom<i128>,
+    {
+        ranged::<T, D::Error>(&serde_json::Number::deserialize(d)?)
+    }
+}
+
+/// A list longer than `max` is one field error (its items are still checked).
+fn at_most(field: &str, len: usize, max: usize, out: &mut Vec<FieldViolation>) {
+    if len > max {
+        out.push(FieldViolation::new(field, format!("at most {max} values")));
+    }
+}
 
 fn each<T: FromStr>(field: &str, values: &[String], out: &mut Vec<FieldViolation>) -> Vec<T>
 where
@@ -161,7 +209,9 @@ fn search(raw: Option<&str>, out: &mut Vec<FieldViolation>) -> Option<String> {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FilterBody {
+    #[serde(default, deserialize_with = "whole_number::option")]
     pub page: Option<u64>,
+    #[serde(default, deserialize_with = "whole_number::option")]
     pub size: Option<u64>,
     pub search_query: Option<String>,
     #[serde(default)]
@@ -193,6 +243,19 @@ pub struct FilterBody {
 impl FilterBody {
     pub fn parse(&self) -> Result<(MemoryFilter, PageRequest), Vec<FieldViolation>> {
         let mut out = Vec::new();
+        for (field, len) in [
+            ("app_ids", self.app_ids.len()),
+            ("category_ids", self.category_ids.len()),
+            ("categories", self.categories.len()),
+            ("metadata_categories", self.metadata_categories.len()),
+            ("scopes", self.scopes.len()),
+            ("artifact_types", self.artifact_types.len()),
+            ("entities", self.entities.len()),
+            ("sources", self.sources.len()),
+            ("tags", self.tags.len()),
+        ] {
+            at_most(field, len, MAX_FILTER_VALUES, &mut out);
+        }
         let page =
             page(self.page.map(|p| p.to_string()).as_deref(), self.size.map(|s| s.to_string()).as_deref(), &mut out);
         let (sort, direction) = sort(self.sort_column.as_deref(), self.sort_direction.as_deref(), &mut out);
@@ -250,9 +313,8 @@ pub struct ActionBody {
 impl ActionBody {
     pub fn parse(&self) -> Result<crate::memories::Selection, Vec<FieldViolation>> {
         let mut out = Vec::new();
-        if self.memory_ids.len() > MAX_IDS_PER_CALL {
-            out.push(FieldViolation::new("memory_ids", format!("at most {MAX_IDS_PER_CALL} ids")));
-        }
+        at_most("memory_ids", self.memory_ids.len(), MAX_IDS_PER_CALL, &mut out);
+        at_most("category_ids", self.category_ids.len(), MAX_IDS_PER_CALL, &mut out);
         let selection = crate::memories::Selection {
             memory_ids: ids::<MemoryId>("memory_ids", &self.memory_ids, &mut out),
             app_id: self.app_id.as_deref().and_then(|a| id::<AppId>("app_id", a, &mut out)),

@@ -66,6 +66,21 @@ pub enum StateAction {
 }
 
 impl StateAction {
+    pub const ALL: &'static [StateAction] = &[Self::Pause, Self::Resume, Self::Archive];
+
+    /// The action's name in the path.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Archive => "archive",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|a| a.as_str() == name)
+    }
+
     fn target(self) -> MemoryState {
         match self {
             Self::Pause => MemoryState::Paused,

@@ -24,6 +24,44 @@ pub const DEFAULT_SEARCH_LIMIT: usize = 10;
 pub const MAX_SEARCH_LIMIT: usize = 100;
 /// Longest substring filter of a memory list, in characters.
 pub const MAX_SEARCH_QUERY_CHARS: usize = 2048;
+/// Longest search query, in characters.
+pub const MAX_QUERY_CHARS: usize = 2048;
+/// Values one list of a memory filter may carry (ids, enum values, names, tags).
+pub const MAX_FILTER_VALUES: usize = 100;
+/// Longest `artifact_ref` or `entity`, in characters.
+pub const MAX_REF_CHARS: usize = 512;
+/// Evidence items of one memory.
+pub const MAX_EVIDENCE_ITEMS: usize = 50;
+/// Longest evidence item, in characters.
+pub const MAX_EVIDENCE_CHARS: usize = 2048;
+/// Category names one memory may be filed under.
+pub const MAX_CATEGORIES: usize = 20;
+/// Longest category name, in characters.
+pub const MAX_CATEGORY_CHARS: usize = 64;
+/// Longest tag key, in characters.
+pub const MAX_TAG_KEY_CHARS: usize = 128;
+/// Longest app name, in characters.
+pub const MAX_APP_NAME_CHARS: usize = 255;
+
+/// Columns a memory list sorts by (`sort_column`).
+pub const SORT_COLUMNS: &[&str] = &["created_at", "updated_at", "content", "app_name"];
+/// Sort directions (`sort_direction`).
+pub const SORT_DIRECTIONS: &[&str] = &["asc", "desc"];
+/// Orders of the app list (`sort_by`).
+pub const APP_SORTS: &[&str] = &["name", "memories", "memories_accessed"];
+/// States a memory list may ask for (`state`); deleted memories are never listed.
+pub const LISTABLE_STATES: &[MemoryState] = &[MemoryState::Active, MemoryState::Paused, MemoryState::Archived];
+
+/// Whether text is blank: empty or only Unicode white space. Lengths are
+/// measured on the text as sent; blank text is refused where text is required.
+pub fn is_blank(text: &str) -> bool {
+    text.chars().all(char::is_whitespace)
+}
+
+/// Whether a name holds a control character (refused in names and keys).
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
 
 /// The states a memory list shows when none are asked for: active and
 /// paused, plus archived on request; deleted memories are never listed.

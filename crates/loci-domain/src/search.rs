@@ -222,6 +222,7 @@ pub struct SearchInput {
     /// 1 to 2048 characters.
     pub query: String,
     /// 1 to 100 (default 10).
+    #[serde(default, deserialize_with = "crate::inputs::whole_number::option")]
     pub limit: Option<i64>,
     #[serde(default)]
     pub filters: Option<SearchFiltersInput>,
@@ -293,8 +294,7 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// Longest query, in characters.
-pub const MAX_QUERY_CHARS: usize = 2048;
+pub use crate::rules::MAX_QUERY_CHARS;
 
 #[derive(Debug, Clone)]
 pub struct SearchService {
@@ -340,7 +340,7 @@ impl SearchService {
     fn validate(req: &SearchRequest) -> Result<(), DomainError> {
         let mut errors = Vec::new();
         let chars = req.query.chars().count();
-        if req.query.trim().is_empty() || chars > MAX_QUERY_CHARS {
+        if rules::is_blank(&req.query) || chars > MAX_QUERY_CHARS {
             errors.push(FieldViolation::new("query", format!("must be 1 to {MAX_QUERY_CHARS} characters, not blank")));
         }
         if let Err(e) = rules::limit("limit", req.limit, MAX_SEARCH_LIMIT) {

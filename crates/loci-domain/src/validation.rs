@@ -11,14 +11,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::FieldViolation;
-
-const MAX_REF_CHARS: usize = 512;
-const MAX_EVIDENCE_ITEMS: usize = 50;
-const MAX_EVIDENCE_CHARS: usize = 2048;
-const MAX_CATEGORIES: usize = 20;
-const MAX_CATEGORY_CHARS: usize = 64;
-const MAX_TAG_KEY_CHARS: usize = 128;
-const MAX_APP_NAME_CHARS: usize = 255;
+use crate::rules::{
+    MAX_APP_NAME_CHARS, MAX_CATEGORIES, MAX_CATEGORY_CHARS, MAX_EVIDENCE_CHARS, MAX_EVIDENCE_ITEMS, MAX_REF_CHARS,
+    MAX_TAG_KEY_CHARS, has_control, is_blank,
+};
 
 /// Limits in force (from `[limits]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,13 +81,25 @@ pub struct CreateMemoryInput {
     pub infer: bool,
 }
 
-/// Input of "update a memory": every field optional; `tags` merge (a `null`
-/// value removes a key), `categories` replace.
+/// Input of "update a memory": at least one field; a field left out is
+/// unchanged (`null` is refused: leave the field out instead); `tags` merge
+/// (a `null` tag value removes a key), `categories` replace.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMemoryInput {
+    #[serde(default, deserialize_with = "given")]
     pub text: Option<String>,
+    #[serde(default, deserialize_with = "given")]
     pub metadata: Option<MetadataInput>,
+}
+
+/// A field that may be left out but, when given, is not `null`.
+fn given<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Parsed, valid metadata.
@@ -115,30 +123,31 @@ where
     }
 }
 
+// Lengths are measured on the value as sent (what the OpenAPI document's
+// maxLength describes); the stored value is trimmed.
 fn bounded_text(field: &str, value: &Option<String>, max: usize, out: &mut Vec<FieldViolation>) -> Option<String> {
-    let v = value.as_deref()?.trim();
-    if v.is_empty() {
-        out.push(FieldViolation::new(field, "must not be empty when given"));
+    let v = value.as_deref()?;
+    if is_blank(v) {
+        out.push(FieldViolation::new(field, "must not be blank when given"));
         return None;
     }
     if v.chars().count() > max {
         out.push(FieldViolation::new(field, format!("must be at most {max} characters")));
         return None;
     }
-    Some(v.to_owned())
+    Some(v.trim().to_owned())
 }
 
-/// The memory text: trimmed, non-empty, within the byte limit.
+/// The memory text: not blank, within the byte limit as sent; stored trimmed.
 pub fn content(field: &str, text: &str, limits: &Limits, out: &mut Vec<FieldViolation>) -> Option<String> {
-    let t = text.trim();
-    if t.is_empty() {
-        out.push(FieldViolation::new(field, "must not be empty"));
+    if is_blank(text) {
+        out.push(FieldViolation::new(field, "must not be blank"));
         None
-    } else if t.len() > limits.max_content_bytes {
+    } else if text.len() > limits.max_content_bytes {
         out.push(FieldViolation::new(field, format!("must be at most {} bytes", limits.max_content_bytes)));
         None
     } else {
-        Some(t.to_owned())
+        Some(text.trim().to_owned())
     }
 }
 
@@ -170,12 +179,14 @@ pub fn parse_id<T: std::str::FromStr>(field: &str, raw: &str, out: &mut Vec<Fiel
 }
 
 pub fn app_name(field: &str, name: &str, out: &mut Vec<FieldViolation>) -> Option<String> {
-    let n = name.trim();
-    if n.is_empty() || n.chars().count() > MAX_APP_NAME_CHARS || n.chars().any(char::is_control) {
-        out.push(FieldViolation::new(field, "must be 1 to 255 characters without control characters"));
+    if is_blank(name) || name.chars().count() > MAX_APP_NAME_CHARS || has_control(name) {
+        out.push(FieldViolation::new(
+            field,
+            format!("must be 1 to {MAX_APP_NAME_CHARS} characters, not blank, without control characters"),
+        ));
         None
     } else {
-        Some(n.to_owned())
+        Some(name.trim().to_owned())
     }
 }
 
@@ -212,7 +223,7 @@ pub fn metadata(
         out.push(FieldViolation::new("metadata.evidence", format!("at most {MAX_EVIDENCE_ITEMS} items")));
     }
     for (i, e) in input.evidence.iter().enumerate() {
-        if e.trim().is_empty() || e.chars().count() > MAX_EVIDENCE_CHARS {
+        if is_blank(e) || e.chars().count() > MAX_EVIDENCE_CHARS {
             out.push(FieldViolation::new(
                 format!("metadata.evidence[{i}]"),
                 format!("must be 1 to {MAX_EVIDENCE_CHARS} characters"),
@@ -223,7 +234,7 @@ pub fn metadata(
         out.push(FieldViolation::new("metadata.tags", format!("at most {} tags", limits.max_tags)));
     }
     for key in input.tags.keys() {
-        if key.is_empty() || key.chars().count() > MAX_TAG_KEY_CHARS || key.chars().any(char::is_control) {
+        if key.is_empty() || key.chars().count() > MAX_TAG_KEY_CHARS || has_control(key) {
             out.push(FieldViolation::new(
                 "metadata.tags",
                 format!("tag keys must be 1 to {MAX_TAG_KEY_CHARS} characters"),
@@ -235,9 +246,9 @@ pub fn metadata(
     if input.categories.len() > MAX_CATEGORIES {
         out.push(FieldViolation::new("metadata.categories", format!("at most {MAX_CATEGORIES} categories")));
     }
-    for (i, c) in input.categories.iter().enumerate() {
-        let c = c.trim();
-        if c.is_empty() || c.chars().count() > MAX_CATEGORY_CHARS || c.chars().any(char::is_control) {
+    for (i, raw) in input.categories.iter().enumerate() {
+        let c = raw.trim();
+        if is_blank(raw) || raw.chars().count() > MAX_CATEGORY_CHARS || has_control(raw) {
             out.push(FieldViolation::new(
                 format!("metadata.categories[{i}]"),
                 format!("must be 1 to {MAX_CATEGORY_CHARS} characters"),

@@ -10,16 +10,28 @@ use loci_settings::DpopPolicy;
 use serde_json::json;
 
 use crate::auth::{AuthContext, request_base};
-use crate::{Authenticated, Metrics, Problem, health};
+use crate::{Authenticated, Metrics, Problem, health, method_not_allowed};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // Resources (not bare routes) so a wrong method is a 405, not a 404.
-    cfg.service(web::resource("/health/live").route(web::get().to(health::live)))
-        .service(web::resource("/health/ready").route(web::get().to(health::ready)))
-        .service(web::resource("/health/deps").route(web::get().to(health::deps)))
-        .service(web::resource("/.well-known/oauth-protected-resource").route(web::get().to(protected_resource)))
-        .service(web::resource("/.well-known/jwks.json").route(web::get().to(jwks)))
-        .service(web::resource("/metrics").route(web::get().to(metrics)));
+    cfg.service(
+        web::resource("/health/live").route(web::get().to(health::live)).default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/health/ready").route(web::get().to(health::ready)).default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/health/deps").route(web::get().to(health::deps)).default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/.well-known/oauth-protected-resource")
+            .route(web::get().to(protected_resource))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/.well-known/jwks.json").route(web::get().to(jwks)).default_service(method_not_allowed("GET")),
+    )
+    .service(web::resource("/metrics").route(web::get().to(metrics)).default_service(method_not_allowed("GET")));
 }
 
 #[utoipa::path(get, path = "/.well-known/oauth-protected-resource", tag = "identity", responses((status = 200, description = "RFC 9728 metadata", body = Object)))]

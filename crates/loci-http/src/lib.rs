@@ -26,7 +26,7 @@ mod server;
 pub use auth::{AuthContext, Authenticated, authenticate, mask, rejection_problem, request_base};
 pub use json::{JsonLimits, ValidJson};
 pub use metrics::Metrics;
-pub use problem::{FieldError, Problem, ProblemResponses};
+pub use problem::{FieldError, Problem, ProblemResponses, method_not_allowed};
 pub use request_id::REQUEST_ID_HEADER;
 pub use server::{Application, HttpState, Mount};
 

@@ -137,6 +137,17 @@ pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, Problem> {
     Err(Problem::new(ErrorCode::NotFound, format!("no route for {} {}", req.method(), req.path())))
 }
 
+/// The answer of a resource to a method it does not serve: 405 with the
+/// `Allow` header RFC 9110 requires (mount with `Resource::default_service`).
+pub fn method_not_allowed(allow: &'static str) -> actix_web::Route {
+    actix_web::web::route().to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, Problem>(
+            Problem::new(ErrorCode::MethodNotAllowed, format!("{} is not allowed on {}", req.method(), req.path()))
+                .with_header("Allow", allow),
+        )
+    })
+}
+
 /// Gives error responses that have no body of their own (actix's 405, 413,
 /// 400s from the HTTP layer, ...) a problem body with the request id.
 /// Responses with a content type (problems, health reports) pass unchanged.

@@ -15,17 +15,29 @@ const ISS: &str = "https://py-idp.test/";
 const AUD: &str = "loci-api";
 const HTU: &str = "https://api.loci.test/api/v1/whoami";
 
+/// The interpreter of the pinned PyJWT environment that scripts/test.sh
+/// creates (scripts/python-env.sh): the machine's own Python packages are
+/// never used.
+fn python() -> String {
+    std::env::var("LOCI_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "LOCI_TEST_PYTHON is not set: run the tests with scripts/test.sh, or set it to the output of \
+             `bash scripts/python-env.sh pyjwt`"
+        )
+    })
+}
+
 fn python_tokens() -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/pyjwt_tokens.py");
-    let out = Command::new("python3").args([script, ISS, AUD, HTU]).output().unwrap_or_else(|e| {
-        panic!("python3 is required for the interoperability test ({e}); scripts/test.sh installs what it needs")
-    });
-    assert!(
-        out.status.success(),
-        "the PyJWT script failed (is PyJWT installed? `python3 -m pip install pyjwt cryptography`, which \
-         scripts/test.sh does):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The run's manifest directory (cargo and nextest set it), so a test
+    // binary built in another checkout still finds this checkout's script.
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let script = format!("{dir}/tests/interop/pyjwt_tokens.py");
+    let python = python();
+    let out = Command::new(&python)
+        .args([script.as_str(), ISS, AUD, HTU])
+        .output()
+        .unwrap_or_else(|e| panic!("{python} could not be run for the interoperability test ({e})"));
+    assert!(out.status.success(), "the PyJWT script failed under {python}:\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

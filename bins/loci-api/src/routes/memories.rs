@@ -143,11 +143,8 @@ pub async fn action(
     body: ValidJson<ActionBody>,
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[MEMORIES_WRITE])?;
-    let action = match path.action.as_str() {
-        "pause" => StateAction::Pause,
-        "resume" => StateAction::Resume,
-        "archive" => StateAction::Archive,
-        _ => return Err(Problem::new(loci_core::ErrorCode::NotFound, "unknown action (pause, resume or archive)")),
+    let Some(action) = StateAction::from_name(&path.action) else {
+        return Err(Problem::new(loci_core::ErrorCode::NotFound, "unknown action (pause, resume or archive)"));
     };
     let selection = body.0.parse()?;
     let outcome: BulkOutcome = state.memories.change_state(p, selection, action).await?;

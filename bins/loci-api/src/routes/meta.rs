@@ -4,6 +4,7 @@
 use actix_web::{HttpResponse, web};
 use loci_core::ErrorCode;
 
+use loci_app::Services;
 use loci_http::{Authenticated, Problem};
 
 #[utoipa::path(get, path = "/api/v1/whoami", tag = "identity", responses((status = 200, description = "The caller", body = Object), loci_http::ProblemResponses), security(("bearer" = [])))]
@@ -12,10 +13,10 @@ pub async fn whoami(auth: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(auth.0.summary())
 }
 
-pub async fn openapi() -> HttpResponse {
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let doc = DOCUMENT.get_or_init(crate::openapi::document);
-    HttpResponse::Ok().content_type("application/json").body(doc.clone())
+/// `GET /openapi.json`: the document, with this deployment's limits.
+pub async fn openapi(state: web::Data<Services>) -> HttpResponse {
+    let limits = loci_domain::validation::Limits::from(&state.settings.limits);
+    HttpResponse::Ok().content_type("application/json").body(crate::openapi::document(&limits))
 }
 
 const DOCS_HTML: &str = include_str!("../../assets/docs/index.html");
