@@ -21,7 +21,7 @@ stdio_token="$(LOCI__DATA_DIR="$stdio_data" "$loci" token --user python-sdk --or
 
 for sdk in mcp-2 mcp-1; do
     python_env "$sdk"
-    "$py" scripts/mcp_python_client.py http "http://127.0.0.1:$port/mcp" "$token"
+    "$py" -I scripts/mcp_python_client.py http "http://127.0.0.1:$port/mcp" "$token"
     LOCI__DATA_DIR="$stdio_data" LOCI_TOKEN="$stdio_token" \
-        "$py" scripts/mcp_python_client.py stdio "$loci"
+        "$py" -I scripts/mcp_python_client.py stdio "$loci"
 done

@@ -23,6 +23,6 @@ LOCI_MEMORY_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["id"])' 
 LOCI_APP_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["app_id"])' <<<"$seeded")"
 export LOCI_MEMORY_ID LOCI_APP_ID
 
-"$py" -m schemathesis.cli --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
+"$py" -I -m schemathesis.cli --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
     --max-examples "$examples" \
     --header "Authorization: Bearer $token"

@@ -34,7 +34,8 @@ fn python_tokens() -> Value {
     let script = format!("{dir}/tests/interop/pyjwt_tokens.py");
     let python = python();
     let out = Command::new(&python)
-        .args([script.as_str(), ISS, AUD, HTU])
+        // -I: isolated from PYTHONPATH and the user's site-packages too.
+        .args(["-I", script.as_str(), ISS, AUD, HTU])
         .output()
         .unwrap_or_else(|e| panic!("{python} could not be run for the interoperability test ({e})"));
     assert!(out.status.success(), "the PyJWT script failed under {python}:\n{}", String::from_utf8_lossy(&out.stderr));
