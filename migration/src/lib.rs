@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_core;
 mod m20261126_000001_list_indexes;
 mod m20261126_000002_graph;
+mod m20261206_000001_list_order_index;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
 /// on PostgreSQL each has row-level security forced on it (by the migration
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_core::Migration),
             Box::new(m20261126_000001_list_indexes::Migration),
             Box::new(m20261126_000002_graph::Migration),
+            Box::new(m20261206_000001_list_order_index::Migration),
         ]
     }
 }

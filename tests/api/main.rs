@@ -10,4 +10,5 @@ mod errors;
 mod health;
 mod mcp;
 mod memories;
+mod plans;
 mod search;

@@ -37,6 +37,12 @@ pub struct Indexes {
     pub embedder: Option<Arc<dyn Embedder>>,
 }
 
+/// How long processed outbox rows are kept (for inspection) before the
+/// indexer deletes them, how often it looks, and how many go per statement.
+pub const OUTBOX_RETENTION: Duration = Duration::from_secs(24 * 3600);
+const OUTBOX_PRUNE_EVERY: Duration = Duration::from_secs(600);
+const OUTBOX_PRUNE_BATCH: u64 = 5_000;
+
 /// How memories become index documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexingOptions {
@@ -181,9 +187,14 @@ impl Indexer {
     /// Runs until `stop` turns true, pausing `poll` whenever there is nothing
     /// to do (or the store fails).
     pub async fn run(self: Arc<Self>, poll: Duration, mut stop: watch::Receiver<bool>) {
+        let mut pruned_at = std::time::Instant::now();
         loop {
             if *stop.borrow() {
                 return;
+            }
+            if pruned_at.elapsed() >= OUTBOX_PRUNE_EVERY {
+                pruned_at = std::time::Instant::now();
+                self.prune_outbox().await;
             }
             let idle = match self.run_once().await {
                 Ok(pass) => pass.claimed == 0 || pass.completed == 0,
@@ -200,6 +211,30 @@ impl Indexer {
                 }
             }
         }
+    }
+
+    /// Deletes processed outbox rows past their retention, in batches so a
+    /// large backlog never holds the writer for long.
+    pub async fn prune_outbox(&self) -> u64 {
+        let mut total = 0;
+        loop {
+            match outbox::prune(&self.db, OUTBOX_RETENTION, OUTBOX_PRUNE_BATCH).await {
+                Ok(n) => {
+                    total += n;
+                    if n < OUTBOX_PRUNE_BATCH {
+                        break;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "outbox prune failed");
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::debug!(rows = total, "processed outbox rows pruned");
+        }
+        total
     }
 
     /// Applies one org's rows; `Err` carries a message for `last_error`.

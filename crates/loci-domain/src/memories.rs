@@ -7,6 +7,7 @@
 //! as not found.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use loci_core::model::{
@@ -17,6 +18,7 @@ use loci_core::{AppId, CategoryId, MemoryId, MemoryState, UserId};
 use loci_security::Principal;
 use loci_stores::repo::{access_logs, apps, memories};
 use loci_stores::{Database, TenantTx};
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::access_log::AccessLog;
@@ -108,11 +110,34 @@ pub struct MemoryService {
     access: AccessLog,
     limits: Limits,
     auto_categorizer: Option<crate::categorize::AutoCategorizer>,
+    apps: AppCache,
+}
+
+/// App names and each caller's reading app, per process: every read needs
+/// them and apps are never renamed or deleted while the process runs, so
+/// only facts about apps that exist are kept (a missing reading app is
+/// looked up again, it may be created by the caller's first write).
+#[derive(Debug, Clone, Default)]
+struct AppCache {
+    names: Arc<Mutex<HashMap<AppId, String>>>,
+    readers: Arc<Mutex<HashMap<(UserId, String), AppId>>>,
+}
+
+impl AppCache {
+    const CAPACITY: usize = 100_000;
+
+    fn insert<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
+        let mut map = map.lock();
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
 }
 
 impl MemoryService {
     pub fn new(db: Database, provisioner: Provisioner, access: AccessLog, limits: Limits) -> Self {
-        Self { db, provisioner, access, limits, auto_categorizer: None }
+        Self { db, provisioner, access, limits, auto_categorizer: None, apps: AppCache::default() }
     }
 
     /// Adds automatic categorisation of new memories.
@@ -134,10 +159,21 @@ impl MemoryService {
     async fn views(&self, tx: &TenantTx, me: UserId, items: Vec<Memory>) -> Result<Vec<MemoryView>, DomainError> {
         let mut names: HashMap<AppId, String> = HashMap::new();
         for m in &items {
-            if let std::collections::hash_map::Entry::Vacant(e) = names.entry(m.app_id) {
-                let name = apps::get(tx, m.app_id).await?.map(|a| a.name).unwrap_or_default();
-                e.insert(name);
+            if names.contains_key(&m.app_id) {
+                continue;
             }
+            let cached = self.apps.names.lock().get(&m.app_id).cloned();
+            let name = match cached {
+                Some(name) => name,
+                None => match apps::get(tx, m.app_id).await? {
+                    Some(app) => {
+                        AppCache::insert(&self.apps.names, app.id, app.name.clone());
+                        app.name
+                    }
+                    None => String::new(),
+                },
+            };
+            names.insert(m.app_id, name);
         }
         Ok(items
             .into_iter()
@@ -152,10 +188,18 @@ impl MemoryService {
     /// The app a read goes through: the caller's app named like the token's
     /// client, if the caller has one.
     async fn reading_app(&self, tx: &TenantTx, p: &Principal, me: UserId) -> Result<Option<AppId>, DomainError> {
-        match p.client_id.as_deref() {
-            Some(client) => Ok(apps::find_by_name(tx, me, client).await?.map(|a| a.id)),
-            None => Ok(None),
+        let Some(client) = p.client_id.as_deref() else {
+            return Ok(None);
+        };
+        let key = (me, client.to_owned());
+        if let Some(id) = self.apps.readers.lock().get(&key) {
+            return Ok(Some(*id));
         }
+        let found = apps::find_by_name(tx, me, client).await?.map(|a| a.id);
+        if let Some(id) = found {
+            AppCache::insert(&self.apps.readers, key, id);
+        }
+        Ok(found)
     }
 
     fn log_reads(&self, p: &Principal, me: UserId, app: Option<AppId>, items: &[MemoryView], kind: &str) {

@@ -16,6 +16,31 @@ use serde_json::{Map, Value};
 use crate::jwks::KeyStore;
 use crate::{AuthError, Principal};
 
+/// Verified tokens kept per process: a repeated token skips signature
+/// verification (the dominant cost of a request). Bounded LRU.
+const VERIFIED_CACHE: usize = 10_000;
+
+/// A verified token, kept until its `exp` and only while the key set that
+/// verified it is still the current one.
+#[derive(Debug, Clone)]
+struct VerifiedEntry {
+    token: ValidatedToken,
+    exp: f64,
+    /// The key set the signature was checked against (`None`: a configured
+    /// HMAC secret, which never rotates at run time). A refresh (TTL, unknown
+    /// `kid`, rotation, revocation) replaces the set, so every entry is
+    /// verified again against the new keys.
+    keys: Option<Arc<Vec<Jwk>>>,
+}
+
+/// Cache key: SHA-256 of the token, so the cache never holds a credential.
+type TokenHash = [u8; 32];
+
+fn token_hash(token: &str) -> TokenHash {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
 /// JWS algorithms Loci verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
@@ -176,6 +201,7 @@ pub struct TokenValidator {
     max_iat_skew: Duration,
     roles: BTreeMap<String, BTreeSet<String>>,
     verifiers: VerifierCache,
+    verified: parking_lot::Mutex<lru::LruCache<TokenHash, VerifiedEntry>>,
 }
 
 pub(crate) fn now_secs() -> f64 {
@@ -217,6 +243,9 @@ impl TokenValidator {
             max_iat_skew,
             roles,
             verifiers: VerifierCache::default(),
+            verified: parking_lot::Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(VERIFIED_CACHE).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
         }
     }
 
@@ -224,8 +253,35 @@ impl TokenValidator {
         &self.keys
     }
 
-    /// Validates signature and claims; never logs or echoes the token.
+    /// Validates signature and claims; never logs or echoes the token. A
+    /// token verified before is answered from the cache while it has not
+    /// expired and the key set that verified it is still current.
     pub async fn validate(&self, token: &str) -> Result<ValidatedToken, AuthError> {
+        let hash = token_hash(token);
+        if let Some(hit) = self.cached(&hash).await {
+            return Ok(hit);
+        }
+        let (validated, exp, keys) = self.validate_uncached(token).await?;
+        self.verified.lock().put(hash, VerifiedEntry { token: validated.clone(), exp, keys });
+        Ok(validated)
+    }
+
+    async fn cached(&self, hash: &TokenHash) -> Option<ValidatedToken> {
+        let entry = self.verified.lock().get(hash).cloned()?;
+        let expired = now_secs() > entry.exp + self.leeway.as_secs_f64();
+        let current = match &entry.keys {
+            None => true,
+            Some(keys) => Arc::ptr_eq(keys, &self.keys.keys().await),
+        };
+        if expired || !current {
+            // Verified again from scratch, which answers the precise error.
+            self.verified.lock().pop(hash);
+            return None;
+        }
+        Some(entry.token)
+    }
+
+    async fn validate_uncached(&self, token: &str) -> Result<(ValidatedToken, f64, Option<Arc<Vec<Jwk>>>), AuthError> {
         let compact = split_compact(token).ok_or_else(|| AuthError::InvalidToken("malformed token".into()))?;
         let alg_name = compact.header.get("alg").and_then(Value::as_str).unwrap_or("");
         let alg = Algorithm::parse(alg_name).filter(|a| self.allowed.contains(a)).ok_or_else(|| {
@@ -241,16 +297,20 @@ impl TokenValidator {
             }
         }
         let kid = compact.header.get("kid").and_then(Value::as_str).map(str::to_owned);
-        let claims = self.verify_signature(alg, kid.as_deref(), compact.raw).await?;
-        self.check_claims(&claims)
+        let (claims, keys) = self.verify_signature(alg, kid.as_deref(), compact.raw).await?;
+        let validated = self.check_claims(&claims)?;
+        let exp = claims.get("exp").and_then(Value::as_f64).unwrap_or(0.0);
+        Ok((validated, exp, keys))
     }
 
+    /// The verified claims and the key set that verified them (`None` for
+    /// HMAC secrets).
     async fn verify_signature(
         &self,
         alg: Algorithm,
         kid: Option<&str>,
         raw: &str,
-    ) -> Result<Map<String, Value>, AuthError> {
+    ) -> Result<(Map<String, Value>, Option<Arc<Vec<Jwk>>>), AuthError> {
         let pick = |keys: &[Jwk]| -> Vec<Arc<dyn JwsVerifier>> {
             keys.iter()
                 .filter(|k| alg.matches_key(k))
@@ -258,18 +318,25 @@ impl TokenValidator {
                 .filter_map(|k| self.verifiers.get(alg, k.as_ref()))
                 .collect()
         };
-        let mut candidates = if alg.is_symmetric() { pick(&self.hmac_keys) } else { pick(&self.keys.keys().await) };
-        if candidates.is_empty() && !alg.is_symmetric() && kid.is_some() && self.keys.refresh(true).await {
+        let mut key_set = (!alg.is_symmetric()).then_some(self.keys.keys().await);
+        let mut candidates = match &key_set {
+            None => pick(&self.hmac_keys),
+            Some(keys) => pick(keys),
+        };
+        if candidates.is_empty() && key_set.is_some() && kid.is_some() && self.keys.refresh(true).await {
             // An unknown kid may be a newly rotated key.
-            candidates = pick(&self.keys.keys().await);
+            let keys = self.keys.keys().await;
+            candidates = pick(&keys);
+            key_set = Some(keys);
         }
         if candidates.is_empty() {
             return Err(AuthError::InvalidToken("no matching signing key".into()));
         }
-        candidates
+        let claims = candidates
             .iter()
             .find_map(|v| verify_with(v.as_ref(), raw))
-            .ok_or_else(|| AuthError::InvalidToken("signature verification failed".into()))
+            .ok_or_else(|| AuthError::InvalidToken("signature verification failed".into()))?;
+        Ok((claims, key_set))
     }
 
     fn check_claims(&self, claims: &Map<String, Value>) -> Result<ValidatedToken, AuthError> {

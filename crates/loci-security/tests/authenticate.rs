@@ -246,6 +246,54 @@ async fn either_active_key_is_accepted_and_a_removed_key_is_rejected_after_refre
     assert!(f.bearer(&k2.token(&base())).await.is_ok());
 }
 
+// --- the cache of verified tokens ----------------------------------------------
+
+#[tokio::test]
+async fn a_cached_token_stops_working_when_its_key_is_revoked() {
+    let f = fixture_with(|s| {
+        s.auth.jwks_cache_ttl_secs = 1;
+        s.auth.jwks_refresh_min_interval_secs = 1;
+    })
+    .await;
+    let token = f.key.token(&base());
+    // Verified, then answered from the cache.
+    assert!(f.bearer(&token).await.is_ok());
+    assert!(f.bearer(&token).await.is_ok());
+    // The identity provider revokes k1: the very same token string fails as
+    // soon as the refreshed key set no longer holds its key.
+    std::fs::write(&f.jwks_path, jwks(&[&TestKey::es256(Some("k2"))]).to_string()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(code(f.bearer(&token).await).0, ErrorCode::InvalidToken);
+    assert_eq!(code(f.bearer(&token).await).0, ErrorCode::InvalidToken, "and stays refused");
+}
+
+#[tokio::test]
+async fn a_cached_token_still_expires_on_time() {
+    let f = fixture_with(|s| s.auth.leeway_secs = 0).await;
+    let exp = chrono::Utc::now().timestamp() + 2;
+    let token = f.token(|c| c["exp"] = json!(exp));
+    assert!(f.bearer(&token).await.is_ok());
+    assert!(f.bearer(&token).await.is_ok(), "cached");
+    while chrono::Utc::now().timestamp() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(code(f.bearer(&token).await).0, ErrorCode::TokenExpired);
+}
+
+#[tokio::test]
+async fn a_cached_bound_token_still_needs_a_fresh_proof_each_time() {
+    let f = fixture().await;
+    let pk = TestKey::es256(None);
+    let token = bound(&f, &pk).await;
+    let proof = pk.proof("GET", URL, Some(&token));
+    assert!(f.call(Some(&format!("DPoP {token}")), &[&proof]).await.is_ok());
+    // The token is cached now; the proof is not: replaying it fails, a new one works.
+    assert_eq!(code(f.call(Some(&format!("DPoP {token}")), &[&proof]).await).0, ErrorCode::InvalidDpopProof);
+    assert_eq!(code(f.call(Some(&format!("DPoP {token}")), &[]).await).0, ErrorCode::InvalidDpopProof);
+    let fresh = pk.proof("GET", URL, Some(&token));
+    assert!(f.call(Some(&format!("DPoP {token}")), &[&fresh]).await.is_ok());
+}
+
 #[tokio::test]
 async fn an_unknown_kid_triggers_a_rate_limited_refresh() {
     let f = fixture_with(|s| s.auth.jwks_refresh_min_interval_secs = 3600).await;

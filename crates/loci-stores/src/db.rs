@@ -135,14 +135,41 @@ impl Database {
         TenantTx::begin(&self.reader, org.clone(), true).await
     }
 
-    /// Refreshes the query planner's statistics where they are stale. On
-    /// SQLite this is `PRAGMA optimize` (bounded work; without statistics the
-    /// planner scans the largest index instead of the most selective one, e.g.
-    /// a whole tenant instead of one category's memories). PostgreSQL's
-    /// autovacuum keeps its own statistics, so nothing runs there.
+    /// Refreshes the query planner's statistics where they are stale:
+    /// without them a planner picks among indexes blindly (SQLite walked a
+    /// whole tenant's category links for one memory's categories; PostgreSQL
+    /// read a memory by id through an (org, entity) index). On SQLite this is
+    /// `PRAGMA optimize` with a bounded sample. On PostgreSQL autovacuum
+    /// analyses tables too, but only after its own thresholds and nap time;
+    /// here every table of this schema that was never analysed, or changed by
+    /// more than a fifth since, is analysed now (ANALYZE samples a bounded
+    /// number of rows). Tables the role does not own are left to autovacuum.
     pub async fn optimize(&self) -> Result<(), StoreError> {
-        if self.kind == DatabaseKind::Sqlite {
-            self.writer.execute_unprepared("PRAGMA optimize=0x10002;").await?;
+        match self.kind {
+            DatabaseKind::Sqlite => {
+                // analysis_limit: ANALYZE samples about this many rows per
+                // index, so a refresh costs milliseconds whatever the size.
+                self.writer.execute_unprepared("PRAGMA analysis_limit=1000; PRAGMA optimize=0x10002;").await?;
+            }
+            DatabaseKind::Postgres => {
+                let stale = self
+                    .writer
+                    .query_all_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        "SELECT s.relname::text AS name FROM pg_stat_user_tables s \
+                         JOIN pg_class c ON c.oid = s.relid \
+                         WHERE s.schemaname = current_schema() AND pg_has_role(c.relowner, 'USAGE') \
+                         AND (COALESCE(s.last_analyze, s.last_autoanalyze) IS NULL AND s.n_live_tup + s.n_mod_since_analyze > 0 \
+                              OR s.n_mod_since_analyze > 50 + s.n_live_tup / 5)",
+                    ))
+                    .await?;
+                for row in stale {
+                    let table: String = row.try_get("", "name")?;
+                    // The name comes from the catalogue; quoted as an identifier.
+                    let quoted = format!("\"{}\"", table.replace('"', "\"\""));
+                    self.writer.execute_unprepared(&format!("ANALYZE {quoted}")).await?;
+                }
+            }
         }
         Ok(())
     }

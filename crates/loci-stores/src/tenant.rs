@@ -1,7 +1,6 @@
 //! Tenant-bound transactions: the only way to reach tenant data.
 
 use loci_core::OrgId;
-use sea_orm::AccessMode;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
 
 use crate::StoreError;
@@ -23,18 +22,18 @@ pub struct TenantTx {
 
 impl TenantTx {
     pub(crate) async fn begin(conn: &DatabaseConnection, org: OrgId, read_only: bool) -> Result<Self, StoreError> {
-        let txn = if read_only && conn.get_database_backend() == DbBackend::Postgres {
-            conn.begin_with_config(None, Some(AccessMode::ReadOnly)).await?
-        } else {
-            conn.begin().await?
-        };
+        let txn = conn.begin().await?;
         if txn.get_database_backend() == DbBackend::Postgres {
-            txn.execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT set_config('loci.org_id', $1, true)",
-                [org.as_str().into()],
-            ))
-            .await?;
+            // The tenant and, for reads, the read-only mode in one round trip
+            // (`SET TRANSACTION READ ONLY` would be a second one); both are
+            // transaction-local. Entering read-only mode is allowed at any
+            // point of a transaction.
+            let sql = if read_only {
+                "SELECT set_config('loci.org_id', $1, true), set_config('transaction_read_only', 'on', true)"
+            } else {
+                "SELECT set_config('loci.org_id', $1, true)"
+            };
+            txn.execute_raw(Statement::from_sql_and_values(DbBackend::Postgres, sql, [org.as_str().into()])).await?;
         }
         Ok(Self { txn, org })
     }

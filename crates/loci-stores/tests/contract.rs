@@ -402,6 +402,33 @@ async fn structured_and_tag_filters(engine: Engine) {
     tx.commit().await.unwrap();
 }
 
+async fn processed_outbox_rows_are_pruned_keeping_each_orgs_newest(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    for name in ["acme", "globex"] {
+        let (user, app) = provision(&db, name, "alice").await;
+        let tx = db.begin_tenant(&org(name)).await.unwrap();
+        for i in 0..3 {
+            memories::create(&tx, new_memory(&user, &app, &format!("{name} {i}"))).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let claimed = outbox::claim(&db, 100, std::time::Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claimed.len(), 6);
+    let (done, pending): (Vec<_>, Vec<_>) = claimed.iter().partition(|e| e.memory_id != claimed[1].memory_id);
+    outbox::complete(&db, &done.iter().map(|e| e.id).collect::<Vec<_>>()).await.unwrap();
+    // Within the retention nothing goes.
+    assert_eq!(outbox::prune(&db, std::time::Duration::from_secs(3600), 100).await.unwrap(), 0);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // Past it: processed rows go in batches, pending ones and each org's newest row stay.
+    let first = outbox::prune(&db, std::time::Duration::ZERO, 1).await.unwrap();
+    let rest = outbox::prune(&db, std::time::Duration::ZERO, 100).await.unwrap();
+    assert_eq!((first, rest), (1, 2), "5 processed rows, minus each org's newest");
+    assert_eq!(outbox::pending_count(&db).await.unwrap(), pending.len() as u64);
+    let mut orgs = outbox::orgs(&db).await.unwrap();
+    orgs.sort();
+    assert_eq!(orgs, [org("acme"), org("globex")], "every org stays findable for reindex");
+}
+
 macro_rules! contract {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -427,4 +454,5 @@ contract!(
     migrations_go_down_and_up_again,
     visibility_follows_owner_and_grants_inside_the_query,
     structured_and_tag_filters,
+    processed_outbox_rows_are_pruned_keeping_each_orgs_newest,
 );

@@ -92,6 +92,26 @@ async fn pooled_connections_never_carry_a_tenant_context_over() {
 }
 
 #[tokio::test]
+async fn a_read_transaction_refuses_writes_and_its_mode_does_not_outlive_it() {
+    let t = TestDatabase::postgres().await;
+    let pool = PoolConfig { max_connections: 1, min_connections: 1, ..PoolConfig::default() };
+    let db = Database::connect(&t.secret_url(), &pool).await.unwrap();
+    db.migrate_up().await.unwrap();
+    seed(&db, "acme", 1).await;
+    let acme = OrgId::parse("acme").unwrap();
+    let tx = db.begin_tenant_read(&acme).await.unwrap();
+    assert_eq!(tx.count_visible_rows("memories").await.unwrap(), 1, "the tenant is set");
+    let user = users::ensure(&tx, "someone-else").await;
+    assert!(user.is_err(), "a write inside a read transaction is refused");
+    tx.rollback().await.unwrap();
+    // The same (only) connection writes again in the next transaction.
+    seed(&db, "acme", 1).await;
+    let tx = db.begin_tenant_read(&acme).await.unwrap();
+    assert_eq!(tx.count_visible_rows("memories").await.unwrap(), 2);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_role_that_bypasses_rls_is_refused() {
     let t = TestDatabase::postgres().await;
     let app_role = Database::connect(&t.secret_url(), &PoolConfig::default()).await.unwrap();

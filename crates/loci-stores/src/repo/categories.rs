@@ -104,31 +104,34 @@ pub async fn replace(tx: &TenantTx, memory: MemoryId, names: &[String]) -> Resul
 }
 
 /// Category names of each memory, sorted.
+/// (memory id, category name) of the memories' categories.
+pub(crate) fn names_query(tx: &TenantTx, memories: &[MemoryId]) -> sea_orm::Select<memory_categories::Entity> {
+    let to_category: sea_orm::RelationDef = memory_categories::Entity::belongs_to(categories::Entity)
+        .from(memory_categories::Column::CategoryId)
+        .to(categories::Column::Id)
+        .into();
+    memory_categories::Entity::find()
+        .select_only()
+        .column(memory_categories::Column::MemoryId)
+        .column(categories::Column::Name)
+        .join(sea_orm::JoinType::InnerJoin, to_category)
+        .filter(categories::Column::OrgId.eq(tx.org_str()))
+        .filter(memory_categories::Column::MemoryId.is_in(memories.iter().map(|m| m.as_uuid())))
+}
+
 pub async fn names_for(tx: &TenantTx, memories: &[MemoryId]) -> Result<HashMap<MemoryId, Vec<String>>, StoreError> {
     let mut out: HashMap<MemoryId, Vec<String>> = HashMap::new();
     if memories.is_empty() {
         return Ok(out);
     }
-    let links = memory_categories::Entity::find()
-        .filter(memory_categories::Column::OrgId.eq(tx.org_str()))
-        .filter(memory_categories::Column::MemoryId.is_in(memories.iter().map(|m| m.as_uuid())))
-        .all(tx.conn())
-        .await?;
-    if links.is_empty() {
-        return Ok(out);
-    }
-    let names: HashMap<uuid::Uuid, String> = categories::Entity::find()
-        .filter(categories::Column::OrgId.eq(tx.org_str()))
-        .filter(categories::Column::Id.is_in(links.iter().map(|l| l.category_id)))
-        .all(tx.conn())
-        .await?
-        .into_iter()
-        .map(|c| (c.id, c.name))
-        .collect();
-    for link in links {
-        if let Some(name) = names.get(&link.category_id) {
-            out.entry(MemoryId::from_uuid(link.memory_id)).or_default().push(name.clone());
-        }
+    // One statement. The link table is filtered on its primary key's first
+    // column only, so the planner has one sensible index for it whatever
+    // its statistics say (an `org_id` term there once made SQLite without
+    // statistics walk the org's (org, category, memory) index: every link of
+    // the tenant). The tenant filter sits on the category.
+    let rows: Vec<(uuid::Uuid, String)> = names_query(tx, memories).into_tuple().all(tx.conn()).await?;
+    for (memory, name) in rows {
+        out.entry(MemoryId::from_uuid(memory)).or_default().push(name);
     }
     for list in out.values_mut() {
         list.sort();

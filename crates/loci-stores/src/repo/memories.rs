@@ -287,31 +287,39 @@ async fn with_category_ids(tx: &TenantTx, filter: &MemoryFilter) -> Result<Optio
     Ok(Some(resolved))
 }
 
-/// A page of memories matching `filter`, with the exact total.
-pub async fn list(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Result<Page<Memory>, StoreError> {
-    let Some(filter) = with_category_ids(tx, filter).await? else {
-        return Ok(Page { items: Vec::new(), total: 0, page: page.page, size: page.size, pages: 0 });
-    };
-    let filter = &filter;
-    let query = scoped(tx).filter(filter_condition(tx, filter));
-    let total = query.clone().count(tx.conn()).await?;
+/// The memories matching a resolved filter (category names already ids).
+fn matching(tx: &TenantTx, filter: &MemoryFilter) -> Select<memories::Entity> {
+    scoped(tx).filter(filter_condition(tx, filter))
+}
+
+/// One page of [`matching`], in the filter's order; the id breaks ties so
+/// pages never overlap or skip rows.
+fn page_query(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Select<memories::Entity> {
     let order = match filter.direction {
         SortDirection::Asc => sea_orm::Order::Asc,
         SortDirection::Desc => sea_orm::Order::Desc,
     };
+    let query = matching(tx, filter);
     let query = match filter.sort {
         SortField::CreatedAt => query.order_by(memories::Column::CreatedAt, order.clone()),
         SortField::UpdatedAt => query.order_by(memories::Column::UpdatedAt, order.clone()),
         SortField::Content => query.order_by(memories::Column::Content, order.clone()),
         SortField::AppName => query.order_by(repo::apps::name_of_memory_app(), order.clone()),
     };
-    // The id breaks ties so pages never overlap or skip rows.
-    let models = query
+    query
         .order_by(memories::Column::Id, order)
         .offset((page.page.saturating_sub(1)).saturating_mul(page.size))
         .limit(page.size)
-        .all(tx.conn())
-        .await?;
+}
+
+/// A page of memories matching `filter`, with the exact total.
+pub async fn list(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Result<Page<Memory>, StoreError> {
+    let Some(filter) = with_category_ids(tx, filter).await? else {
+        return Ok(Page { items: Vec::new(), total: 0, page: page.page, size: page.size, pages: 0 });
+    };
+    let filter = &filter;
+    let total = matching(tx, filter).count(tx.conn()).await?;
+    let models = page_query(tx, filter, page).all(tx.conn()).await?;
     let mut items = models.into_iter().map(|m| to_record(tx, m)).collect::<Result<Vec<_>, _>>()?;
     let ids: Vec<MemoryId> = items.iter().map(|m| m.id).collect();
     let mut names = repo::categories::names_for(tx, &ids).await?;
@@ -330,7 +338,7 @@ pub async fn list(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Re
 /// The first memory matching `filter`, without counting the rest (the
 /// by-id read path).
 pub async fn first(tx: &TenantTx, filter: &MemoryFilter) -> Result<Option<Memory>, StoreError> {
-    let Some(model) = scoped(tx).filter(filter_condition(tx, filter)).one(tx.conn()).await? else {
+    let Some(model) = matching(tx, filter).one(tx.conn()).await? else {
         return Ok(None);
     };
     let mut memory = to_record(tx, model)?;
@@ -696,4 +704,55 @@ pub async fn categories_in_use(
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+/// The plans the engine chooses now for the hot reads of a caller (`vis`):
+/// a memory by id, the categories of a page, the first list page unfiltered
+/// and filtered by one category, and the list's count. SQLite answers
+/// `EXPLAIN QUERY PLAN`, PostgreSQL `EXPLAIN`. Test support: the plan tests
+/// run them on databases grown through the API, without a fresh ANALYZE.
+#[cfg(feature = "testing")]
+pub async fn hot_read_plans(
+    tx: &TenantTx,
+    vis: &Visibility,
+    id: MemoryId,
+    category: loci_core::CategoryId,
+) -> Result<Vec<(&'static str, String)>, StoreError> {
+    use sea_orm::{ConnectionTrait, QueryTrait, Statement};
+
+    let listed = MemoryFilter {
+        visible_to: Some(vis.clone()),
+        states: vec![MemoryState::Active, MemoryState::Paused],
+        ..Default::default()
+    };
+    let by_category = MemoryFilter { category_ids: vec![category], ..listed.clone() };
+    let by_id = MemoryFilter { ids: vec![id], ..listed.clone() };
+    let page = PageRequest { page: 1, size: 50 };
+    let backend = tx.conn().get_database_backend();
+    if backend == sea_orm::DbBackend::Postgres {
+        // A test's few hundred rows make sequential scans the right choice;
+        // discouraged, the plan shows which index serves the query.
+        tx.conn().execute_unprepared("SET LOCAL enable_seqscan = off").await?;
+    }
+    let count = matching(tx, &listed).select_only().column_as(Expr::cust("COUNT(*)"), "n");
+    let statements = [
+        ("memory by id", matching(tx, &by_id).limit(1).build(backend)),
+        ("categories of a page", repo::categories::names_query(tx, &[id]).build(backend)),
+        ("list page", page_query(tx, &listed, page).build(backend)),
+        ("list page of one category", page_query(tx, &by_category, page).build(backend)),
+        ("list count", count.build(backend)),
+    ];
+    let mut plans = Vec::new();
+    for (name, statement) in statements {
+        let prefix = if backend == sea_orm::DbBackend::Sqlite { "EXPLAIN QUERY PLAN" } else { "EXPLAIN" };
+        let explain =
+            Statement { sql: format!("{prefix} {}", statement.sql), values: statement.values, db_backend: backend };
+        let rows = tx.conn().query_all_raw(explain).await?;
+        let lines: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<String>("", "detail").or_else(|_| r.try_get::<String>("", "QUERY PLAN")).ok())
+            .collect();
+        plans.push((name, lines.join("\n")));
+    }
+    Ok(plans)
 }

@@ -148,6 +148,29 @@ pub async fn complete(db: &Database, ids: &[i64]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Deletes rows processed before `now - retention`, at most `batch` per
+/// call, oldest first, and returns how many went. Each org's newest row is
+/// kept, so [`orgs`] still names every org that ever wrote (`loci reindex`
+/// walks them). Without this the outbox grows by one row per write forever.
+pub async fn prune(db: &Database, retention: Duration, batch: u64) -> Result<u64, StoreError> {
+    let cutoff = now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(1));
+    let newest_per_org = Query::select()
+        .expr(Expr::col(outbox::Column::Id).max())
+        .from(outbox::Entity)
+        .group_by_col(outbox::Column::OrgId)
+        .to_owned();
+    let old = Query::select()
+        .column(outbox::Column::Id)
+        .from(outbox::Entity)
+        .and_where(outbox::Column::ProcessedAt.lt(cutoff))
+        .and_where(outbox::Column::Id.not_in_subquery(newest_per_org))
+        .order_by(outbox::Column::Id, sea_orm::Order::Asc)
+        .limit(batch)
+        .to_owned();
+    let deleted = outbox::Entity::delete_many().filter(outbox::Column::Id.in_subquery(old)).exec(db.writer()).await?;
+    Ok(deleted.rows_affected)
+}
+
 /// Gives claimed rows back, due again after `delay`, with the error seen.
 pub async fn retry_later(db: &Database, ids: &[i64], error: &str, delay: Duration) -> Result<(), StoreError> {
     if ids.is_empty() {
