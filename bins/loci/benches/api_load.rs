@@ -4,8 +4,9 @@
 //! (defaults: 100000 memories in one tenant, 10 other tenants of 10000, 10 s
 //! per case). Seeds the database through the store layer, starts the release
 //! `loci serve` as its own process, drives it with 32 concurrent connections
-//! for POST /api/v1/memories, GET /api/v1/memories/{id} and a filtered first
-//! page of GET /api/v1/memories, and reads the server's peak RSS (VmHWM).
+//! for POST /api/v1/memories, GET /api/v1/memories/{id}, a filtered first
+//! page of GET /api/v1/memories, its unfiltered first page and its page 200,
+//! and reads the server's peak RSS (VmHWM).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -249,11 +250,23 @@ fn main() {
             }),
         )
         .await;
-        (post, get, list)
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let first = load(&client, duration, Arc::new(move |_| c.get(format!("{b}/api/v1/memories?size=50")).bearer_auth(&t)))
+            .await;
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let deep = load(
+            &client,
+            duration,
+            Arc::new(move |_| c.get(format!("{b}/api/v1/memories?size=50&page=200")).bearer_auth(&t)),
+        )
+        .await;
+        (post, get, list, first, deep)
     });
     println!("{}", results.0.line("POST /api/v1/memories"));
     println!("{}", results.1.line("GET /api/v1/memories/{id}"));
     println!("{}", results.2.line("GET /api/v1/memories?categories=cN (page 1)"));
+    println!("{}", results.3.line("GET /api/v1/memories (page 1)"));
+    println!("{}", results.4.line("GET /api/v1/memories (page 200)"));
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap_or_default();
     let peak = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: unknown").to_owned();
     println!(

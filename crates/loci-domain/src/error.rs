@@ -60,7 +60,9 @@ impl DomainError {
             Self::InferUnavailable => ErrorCode::InferUnavailable,
             Self::EmbedderUnavailable => ErrorCode::EmbedderUnavailable,
             Self::SearchUnavailable(_) => ErrorCode::DependencyUnavailable,
-            Self::Store(StoreError::Timeout(_) | StoreError::Valkey(_)) => ErrorCode::DependencyUnavailable,
+            Self::Store(StoreError::Timeout(_) | StoreError::Valkey(_) | StoreError::Unavailable(_)) => {
+                ErrorCode::DependencyUnavailable
+            }
             Self::Store(_) => ErrorCode::Internal,
             Self::Index(e) if e.is_transient() => ErrorCode::DependencyUnavailable,
             Self::Index(_) => ErrorCode::Internal,
@@ -81,5 +83,18 @@ impl DomainError {
             }
             other => other.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exhausted_pool_or_unreachable_database_is_503_without_its_detail() {
+        let e = DomainError::from(StoreError::Unavailable("pool timed out after 5s".into()));
+        assert_eq!(e.code(), ErrorCode::DependencyUnavailable);
+        assert!(!e.public_detail().contains("pool"), "{}", e.public_detail());
+        assert_eq!(DomainError::from(StoreError::Database("syntax".into())).code(), ErrorCode::Internal);
     }
 }

@@ -196,7 +196,16 @@ impl From<loci_domain::DomainError> for Problem {
     fn from(e: loci_domain::DomainError) -> Self {
         match e {
             loci_domain::DomainError::Validation(errors) => errors.into(),
-            other => Problem::new(other.code(), other.public_detail()),
+            other => {
+                let problem = Problem::new(other.code(), other.public_detail());
+                // A busy or unreachable dependency: tell clients when to retry
+                // (RFC 9110 10.2.3) instead of leaving them to guess.
+                if other.code() == ErrorCode::DependencyUnavailable {
+                    problem.with_header("Retry-After", "1")
+                } else {
+                    problem
+                }
+            }
         }
     }
 }
@@ -225,4 +234,21 @@ pub enum ProblemResponses {
     Invalid(Problem),
     #[response(status = 503, description = "A dependency is unavailable", content_type = "application/problem+json")]
     Unavailable(Problem),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn an_unavailable_dependency_is_a_503_with_retry_after() {
+        let e = loci_domain::DomainError::SearchUnavailable(vec!["lexical".into()]);
+        let problem = Problem::from(e);
+        assert_eq!((problem.status, problem.code), (503, "DEPENDENCY_UNAVAILABLE"));
+        assert!(problem.headers.contains(&("Retry-After", "1".to_owned())));
+        let other = Problem::from(loci_domain::DomainError::NotFound("memory"));
+        assert!(other.headers.is_empty());
+    }
 }

@@ -25,6 +25,10 @@ pub enum StoreError {
     Valkey(String),
     #[error("timed out: {0}")]
     Timeout(String),
+    /// No connection could be had: the pool is exhausted (every connection
+    /// busy past the acquire timeout) or the database cannot be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl StoreError {
@@ -35,7 +39,10 @@ impl StoreError {
 
 impl From<sea_orm::DbErr> for StoreError {
     fn from(e: sea_orm::DbErr) -> Self {
-        Self::Database(e.to_string())
+        match e {
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => Self::Unavailable(e.to_string()),
+            other => Self::Database(other.to_string()),
+        }
     }
 }
 
@@ -47,5 +54,18 @@ impl From<StoreError> for loci_index::IndexError {
             StoreError::Config(what) => Self::Config(what),
             other => Self::Store(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_connection_is_unavailable_and_other_driver_errors_are_not() {
+        let exhausted = sea_orm::DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout);
+        assert!(matches!(StoreError::from(exhausted), StoreError::Unavailable(_)));
+        let query = sea_orm::DbErr::Custom("syntax error".into());
+        assert!(matches!(StoreError::from(query), StoreError::Database(_)));
     }
 }
