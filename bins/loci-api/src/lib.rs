@@ -25,7 +25,7 @@ pub fn mount() -> Mount {
 /// The OpenAPI document (what `/openapi.json` serves) for a server with
 /// these limits.
 pub fn openapi_document(limits: &loci_domain::validation::Limits) -> String {
-    openapi::document(limits)
+    openapi::document(limits).to_string()
 }
 
 /// Runs the REST server on the current thread until SIGTERM/SIGINT (the

@@ -156,13 +156,21 @@ fn build(limits: &Limits) -> (Value, Vec<String>) {
     (doc, missing)
 }
 
-/// The document as JSON, for a server running with `limits`.
-pub fn document(limits: &Limits) -> String {
+/// The document as JSON, for a server running with `limits`. Built once per
+/// set of limits (a process has one; tests start servers with others).
+pub fn document(limits: &Limits) -> std::sync::Arc<str> {
+    static BUILT: std::sync::Mutex<Vec<(Limits, std::sync::Arc<str>)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, doc)) = built.iter().find(|(l, _)| l == limits) {
+        return doc.clone();
+    }
     let (doc, missing) = build(limits);
     if !missing.is_empty() {
         tracing::warn!(?missing, "OpenAPI constraints name schema fields or parameters that do not exist");
     }
-    doc.to_string()
+    let doc: std::sync::Arc<str> = doc.to_string().into();
+    built.push((*limits, doc.clone()));
+    doc
 }
 
 #[cfg(test)]
@@ -419,16 +427,7 @@ mod tests {
     fn list_filter_and_bulk_constraints_are_the_validation() {
         let doc = doc();
         let uuid = "0190f3b4-6f3a-7cc0-8a4c-8d2c7e8e0b11".to_owned();
-        for list in [
-            "app_ids",
-            "category_ids",
-            "categories",
-            "metadata_categories",
-            "scopes",
-            "artifact_types",
-            "entities",
-            "sources",
-        ] {
+        for list in FilterBody::LISTS {
             let max = usize_of(&prop(&doc, "FilterBody", list), "maxItems");
             let body = |n: usize| {
                 let mut b = FilterBody::default();

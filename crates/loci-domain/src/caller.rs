@@ -12,6 +12,21 @@ use parking_lot::Mutex;
 
 use crate::DomainError;
 
+/// Inserts into a per-process cache of facts that stay true while the
+/// process runs; a full cache starts over rather than tracking recency.
+pub(crate) fn insert_bounded<K: std::hash::Hash + Eq, V>(
+    map: &Mutex<HashMap<K, V>>,
+    key: K,
+    value: V,
+    capacity: usize,
+) {
+    let mut map = map.lock();
+    if map.len() >= capacity {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
 /// Maps (org, subject) to the internal user id, provisioning on first sight.
 /// The cache saves two queries per request; it only ever holds ids that
 /// exist (users are not deleted while the process runs).
@@ -33,11 +48,7 @@ impl Provisioner {
         let tx = db.begin_tenant(&principal.org_id).await?;
         let id = Self::ensure_in(&tx, principal).await?;
         tx.commit().await?;
-        let mut known = self.known.lock();
-        if known.len() >= Self::CAPACITY {
-            known.clear();
-        }
-        known.insert(key, id);
+        insert_bounded(&self.known, key, id, Self::CAPACITY);
         Ok(id)
     }
 

@@ -241,21 +241,39 @@ pub struct FilterBody {
 }
 
 impl FilterBody {
+    /// The list fields, each at most [`MAX_FILTER_VALUES`] long (as is the
+    /// `tags` map); the OpenAPI document bounds the same fields.
+    pub const LISTS: [&'static str; 8] = [
+        "app_ids",
+        "category_ids",
+        "categories",
+        "metadata_categories",
+        "scopes",
+        "artifact_types",
+        "entities",
+        "sources",
+    ];
+
+    /// The lengths of [`Self::LISTS`], in that order.
+    fn list_lengths(&self) -> [usize; 8] {
+        [
+            self.app_ids.len(),
+            self.category_ids.len(),
+            self.categories.len(),
+            self.metadata_categories.len(),
+            self.scopes.len(),
+            self.artifact_types.len(),
+            self.entities.len(),
+            self.sources.len(),
+        ]
+    }
+
     pub fn parse(&self) -> Result<(MemoryFilter, PageRequest), Vec<FieldViolation>> {
         let mut out = Vec::new();
-        for (field, len) in [
-            ("app_ids", self.app_ids.len()),
-            ("category_ids", self.category_ids.len()),
-            ("categories", self.categories.len()),
-            ("metadata_categories", self.metadata_categories.len()),
-            ("scopes", self.scopes.len()),
-            ("artifact_types", self.artifact_types.len()),
-            ("entities", self.entities.len()),
-            ("sources", self.sources.len()),
-            ("tags", self.tags.len()),
-        ] {
+        for (field, len) in Self::LISTS.iter().zip(self.list_lengths()) {
             at_most(field, len, MAX_FILTER_VALUES, &mut out);
         }
+        at_most("tags", self.tags.len(), MAX_FILTER_VALUES, &mut out);
         let page =
             page(self.page.map(|p| p.to_string()).as_deref(), self.size.map(|s| s.to_string()).as_deref(), &mut out);
         let (sort, direction) = sort(self.sort_column.as_deref(), self.sort_direction.as_deref(), &mut out);

@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::access_log::AccessLog;
+use crate::caller::insert_bounded;
 use crate::rules;
 use crate::validation::{self, CreateMemoryInput, Limits, UpdateMemoryInput};
 use crate::{DomainError, FieldViolation, Provisioner};
@@ -125,14 +126,6 @@ struct AppCache {
 
 impl AppCache {
     const CAPACITY: usize = 100_000;
-
-    fn insert<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
-        let mut map = map.lock();
-        if map.len() >= Self::CAPACITY {
-            map.clear();
-        }
-        map.insert(key, value);
-    }
 }
 
 impl MemoryService {
@@ -167,7 +160,7 @@ impl MemoryService {
                 Some(name) => name,
                 None => match apps::get(tx, m.app_id).await? {
                     Some(app) => {
-                        AppCache::insert(&self.apps.names, app.id, app.name.clone());
+                        insert_bounded(&self.apps.names, app.id, app.name.clone(), AppCache::CAPACITY);
                         app.name
                     }
                     None => String::new(),
@@ -197,7 +190,7 @@ impl MemoryService {
         }
         let found = apps::find_by_name(tx, me, client).await?.map(|a| a.id);
         if let Some(id) = found {
-            AppCache::insert(&self.apps.readers, key, id);
+            insert_bounded(&self.apps.readers, key, id, AppCache::CAPACITY);
         }
         Ok(found)
     }

@@ -7,6 +7,7 @@
 
 use loci_core::{ArtifactType, Category, MemoryState, Scope, Source};
 use loci_domain::backup::ImportMode;
+use loci_domain::inputs::FilterBody;
 use loci_domain::memories::StateAction;
 use loci_domain::rules::{
     APP_SORTS, LISTABLE_STATES, MAX_APP_NAME_CHARS, MAX_CATEGORIES, MAX_CATEGORY_CHARS, MAX_EVIDENCE_CHARS,
@@ -220,16 +221,7 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
     p.prop("FilterBody", "sort_direction", json!({ "enum": nullable(strs(SORT_DIRECTIONS)) }));
     p.prop("FilterBody", "from", time.clone());
     p.prop("FilterBody", "to", time.clone());
-    for list in [
-        "app_ids",
-        "category_ids",
-        "categories",
-        "metadata_categories",
-        "scopes",
-        "artifact_types",
-        "entities",
-        "sources",
-    ] {
+    for list in FilterBody::LISTS {
         p.prop("FilterBody", list, json!({ "maxItems": MAX_FILTER_VALUES }));
     }
     p.prop("FilterBody", "tags", json!({ "maxProperties": MAX_FILTER_VALUES }));

@@ -16,7 +16,7 @@ pub async fn whoami(auth: Authenticated) -> HttpResponse {
 /// `GET /openapi.json`: the document, with this deployment's limits.
 pub async fn openapi(state: web::Data<Services>) -> HttpResponse {
     let limits = loci_domain::validation::Limits::from(&state.settings.limits);
-    HttpResponse::Ok().content_type("application/json").body(crate::openapi::document(&limits))
+    HttpResponse::Ok().content_type("application/json").body(crate::openapi::document(&limits).to_string())
 }
 
 const DOCS_HTML: &str = include_str!("../../assets/docs/index.html");
