@@ -11,10 +11,12 @@ mod m20261125_000001_core;
 mod m20261126_000001_list_indexes;
 mod m20261126_000002_graph;
 mod m20261206_000001_list_order_index;
+mod m20261206_000002_memory_counts;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
 /// on PostgreSQL each has row-level security forced on it (by the migration
-/// that creates it: [`CORE_TENANT_TABLES`], then [`GRAPH_TENANT_TABLES`]).
+/// that creates it: [`CORE_TENANT_TABLES`], then [`GRAPH_TENANT_TABLES`],
+/// then `memory_counts`).
 pub const TENANT_TABLES: &[&str] = &[
     "orgs",
     "users",
@@ -27,13 +29,14 @@ pub const TENANT_TABLES: &[&str] = &[
     "graph_entities",
     "graph_mentions",
     "graph_edges",
+    "memory_counts",
 ];
 
 /// The tenant tables of the core schema (m20261125_000001_core).
 pub(crate) const CORE_TENANT_TABLES: &[&str] = TENANT_TABLES.split_at(8).0;
 
 /// The tenant tables of the graph index (m20261126_000002_graph).
-pub(crate) const GRAPH_TENANT_TABLES: &[&str] = TENANT_TABLES.split_at(8).1;
+pub(crate) const GRAPH_TENANT_TABLES: &[&str] = TENANT_TABLES.split_at(8).1.split_at(3).0;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -46,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_list_indexes::Migration),
             Box::new(m20261126_000002_graph::Migration),
             Box::new(m20261206_000001_list_order_index::Migration),
+            Box::new(m20261206_000002_memory_counts::Migration),
         ]
     }
 }

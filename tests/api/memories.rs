@@ -109,6 +109,81 @@ async fn pagination_sorting_and_filters_are_exact(engine: Engine) {
     assert_eq!(stats["total_apps"], 1);
 }
 
+/// Follows `next_cursor` from the first page of `path` (which has no query
+/// string of its own beyond `?`) to the end; the ids in order and the
+/// totals each page reported.
+async fn walk(user: &TestUser<'_>, path: &str) -> (Vec<String>, Vec<u64>) {
+    let (mut seen, mut totals) = (Vec::new(), Vec::new());
+    let (status, mut page) = user.get(path).await;
+    assert_eq!(status, 200, "{page}");
+    loop {
+        seen.extend(ids(&page));
+        totals.push(page["total"].as_u64().unwrap());
+        let Some(cursor) = page["next_cursor"].as_str() else { break };
+        let (status, next) = user.get(&format!("{path}&cursor={cursor}")).await;
+        assert_eq!(status, 200, "{next}");
+        page = next;
+    }
+    (seen, totals)
+}
+
+async fn cursors_page_by_keyset_and_totals_stay_exact(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let alice = app.user("alice", "acme", &["team:acme/core"]);
+    let bob = app.user("bob", "acme", &["team:acme/core"]);
+    let mut mine = Vec::new();
+    for i in 0..9 {
+        mine.push(alice.remember(&format!("alice {i}"), json!({})).await);
+    }
+    // Others' memories a grant covers interleave with the caller's own.
+    let shared = bob.remember("bob shared", json!({"access_entity": "team:acme/core"})).await;
+    bob.remember("bob private", json!({})).await;
+    mine.push(alice.remember("alice last", json!({})).await);
+
+    let mut expected: Vec<String> = mine.clone();
+    expected.insert(9, shared.clone());
+    expected.reverse();
+    let (seen, totals) = walk(&alice, "/api/v1/memories?size=3").await;
+    assert_eq!(seen, expected, "newest first, the shared memory in its place, nothing twice");
+    assert_eq!(totals, [11, 11, 11, 11]);
+    let (_, p2) = alice.get("/api/v1/memories?size=3&page=2").await;
+    let (_, first) = alice.get("/api/v1/memories?size=3").await;
+    let (_, by_cursor) =
+        alice.get(&format!("/api/v1/memories?size=3&cursor={}", first["next_cursor"].as_str().unwrap())).await;
+    assert_eq!((ids(&by_cursor), by_cursor["page"].as_u64()), (ids(&p2), Some(2)), "same page either way");
+    let (_, last) = alice.get("/api/v1/memories?size=3&page=4").await;
+    assert!(last.get("next_cursor").is_none(), "the last page has no cursor: {last}");
+
+    // Ascending, and orders without a keyset (their cursor is a page number).
+    let (seen, _) = walk(&alice, "/api/v1/memories?size=4&sort_direction=asc").await;
+    assert_eq!(seen, expected.iter().rev().cloned().collect::<Vec<_>>());
+    let (seen, _) = walk(&alice, "/api/v1/memories?size=4&sort_column=content&sort_direction=asc").await;
+    assert_eq!(seen.len(), 11);
+    let (_, body) = alice.post("/api/v1/memories/filter", json!({"size": 3, "cursor": first["next_cursor"]})).await;
+    assert_eq!(ids(&body), ids(&p2), "the filter route takes cursors too");
+
+    // The stored counts follow state changes and deletes.
+    alice.post("/api/v1/memories/actions/archive", json!({"memory_ids": [mine[0], mine[1]]})).await;
+    alice.delete("/api/v1/memories", json!({"memory_ids": [mine[2]]})).await;
+    assert_eq!(alice.get("/api/v1/memories").await.1["total"], 8);
+    assert_eq!(alice.get("/api/v1/memories?show_archived=true").await.1["total"], 10);
+    assert_eq!(alice.get("/api/v1/memories?state=archived").await.1["total"], 2);
+    assert_eq!(bob.get("/api/v1/memories").await.1["total"], 2);
+
+    // A cursor of another order or size, a forged one, or one next to a page number.
+    let cursor = first["next_cursor"].as_str().unwrap();
+    for query in [
+        format!("size=4&cursor={cursor}"),
+        format!("size=3&sort_direction=asc&cursor={cursor}"),
+        "size=3&cursor=bm90IGEgY3Vyc29y".to_owned(),
+        format!("size=3&page=2&cursor={cursor}"),
+    ] {
+        let (status, problem) = alice.get(&format!("/api/v1/memories?{query}")).await;
+        assert_eq!((status, problem["code"].as_str()), (422, Some("VALIDATION_FAILED")), "{query}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], "cursor", "{problem}");
+    }
+}
+
 async fn state_machine_history_and_paused_apps(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let alice = app.user("alice", "acme", &[]);
@@ -325,6 +400,7 @@ async fn scopes_are_enforced_per_route(engine: Engine) {
 loci_tests::on_both!(
     crud_round_trip,
     pagination_sorting_and_filters_are_exact,
+    cursors_page_by_keyset_and_totals_stay_exact,
     state_machine_history_and_paused_apps,
     reads_are_logged_and_counted_per_app,
     tenant_isolation_matrix,

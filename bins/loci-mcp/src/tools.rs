@@ -122,6 +122,7 @@ fn list_schema() -> Value {
         json!({
             "page": { "type": "integer", "minimum": 1, "default": 1 },
             "size": { "type": "integer", "minimum": 1, "maximum": 100, "default": 50 },
+            "cursor": { "type": "string", "maxLength": 512, "description": "The next_cursor of the previous page, instead of page: same order and size." },
             "search_query": { "type": "string", "description": "Case-insensitive substring of the content." },
             "app_ids": strings, "category_ids": strings, "categories": strings,
             "metadata_categories": strings, "scopes": strings, "artifact_types": strings,

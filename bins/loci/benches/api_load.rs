@@ -197,6 +197,11 @@ fn main() {
     .to_owned();
 
     let base = format!("http://127.0.0.1:{port}");
+    if std::env::var_os("LOCI_BENCH_HOLD").is_some() {
+        // For profiling by hand: the seeded server stays up until stdin closes.
+        println!("holding: server pid {} at {base}\ntoken {token}\ndatabase {}", server.id(), test_db.url);
+        let _ = std::io::stdin().lines().count();
+    }
     let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap();
     let duration = Duration::from_secs(seconds);
     println!(

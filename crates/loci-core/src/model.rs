@@ -272,6 +272,55 @@ pub struct MemoryFilter {
     pub to: Option<DateTime<Utc>>,
     pub sort: SortField,
     pub direction: SortDirection,
+    /// Keyset pagination: only memories after this position in the sort
+    /// order. The total still counts the whole filter.
+    pub after: Option<SortKey>,
+}
+
+/// A position in a memory list: the sort column's value of a memory and its
+/// id (the tie-break of every order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortKey {
+    pub value: SortValue,
+    pub id: MemoryId,
+}
+
+/// The value of the sort column at a [`SortKey`]: the time orders have
+/// keysets (content and app name orders page by number).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortValue {
+    Time(DateTime<Utc>),
+}
+
+impl SortKey {
+    /// The key of `m` in the `sort` order; `None` for orders without a
+    /// keyset (content: a cursor would carry a whole memory; app name: a
+    /// value of another table).
+    pub fn of(m: &Memory, sort: SortField) -> Option<Self> {
+        let value = match sort {
+            SortField::CreatedAt => SortValue::Time(m.created_at),
+            SortField::UpdatedAt => SortValue::Time(m.updated_at),
+            SortField::Content | SortField::AppName => return None,
+        };
+        Some(Self { value, id: m.id })
+    }
+}
+
+impl MemoryFilter {
+    /// Whether the filter selects a user's memories by state and nothing
+    /// else (visibility aside): the case the stored counts answer.
+    pub fn only_states(&self) -> bool {
+        let bare = Self {
+            visible_to: None,
+            states: Vec::new(),
+            sort: SortField::default(),
+            direction: SortDirection::default(),
+            after: None,
+            ..self.clone()
+        };
+        bare == Self { states: Vec::new(), ..Self::default() }
+    }
 }
 
 impl Default for MemoryFilter {
@@ -297,6 +346,7 @@ impl Default for MemoryFilter {
             to: None,
             sort: SortField::CreatedAt,
             direction: SortDirection::Desc,
+            after: None,
         }
     }
 }
@@ -322,6 +372,10 @@ pub struct Page<T> {
     pub page: u64,
     pub size: u64,
     pub pages: u64,
+    /// Opens the next page by keyset (cheaper than a page number deep in a
+    /// long list); absent on the last page and on lists without cursors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -107,7 +107,14 @@ impl AppService {
         let start = usize::try_from(page.page.saturating_sub(1).saturating_mul(page.size)).unwrap_or(usize::MAX);
         let items: Vec<AppSummary> =
             all.into_iter().skip(start).take(usize::try_from(page.size).unwrap_or(usize::MAX)).collect();
-        Ok(Page { items, total, page: page.page, size: page.size, pages: total.div_ceil(page.size.max(1)) })
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            size: page.size,
+            pages: total.div_ceil(page.size.max(1)),
+            next_cursor: None,
+        })
     }
 
     pub async fn get(&self, p: &Principal, id: AppId) -> Result<AppSummary, DomainError> {
@@ -170,6 +177,13 @@ impl AppService {
         let total = items.len() as u64;
         let start = usize::try_from(page.page.saturating_sub(1).saturating_mul(page.size)).unwrap_or(usize::MAX);
         items = items.into_iter().skip(start).take(usize::try_from(page.size).unwrap_or(usize::MAX)).collect();
-        Ok(Page { items, total, page: page.page, size: page.size, pages: total.div_ceil(page.size.max(1)) })
+        Ok(Page {
+            items,
+            total,
+            page: page.page,
+            size: page.size,
+            pages: total.div_ceil(page.size.max(1)),
+            next_cursor: None,
+        })
     }
 }

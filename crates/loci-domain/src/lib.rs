@@ -17,6 +17,7 @@ pub mod apps;
 pub mod backup;
 mod caller;
 pub mod categorize;
+pub mod cursor;
 mod error;
 pub mod health;
 pub mod indexer;

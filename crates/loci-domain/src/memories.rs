@@ -342,11 +342,17 @@ impl MemoryService {
         }
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
         let result = memories::list(&tx, &filter, page).await?;
+        let next_cursor = match result.items.last() {
+            Some(last) if result.page < result.pages && result.items.len() as u64 == result.size => {
+                Some(crate::cursor::next(&filter, result.size, result.page, last))
+            }
+            _ => None,
+        };
         let items = self.views(&tx, me, result.items).await?;
         let app = self.reading_app(&tx, p, me).await?;
         tx.commit().await?;
         self.log_reads(p, me, app, &items, "list");
-        Ok(Page { items, total: result.total, page: result.page, size: result.size, pages: result.pages })
+        Ok(Page { items, total: result.total, page: result.page, size: result.size, pages: result.pages, next_cursor })
     }
 
     /// The first `limit` visible active memories among `ids`, in the order of

@@ -204,6 +204,7 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
     p.param("/api/v1/", "page", json!({ "minimum": 1, "maximum": MAX_PAGE }));
     p.param("/api/v1/", "size", json!({ "minimum": 1, "maximum": MAX_PAGE_SIZE }));
     p.param("/api/v1/memories", "search_query", json!({ "maxLength": MAX_SEARCH_QUERY_CHARS }));
+    p.param("/api/v1/memories", "cursor", json!({ "maxLength": loci_domain::cursor::MAX_CURSOR_CHARS }));
     p.param("/api/v1/memories", "sort_column", json!({ "enum": strs(SORT_COLUMNS) }));
     p.param("/api/v1/", "sort_direction", json!({ "enum": strs(SORT_DIRECTIONS) }));
     p.param(
@@ -217,6 +218,7 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
     p.prop("FilterBody", "page", json!({ "minimum": 1, "maximum": MAX_PAGE }));
     p.prop("FilterBody", "size", json!({ "minimum": 1, "maximum": MAX_PAGE_SIZE }));
     p.prop("FilterBody", "search_query", json!({ "maxLength": MAX_SEARCH_QUERY_CHARS }));
+    p.prop("FilterBody", "cursor", json!({ "maxLength": loci_domain::cursor::MAX_CURSOR_CHARS }));
     p.prop("FilterBody", "sort_column", json!({ "enum": nullable(strs(SORT_COLUMNS)) }));
     p.prop("FilterBody", "sort_direction", json!({ "enum": nullable(strs(SORT_DIRECTIONS)) }));
     p.prop("FilterBody", "from", time.clone());

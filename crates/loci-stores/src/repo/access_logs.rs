@@ -96,6 +96,7 @@ pub async fn for_memory(
         page: page.page,
         size: page.size,
         pages: if page.size == 0 { 0 } else { total.div_ceil(page.size) },
+        next_cursor: None,
     })
 }
 
