@@ -1,12 +1,18 @@
 //! Load benchmark of the memories API on a realistic dataset.
 //!
-//! `cargo bench -p loci --bench api_load -- sqlite|postgres [BIG] [SMALL] [SECONDS]`
-//! (defaults: 100000 memories in one tenant, 10 other tenants of 10000, 10 s
-//! per case). Seeds the database through the store layer, starts the release
-//! `loci serve` as its own process, drives it with 32 concurrent connections
-//! for POST /api/v1/memories, GET /api/v1/memories/{id}, a filtered first
-//! page of GET /api/v1/memories, its unfiltered first page and its page 200,
-//! and reads the server's peak RSS (VmHWM).
+//! `cargo bench -p loci --bench api_load -- sqlite|postgres [BIG] [SMALL] [SECONDS] [--bulk] [--search]`
+//!
+//! One org: a user with BIG memories (default 100,000) and nine more users
+//! with SMALL each (default 10,000). By default the data is grown the way
+//! users grow it: through `POST /api/v1/memories` on a fresh `loci serve`
+//! (16 concurrent clients, indexing on), and measured right away, with only
+//! the statistics the server gathers itself. `--bulk` seeds through the
+//! store's bulk path instead (seconds, not minutes). Then each case runs for
+//! SECONDS (default 10) with 32 concurrent connections: writes, reads by id
+//! (also at 1,000 connections), list pages (first, one category, page 200 by
+//! number and by cursor) and, with `--search` and the local model
+//! (`~/.cache/loci-models/all-MiniLM-L6-v2`), lexical and hybrid search
+//! once the indexers caught up. Peak memory is the server's, sampled.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -23,6 +29,11 @@ use loci_stores::repo::{apps, memories, orgs, users};
 use loci_stores::testing::{Engine, TestDatabase};
 use loci_stores::{Database, PoolConfig};
 
+const ORG: &str = "bench";
+const BIG_USER: &str = "bench-user";
+/// The other users of the org.
+const SMALL_USERS: usize = 9;
+
 const WORDS: &[&str] = &[
     "deploy", "rollback", "schema", "index", "latency", "queue", "cache", "token", "tenant", "replica", "backup",
     "budget", "review", "incident", "runbook", "owner", "service", "gateway", "retry", "timeout",
@@ -33,10 +44,14 @@ fn sentence(i: usize) -> String {
     format!("Note {i}: the {} {} needs a {} before the {} ({})", w(1), w(3), w(7), w(11), i % 97)
 }
 
-/// Seeds `count` memories for one user of `org` through the bulk store path;
-/// returns every 97th id.
-async fn seed(db: &Database, org: &str, subject: &str, count: usize) -> Vec<MemoryId> {
-    let org = OrgId::parse(org).unwrap();
+fn small_user(t: usize) -> String {
+    format!("user-{t}")
+}
+
+/// Seeds `count` memories for one user of the org through the store's bulk
+/// path; returns every 97th id.
+async fn seed(db: &Database, subject: &str, count: usize) -> Vec<MemoryId> {
+    let org = OrgId::parse(ORG).unwrap();
     let mut ids = Vec::new();
     let mut done = 0;
     while done < count {
@@ -76,40 +91,44 @@ async fn seed(db: &Database, org: &str, subject: &str, count: usize) -> Vec<Memo
 struct Outcome {
     ok: usize,
     errors: usize,
+    statuses: Vec<u16>,
     elapsed: Duration,
     latencies: Vec<Duration>,
 }
 
 impl Outcome {
+    fn pct(&self, q: f64) -> f64 {
+        let i = ((self.latencies.len() as f64 * q) as usize).min(self.latencies.len().saturating_sub(1));
+        self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    }
+
     fn line(&self, name: &str) -> String {
-        let pct = |q: f64| {
-            let i = ((self.latencies.len() as f64 * q) as usize).min(self.latencies.len().saturating_sub(1));
-            self.latencies.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
-        };
+        let mut statuses = self.statuses.clone();
+        statuses.sort_unstable();
+        statuses.dedup();
         format!(
-            "{name:<40} {:>9.0} {:>9.2} {:>9.2} {:>7}",
+            "{name:<46} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>7} {}",
             self.ok as f64 / self.elapsed.as_secs_f64(),
-            pct(0.5),
-            pct(0.99),
-            self.errors
+            self.pct(0.5),
+            self.pct(0.95),
+            self.pct(0.99),
+            self.errors,
+            if statuses.is_empty() { String::new() } else { format!("{statuses:?}") }
         )
     }
 }
 
-async fn load(
-    client: &reqwest::Client,
-    duration: Duration,
-    make: Arc<dyn Fn(usize) -> reqwest::RequestBuilder + Send + Sync>,
-) -> Outcome {
+type MakeRequest = Arc<dyn Fn(usize) -> reqwest::RequestBuilder + Send + Sync>;
+
+/// `connections` clients sending `make(n)` in a loop for `duration`.
+async fn load(connections: usize, duration: Duration, make: MakeRequest) -> Outcome {
     let started = Instant::now();
     let counter = Arc::new(AtomicUsize::new(0));
-    let errors = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..32 {
-        let (make, counter, errors) = (make.clone(), counter.clone(), errors.clone());
-        let _ = client;
+    for _ in 0..connections {
+        let (make, counter) = (make.clone(), counter.clone());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
+            let (mut lat, mut errors, mut statuses) = (Vec::new(), 0usize, Vec::new());
             while started.elapsed() < duration {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let t = Instant::now();
@@ -118,23 +137,132 @@ async fn load(
                         let _ = res.bytes().await;
                         lat.push(t.elapsed());
                     }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
+                    Ok(res) => {
+                        errors += 1;
+                        statuses.push(res.status().as_u16());
                     }
+                    Err(_) => errors += 1,
                 }
             }
-            lat
+            (lat, errors, statuses)
         }));
     }
-    let mut latencies = Vec::new();
+    let (mut latencies, mut errors, mut statuses) = (Vec::new(), 0, Vec::new());
     for t in tasks {
-        latencies.extend(t.await.unwrap());
+        let (lat, e, s) = t.await.unwrap();
+        latencies.extend(lat);
+        errors += e;
+        statuses.extend(s);
     }
     latencies.sort();
-    Outcome { ok: latencies.len(), errors: errors.load(Ordering::Relaxed), elapsed: started.elapsed(), latencies }
+    Outcome { ok: latencies.len(), errors, statuses, elapsed: started.elapsed(), latencies }
+}
+
+fn token(data: &std::path::Path, subject: &str, role: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_loci"))
+        .args(["token", "--user", subject, "--org", ORG, "--roles", role, "--ttl", "4h"])
+        .env_clear()
+        .env("LOCI__DATA_DIR", data)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Grows the org through REST: 16 clients, the users' writes interleaved;
+/// returns every 97th id of the big user and prints the ingest rate.
+async fn grow(client: &reqwest::Client, base: &str, tokens: &[String], big: usize, small: usize) -> Vec<MemoryId> {
+    // (user, sequence) in an order that keeps every user writing throughout.
+    let mut plan = Vec::with_capacity(big + SMALL_USERS * small);
+    let mut next = vec![0usize; SMALL_USERS + 1];
+    let quota = |u: usize| if u == 0 { big } else { small };
+    while plan.len() < big + SMALL_USERS * small {
+        for u in 0..=SMALL_USERS {
+            // The big user writes about as much as all the others together.
+            let turns = if u == 0 { SMALL_USERS } else { 1 };
+            for _ in 0..turns {
+                if next[u] < quota(u) {
+                    plan.push((u, next[u]));
+                    next[u] += 1;
+                }
+            }
+        }
+    }
+    let plan = Arc::new(plan);
+    let cursor = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (plan, cursor, done, client, base, tokens) =
+            (plan.clone(), cursor.clone(), done.clone(), client.clone(), base.to_owned(), tokens.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let mut ids = Vec::new();
+            loop {
+                let n = cursor.fetch_add(1, Ordering::Relaxed);
+                let Some(&(user, i)) = plan.get(n) else { break };
+                let body = serde_json::json!({
+                    "text": sentence(i),
+                    "app": "bench",
+                    "metadata": {"categories": [format!("c{}", i % 20)]}
+                });
+                let res = loop {
+                    match client
+                        .post(format!("{base}/api/v1/memories"))
+                        .bearer_auth(&tokens[user])
+                        .json(&body)
+                        .send()
+                        .await
+                    {
+                        Ok(res) if res.status().is_success() => break res,
+                        Ok(res) if res.status().as_u16() == 503 => tokio::time::sleep(Duration::from_millis(50)).await,
+                        Ok(res) => panic!("POST answered {}", res.status()),
+                        Err(e) => panic!("POST failed: {e}"),
+                    }
+                };
+                if user == 0 && i % 97 == 0 {
+                    let v: serde_json::Value = res.json().await.unwrap();
+                    ids.push(v["id"].as_str().unwrap().parse::<MemoryId>().unwrap());
+                }
+                let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if d % 20_000 == 0 {
+                    let s = started.elapsed().as_secs_f64();
+                    println!("  grown {d} memories in {s:.0} s ({:.0}/s so far)", d as f64 / s);
+                }
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap());
+    }
+    let total = big + SMALL_USERS * small;
+    let s = started.elapsed().as_secs_f64();
+    println!("grown {total} memories through REST in {s:.0} s: {:.0} memories/s", total as f64 / s);
+    ids
+}
+
+/// Waits until the indexers completed every outbox row; the time it took.
+async fn indexed(client: &reqwest::Client, base: &str, admin: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let res = client.get(format!("{base}/metrics")).bearer_auth(admin).send().await.unwrap();
+        assert!(res.status().is_success(), "/metrics answered {}", res.status());
+        let text = res.text().await.unwrap();
+        let pending = text
+            .lines()
+            .find(|l| l.starts_with("loci_outbox_pending "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok());
+        if pending == Some(0.0) || started.elapsed() > Duration::from_secs(3600) {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 fn main() {
+    let flags: Vec<String> = std::env::args().skip(1).filter(|a| a.starts_with("--")).collect();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let engine = match args.first().map(String::as_str) {
         Some("postgres") => Engine::Postgres,
@@ -143,36 +271,46 @@ fn main() {
     let big: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let small: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let seconds: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
+    let bulk = flags.iter().any(|f| f == "--bulk");
+    let search = flags.iter().any(|f| f == "--search");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     let test_db = rt.block_on(TestDatabase::new(engine));
     let started = Instant::now();
-    let ids = rt.block_on(async {
+    let seeded_ids = rt.block_on(async {
         let db = Database::connect(&test_db.secret_url(), &PoolConfig::default()).await.unwrap();
         db.migrate_up().await.unwrap();
-        for t in 0..10 {
-            seed(&db, &format!("bench-small-{t}"), "someone", small).await;
+        let mut ids = Vec::new();
+        if bulk {
+            for t in 0..SMALL_USERS {
+                seed(&db, &small_user(t), small).await;
+            }
+            ids = seed(&db, BIG_USER, big).await;
         }
-        let ids = seed(&db, "bench-big", "bench-user", big).await;
         db.close().await.unwrap();
         ids
     });
-    let seeded = big + 10 * small;
     let seed_secs = started.elapsed().as_secs_f64();
 
     let data = tempfile::tempdir().unwrap();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_loci"))
+    let model =
+        std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/loci-models/all-MiniLM-L6-v2"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_loci"));
+    command
         .arg("serve")
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("LOCI__DATA_DIR", data.path())
         .env("LOCI__DATABASE__URL", &test_db.url)
         .env("LOCI__SERVER__PORT", "0")
-        .env("LOCI__TELEMETRY__LOG_LEVEL", "warn,loci_http::server=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .env("LOCI__TELEMETRY__LOG_LEVEL", "warn,loci_http::server=info");
+    match model.filter(|m| search && m.join("config.json").exists()) {
+        Some(dir) => command.env("LOCI__EMBEDDINGS__MODEL_DIR", dir),
+        None if search => panic!("--search needs the local model: scripts/fetch-model.sh"),
+        // No model: the indexers keep the lexical and graph indexes only.
+        None => command.env("LOCI__EMBEDDINGS__PROVIDER", "none"),
+    };
+    let mut server = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
     let port = loop {
         let line = lines.next().expect("server output").unwrap();
@@ -183,31 +321,16 @@ fn main() {
         }
     };
     std::thread::spawn(move || for _ in lines {});
-    let token = String::from_utf8(
-        Command::new(env!("CARGO_BIN_EXE_loci"))
-            .args(["token", "--user", "bench-user", "--org", "bench-big", "--roles", "editor", "--ttl", "2h"])
-            .env_clear()
-            .env("LOCI__DATA_DIR", data.path())
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
+    let mut tokens = vec![token(data.path(), BIG_USER, "editor")];
+    tokens.extend((0..SMALL_USERS).map(|t| token(data.path(), &small_user(t), "editor")));
+    let admin = token(data.path(), "bench-admin", "admin");
+    let token = tokens[0].clone();
 
     let base = format!("http://127.0.0.1:{port}");
-    if std::env::var_os("LOCI_BENCH_HOLD").is_some() {
-        // For profiling by hand: the seeded server stays up until stdin closes.
-        println!("holding: server pid {} at {base}\ntoken {token}\ndatabase {}", server.id(), test_db.url);
-        let _ = std::io::stdin().lines().count();
-    }
-    let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap();
+    let client = reqwest::Client::builder().pool_max_idle_per_host(1000).build().unwrap();
     let duration = Duration::from_secs(seconds);
-    println!(
-        "api_load: {engine:?}, {seeded} memories ({big} in the measured tenant + 10 x {small}), seeded in {seed_secs:.0} s"
-    );
-    println!("{:<40} {:>9} {:>9} {:>9} {:>7}", "case (32 connections)", "req/s", "p50 ms", "p99 ms", "errors");
+    let total = big + SMALL_USERS * small;
+    println!("api_load: {engine:?}, one org: {big} memories of the measured user + {SMALL_USERS} x {small}");
     // Peak anonymous memory (heap) by sampling: VmHWM also counts the SQLite
     // file's pages once per memory-mapping reader connection.
     let server_pid = server.id();
@@ -227,51 +350,94 @@ fn main() {
             }
         })
     };
-    let results = rt.block_on(async {
+    let ids = if bulk {
+        println!("seeded {total} memories through the store's bulk path in {seed_secs:.0} s");
+        seeded_ids
+    } else {
+        rt.block_on(grow(&client, &base, &tokens, big, small))
+    };
+    if std::env::var_os("LOCI_BENCH_HOLD").is_some() {
+        // For profiling by hand: the server stays up until stdin closes.
+        println!("holding: server pid {server_pid} at {base}\ntoken {token}\ndatabase {}", test_db.url);
+        let _ = std::io::stdin().lines().count();
+    }
+    let waited = rt.block_on(indexed(&client, &base, &admin));
+    println!("indexers caught up {:.0} s after the growth", waited.as_secs_f64());
+    println!(
+        "{:<46} {:>9} {:>9} {:>9} {:>9} {:>7}",
+        "case (32 connections unless said)", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"
+    );
+    let ids = Arc::new(ids);
+    let get = |path: String| -> MakeRequest {
         let (c, b, t) = (client.clone(), base.clone(), token.clone());
-        let post = load(
-            &client,
-            duration,
-            Arc::new(move |n| {
-                c.post(format!("{b}/api/v1/memories"))
+        Arc::new(move |_| c.get(format!("{b}{path}")).bearer_auth(&t))
+    };
+    // Page 200, or the big user's last page when it has fewer.
+    let deep = (big / 50).clamp(1, 200);
+    let cases: Vec<(String, usize, MakeRequest)> = {
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let post: MakeRequest = Arc::new(move |n| {
+            c.post(format!("{b}/api/v1/memories")).bearer_auth(&t).json(
+                &serde_json::json!({"text": sentence(1_000_000 + n), "app": "bench", "metadata": {"categories": ["c1"]}}),
+            )
+        });
+        let by_id = |connections: usize| -> (String, usize, MakeRequest) {
+            let (c, b, t, ids) = (client.clone(), base.clone(), token.clone(), ids.clone());
+            let name = if connections == 32 {
+                "GET /api/v1/memories/{id}".to_owned()
+            } else {
+                format!("GET /api/v1/memories/{{id}}, {connections} connections")
+            };
+            (
+                name,
+                connections,
+                Arc::new(move |n| c.get(format!("{b}/api/v1/memories/{}", ids[n % ids.len()])).bearer_auth(&t)),
+            )
+        };
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let category: MakeRequest =
+            Arc::new(move |n| c.get(format!("{b}/api/v1/memories?categories=c{}&size=50", n % 20)).bearer_auth(&t));
+        let deep_cursor = rt.block_on(async {
+            let mut path = "/api/v1/memories?size=50".to_owned();
+            for _ in 1..deep {
+                let v: serde_json::Value =
+                    client.get(format!("{base}{path}")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+                path = format!("/api/v1/memories?size=50&cursor={}", v["next_cursor"].as_str().unwrap());
+            }
+            path
+        });
+        vec![
+            ("POST /api/v1/memories".to_owned(), 32, post),
+            by_id(32),
+            by_id(1000),
+            ("GET /api/v1/memories (page 1)".to_owned(), 32, get("/api/v1/memories?size=50".to_owned())),
+            ("GET /api/v1/memories?categories=cN (page 1)".to_owned(), 32, category),
+            (
+                format!("GET /api/v1/memories (page {deep} by number)"),
+                32,
+                get(format!("/api/v1/memories?size=50&page={deep}")),
+            ),
+            (format!("GET /api/v1/memories (page {deep} by cursor)"), 32, get(deep_cursor)),
+        ]
+    };
+    for (name, connections, make) in cases {
+        let outcome = rt.block_on(load(connections, duration, make));
+        println!("{}", outcome.line(&name));
+    }
+    if search {
+        for mode in ["lexical", "hybrid"] {
+            let (c, b, t) = (client.clone(), base.clone(), token.clone());
+            let make: MakeRequest = Arc::new(move |n| {
+                // A distinct query each time, so no cache answers.
+                let query = format!("{} {} {}", WORDS[n % 20], WORDS[(n / 20) % 20], n % 97);
+                c.post(format!("{b}/api/v1/search"))
                     .bearer_auth(&t)
-                    .json(&serde_json::json!({"text": sentence(1_000_000 + n), "app": "bench", "metadata": {"categories": ["c1"]}}))
-            }),
-        )
-        .await;
-        let (c, b, t, ids) = (client.clone(), base.clone(), token.clone(), Arc::new(ids));
-        let get = load(
-            &client,
-            duration,
-            Arc::new(move |n| c.get(format!("{b}/api/v1/memories/{}", ids[n % ids.len()])).bearer_auth(&t)),
-        )
-        .await;
-        let (c, b, t) = (client.clone(), base.clone(), token.clone());
-        let list = load(
-            &client,
-            duration,
-            Arc::new(move |n| {
-                c.get(format!("{b}/api/v1/memories?categories=c{}&size=50", n % 20)).bearer_auth(&t)
-            }),
-        )
-        .await;
-        let (c, b, t) = (client.clone(), base.clone(), token.clone());
-        let first = load(&client, duration, Arc::new(move |_| c.get(format!("{b}/api/v1/memories?size=50")).bearer_auth(&t)))
-            .await;
-        let (c, b, t) = (client.clone(), base.clone(), token.clone());
-        let deep = load(
-            &client,
-            duration,
-            Arc::new(move |_| c.get(format!("{b}/api/v1/memories?size=50&page=200")).bearer_auth(&t)),
-        )
-        .await;
-        (post, get, list, first, deep)
-    });
-    println!("{}", results.0.line("POST /api/v1/memories"));
-    println!("{}", results.1.line("GET /api/v1/memories/{id}"));
-    println!("{}", results.2.line("GET /api/v1/memories?categories=cN (page 1)"));
-    println!("{}", results.3.line("GET /api/v1/memories (page 1)"));
-    println!("{}", results.4.line("GET /api/v1/memories (page 200)"));
+                    .json(&serde_json::json!({"query": query, "mode": mode, "limit": 10}))
+            });
+            let outcome = rt.block_on(load(32, duration, make));
+            println!("{}", outcome.line(&format!("POST /api/v1/search ({mode})")));
+        }
+    }
     let status = std::fs::read_to_string(format!("/proc/{}/status", server.id())).unwrap_or_default();
     let peak = status.lines().find(|l| l.starts_with("VmHWM")).unwrap_or("VmHWM: unknown").to_owned();
     println!(
