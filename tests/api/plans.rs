@@ -56,9 +56,11 @@ async fn hot_reads_use_their_indexes(engine: Engine) {
             assert!(categories.contains("sqlite_autoindex_memory_categories_1 (memory_id=?)"), "{all}");
             assert!(!categories.contains("ix_memory_categories_org_category_memory"), "{all}");
             // The first page in index order: no sort of the user's memories.
-            let page = plan("list page");
-            assert!(page.contains("ix_memories_org_user_created_id"), "{all}");
-            assert!(!page.contains("TEMP B-TREE"), "{all}");
+            for name in ["list page", "list page after a cursor"] {
+                let page = plan(name);
+                assert!(page.contains("ix_memories_org_user_created_id (org_id=? AND user_id=?"), "{all}");
+                assert!(!page.contains("TEMP B-TREE"), "{all}");
+            }
             // The caller's own memories by state come from the stored counts.
             let count = plan("list count");
             assert!(count.contains("memory_counts") && !count.contains("ix_memories_org_user_created_id"), "{all}");
@@ -79,7 +81,7 @@ async fn hot_reads_use_their_indexes(engine: Engine) {
                 "{}",
                 plan("categories of a page")
             );
-            for name in ["list page", "list page of one category"] {
+            for name in ["list page", "list page of one category", "list page after a cursor"] {
                 let page = plan(name);
                 // A merge append of the arms, each in index order; no sort node.
                 assert!(page.contains("ix_memories_org_user_created_id") && !page.contains("Sort  ("), "{name}: {all}");

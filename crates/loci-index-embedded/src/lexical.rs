@@ -63,11 +63,11 @@ pub struct LexicalOptions {
     /// content; 0 ignores the context.
     pub context_boost: f32,
     /// Computes the BM25 statistics (document count, average lengths, term
-    /// frequencies) over the documents the caller may see rather than over
-    /// the whole index, so that scores reveal nothing about other orgs or
-    /// other users' memories. Costs a pass over the caller's documents and a
-    /// count per query term (about 2x the query time; see the measurements in
-    /// `tests/lexical_embedded.rs`).
+    /// frequencies) over the org's documents rather than over the whole
+    /// index, so that scores reveal nothing about other orgs. They are
+    /// computed once per org and index generation (a pass over the org's
+    /// documents, a count per new term) and cached until the next commit, so
+    /// a search at rest costs what one without them costs.
     pub tenant_statistics: bool,
 }
 
@@ -124,7 +124,21 @@ struct Inner {
     fields: Fields,
     analyzer: TextAnalyzer,
     options: LexicalOptions,
+    statistics: Mutex<StatisticsCache>,
 }
+
+/// The orgs' BM25 statistics of one searcher generation: a commit makes a
+/// new generation and empties the cache.
+#[derive(Default)]
+struct StatisticsCache {
+    generation: u64,
+    orgs: std::collections::HashMap<String, Arc<OrgStatistics>>,
+}
+
+/// At most this many orgs' statistics are kept per generation.
+const MAX_CACHED_ORGS: usize = 1024;
+/// At most this many term frequencies are kept per org and generation.
+const MAX_CACHED_TERMS: usize = 65_536;
 
 #[derive(Debug, Clone, Copy)]
 struct Fields {
@@ -233,7 +247,16 @@ impl EmbeddedLexicalIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(index_error("creating the reader"))?;
-        Ok(Self { inner: Arc::new(Inner { reader, writer: Mutex::new(writer), fields, analyzer, options }) })
+        Ok(Self {
+            inner: Arc::new(Inner {
+                reader,
+                writer: Mutex::new(writer),
+                fields,
+                analyzer,
+                options,
+                statistics: Mutex::new(StatisticsCache::default()),
+            }),
+        })
     }
 
     /// Runs blocking tantivy work off the async runtime.
@@ -419,9 +442,7 @@ impl Inner {
         let searcher = self.reader.searcher();
         let collector = TopDocs::with_limit(limit).order_by_score();
         let top = if self.options.tenant_statistics {
-            let scope = BooleanQuery::new(self.scope_clauses(filter));
-            let stats = ScopedStatistics::new(&searcher, scope, [self.fields.content, self.fields.context])
-                .map_err(index_error("statistics"))?;
+            let stats = self.org_statistics(&searcher, filter.org.as_str()).map_err(index_error("statistics"))?;
             searcher.search_with_statistics_provider(&*query, &collector, &stats)
         } else {
             searcher.search(&*query, &collector)
@@ -440,6 +461,41 @@ impl Inner {
                 Ok(Hit { id, score, highlights: self.highlight(content, &terms).into_iter().collect() })
             })
             .collect()
+    }
+
+    /// The BM25 statistics of `org`'s documents in `searcher`'s generation,
+    /// from the cache or computed now.
+    fn org_statistics<'a>(&self, searcher: &'a Searcher, org: &str) -> tantivy::Result<ScopedStatistics<'a>> {
+        let generation = searcher.generation().generation_id();
+        let scope = BooleanQuery::new(vec![(Occur::Must, term_query(self.fields.org, org))]);
+        let cached = {
+            let mut cache = self.statistics.lock().unwrap_or_else(PoisonError::into_inner);
+            if cache.generation != generation {
+                *cache = StatisticsCache { generation, orgs: Default::default() };
+            }
+            cache.orgs.get(org).cloned()
+        };
+        let totals = match cached {
+            Some(totals) => totals,
+            None => {
+                let fields = [self.fields.content, self.fields.context];
+                let (num_docs, tokens) = searcher.search(&scope, &ScopeTotals(fields.to_vec()))?;
+                let totals = Arc::new(OrgStatistics {
+                    num_docs,
+                    tokens: fields.into_iter().zip(tokens).collect(),
+                    doc_freq: Mutex::default(),
+                });
+                let mut cache = self.statistics.lock().unwrap_or_else(PoisonError::into_inner);
+                if cache.generation == generation {
+                    if cache.orgs.len() >= MAX_CACHED_ORGS {
+                        cache.orgs.clear();
+                    }
+                    cache.orgs.insert(org.to_owned(), totals.clone());
+                }
+                totals
+            }
+        };
+        Ok(ScopedStatistics { searcher, scope, totals })
     }
 
     /// The window of about [`HIGHLIGHT_CHARS`] characters of `content` with
@@ -538,26 +594,26 @@ fn escape_into(out: &mut String, text: &str) {
     }
 }
 
-/// BM25 statistics restricted to the documents a caller may see (org and
-/// visibility), so that scores depend on nothing outside them: document
-/// count, average field lengths (from the field norms) and term frequencies.
+/// BM25 statistics of one org's documents in one searcher generation:
+/// document count, token totals of the scored fields (from the field
+/// norms) and the document frequencies of the terms asked for so far.
+struct OrgStatistics {
+    num_docs: u64,
+    tokens: Vec<(Field, u64)>,
+    doc_freq: Mutex<std::collections::HashMap<Term, u64>>,
+}
+
+/// BM25 statistics restricted to one org's documents, so that scores
+/// depend on nothing outside it.
 struct ScopedStatistics<'a> {
     searcher: &'a Searcher,
     scope: BooleanQuery,
-    num_docs: u64,
-    tokens: Vec<(Field, u64)>,
-}
-
-impl<'a> ScopedStatistics<'a> {
-    fn new<const N: usize>(searcher: &'a Searcher, scope: BooleanQuery, fields: [Field; N]) -> tantivy::Result<Self> {
-        let (num_docs, tokens) = searcher.search(&scope, &ScopeTotals(fields.to_vec()))?;
-        Ok(Self { searcher, scope, num_docs, tokens: fields.into_iter().zip(tokens).collect() })
-    }
+    totals: Arc<OrgStatistics>,
 }
 
 impl Bm25StatisticsProvider for ScopedStatistics<'_> {
     fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
-        match self.tokens.iter().find(|(f, _)| *f == field) {
+        match self.totals.tokens.iter().find(|(f, _)| *f == field) {
             // Never 0: BM25 divides by the average length.
             Some((_, n)) => Ok((*n).max(1)),
             None => <Searcher as Bm25StatisticsProvider>::total_num_tokens(self.searcher, field),
@@ -566,15 +622,25 @@ impl Bm25StatisticsProvider for ScopedStatistics<'_> {
 
     fn total_num_docs(&self) -> tantivy::Result<u64> {
         // Never 0 either; doc_freq stays <= it, as tantivy asserts.
-        Ok(self.num_docs.max(1))
+        Ok(self.totals.num_docs.max(1))
     }
 
     fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        let known = self.totals.doc_freq.lock().unwrap_or_else(PoisonError::into_inner).get(term).copied();
+        if let Some(n) = known {
+            return Ok(n);
+        }
         let query = BooleanQuery::new(vec![
             (Occur::Must, Box::new(self.scope.clone())),
             (Occur::Must, Box::new(TermQuery::new(term.clone(), IndexRecordOption::Basic))),
         ]);
-        Ok(self.searcher.search(&query, &Count)? as u64)
+        let n = self.searcher.search(&query, &Count)? as u64;
+        let mut cache = self.totals.doc_freq.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MAX_CACHED_TERMS {
+            cache.clear();
+        }
+        cache.insert(term.clone(), n);
+        Ok(n)
     }
 }
 

@@ -323,7 +323,7 @@ fn arms(tx: &TenantTx, filter: &MemoryFilter) -> Vec<Select<memories::Entity>> {
 }
 
 /// Memories after `key` in the `(sort column, id)` order of `filter`.
-fn after_condition(filter: &MemoryFilter, key: &SortKey) -> Condition {
+fn after_condition(filter: &MemoryFilter, key: &SortKey) -> Expr {
     let column = match filter.sort {
         SortField::UpdatedAt => memories::Column::UpdatedAt,
         SortField::CreatedAt | SortField::Content | SortField::AppName => memories::Column::CreatedAt,
@@ -331,12 +331,15 @@ fn after_condition(filter: &MemoryFilter, key: &SortKey) -> Condition {
     let value: sea_orm::Value = match &key.value {
         SortValue::Time(t) => (*t).into(),
     };
-    let id = key.id.as_uuid();
-    let (past, id_past) = match filter.direction {
-        SortDirection::Desc => (Expr::col(column).lt(value.clone()), memories::Column::Id.lt(id)),
-        SortDirection::Asc => (Expr::col(column).gt(value.clone()), memories::Column::Id.gt(id)),
-    };
-    Condition::any().add(past).add(Condition::all().add(Expr::col(column).eq(value)).add(id_past))
+    // A row comparison, `(col, id) < (value, id)`: both engines read it as
+    // one range of the (.., created_at, id) indexes. (The equivalent `OR`
+    // made PostgreSQL walk the index from its start.)
+    let row = Expr::tuple([Expr::col(column), Expr::col(memories::Column::Id)]);
+    let at = Expr::tuple([Expr::val(value), Expr::val(key.id.as_uuid())]);
+    match filter.direction {
+        SortDirection::Desc => row.lt(at),
+        SortDirection::Asc => row.gt(at),
+    }
 }
 
 /// One page of [`matching`], in the filter's order; the id breaks ties so
@@ -866,6 +869,7 @@ pub async fn hot_read_plans(
     };
     let by_category = MemoryFilter { category_ids: vec![category], ..listed.clone() };
     let by_id = MemoryFilter { ids: vec![id], ..listed.clone() };
+    let after = MemoryFilter { after: Some(SortKey { value: SortValue::Time(now()), id }), ..listed.clone() };
     let page = PageRequest { page: 1, size: 50 };
     let backend = tx.conn().get_database_backend();
     if backend == sea_orm::DbBackend::Postgres {
@@ -880,6 +884,7 @@ pub async fn hot_read_plans(
         ("categories of a page", repo::categories::names_query(tx, &[id]).build(backend)),
         ("list page", page_query(tx, &listed, page).build(backend)),
         ("list page of one category", page_query(tx, &by_category, page).build(backend)),
+        ("list page after a cursor", page_query(tx, &after, PageRequest { page: 200, size: 50 }).build(backend)),
         ("list count", backend.build(&total_query(tx, &listed))),
         ("list count of one category", backend.build(&total_query(tx, &by_category))),
     ];
