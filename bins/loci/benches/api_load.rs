@@ -173,16 +173,15 @@ fn token(data: &std::path::Path, subject: &str, role: &str) -> String {
 async fn grow(client: &reqwest::Client, base: &str, tokens: &[String], big: usize, small: usize) -> Vec<MemoryId> {
     // (user, sequence) in an order that keeps every user writing throughout.
     let mut plan = Vec::with_capacity(big + SMALL_USERS * small);
-    let mut next = vec![0usize; SMALL_USERS + 1];
-    let quota = |u: usize| if u == 0 { big } else { small };
+    let mut next = [0usize; SMALL_USERS + 1];
     while plan.len() < big + SMALL_USERS * small {
-        for u in 0..=SMALL_USERS {
+        for (u, written) in next.iter_mut().enumerate() {
             // The big user writes about as much as all the others together.
-            let turns = if u == 0 { SMALL_USERS } else { 1 };
+            let (turns, quota) = if u == 0 { (SMALL_USERS, big) } else { (1, small) };
             for _ in 0..turns {
-                if next[u] < quota(u) {
-                    plan.push((u, next[u]));
-                    next[u] += 1;
+                if *written < quota {
+                    plan.push((u, *written));
+                    *written += 1;
                 }
             }
         }
