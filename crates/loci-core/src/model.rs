@@ -226,6 +226,15 @@ pub enum SortField {
     AppName,
 }
 
+impl SortField {
+    /// Whether lists in this order page by keyset (a cursor holding the
+    /// last row's value): the time orders. A content cursor would carry a
+    /// whole memory, and the app name is a value of another table.
+    pub fn has_keyset(self) -> bool {
+        matches!(self, Self::CreatedAt | Self::UpdatedAt)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SortDirection {
@@ -295,8 +304,7 @@ pub enum SortValue {
 
 impl SortKey {
     /// The key of `m` in the `sort` order; `None` for orders without a
-    /// keyset (content: a cursor would carry a whole memory; app name: a
-    /// value of another table).
+    /// keyset ([`SortField::has_keyset`]).
     pub fn of(m: &Memory, sort: SortField) -> Option<Self> {
         let value = match sort {
             SortField::CreatedAt => SortValue::Time(m.created_at),
@@ -378,6 +386,22 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
+impl<T> Page<T> {
+    /// The page `page` of a list of `total` items, holding `items`.
+    pub fn new(items: Vec<T>, total: u64, page: PageRequest) -> Self {
+        let pages = if page.size == 0 { 0 } else { total.div_ceil(page.size) };
+        Self { items, total, page: page.page, size: page.size, pages, next_cursor: None }
+    }
+
+    /// The page `page` of `all`, a whole list held in memory.
+    pub fn slice(all: Vec<T>, page: PageRequest) -> Self {
+        let total = all.len() as u64;
+        let start = usize::try_from(page.page.saturating_sub(1).saturating_mul(page.size)).unwrap_or(usize::MAX);
+        let items = all.into_iter().skip(start).take(usize::try_from(page.size).unwrap_or(usize::MAX)).collect();
+        Self::new(items, total, page)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StatusChange {
     pub memory_id: MemoryId,
@@ -439,6 +463,16 @@ pub struct MemoryStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slice_is_the_requested_page_of_the_whole_list() {
+        let page = |n| Page::slice((1..=7).collect::<Vec<u32>>(), PageRequest { page: n, size: 3 });
+        assert_eq!((page(1).items, page(1).total, page(1).pages), (vec![1, 2, 3], 7, 3));
+        assert_eq!(page(3).items, [7]);
+        let past = page(4);
+        assert_eq!((past.items.len(), past.total, past.page, past.next_cursor), (0, 7, 4, None));
+        assert_eq!(Page::<u32>::new(Vec::new(), 0, PageRequest { page: 1, size: 50 }).pages, 0);
+    }
 
     #[test]
     fn structured_fields_come_from_the_metadata_and_match_by_name() {

@@ -103,18 +103,7 @@ impl AppService {
             .then(a.app.id.cmp(&b.app.id));
             if query.descending { order.reverse() } else { order }
         });
-        let total = all.len() as u64;
-        let start = usize::try_from(page.page.saturating_sub(1).saturating_mul(page.size)).unwrap_or(usize::MAX);
-        let items: Vec<AppSummary> =
-            all.into_iter().skip(start).take(usize::try_from(page.size).unwrap_or(usize::MAX)).collect();
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            size: page.size,
-            pages: total.div_ceil(page.size.max(1)),
-            next_cursor: None,
-        })
+        Ok(Page::slice(all, page))
     }
 
     pub async fn get(&self, p: &Principal, id: AppId) -> Result<AppSummary, DomainError> {
@@ -165,7 +154,7 @@ impl AppService {
         } else {
             self.memories.list(p, filter, PageRequest { page: 1, size: ids.len() as u64 }).await?.items
         };
-        let mut items: Vec<AccessedMemory> = counts
+        let items: Vec<AccessedMemory> = counts
             .iter()
             .filter_map(|(mid, n)| {
                 visible
@@ -174,16 +163,6 @@ impl AppService {
                     .map(|v| AccessedMemory { memory: v.clone(), access_count: *n })
             })
             .collect();
-        let total = items.len() as u64;
-        let start = usize::try_from(page.page.saturating_sub(1).saturating_mul(page.size)).unwrap_or(usize::MAX);
-        items = items.into_iter().skip(start).take(usize::try_from(page.size).unwrap_or(usize::MAX)).collect();
-        Ok(Page {
-            items,
-            total,
-            page: page.page,
-            size: page.size,
-            pages: total.div_ceil(page.size.max(1)),
-            next_cursor: None,
-        })
+        Ok(Page::slice(items, page))
     }
 }

@@ -41,10 +41,7 @@ pub struct Position {
 
 /// The cursor of the page after `page`, whose last memory is `last`.
 pub fn next(filter: &MemoryFilter, size: u64, page: u64, last: &Memory) -> String {
-    let after = match filter.sort {
-        SortField::CreatedAt | SortField::UpdatedAt => SortKey::of(last, filter.sort),
-        SortField::Content | SortField::AppName => None,
-    };
+    let after = SortKey::of(last, filter.sort);
     let token = Token { s: filter.sort, d: filter.direction, n: size, p: page.saturating_add(1), k: after };
     // Serializing plain data to JSON cannot fail; an empty cursor would be
     // refused on use rather than misread.
@@ -75,7 +72,7 @@ pub fn parse(
         ));
         return None;
     }
-    let keyset = matches!(token.s, SortField::CreatedAt | SortField::UpdatedAt);
+    let keyset = token.s.has_keyset();
     if token.p < 2 || (!keyset && token.p > MAX_PAGE) || keyset != token.k.is_some() {
         out.push(FieldViolation::new(field, "is not a cursor this server issued"));
         return None;

@@ -81,23 +81,17 @@ pub async fn for_memory(
         .limit(page.size)
         .all(tx.conn())
         .await?;
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(|r| AccessLogEntry {
-                memory_id: MemoryId::from_uuid(r.memory_id),
-                user_id: UserId::from_uuid(r.user_id),
-                app_id: r.app_id.map(AppId::from_uuid),
-                access_type: r.access_type,
-                accessed_at: r.accessed_at,
-            })
-            .collect(),
-        total,
-        page: page.page,
-        size: page.size,
-        pages: if page.size == 0 { 0 } else { total.div_ceil(page.size) },
-        next_cursor: None,
-    })
+    let items = rows
+        .into_iter()
+        .map(|r| AccessLogEntry {
+            memory_id: MemoryId::from_uuid(r.memory_id),
+            user_id: UserId::from_uuid(r.user_id),
+            app_id: r.app_id.map(AppId::from_uuid),
+            access_type: r.access_type,
+            accessed_at: r.accessed_at,
+        })
+        .collect();
+    Ok(Page::new(items, total, page))
 }
 
 type Time = chrono::DateTime<chrono::Utc>;

@@ -322,11 +322,13 @@ fn arms(tx: &TenantTx, filter: &MemoryFilter) -> Vec<Select<memories::Entity>> {
     arms
 }
 
-/// Memories after `key` in the `(sort column, id)` order of `filter`.
-fn after_condition(filter: &MemoryFilter, key: &SortKey) -> Expr {
+/// Memories after `key` in the `(sort column, id)` order of `filter`;
+/// `None` when the order has no keyset ([`SortField::has_keyset`]).
+fn after_condition(filter: &MemoryFilter, key: &SortKey) -> Option<Expr> {
     let column = match filter.sort {
+        SortField::CreatedAt => memories::Column::CreatedAt,
         SortField::UpdatedAt => memories::Column::UpdatedAt,
-        SortField::CreatedAt | SortField::Content | SortField::AppName => memories::Column::CreatedAt,
+        SortField::Content | SortField::AppName => return None,
     };
     let value: sea_orm::Value = match &key.value {
         SortValue::Time(t) => (*t).into(),
@@ -336,10 +338,10 @@ fn after_condition(filter: &MemoryFilter, key: &SortKey) -> Expr {
     // made PostgreSQL walk the index from its start.)
     let row = Expr::tuple([Expr::col(column), Expr::col(memories::Column::Id)]);
     let at = Expr::tuple([Expr::val(value), Expr::val(key.id.as_uuid())]);
-    match filter.direction {
+    Some(match filter.direction {
         SortDirection::Desc => row.lt(at),
         SortDirection::Asc => row.gt(at),
-    }
+    })
 }
 
 /// One page of [`matching`], in the filter's order; the id breaks ties so
@@ -366,45 +368,29 @@ fn page_query(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Select
         };
         query.order_by(memories::Column::Id, order.clone())
     };
-    let keyset = filter.after.as_ref().filter(|_| matches!(filter.sort, SortField::CreatedAt | SortField::UpdatedAt));
-    let offset = if keyset.is_some() { 0 } else { page.page.saturating_sub(1).saturating_mul(page.size) };
-    let mut arms: Vec<Select<memories::Entity>> = arms(tx, filter)
-        .into_iter()
-        .map(|arm| match keyset {
-            Some(key) => arm.filter(after_condition(filter, key)),
-            None => arm,
-        })
-        .collect();
-    let query = if arms.len() < 2 {
-        arms.pop().unwrap_or_else(|| matching(tx, filter))
-    } else {
-        let window = offset.saturating_add(page.size);
-        let sqlite = tx.conn().get_database_backend() == sea_orm::DbBackend::Sqlite;
-        let mut union: Option<sea_orm::sea_query::SelectStatement> = None;
-        for (i, arm) in arms.into_iter().enumerate() {
-            let wrapped = if sqlite {
-                QueryTrait::into_query(arm)
-            } else {
-                let limited = QueryTrait::into_query(ordered(arm).limit(window));
-                Query::select()
-                    .column(sea_orm::sea_query::Asterisk)
-                    .from_subquery(limited, Alias::new(format!("arm{i}")))
-                    .to_owned()
-            };
-            match union.as_mut() {
-                None => union = Some(wrapped),
-                Some(u) => {
-                    u.union(UnionType::All, wrapped);
-                }
-            }
-        }
-        let mut outer = memories::Entity::find();
-        if let Some(union) = union {
-            QueryTrait::query(&mut outer).from_clear().from_subquery(union, memories::Entity);
-        }
-        outer
+    let after = filter.after.as_ref().and_then(|key| after_condition(filter, key));
+    let offset = if after.is_some() { 0 } else { page.page.saturating_sub(1).saturating_mul(page.size) };
+    let mut arms = arms(tx, filter).into_iter().map(|arm| match &after {
+        Some(after) => arm.filter(after.clone()),
+        None => arm,
+    });
+    let (Some(mine), Some(theirs)) = (arms.next(), arms.next()) else {
+        return ordered(matching(tx, filter).apply_if(after, QueryFilter::filter)).offset(offset).limit(page.size);
     };
-    ordered(query).offset(offset).limit(page.size)
+    let window = offset.saturating_add(page.size);
+    let sqlite = tx.conn().get_database_backend() == sea_orm::DbBackend::Sqlite;
+    let arm = |select: Select<memories::Entity>, alias: &str| {
+        if sqlite {
+            return QueryTrait::into_query(select);
+        }
+        let limited = QueryTrait::into_query(ordered(select).limit(window));
+        Query::select().column(sea_orm::sea_query::Asterisk).from_subquery(limited, Alias::new(alias)).to_owned()
+    };
+    let mut union = arm(mine, "mine");
+    union.union(UnionType::All, arm(theirs, "theirs"));
+    let mut outer = memories::Entity::find();
+    QueryTrait::query(&mut outer).from_clear().from_subquery(union, memories::Entity);
+    ordered(outer).offset(offset).limit(page.size)
 }
 
 /// The exact number of memories matching `filter`, in one statement: the sum
@@ -456,7 +442,7 @@ fn stored_count(tx: &TenantTx, user: UserId, states: &[MemoryState]) -> Expr {
 /// A page of memories matching `filter`, with the exact total.
 pub async fn list(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Result<Page<Memory>, StoreError> {
     let Some(filter) = with_category_ids(tx, filter).await? else {
-        return Ok(Page { items: Vec::new(), total: 0, page: page.page, size: page.size, pages: 0, next_cursor: None });
+        return Ok(Page::new(Vec::new(), 0, page));
     };
     let filter = &filter;
     let total = total(tx, filter).await?;
@@ -467,14 +453,7 @@ pub async fn list(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Re
     for m in &mut items {
         m.categories = names.remove(&m.id).unwrap_or_default();
     }
-    Ok(Page {
-        items,
-        total,
-        page: page.page,
-        size: page.size,
-        pages: if page.size == 0 { 0 } else { total.div_ceil(page.size) },
-        next_cursor: None,
-    })
+    Ok(Page::new(items, total, page))
 }
 
 /// The first memory matching `filter`, without counting the rest (the
