@@ -12,6 +12,7 @@ mod m20261126_000001_list_indexes;
 mod m20261126_000002_graph;
 mod m20261206_000001_list_order_index;
 mod m20261206_000002_memory_counts;
+mod m20261207_000001_category_links;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
 /// on PostgreSQL each has row-level security forced on it (by the migration
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_graph::Migration),
             Box::new(m20261206_000001_list_order_index::Migration),
             Box::new(m20261206_000002_memory_counts::Migration),
+            Box::new(m20261207_000001_category_links::Migration),
         ]
     }
 }

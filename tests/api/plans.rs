@@ -64,13 +64,15 @@ async fn hot_reads_use_their_indexes(engine: Engine) {
             // The caller's own memories by state come from the stored counts.
             let count = plan("list count");
             assert!(count.contains("memory_counts") && !count.contains("ix_memories_org_user_created_id"), "{all}");
+            // One category: its links in list order, then each memory by key;
+            // the count never leaves the links' index.
             let count = plan("list count of one category");
-            assert!(count.contains("COVERING INDEX ix_memories_org_user_created_id"), "{all}");
+            assert!(count.contains("COVERING INDEX ix_memory_categories_own_order"), "{all}");
             let by_category = plan("list page of one category");
-            assert!(
-                !by_category.contains("SCAN memories\n") && !by_category.ends_with("SCAN memories"),
-                "{by_category}"
-            );
+            assert!(by_category.contains("COVERING INDEX ix_memory_categories_own_order"), "{all}");
+            assert!(by_category.contains("ix_memory_categories_shared_order"), "{all}");
+            assert!(by_category.contains("sqlite_autoindex_memories_1 (id=?)"), "{all}");
+            assert!(!by_category.contains("SCAN memories") && !by_category.contains("ix_memories_org_"), "{all}");
         }
         Engine::Postgres => {
             for (name, p) in &plans {
@@ -81,12 +83,19 @@ async fn hot_reads_use_their_indexes(engine: Engine) {
                 "{}",
                 plan("categories of a page")
             );
-            for name in ["list page", "list page of one category", "list page after a cursor"] {
+            for name in ["list page", "list page after a cursor"] {
                 let page = plan(name);
                 // A merge append of the arms, each in index order; no sort node.
                 assert!(page.contains("ix_memories_org_user_created_id") && !page.contains("Sort  ("), "{name}: {all}");
             }
             assert!(plan("list count").contains("memory_counts"), "{all}");
+            // One category: the first links of each arm in list order (only
+            // those few memories are sorted again).
+            for name in ["list page of one category", "list count of one category"] {
+                let p = plan(name);
+                assert!(p.contains("ix_memory_categories_own_order"), "{name}: {all}");
+                assert!(!p.contains("Seq Scan on memory_categories"), "{name}: {all}");
+            }
         }
     }
 }

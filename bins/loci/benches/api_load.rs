@@ -12,7 +12,9 @@
 //! (also at 1,000 connections), list pages (first, one category, page 200 by
 //! number and by cursor) and, with `--search` and the local model
 //! (`~/.cache/loci-models/all-MiniLM-L6-v2`), lexical and hybrid search
-//! once the indexers caught up. Peak memory is the server's, sampled.
+//! twice: right after the growth, while the embedding indexer still works
+//! through it, and once the indexers caught up. Peak memory is the server's,
+//! sampled.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -260,6 +262,17 @@ async fn indexed(client: &reqwest::Client, base: &str, admin: &str) -> Duration 
     }
 }
 
+/// A search in `mode` with a distinct query each time, so no cache answers.
+fn search_request(client: &reqwest::Client, base: &str, token: &str, mode: &'static str) -> MakeRequest {
+    let (c, b, t) = (client.clone(), base.to_owned(), token.to_owned());
+    Arc::new(move |n| {
+        let query = format!("{} {} {}", WORDS[n % 20], WORDS[(n / 20) % 20], n % 97);
+        c.post(format!("{b}/api/v1/search"))
+            .bearer_auth(&t)
+            .json(&serde_json::json!({"query": query, "mode": mode, "limit": 10}))
+    })
+}
+
 fn main() {
     let flags: Vec<String> = std::env::args().skip(1).filter(|a| a.starts_with("--")).collect();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -360,6 +373,14 @@ fn main() {
         println!("holding: server pid {server_pid} at {base}\ntoken {token}\ndatabase {}", test_db.url);
         let _ = std::io::stdin().lines().count();
     }
+    if search {
+        // The embedding indexer is still working through the growth: search
+        // while it does (compare with the idle figures below).
+        for mode in ["lexical", "hybrid"] {
+            let outcome = rt.block_on(load(32, duration, search_request(&client, &base, &token, mode)));
+            println!("{}", outcome.line(&format!("POST /api/v1/search ({mode}, while indexing)")));
+        }
+    }
     let waited = rt.block_on(indexed(&client, &base, &admin));
     println!("indexers caught up {:.0} s after the growth", waited.as_secs_f64());
     println!(
@@ -425,15 +446,7 @@ fn main() {
     }
     if search {
         for mode in ["lexical", "hybrid"] {
-            let (c, b, t) = (client.clone(), base.clone(), token.clone());
-            let make: MakeRequest = Arc::new(move |n| {
-                // A distinct query each time, so no cache answers.
-                let query = format!("{} {} {}", WORDS[n % 20], WORDS[(n / 20) % 20], n % 97);
-                c.post(format!("{b}/api/v1/search"))
-                    .bearer_auth(&t)
-                    .json(&serde_json::json!({"query": query, "mode": mode, "limit": 10}))
-            });
-            let outcome = rt.block_on(load(32, duration, make));
+            let outcome = rt.block_on(load(32, duration, search_request(&client, &base, &token, mode)));
             println!("{}", outcome.line(&format!("POST /api/v1/search ({mode})")));
         }
     }

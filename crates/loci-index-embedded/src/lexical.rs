@@ -21,14 +21,15 @@ use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs};
 use tantivy::directory::MmapDirectory;
 use tantivy::fieldnorm::FieldNormReader;
 use tantivy::query::{
-    Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery, Occur, Query, RangeQuery, TermQuery,
+    Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery, EnableScoring, Explanation, Occur, Query,
+    RangeQuery, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions, Value};
 use tantivy::tokenizer::{
     AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
 use tantivy::{
-    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentOrdinal, SegmentReader,
+    BitSet, DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentOrdinal, SegmentReader,
     TantivyDocument, TantivyError, Term,
 };
 
@@ -417,12 +418,11 @@ impl Inner {
         Some(Box::new(BooleanQuery::new(clauses)))
     }
 
-    /// The search query: the filter (scored 0, so it only selects) and the
-    /// text query (BM25). `None` when there is no searchable term.
+    /// The search query: the text query (BM25) over the documents the filter
+    /// selects. `None` when there is no searchable term.
     fn query(&self, terms: &[String], filter: &SearchFilter) -> Option<Box<dyn Query>> {
         let text = self.text_query(terms)?;
-        let filter = ConstScoreQuery::new(Box::new(self.filter_query(filter)), 0.0);
-        Some(Box::new(BooleanQuery::new(vec![(Occur::Must, Box::new(filter)), (Occur::Must, text)])))
+        Some(Box::new(FilteredText { text, filter: Box::new(self.filter_query(filter)) }))
     }
 
     /// [`Inner::query`] of the analysed `text`.
@@ -774,6 +774,86 @@ impl LexicalIndex for EmbeddedLexicalIndex {
     }
 }
 
+/// BM25 of `text` over the documents `filter` selects, keeping the text
+/// query's top-k pruning. Tantivy prunes (block-max WAND) a plain union of
+/// terms, but not the same union intersected with a filter: every document
+/// of the org that held a query term was scored before the top 10 were
+/// kept. Here the filter becomes a bitset of the segment first, and the
+/// pruned union offers only admitted documents to the collector (a refused
+/// document leaves the threshold where it was).
+#[derive(Debug)]
+struct FilteredText {
+    text: Box<dyn Query>,
+    filter: Box<dyn Query>,
+}
+
+impl Clone for FilteredText {
+    fn clone(&self) -> Self {
+        Self { text: self.text.box_clone(), filter: self.filter.box_clone() }
+    }
+}
+
+impl FilteredText {
+    /// The same documents and scores as one boolean query (the filter scored
+    /// 0): what scorers, explanations and counts use.
+    fn combined(&self) -> BooleanQuery {
+        let filter = ConstScoreQuery::new(self.filter.box_clone(), 0.0);
+        BooleanQuery::new(vec![(Occur::Must, Box::new(filter)), (Occur::Must, self.text.box_clone())])
+    }
+}
+
+impl Query for FilteredText {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(FilteredTextWeight {
+            text: self.text.weight(scoring)?,
+            filter: self.filter.weight(scoring)?,
+            combined: self.combined().weight(scoring)?,
+        }))
+    }
+
+    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
+        self.filter.query_terms(visitor);
+        self.text.query_terms(visitor);
+    }
+}
+
+struct FilteredTextWeight {
+    text: Box<dyn Weight>,
+    filter: Box<dyn Weight>,
+    combined: Box<dyn Weight>,
+}
+
+impl Weight for FilteredTextWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        self.combined.scorer(reader, boost)
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        self.combined.explain(reader, doc)
+    }
+
+    fn for_each_pruning(
+        &self,
+        threshold: Score,
+        reader: &SegmentReader,
+        callback: &mut dyn FnMut(DocId, Score) -> Score,
+    ) -> tantivy::Result<()> {
+        let mut admitted = BitSet::with_max_value(reader.max_doc());
+        self.filter.for_each_no_score(reader, &mut |docs| {
+            for &doc in docs {
+                admitted.insert(doc);
+            }
+        })?;
+        let mut current = threshold;
+        self.text.for_each_pruning(threshold, reader, &mut |doc, score| {
+            if admitted.contains(doc) {
+                current = callback(doc, score);
+            }
+            current
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use loci_core::{MemoryState, UserId};
@@ -800,6 +880,75 @@ mod tests {
         let q = format!("{:?}", idx.inner.build_query("deploy", &filter).unwrap());
         assert!(q.contains("\"acme-org\""), "{q}");
         assert!(q.contains("grant:org:acme-org"), "{q}");
+    }
+
+    /// The pruned search returns what scoring every admitted document would:
+    /// the same top scores, and the same documents wherever scores differ.
+    #[tokio::test]
+    async fn pruned_top_k_equals_scoring_every_admitted_document() {
+        let idx = index();
+        let words = ["deploy", "kafka", "postgres", "rollback", "review", "budget", "alice", "oncall", "cache"];
+        let (alice, bob) = (UserId::new(), UserId::new());
+        let mut seed = 17u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut docs = Vec::new();
+        for i in 0..3_000u64 {
+            let (org_id, user) = match i % 5 {
+                0 => (org("other"), UserId::new()),
+                1 | 2 => (org("acme"), bob),
+                _ => (org("acme"), alice),
+            };
+            let n = 3 + next() % 12;
+            // Skewed towards the first words, so term frequencies differ.
+            let text: Vec<&str> = (0..n).map(|_| words[(next() % 9).min(next() % 9) as usize]).collect();
+            docs.push(loci_index::contract::plain_doc(&org_id, user, &text.join(" ")));
+        }
+        for chunk in docs.chunks(500) {
+            idx.upsert(chunk).await.unwrap();
+            idx.flush().await.unwrap();
+        }
+        let mut filter = SearchFilter::new(org("acme"), None);
+        filter.visible_to = Some(Visibility { user_id: alice, grants: vec![] });
+        for text in ["deploy kafka", "postgres rollback review", "cache", "budget oncall alice deploy"] {
+            let pruned = idx.inner.search(text, &filter, 10).unwrap();
+            let terms = idx.inner.analyze(text);
+            let everything = FilteredText {
+                text: idx.inner.text_query(&terms).unwrap(),
+                filter: Box::new(idx.inner.filter_query(&filter)),
+            }
+            .combined();
+            let searcher = idx.inner.reader.searcher();
+            let stats = idx.inner.org_statistics(&searcher, "acme").unwrap();
+            let exhaustive = searcher
+                .search_with_statistics_provider(&everything, &TopDocs::with_limit(10).order_by_score(), &stats)
+                .unwrap();
+            assert_eq!(pruned.len(), 10, "{text}");
+            assert_eq!(exhaustive.len(), 10, "{text}");
+            for (hit, (score, _)) in pruned.iter().zip(&exhaustive) {
+                assert!((hit.score - score).abs() < 1e-4, "{text}: {} vs {score}", hit.score);
+            }
+            let cut = exhaustive[9].0;
+            let strictly_above = |scores: Vec<(Score, MemoryId)>| {
+                let mut ids: Vec<MemoryId> =
+                    scores.into_iter().filter(|(s, _)| *s > cut + 1e-4).map(|(_, id)| id).collect();
+                ids.sort();
+                ids
+            };
+            let id_of = |address| {
+                let doc: TantivyDocument = searcher.doc(address).unwrap();
+                doc.get_first(idx.inner.fields.id).and_then(|v| v.as_str()).unwrap().parse::<MemoryId>().unwrap()
+            };
+            assert_eq!(
+                strictly_above(pruned.iter().map(|h| (h.score, h.id)).collect()),
+                strictly_above(exhaustive.iter().map(|(s, a)| (*s, id_of(*a))).collect()),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -111,6 +111,51 @@ async fn exact_path_finds_the_nearest_neighbours() {
     assert!(idx.search(&docs[0].1, &other, 3).await.unwrap().is_empty());
 }
 
+/// Half the documents of a graph change after it was built (a quarter moved
+/// to new vectors, a quarter deleted): tombstones and relinked nodes must
+/// not cost recall.
+#[tokio::test]
+async fn recall_holds_after_half_the_documents_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let dims = 64;
+    let idx = open(dir.path(), dims, options(1_000));
+    let acme = org("acme");
+    let mut rng = Rng(7);
+    let mut docs = random_docs(&acme, 5_000, dims, &mut rng);
+    for chunk in docs.chunks(500) {
+        idx.upsert(chunk).await.unwrap();
+    }
+    assert!(idx.uses_graph(&acme));
+    let moved: Vec<(IndexDoc, Vec<f32>)> = docs.iter().step_by(4).map(|(d, _)| (d.clone(), rng.unit(dims))).collect();
+    for chunk in moved.chunks(500) {
+        idx.upsert(chunk).await.unwrap();
+    }
+    let deleted: Vec<MemoryId> = docs.iter().skip(1).step_by(4).map(|(d, _)| d.id).collect();
+    for chunk in deleted.chunks(500) {
+        idx.delete(&acme, chunk).await.unwrap();
+    }
+    let moved: std::collections::HashMap<MemoryId, Vec<f32>> = moved.into_iter().map(|(d, v)| (d.id, v)).collect();
+    docs.retain(|(d, _)| !deleted.contains(&d.id));
+    for (d, v) in &mut docs {
+        if let Some(new) = moved.get(&d.id) {
+            v.clone_from(new);
+        }
+    }
+    assert_eq!(idx.count(&acme).await.unwrap(), docs.len() as u64);
+    let filter = SearchFilter::new(acme.clone(), None);
+    let mut total = 0.0;
+    for _ in 0..100 {
+        let q = rng.unit(dims);
+        let approx = idx.search(&q, &filter, 10).await.unwrap();
+        let exact = idx.exact_search(&q, &filter, 10).await.unwrap();
+        assert_eq!(ids(&exact), reference(&docs, &q, &filter, 10));
+        total += recall_at_k(&approx, &exact, 10);
+    }
+    let recall = total / 100.0;
+    println!("recall@10 after half changed = {recall:.4}");
+    assert!(recall >= 0.95, "recall@10 {recall}");
+}
+
 #[tokio::test]
 async fn hnsw_path_has_high_recall() {
     let dir = tempfile::tempdir().unwrap();

@@ -102,6 +102,11 @@ pub struct DatabaseSettings {
     pub idle_timeout_secs: u64,
     #[validate(range(min = 1, max = 600_000))]
     pub sqlite_busy_timeout_ms: u64,
+    /// SQLite: bytes of the database file each connection reads through a
+    /// memory map, in MiB (0: none). Resident memory counts the mapped pages
+    /// once per connection, so it is bounded by (max_connections + 1) x this.
+    #[validate(range(max = 4096))]
+    pub sqlite_mmap_mib: u64,
     /// Apply pending migrations when the server starts.
     pub auto_migrate: bool,
     /// PostgreSQL only: start even if the app role bypasses row-level security
@@ -120,6 +125,7 @@ impl Default for DatabaseSettings {
             acquire_timeout_secs: 5,
             idle_timeout_secs: 600,
             sqlite_busy_timeout_ms: 5000,
+            sqlite_mmap_mib: 32,
             auto_migrate: true,
             allow_rls_bypass: false,
         }

@@ -45,6 +45,7 @@ pub async fn assign(tx: &TenantTx, memory: MemoryId, names: &[String]) -> Result
             memory_id: Set(memory.as_uuid()),
             category_id: Set(id.as_uuid()),
             org_id: Set(tx.org_str()),
+            ..Default::default()
         };
         memory_categories::Entity::insert(row)
             .on_conflict(
@@ -83,6 +84,7 @@ pub async fn assign_many(tx: &TenantTx, filed: &[(MemoryId, &[String])]) -> Resu
                 memory_id: Set(memory.as_uuid()),
                 category_id: Set(*id),
                 org_id: Set(tx.org_str()),
+                ..Default::default()
             });
         }
     }

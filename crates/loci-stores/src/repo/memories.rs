@@ -68,6 +68,17 @@ fn scoped(tx: &TenantTx) -> Select<memories::Entity> {
     memories::Entity::find().filter(memories::Column::OrgId.eq(tx.org_str()))
 }
 
+/// [`scoped`] for a query that finds its rows by primary key (`id IN
+/// (..)`). SQLite, without statistics, preferred an org-prefixed index to
+/// the key (reading every memory of the org to probe the list); a unary `+`
+/// keeps the org term out of index selection there while still checking it.
+fn scoped_by_key(tx: &TenantTx) -> Select<memories::Entity> {
+    if tx.conn().get_database_backend() != sea_orm::DbBackend::Sqlite {
+        return scoped(tx);
+    }
+    memories::Entity::find().filter(Expr::cust_with_values(r#"+"memories"."org_id" = ?"#, [tx.org_str()]))
+}
+
 async fn record_history(
     tx: &TenantTx,
     memory: MemoryId,
@@ -184,25 +195,27 @@ fn starts_with(prefix: &str) -> LikeExpr {
 /// The visibility rule inside the query: the owner, or an access entity that
 /// one of the caller's grants covers.
 pub(crate) fn visibility_condition(v: &Visibility) -> Condition {
-    Condition::any().add(memories::Column::UserId.eq(v.user_id.as_uuid())).add(grants_condition(&v.grants))
+    Condition::any()
+        .add(memories::Column::UserId.eq(v.user_id.as_uuid()))
+        .add(grants_condition(memories::Column::AccessEntity, &v.grants))
 }
 
-/// An access entity that one of `grants` covers (itself exactly; `org:X`
-/// also `project:X/*` and `team:X/*`; `project:X/P` also `team:X/P/*`).
-fn grants_condition(grants: &[AccessEntity]) -> Condition {
+/// An access entity in `column` that one of `grants` covers (itself
+/// exactly; `org:X` also `project:X/*` and `team:X/*`; `project:X/P` also
+/// `team:X/P/*`).
+fn grants_condition<C: ColumnTrait>(column: C, grants: &[AccessEntity]) -> Condition {
+    let col = || Expr::col((column.entity_name(), column));
     let mut any = Condition::any();
     for grant in grants {
-        any = any.add(memories::Column::AccessEntity.eq(grant.to_string()));
+        any = any.add(col().eq(grant.to_string()));
         match grant {
             AccessEntity::Org(org) => {
                 any = any
-                    .add(Expr::col(memories::Column::AccessEntity).like(starts_with(&format!("project:{org}/"))))
-                    .add(Expr::col(memories::Column::AccessEntity).like(starts_with(&format!("team:{org}/"))));
+                    .add(col().like(starts_with(&format!("project:{org}/"))))
+                    .add(col().like(starts_with(&format!("team:{org}/"))));
             }
             AccessEntity::Project { org, project } => {
-                any = any.add(
-                    Expr::col(memories::Column::AccessEntity).like(starts_with(&format!("team:{org}/{project}/"))),
-                );
+                any = any.add(col().like(starts_with(&format!("team:{org}/{project}/"))));
             }
             AccessEntity::User(_) | AccessEntity::Team { .. } => {}
         }
@@ -317,7 +330,7 @@ fn arms(tx: &TenantTx, filter: &MemoryFilter) -> Vec<Select<memories::Entity>> {
     let mut arms = vec![base().filter(mine)];
     if !v.grants.is_empty() {
         let theirs = memories::Column::UserId.ne(v.user_id.as_uuid());
-        arms.push(base().filter(theirs).filter(grants_condition(&v.grants)));
+        arms.push(base().filter(theirs).filter(grants_condition(memories::Column::AccessEntity, &v.grants)));
     }
     arms
 }
@@ -330,18 +343,97 @@ fn after_condition(filter: &MemoryFilter, key: &SortKey) -> Option<Expr> {
         SortField::UpdatedAt => memories::Column::UpdatedAt,
         SortField::Content | SortField::AppName => return None,
     };
+    Some(keyset_after(filter.direction, key, Expr::col(column), Expr::col(memories::Column::Id)))
+}
+
+/// Rows whose `(time, id)` come after `key` in `direction`.
+fn keyset_after(direction: SortDirection, key: &SortKey, time: Expr, id: Expr) -> Expr {
     let value: sea_orm::Value = match &key.value {
         SortValue::Time(t) => (*t).into(),
     };
     // A row comparison, `(col, id) < (value, id)`: both engines read it as
     // one range of the (.., created_at, id) indexes. (The equivalent `OR`
     // made PostgreSQL walk the index from its start.)
-    let row = Expr::tuple([Expr::col(column), Expr::col(memories::Column::Id)]);
+    let row = Expr::tuple([time, id]);
     let at = Expr::tuple([Expr::val(value), Expr::val(key.id.as_uuid())]);
-    Some(match filter.direction {
+    match direction {
         SortDirection::Desc => row.lt(at),
         SortDirection::Asc => row.gt(at),
-    })
+    }
+}
+
+/// The one category of a list that its links alone serve in list order:
+/// a caller's list of one category, by creation time, filtered by nothing
+/// else but states (see [`link_arms`]).
+fn link_served_category(filter: &MemoryFilter) -> Option<uuid::Uuid> {
+    let [category] = filter.category_ids.as_slice() else {
+        return None;
+    };
+    let rest = MemoryFilter { category_ids: Vec::new(), ..filter.clone() };
+    let served = filter.visible_to.is_some() && filter.sort == SortField::CreatedAt && rest.only_states();
+    served.then(|| category.as_uuid())
+}
+
+/// The arms of a list of one category read from its links, which carry
+/// copies of their memory's owner, state, access entity and creation time
+/// (kept by triggers): the caller's own links are one range of
+/// `(org, category, user, created_at, memory)` and the shared ones one range
+/// of `(org, category, access_entity, created_at, memory)` per grant, so
+/// neither the page nor its count looks up a memory it does not return.
+fn link_arms(tx: &TenantTx, filter: &MemoryFilter, category: uuid::Uuid) -> Vec<Select<memory_categories::Entity>> {
+    let Some(v) = &filter.visible_to else {
+        return Vec::new();
+    };
+    let base = || {
+        let links = memory_categories::Entity::find()
+            .filter(memory_categories::Column::OrgId.eq(tx.org_str()))
+            .filter(memory_categories::Column::CategoryId.eq(category));
+        if filter.states.is_empty() {
+            return links;
+        }
+        links.filter(memory_categories::Column::State.is_in(filter.states.iter().map(|s| s.as_str())))
+    };
+    let mut arms = vec![base().filter(memory_categories::Column::UserId.eq(v.user_id.as_uuid()))];
+    if !v.grants.is_empty() {
+        arms.push(
+            base()
+                .filter(memory_categories::Column::UserId.ne(v.user_id.as_uuid()))
+                .filter(grants_condition(memory_categories::Column::AccessEntity, &v.grants)),
+        );
+    }
+    arms
+}
+
+/// [`link_arms`] as arms of a page: the memories of the arm's first
+/// `window` links after the filter's keyset position.
+fn linked_page_arms(
+    tx: &TenantTx,
+    filter: &MemoryFilter,
+    category: uuid::Uuid,
+    order: &sea_orm::Order,
+    window: u64,
+) -> Vec<Select<memories::Entity>> {
+    let after = filter.after.as_ref().map(|key| {
+        keyset_after(
+            filter.direction,
+            key,
+            Expr::col((memory_categories::Entity, memory_categories::Column::CreatedAt)),
+            Expr::col((memory_categories::Entity, memory_categories::Column::MemoryId)),
+        )
+    });
+    link_arms(tx, filter, category)
+        .into_iter()
+        .map(|links| {
+            let first = links
+                .apply_if(after.clone(), QueryFilter::filter)
+                .order_by(memory_categories::Column::CreatedAt, order.clone())
+                .order_by(memory_categories::Column::MemoryId, order.clone())
+                .limit(window)
+                .select_only()
+                .column(memory_categories::Column::MemoryId);
+            scoped_by_key(tx).filter(memories::Column::Id.in_subquery(QueryTrait::into_query(first)))
+        })
+        .collect()
 }
 
 /// One page of [`matching`], in the filter's order; the id breaks ties so
@@ -370,14 +462,20 @@ fn page_query(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Select
     };
     let after = filter.after.as_ref().and_then(|key| after_condition(filter, key));
     let offset = if after.is_some() { 0 } else { page.page.saturating_sub(1).saturating_mul(page.size) };
-    let mut arms = arms(tx, filter).into_iter().map(|arm| match &after {
+    let window = offset.saturating_add(page.size);
+    let arms = match link_served_category(filter) {
+        Some(category) => linked_page_arms(tx, filter, category, &order, window),
+        None => arms(tx, filter),
+    };
+    let mut arms = arms.into_iter().map(|arm| match &after {
         Some(after) => arm.filter(after.clone()),
         None => arm,
     });
-    let (Some(mine), Some(theirs)) = (arms.next(), arms.next()) else {
-        return ordered(matching(tx, filter).apply_if(after, QueryFilter::filter)).offset(offset).limit(page.size);
+    let (mine, theirs) = match (arms.next(), arms.next()) {
+        (Some(mine), Some(theirs)) => (mine, theirs),
+        (Some(only), None) => return ordered(only).offset(offset).limit(page.size),
+        _ => return ordered(matching(tx, filter).apply_if(after, QueryFilter::filter)).offset(offset).limit(page.size),
     };
-    let window = offset.saturating_add(page.size);
     let sqlite = tx.conn().get_database_backend() == sea_orm::DbBackend::Sqlite;
     let arm = |select: Select<memories::Entity>, alias: &str| {
         if sqlite {
@@ -415,7 +513,13 @@ fn total_query(tx: &TenantTx, filter: &MemoryFilter) -> sea_orm::sea_query::Sele
         Expr::from(QueryTrait::into_query(arm.select_only().column_as(Expr::cust("COUNT(*)"), "n")))
     };
     let mut parts: Vec<Expr> = Vec::new();
-    for (i, arm) in arms(tx, filter).into_iter().enumerate() {
+    if let Some(category) = link_served_category(filter) {
+        for links in link_arms(tx, filter, category) {
+            parts.push(Expr::from(QueryTrait::into_query(links.select_only().column_as(Expr::cust("COUNT(*)"), "n"))));
+        }
+    }
+    let counted = if parts.is_empty() { arms(tx, filter) } else { Vec::new() };
+    for (i, arm) in counted.into_iter().enumerate() {
         match &filter.visible_to {
             Some(v) if i == 0 && filter.only_states() => parts.push(stored_count(tx, v.user_id, &filter.states)),
             _ => parts.push(count(arm)),
