@@ -6,6 +6,7 @@
 mod auth;
 mod backup;
 mod categorize;
+mod entities;
 mod errors;
 mod health;
 mod mcp;

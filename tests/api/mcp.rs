@@ -226,6 +226,33 @@ async fn another_tenant_or_an_ungranted_user_sees_nothing_through_any_tool() {
     assert_eq!(still["content"], "zebra quartz launch codes");
 }
 
+#[tokio::test]
+async fn entity_tools_answer_what_rest_answers_for_the_caller_only() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let alice_rest = app.user("alice", "acme", &[]);
+    alice_rest.remember("Caroline met Melanie in Denver.", json!({})).await;
+    alice_rest.remember("Melanie works with Oscar.", json!({})).await;
+    app.user("bob", "acme", &[]).remember("Caroline knows Quentin.", json!({})).await;
+    app.indexed().await;
+    let alice = connect(&app, &alice_rest.token).await;
+
+    let network = ok(&alice, "graph_entity_network", json!({ "entity": "Melanie" })).await;
+    let (status, rest) = alice_rest.get("/api/v1/entities/melanie/network").await;
+    assert_eq!(status, 200);
+    assert_eq!(network, rest, "one domain call behind both transports");
+    let path = ok(&alice, "graph_path_between_entities", json!({ "from": "Denver", "to": "oscar" })).await;
+    let chain: Vec<&str> = path["entities"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!((path["hops"].as_u64(), chain), (Some(2), vec!["denver", "melanie", "oscar"]));
+    // bob's private entity does not exist for alice; bad input is a field error.
+    let hidden = err(&alice, "graph_path_between_entities", json!({ "from": "caroline", "to": "quentin" })).await;
+    assert_eq!(hidden["code"], "NOT_FOUND");
+    let hidden = err(&alice, "graph_entity_network", json!({ "entity": "quentin" })).await;
+    assert_eq!(hidden["code"], "NOT_FOUND");
+    let bad =
+        err(&alice, "graph_path_between_entities", json!({ "from": "caroline", "to": "oscar", "max_hops": 99 })).await;
+    assert_eq!(bad["errors"][0]["field"], "max_hops", "{bad}");
+}
+
 /// One JSON-RPC exchange over raw HTTP: status, headers and the JSON-RPC
 /// message of the response (from a JSON body or the first SSE `data:` line).
 async fn rpc(

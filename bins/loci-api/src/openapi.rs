@@ -62,6 +62,10 @@ impl Modify for Security {
         crate::routes::apps::stats,
         crate::routes::backup::export,
         crate::routes::backup::import,
+        crate::routes::entities::list,
+        crate::routes::entities::get,
+        crate::routes::entities::network,
+        crate::routes::entities::path,
     ),
     components(schemas(Problem, loci_http::FieldError)),
     modifiers(&Security),
@@ -71,6 +75,7 @@ impl Modify for Security {
         (name = "apps", description = "The apps a user writes through"),
         (name = "search", description = "Hybrid (vector + lexical + graph) search"),
         (name = "backup", description = "Export and import of a user's memories"),
+        (name = "entities", description = "The entities of the caller's visible memories and how they connect"),
         (name = "identity", description = "Who the caller is; protected-resource metadata"),
     )
 )]

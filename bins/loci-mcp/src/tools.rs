@@ -6,6 +6,9 @@
 use std::sync::Arc;
 
 use loci_core::{ErrorCode, MemoryId};
+use loci_domain::entities::{
+    DEFAULT_ENTITY_LIMIT, DEFAULT_PATH_HOPS, EntityService, MAX_ENTITY_LIMIT, MAX_NAME_CHARS, PATH_HOPS,
+};
 use loci_domain::inputs::{FilterBody, IdsBody};
 use loci_domain::memories::{MemoryService, MemoryView};
 use loci_domain::rules::{self, DEFAULT_SEARCH_LIMIT, MAX_IDS_PER_CALL, MAX_SEARCH_LIMIT, MAX_UPDATES_PER_CALL};
@@ -176,6 +179,28 @@ fn related_schema() -> Value {
     )
 }
 
+fn entity_property() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "description": "An entity's name (case, possessive and punctuation do not matter)" })
+}
+
+fn network_schema() -> Value {
+    object(
+        json!({ "entity": entity_property(), "limit": { "type": "integer", "minimum": 1, "maximum": MAX_ENTITY_LIMIT, "default": DEFAULT_ENTITY_LIMIT } }),
+        &["entity"],
+    )
+}
+
+fn path_schema() -> Value {
+    object(
+        json!({
+            "from": entity_property(),
+            "to": entity_property(),
+            "max_hops": { "type": "integer", "minimum": PATH_HOPS.start(), "maximum": PATH_HOPS.end(), "default": DEFAULT_PATH_HOPS },
+        }),
+        &["from", "to"],
+    )
+}
+
 fn job_schema() -> Value {
     object(json!({ "job_id": { "type": "string" } }), &["job_id"])
 }
@@ -271,6 +296,22 @@ pub const TOOLS: &[ToolSpec] = &[
         schema: related_schema,
     },
     ToolSpec {
+        name: "graph_entity_network",
+        scopes: &[GRAPH_READ],
+        description: "An entity (person, project, service...) and the entities your memories mention together with it, with how many memories they share.",
+        read_only: true,
+        destructive: false,
+        schema: network_schema,
+    },
+    ToolSpec {
+        name: "graph_path_between_entities",
+        scopes: &[GRAPH_READ],
+        description: "The shortest chain of entities connecting two entities through memories that mention them together.",
+        read_only: true,
+        destructive: false,
+        schema: path_schema,
+    },
+    ToolSpec {
         name: "get_embedder_info",
         scopes: &[MEMORIES_READ],
         description: "The embedding model behind semantic search: provider, model, dimensions.",
@@ -284,9 +325,7 @@ pub const TOOLS: &[ToolSpec] = &[
 /// answers NOT_IMPLEMENTED after the same scope check as any tool.
 pub const PLANNED: &[(&str, &[&str])] = &[
     ("graph_subgraph", &[GRAPH_READ]),
-    ("graph_entity_network", &[GRAPH_READ]),
     ("graph_entity_relations", &[GRAPH_READ]),
-    ("graph_path_between_entities", &[GRAPH_READ]),
     ("graph_tag_cooccurrence", &[GRAPH_READ]),
     ("graph_aggregate", &[GRAPH_READ]),
     ("graph_normalize_entities", &[ENTITIES_WRITE]),
@@ -381,6 +420,21 @@ struct RelatedArgs {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+struct NetworkArgs {
+    entity: String,
+    limit: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PathArgs {
+    from: String,
+    to: String,
+    max_hops: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JobArgs {
     job_id: String,
 }
@@ -417,13 +471,20 @@ pub struct EmbedderInfo {
 pub struct Tools {
     memories: MemoryService,
     search: SearchService,
+    entities: EntityService,
     embedder: EmbedderInfo,
     max_results: u64,
 }
 
 impl Tools {
-    pub fn new(memories: MemoryService, search: SearchService, embedder: EmbedderInfo, max_results: u64) -> Self {
-        Self { memories, search, embedder, max_results }
+    pub fn new(
+        memories: MemoryService,
+        search: SearchService,
+        entities: EntityService,
+        embedder: EmbedderInfo,
+        max_results: u64,
+    ) -> Self {
+        Self { memories, search, entities, embedder, max_results }
     }
 
     pub fn from_services(services: &loci_app::Services) -> Self {
@@ -435,7 +496,13 @@ impl Tools {
             dimensions: info.as_ref().map(|(_, d)| *d),
             available: info.is_some(),
         };
-        Self::new(services.memories.clone(), services.search.clone(), embedder, s.mcp.max_results)
+        Self::new(
+            services.memories.clone(),
+            services.search.clone(),
+            services.entities.clone(),
+            embedder,
+            s.mcp.max_results,
+        )
     }
 
     /// Every listed tool, with this deployment's result cap as the
@@ -499,6 +566,8 @@ impl Tools {
             "delete_all_memories" => self.delete_all_memories(p, &args).await,
             "graph_related_memories" => self.graph_related(p, &args).await,
             "graph_similar_memories" => self.graph_similar(p, &args).await,
+            "graph_entity_network" => self.graph_entity_network(p, &args).await,
+            "graph_path_between_entities" => self.graph_path(p, &args).await,
             "get_embedder_info" => self.embedder_info(&args),
             planned => Err(ToolError::new(
                 ErrorCode::NotImplemented,
@@ -661,6 +730,37 @@ impl Tools {
             .collect::<Vec<_>>()
             .join("\n");
         Ok((json!({ "items": items, "total": items.len() }), text))
+    }
+
+    async fn graph_entity_network(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: NetworkArgs = arguments(args)?;
+        let limit = match a.limit {
+            None => DEFAULT_ENTITY_LIMIT,
+            Some(n) => usize::try_from(n).unwrap_or(0),
+        };
+        let network = self.entities.network(p, &a.entity, limit).await?;
+        let mut lines = vec![format!("{} ({} memories)", network.entity.display_name, network.entity.memories)];
+        lines.extend(
+            network.neighbours.iter().map(|n| {
+                format!("- {} ({} shared of {})", n.entity.display_name, n.shared_memories, n.entity.memories)
+            }),
+        );
+        Ok((to_value(&network)?, lines.join("\n")))
+    }
+
+    async fn graph_path(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: PathArgs = arguments(args)?;
+        let max_hops = match a.max_hops {
+            None => DEFAULT_PATH_HOPS,
+            Some(n) => usize::try_from(n).unwrap_or(0),
+        };
+        let path = self.entities.path(p, &a.from, &a.to, max_hops).await?;
+        let text = if path.found {
+            path.entities.iter().map(|e| e.display_name.as_str()).collect::<Vec<_>>().join(" -> ")
+        } else {
+            format!("no chain from {} to {} within {max_hops} hops", path.from, path.to)
+        };
+        Ok((to_value(&path)?, text))
     }
 
     fn embedder_info(&self, args: &JsonObject) -> Result<(Value, String), ToolError> {

@@ -101,12 +101,16 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
             "delete_memories" => continue,
             "delete_all_memories" => continue,
             "add_memories_status" => json!({ "job_id": "j" }),
+            "graph_entity_network" => json!({ "entity": "nobody here" }),
+            "graph_path_between_entities" => json!({ "from": "nobody", "to": "nothing" }),
             _ => json!({}),
         };
         let result = call(&client, spec.name, args).await;
         let body = result.structured_content.unwrap();
         match spec.name {
-            "add_memories_status" => assert_eq!(body["code"], "NOT_FOUND"),
+            "add_memories_status" | "graph_entity_network" | "graph_path_between_entities" => {
+                assert_eq!(body["code"], "NOT_FOUND", "{}: {body}", spec.name)
+            }
             "graph_similar_memories" => assert_eq!(body["code"], "EMBEDDER_UNAVAILABLE"),
             name => assert_ne!(result.is_error, Some(true), "{name}: {body}"),
         }

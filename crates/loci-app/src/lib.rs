@@ -27,6 +27,7 @@ use loci_domain::Provisioner;
 use loci_domain::access_log::AccessLog;
 use loci_domain::apps::AppService;
 use loci_domain::backup::BackupService;
+use loci_domain::entities::EntityService;
 use loci_domain::health::HealthService;
 use loci_domain::indexer::{Indexer, IndexingOptions};
 use loci_domain::memories::MemoryService;
@@ -68,6 +69,7 @@ pub struct Services {
     pub apps: AppService,
     pub backup: BackupService,
     pub search: SearchService,
+    pub entities: EntityService,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -102,6 +104,7 @@ impl Services {
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
         let backup = BackupService::new(database.clone(), provisioner, limits);
         let indexes = indexes::open(&settings, &database)?;
+        let entities = EntityService::new(memories.clone(), indexes::entity_graph(&settings, &database));
         let indexer = Arc::new(Indexer::new(
             database.clone(),
             indexes.clone(),
@@ -118,6 +121,7 @@ impl Services {
             apps,
             backup,
             search,
+            entities,
             indexer,
             access_log,
         })

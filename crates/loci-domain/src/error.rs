@@ -31,6 +31,8 @@ pub enum DomainError {
     InferUnavailable,
     #[error("the embedding model is unavailable")]
     EmbedderUnavailable,
+    #[error("the graph engine cannot answer this query")]
+    GraphAnalyticsUnavailable,
     /// No search source answered; the names of those that failed.
     #[error("search is unavailable: {}", .0.join(", "))]
     SearchUnavailable(Vec<String>),
@@ -59,6 +61,7 @@ impl DomainError {
             Self::AppPaused => ErrorCode::AppPaused,
             Self::InferUnavailable => ErrorCode::InferUnavailable,
             Self::EmbedderUnavailable => ErrorCode::EmbedderUnavailable,
+            Self::GraphAnalyticsUnavailable => ErrorCode::GraphAnalyticsUnavailable,
             Self::SearchUnavailable(_) => ErrorCode::DependencyUnavailable,
             Self::Store(StoreError::Timeout(_) | StoreError::Valkey(_) | StoreError::Unavailable(_)) => {
                 ErrorCode::DependencyUnavailable

@@ -18,6 +18,7 @@ pub mod backup;
 mod caller;
 pub mod categorize;
 pub mod cursor;
+pub mod entities;
 mod error;
 pub mod health;
 pub mod indexer;

@@ -18,6 +18,7 @@
 #[cfg(feature = "testing")]
 pub mod contract;
 mod doc;
+pub mod entities;
 mod error;
 pub mod extract;
 
@@ -25,6 +26,7 @@ use async_trait::async_trait;
 use loci_core::{MemoryId, OrgId};
 
 pub use doc::{IndexDoc, SearchFilter};
+pub use entities::{EntityGraph, EntityNetwork, EntitySummary, Neighbour};
 pub use error::IndexError;
 pub use loci_core::model::StructuredFields;
 

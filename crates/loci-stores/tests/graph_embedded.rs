@@ -566,6 +566,86 @@ async fn migrations_down_drop_the_graph_and_up_restore_it(engine: Engine) {
     assert_eq!(index.engine(), "embedded");
 }
 
+/// The entity read queries on a fixed corpus: counts, order, network, the
+/// shortest path and its bound, and visibility (another user's memories of
+/// the same org and another org add nothing, not even a shortcut).
+async fn entity_queries_answer_a_fixed_corpus(engine: Engine) {
+    use loci_index::EntityGraph;
+
+    let (_t, db, index) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let (bob, bob_app) = provision(&db, "acme", "bob").await;
+    let (carl, carl_app) = provision(&db, "globex", "carl").await;
+    let acme = org("acme");
+    let mut ids = Vec::new();
+    for text in [
+        "Caroline met Melanie in Denver.",
+        "Melanie works with Oscar.",
+        "Oscar visited Paris with Zoe.",
+        "Caroline paints with Melanie.",
+    ] {
+        ids.push(create(&db, &alice, &app, text).await);
+    }
+    for text in ["Caroline knows Quentin.", "Zoe knows Quentin."] {
+        ids.push(create(&db, &bob, &bob_app, text).await);
+    }
+    index.upsert(&docs(&db, &acme, &ids).await).await.unwrap();
+    let other = create(&db, &carl, &carl_app, "Caroline met Zoe.").await;
+    index.upsert(&[doc(&db, &org("globex"), other).await]).await.unwrap();
+
+    let mine = owner_filter(&alice);
+    let listed = index.entities(&mine, 1, 50).await.unwrap();
+    let counts: Vec<(&str, u64)> = listed.iter().map(|e| (e.name.as_str(), e.memories)).collect();
+    assert_eq!(
+        counts,
+        [("melanie", 3), ("caroline", 2), ("oscar", 2), ("denver", 1), ("paris", 1), ("zoe", 1)],
+        "most mentioned first, then by name; bob's quentin is not alice's"
+    );
+    let frequent: Vec<String> = index.entities(&mine, 2, 50).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(frequent, names(&["melanie", "caroline", "oscar"]));
+    assert_eq!(index.entities(&mine, 1, 2).await.unwrap().len(), 2);
+
+    let caroline = index.entity(&mine, "caroline").await.unwrap().unwrap();
+    assert_eq!((caroline.display_name.as_str(), caroline.memories), ("Caroline", 2), "bob's mention is not counted");
+    assert!(index.entity(&mine, "quentin").await.unwrap().is_none());
+    assert_eq!(index.entity(&owner_filter(&bob), "quentin").await.unwrap().unwrap().memories, 2);
+
+    let network = index.network(&mine, "caroline", 10).await.unwrap().unwrap();
+    let around: Vec<(&str, u64, u64)> =
+        network.neighbours.iter().map(|n| (n.entity.name.as_str(), n.shared_memories, n.entity.memories)).collect();
+    assert_eq!(around, [("melanie", 2, 3), ("denver", 1, 1)]);
+    assert_eq!(index.network(&mine, "caroline", 1).await.unwrap().unwrap().neighbours.len(), 1);
+    assert!(index.network(&mine, "quentin", 10).await.unwrap().is_none());
+
+    let path = |from: &'static str, to: &'static str, hops: usize, filter: SearchFilter| {
+        let index = index.clone();
+        async move {
+            index
+                .path(&filter, from, to, hops)
+                .await
+                .unwrap()
+                .map(|chain| chain.into_iter().map(|e| e.name).collect::<Vec<_>>())
+        }
+    };
+    assert_eq!(
+        path("caroline", "zoe", 6, mine.clone()).await,
+        Some(names(&["caroline", "melanie", "oscar", "zoe"])),
+        "bob's caroline-quentin-zoe shortcut is not alice's"
+    );
+    assert_eq!(path("caroline", "zoe", 2, mine.clone()).await, None, "three hops do not fit in two");
+    assert_eq!(path("caroline", "caroline", 2, mine.clone()).await, Some(names(&["caroline"])));
+    assert_eq!(path("caroline", "quentin", 6, mine.clone()).await, None);
+    assert_eq!(path("caroline", "zoe", 6, owner_filter(&bob)).await, Some(names(&["caroline", "quentin", "zoe"])));
+    // Another org's caller sees its own graph only.
+    let theirs = owner_filter(&carl);
+    let names_there: Vec<String> = index.entities(&theirs, 1, 50).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(names_there, names(&["caroline", "zoe"]));
+    assert_eq!(path("caroline", "zoe", 2, theirs).await, Some(names(&["caroline", "zoe"])));
+    let mut spoof = owner_filter(&alice);
+    spoof.org = org("globex");
+    assert!(index.entities(&spoof, 1, 50).await.unwrap().is_empty());
+}
+
 macro_rules! on_both {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -588,4 +668,5 @@ on_both!(
     upserts_are_idempotent_and_apply_changes_exactly,
     graph_tables_are_tenant_tables,
     migrations_down_drop_the_graph_and_up_restore_it,
+    entity_queries_answer_a_fixed_corpus,
 );

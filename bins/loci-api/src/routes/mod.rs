@@ -3,6 +3,7 @@ use loci_http::method_not_allowed;
 
 pub(crate) mod apps;
 pub(crate) mod backup;
+pub(crate) mod entities;
 pub(crate) mod memories;
 pub(crate) mod meta;
 pub(crate) mod search;
@@ -101,6 +102,26 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/api/v1/stats").route(web::get().to(apps::stats)).default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/entities")
+            .route(web::get().to(entities::list))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/entities/path/{from}/{to}")
+            .route(web::get().to(entities::path))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/entities/{name}")
+            .route(web::get().to(entities::get))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/entities/{name}/network")
+            .route(web::get().to(entities::network))
+            .default_service(method_not_allowed("GET")),
     )
     .service(
         web::resource("/api/v1/backup/export")

@@ -30,6 +30,7 @@
 //! [`MIN_EDGE_WEIGHT`] (the [`MAX_NEIGHBOURS`] strongest). Ties go to the
 //! newer memory, then the greater id.
 
+mod entity_queries;
 mod filter;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
