@@ -111,22 +111,48 @@ async fn exact_path_finds_the_nearest_neighbours() {
     assert!(idx.search(&docs[0].1, &other, 3).await.unwrap().is_empty());
 }
 
+/// A graph-backed index of 5,000 random 64-dimensional documents, upserted
+/// in batches of 500 (exact search only below 1,000).
+async fn random_graph(dir: &Path, seed: u64) -> (EmbeddedVectorIndex, OrgId, Rng, Vec<(IndexDoc, Vec<f32>)>) {
+    let idx = open(dir, 64, options(1_000));
+    let acme = org("acme");
+    let mut rng = Rng(seed);
+    let docs = random_docs(&acme, 5_000, 64, &mut rng);
+    for chunk in docs.chunks(500) {
+        idx.upsert(chunk).await.unwrap();
+    }
+    assert!(idx.uses_graph(&acme));
+    (idx, acme, rng, docs)
+}
+
+/// Mean recall@10 of the graph search against the exact one over 100 random
+/// queries (the exact answer checked against `docs` too).
+async fn mean_recall(
+    idx: &EmbeddedVectorIndex,
+    docs: &[(IndexDoc, Vec<f32>)],
+    filter: &SearchFilter,
+    rng: &mut Rng,
+) -> f64 {
+    let mut total = 0.0;
+    for _ in 0..100 {
+        let q = rng.unit(64);
+        let approx = idx.search(&q, filter, 10).await.unwrap();
+        let exact = idx.exact_search(&q, filter, 10).await.unwrap();
+        assert_eq!(ids(&exact), reference(docs, &q, filter, 10));
+        assert_eq!(approx.len(), 10);
+        total += recall_at_k(&approx, &exact, 10);
+    }
+    total / 100.0
+}
+
 /// Half the documents of a graph change after it was built (a quarter moved
 /// to new vectors, a quarter deleted): tombstones and relinked nodes must
 /// not cost recall.
 #[tokio::test]
 async fn recall_holds_after_half_the_documents_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let dims = 64;
-    let idx = open(dir.path(), dims, options(1_000));
-    let acme = org("acme");
-    let mut rng = Rng(7);
-    let mut docs = random_docs(&acme, 5_000, dims, &mut rng);
-    for chunk in docs.chunks(500) {
-        idx.upsert(chunk).await.unwrap();
-    }
-    assert!(idx.uses_graph(&acme));
-    let moved: Vec<(IndexDoc, Vec<f32>)> = docs.iter().step_by(4).map(|(d, _)| (d.clone(), rng.unit(dims))).collect();
+    let (idx, acme, mut rng, mut docs) = random_graph(dir.path(), 7).await;
+    let moved: Vec<(IndexDoc, Vec<f32>)> = docs.iter().step_by(4).map(|(d, _)| (d.clone(), rng.unit(64))).collect();
     for chunk in moved.chunks(500) {
         idx.upsert(chunk).await.unwrap();
     }
@@ -142,16 +168,7 @@ async fn recall_holds_after_half_the_documents_changed() {
         }
     }
     assert_eq!(idx.count(&acme).await.unwrap(), docs.len() as u64);
-    let filter = SearchFilter::new(acme.clone(), None);
-    let mut total = 0.0;
-    for _ in 0..100 {
-        let q = rng.unit(dims);
-        let approx = idx.search(&q, &filter, 10).await.unwrap();
-        let exact = idx.exact_search(&q, &filter, 10).await.unwrap();
-        assert_eq!(ids(&exact), reference(&docs, &q, &filter, 10));
-        total += recall_at_k(&approx, &exact, 10);
-    }
-    let recall = total / 100.0;
+    let recall = mean_recall(&idx, &docs, &SearchFilter::new(acme.clone(), None), &mut rng).await;
     println!("recall@10 after half changed = {recall:.4}");
     assert!(recall >= 0.95, "recall@10 {recall}");
 }
@@ -159,26 +176,9 @@ async fn recall_holds_after_half_the_documents_changed() {
 #[tokio::test]
 async fn hnsw_path_has_high_recall() {
     let dir = tempfile::tempdir().unwrap();
-    let dims = 64;
-    let idx = open(dir.path(), dims, options(1_000));
-    let acme = org("acme");
-    let mut rng = Rng(42);
-    let docs = random_docs(&acme, 5_000, dims, &mut rng);
-    for chunk in docs.chunks(500) {
-        idx.upsert(chunk).await.unwrap();
-    }
-    assert!(idx.uses_graph(&acme));
+    let (idx, acme, mut rng, docs) = random_graph(dir.path(), 42).await;
     let filter = SearchFilter::new(acme.clone(), None);
-    let mut total = 0.0;
-    for _ in 0..100 {
-        let q = rng.unit(dims);
-        let approx = idx.search(&q, &filter, 10).await.unwrap();
-        let exact = idx.exact_search(&q, &filter, 10).await.unwrap();
-        assert_eq!(ids(&exact), reference(&docs, &q, &filter, 10));
-        assert_eq!(approx.len(), 10);
-        total += recall_at_k(&approx, &exact, 10);
-    }
-    let recall = total / 100.0;
+    let recall = mean_recall(&idx, &docs, &filter, &mut rng).await;
     println!("recall@10 = {recall:.4}");
     assert!(recall >= 0.95, "recall@10 {recall}");
     // Stored vectors find themselves.

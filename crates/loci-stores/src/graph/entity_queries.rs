@@ -119,14 +119,9 @@ async fn entity_named(
     Ok(counted(tx, filter, Some(&[name.to_owned()]), None, 1, Some(1)).await?.pop())
 }
 
-/// The entities co-mentioned with `entity` in visible memories, with the
-/// number of those memories, most first (then by name).
-async fn co_mentioned(
-    tx: &TenantTx,
-    filter: &SearchFilter,
-    entity: Uuid,
-    limit: usize,
-) -> Result<Vec<(Uuid, EntitySummary)>, StoreError> {
+/// Visible mentions `a` joined to every other mention `b` of the same
+/// memory: one row per (memory, entity, co-mentioned entity).
+fn co_mentions(tx: &TenantTx, filter: &SearchFilter) -> (SelectStatement, Alias, Alias) {
     let (a, b) = (Alias::new("a"), Alias::new("b"));
     let mut stmt = visible_mentions(tx, filter, &a);
     stmt.join_as(
@@ -139,9 +134,24 @@ async fn co_mentioned(
                     .equals((a.clone(), graph_mentions::Column::MemoryId)),
             )
             .add(mentions_col(&b, graph_mentions::Column::OrgId).eq(tx.org_str()))
-            .add(mentions_col(&b, graph_mentions::Column::EntityId).ne(entity)),
-    )
-    .and_where(mentions_col(&a, graph_mentions::Column::EntityId).eq(entity));
+            .add(
+                mentions_col(&b, graph_mentions::Column::EntityId)
+                    .not_equals((a.clone(), graph_mentions::Column::EntityId)),
+            ),
+    );
+    (stmt, a, b)
+}
+
+/// The entities co-mentioned with `entity` in visible memories, with the
+/// number of those memories, most first (then by name).
+async fn co_mentioned(
+    tx: &TenantTx,
+    filter: &SearchFilter,
+    entity: Uuid,
+    limit: usize,
+) -> Result<Vec<(Uuid, EntitySummary)>, StoreError> {
+    let (mut stmt, a, b) = co_mentions(tx, filter);
+    stmt.and_where(mentions_col(&a, graph_mentions::Column::EntityId).eq(entity));
     with_entity(&mut stmt, tx, &b);
     stmt.expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
         .order_by_expr(Expr::cust("COUNT(*)"), Order::Desc)
@@ -157,29 +167,13 @@ async fn steps(
     filter: &SearchFilter,
     frontier: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid, String)>, StoreError> {
-    let (a, b) = (Alias::new("a"), Alias::new("b"));
     let mut out = Vec::new();
     for chunk in frontier.chunks(CHUNK) {
-        let mut stmt = visible_mentions(tx, filter, &a);
+        let (mut stmt, a, b) = co_mentions(tx, filter);
         stmt.distinct()
             .expr(mentions_col(&a, graph_mentions::Column::EntityId))
             .expr(mentions_col(&b, graph_mentions::Column::EntityId))
             .column((graph_entities::Entity, graph_entities::Column::Name))
-            .join_as(
-                JoinType::InnerJoin,
-                graph_mentions::Entity,
-                b.clone(),
-                Condition::all()
-                    .add(
-                        mentions_col(&b, graph_mentions::Column::MemoryId)
-                            .equals((a.clone(), graph_mentions::Column::MemoryId)),
-                    )
-                    .add(mentions_col(&b, graph_mentions::Column::OrgId).eq(tx.org_str()))
-                    .add(
-                        mentions_col(&b, graph_mentions::Column::EntityId)
-                            .not_equals((a.clone(), graph_mentions::Column::EntityId)),
-                    ),
-            )
             .join(
                 JoinType::InnerJoin,
                 graph_entities::Entity,
