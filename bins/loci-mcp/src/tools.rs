@@ -7,8 +7,10 @@ use std::sync::Arc;
 
 use loci_core::{ErrorCode, MemoryId};
 use loci_domain::entities::{
-    DEFAULT_ENTITY_LIMIT, DEFAULT_PATH_HOPS, EntityService, MAX_ENTITY_LIMIT, MAX_NAME_CHARS, PATH_HOPS,
+    DEFAULT_ENTITY_LIMIT, DEFAULT_PATH_HOPS, EntityService, MAX_ENTITY_LIMIT, MAX_NAME_CHARS, MAX_SUBGRAPH_DEPTH,
+    MergeRequest, MergeView, PATH_HOPS, RELATION_TYPES, RelationsRequest,
 };
+use loci_domain::graph::{DEFAULT_LIMIT as DEFAULT_GRAPH_LIMIT, Dimension, GraphService, MAX_LIMIT as MAX_GRAPH_LIMIT};
 use loci_domain::inputs::{FilterBody, IdsBody};
 use loci_domain::memories::{MemoryService, MemoryView};
 use loci_domain::rules::{self, DEFAULT_SEARCH_LIMIT, MAX_IDS_PER_CALL, MAX_SEARCH_LIMIT, MAX_UPDATES_PER_CALL};
@@ -201,6 +203,65 @@ fn path_schema() -> Value {
     )
 }
 
+fn subgraph_schema() -> Value {
+    object(
+        json!({
+            "entity": entity_property(),
+            "depth": { "type": "integer", "minimum": 1, "maximum": MAX_SUBGRAPH_DEPTH, "default": 1 },
+            "limit": { "type": "integer", "minimum": 1, "maximum": MAX_ENTITY_LIMIT, "default": 10, "description": "Neighbours per entity expanded" },
+        }),
+        &["entity"],
+    )
+}
+
+fn relations_schema() -> Value {
+    object(
+        json!({
+            "entity": entity_property(),
+            "relation_types": { "type": "array", "items": { "type": "string", "enum": RELATION_TYPES }, "maxItems": 16 },
+            "direction": { "type": "string", "enum": ["in", "out", "both"], "default": "both" },
+            "limit": { "type": "integer", "minimum": 1, "maximum": MAX_ENTITY_LIMIT, "default": DEFAULT_ENTITY_LIMIT },
+        }),
+        &["entity"],
+    )
+}
+
+fn graph_limit() -> Value {
+    json!({ "type": "integer", "minimum": 1, "maximum": MAX_GRAPH_LIMIT, "default": DEFAULT_GRAPH_LIMIT })
+}
+
+fn cooccurrence_schema() -> Value {
+    object(
+        json!({
+            "key": { "type": "string", "minLength": 1, "maxLength": rules::MAX_TAG_KEY_CHARS, "description": "Tags set together with this tag key; without it, pairs of tags" },
+            "min_memories": { "type": "integer", "minimum": 1, "default": 1 },
+            "limit": graph_limit(),
+        }),
+        &[],
+    )
+}
+
+fn aggregate_schema() -> Value {
+    let dims: Vec<&str> = Dimension::ALL.iter().map(|d| d.as_str()).collect();
+    object(json!({ "dimension": { "type": "string", "enum": dims }, "limit": graph_limit() }), &["dimension"])
+}
+
+fn normalize_schema() -> Value {
+    object(
+        json!({
+            "dry_run": { "type": "boolean", "default": true, "description": "Report what would change; change nothing" },
+            "pairs": {
+                "type": "array", "maxItems": 50,
+                "description": "Merges to make; without it, the detected duplicates (spelling and same letters, not short forms)",
+                "items": { "type": "object", "additionalProperties": false, "required": ["source", "target"],
+                    "properties": { "source": entity_property(), "target": entity_property() } },
+            },
+            "limit": { "type": "integer", "minimum": 1, "maximum": 50, "default": 20 },
+        }),
+        &[],
+    )
+}
+
 fn job_schema() -> Value {
     object(json!({ "job_id": { "type": "string" } }), &["job_id"])
 }
@@ -312,6 +373,46 @@ pub const TOOLS: &[ToolSpec] = &[
         schema: path_schema,
     },
     ToolSpec {
+        name: "graph_subgraph",
+        scopes: &[GRAPH_READ],
+        description: "The entities around an entity (up to 3 hops of co-mentions) and the links between them.",
+        read_only: true,
+        destructive: false,
+        schema: subgraph_schema,
+    },
+    ToolSpec {
+        name: "graph_entity_relations",
+        scopes: &[GRAPH_READ],
+        description: "How an entity relates to other entities in your memories, by relation type and direction.",
+        read_only: true,
+        destructive: false,
+        schema: relations_schema,
+    },
+    ToolSpec {
+        name: "graph_tag_cooccurrence",
+        scopes: &[GRAPH_READ],
+        description: "Tags set together on your memories: pairs of tags, or the tags that go with one tag key.",
+        read_only: true,
+        destructive: false,
+        schema: cooccurrence_schema,
+    },
+    ToolSpec {
+        name: "graph_aggregate",
+        scopes: &[GRAPH_READ],
+        description: "Your memories counted by category, scope, artifact type or ref, tag, entity, app, source or state.",
+        read_only: true,
+        destructive: false,
+        schema: aggregate_schema,
+    },
+    ToolSpec {
+        name: "graph_normalize_entities",
+        scopes: &[ENTITIES_WRITE],
+        description: "Merge entities that name one thing (misspellings, spacing). A dry run unless dry_run is false.",
+        read_only: false,
+        destructive: true,
+        schema: normalize_schema,
+    },
+    ToolSpec {
         name: "get_embedder_info",
         scopes: &[MEMORIES_READ],
         description: "The embedding model behind semantic search: provider, model, dimensions.",
@@ -319,16 +420,6 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         schema: no_arguments,
     },
-];
-
-/// Tools of the spec whose engine does not exist yet: not listed, and a call
-/// answers NOT_IMPLEMENTED after the same scope check as any tool.
-pub const PLANNED: &[(&str, &[&str])] = &[
-    ("graph_subgraph", &[GRAPH_READ]),
-    ("graph_entity_relations", &[GRAPH_READ]),
-    ("graph_tag_cooccurrence", &[GRAPH_READ]),
-    ("graph_aggregate", &[GRAPH_READ]),
-    ("graph_normalize_entities", &[ENTITIES_WRITE]),
 ];
 
 /// A failed tool call: Loci's code, a message, and extra members
@@ -435,6 +526,71 @@ struct PathArgs {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SubgraphArgs {
+    entity: String,
+    depth: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelationsArgs {
+    entity: String,
+    relation_types: Option<Vec<String>>,
+    direction: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TagsArgs {
+    key: Option<String>,
+    min_memories: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AggregateArgs {
+    dimension: String,
+    limit: Option<i64>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergePair {
+    source: String,
+    target: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NormalizeArgs {
+    dry_run: Option<bool>,
+    pairs: Option<Vec<MergePair>>,
+    limit: Option<i64>,
+}
+
+/// A whole-number argument in `range` (`default` when absent).
+fn bounded(
+    field: &str,
+    value: Option<i64>,
+    range: std::ops::RangeInclusive<usize>,
+    default: usize,
+) -> Result<usize, ToolError> {
+    match value {
+        None => Ok(default),
+        Some(n) => usize::try_from(n).ok().filter(|n| range.contains(n)).ok_or_else(|| {
+            ToolError::invalid(vec![FieldViolation::new(
+                field,
+                format!("must be from {} to {}", range.start(), range.end()),
+            )])
+        }),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JobArgs {
     job_id: String,
 }
@@ -472,6 +628,7 @@ pub struct Tools {
     memories: MemoryService,
     search: SearchService,
     entities: EntityService,
+    graph: GraphService,
     embedder: EmbedderInfo,
     max_results: u64,
 }
@@ -481,10 +638,11 @@ impl Tools {
         memories: MemoryService,
         search: SearchService,
         entities: EntityService,
+        graph: GraphService,
         embedder: EmbedderInfo,
         max_results: u64,
     ) -> Self {
-        Self { memories, search, entities, embedder, max_results }
+        Self { memories, search, entities, graph, embedder, max_results }
     }
 
     pub fn from_services(services: &loci_app::Services) -> Self {
@@ -500,6 +658,7 @@ impl Tools {
             services.memories.clone(),
             services.search.clone(),
             services.entities.clone(),
+            services.graph.clone(),
             embedder,
             s.mcp.max_results,
         )
@@ -535,11 +694,7 @@ impl Tools {
     /// error for the caller); otherwise the tool's result or its error.
     pub async fn call(&self, p: &Principal, name: &str, args: Option<JsonObject>) -> Option<CallToolResult> {
         let args = args.unwrap_or_default();
-        let scopes: &[&str] = match (Self::spec(name), PLANNED.iter().find(|(n, _)| *n == name)) {
-            (Some(spec), _) => spec.scopes,
-            (None, Some((_, scopes))) => scopes,
-            (None, None) => return None,
-        };
+        let scopes: &[&str] = Self::spec(name)?.scopes;
         if let Err(missing) = p.require_scopes(scopes) {
             let required = match &missing {
                 loci_security::AuthError::InsufficientScope(m) => m.join(" "),
@@ -568,11 +723,13 @@ impl Tools {
             "graph_similar_memories" => self.graph_similar(p, &args).await,
             "graph_entity_network" => self.graph_entity_network(p, &args).await,
             "graph_path_between_entities" => self.graph_path(p, &args).await,
+            "graph_subgraph" => self.graph_subgraph(p, &args).await,
+            "graph_entity_relations" => self.graph_relations(p, &args).await,
+            "graph_tag_cooccurrence" => self.graph_tags(p, &args).await,
+            "graph_aggregate" => self.graph_aggregate(p, &args).await,
+            "graph_normalize_entities" => self.graph_normalize(p, &args).await,
             "get_embedder_info" => self.embedder_info(&args),
-            planned => Err(ToolError::new(
-                ErrorCode::NotImplemented,
-                format!("`{planned}` needs graph analytics this server does not have yet"),
-            )),
+            other => Err(ToolError::new(ErrorCode::NotImplemented, format!("`{other}` has no handler"))),
         };
         Some(match outcome {
             Ok((value, text)) => {
@@ -761,6 +918,107 @@ impl Tools {
             format!("no chain from {} to {} within {max_hops} hops", path.from, path.to)
         };
         Ok((to_value(&path)?, text))
+    }
+
+    async fn graph_subgraph(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: SubgraphArgs = arguments(args)?;
+        let depth = bounded("depth", a.depth, 1..=MAX_SUBGRAPH_DEPTH, 1)?;
+        let limit = bounded("limit", a.limit, 1..=MAX_ENTITY_LIMIT, 10)?;
+        let sub = self.entities.subgraph(p, &a.entity, depth, limit).await?;
+        let mut lines = vec![format!("{} entities, {} links around {}", sub.nodes.len(), sub.edges.len(), sub.center)];
+        lines.extend(sub.edges.iter().map(|e| format!("- {} -- {} ({} memories)", e.a, e.b, e.shared_memories)));
+        Ok((to_value(&sub)?, lines.join("\n")))
+    }
+
+    async fn graph_relations(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: RelationsArgs = arguments(args)?;
+        let limit = bounded("limit", a.limit, 1..=MAX_ENTITY_LIMIT, DEFAULT_ENTITY_LIMIT)?;
+        let query = loci_domain::entities::RelationsQuery {
+            relation_types: a.relation_types.map(|t| t.join(",")),
+            direction: a.direction,
+            limit: Some(limit.to_string()),
+        };
+        let req: RelationsRequest = query.parse()?;
+        let rel = self.entities.relations(p, &a.entity, &req).await?;
+        let mut lines = vec![format!("{} ({} memories)", rel.entity.display_name, rel.entity.memories)];
+        lines.extend(
+            rel.relations
+                .iter()
+                .map(|r| format!("- {} {} ({} memories)", r.relation_type, r.entity.display_name, r.memories)),
+        );
+        Ok((to_value(&rel)?, lines.join("\n")))
+    }
+
+    async fn graph_tags(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: TagsArgs = arguments(args)?;
+        let limit = bounded("limit", a.limit, 1..=MAX_GRAPH_LIMIT, DEFAULT_GRAPH_LIMIT)?;
+        match a.key {
+            Some(key) => {
+                let related = self.graph.related_tags(p, &key, limit).await?;
+                let mut lines =
+                    vec![format!("{} memories have the tag key {}", related.memories_with_key, related.key)];
+                lines.extend(related.related.iter().map(|t| format!("- {} ({} memories)", t.tag, t.memories)));
+                Ok((to_value(&related)?, lines.join("\n")))
+            }
+            None => {
+                let min = bounded("min_memories", a.min_memories, 1..=1_000_000, 1)?;
+                let pairs = self.graph.tag_cooccurrence(p, limit, min as u64).await?;
+                let lines: Vec<String> =
+                    pairs.pairs.iter().map(|t| format!("- {} + {} ({} memories)", t.a, t.b, t.memories)).collect();
+                let text = if lines.is_empty() { "no tags set together".to_owned() } else { lines.join("\n") };
+                Ok((to_value(&pairs)?, text))
+            }
+        }
+    }
+
+    async fn graph_aggregate(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: AggregateArgs = arguments(args)?;
+        let limit = bounded("limit", a.limit, 1..=MAX_GRAPH_LIMIT, DEFAULT_GRAPH_LIMIT)?;
+        let agg = self.graph.aggregate(p, &a.dimension, limit).await?;
+        let mut lines = vec![format!("{} memories by {} ({} values)", agg.memories, agg.dimension, agg.values)];
+        lines.extend(
+            agg.buckets.iter().map(|b| format!("- {}: {}", b.label.as_deref().unwrap_or(&b.value), b.memories)),
+        );
+        Ok((to_value(&agg)?, lines.join("\n")))
+    }
+
+    async fn graph_normalize(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: NormalizeArgs = arguments(args)?;
+        let dry_run = a.dry_run.unwrap_or(true);
+        let limit = bounded("limit", a.limit, 1..=50, 20)?;
+        let pairs: Vec<(String, String)> = match a.pairs {
+            Some(pairs) => pairs.into_iter().map(|m| (m.source, m.target)).collect(),
+            None => self
+                .entities
+                .duplicates(p, limit)
+                .await?
+                .pairs
+                .into_iter()
+                .filter(|d| d.reason != "short_form")
+                .map(|d| (d.merge.name, d.keep.name))
+                .collect(),
+        };
+        let mut merges: Vec<MergeView> = Vec::new();
+        let mut skipped: Vec<Value> = Vec::new();
+        for (source, target) in pairs.into_iter().take(limit) {
+            let req = MergeRequest { source: source.clone(), target: target.clone(), dry_run: Some(dry_run) };
+            match self.entities.merge(p, req).await {
+                Ok(m) => merges.push(m),
+                Err(e @ (DomainError::NotFound(_) | DomainError::Validation(_))) => {
+                    skipped.push(json!({ "source": source, "target": target, "reason": e.to_string() }));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let verb = if dry_run { "would merge" } else { "merged" };
+        let mut lines: Vec<String> = merges
+            .iter()
+            .map(|m| format!("- {verb} {} into {} ({} memories)", m.source, m.target, m.memories_moved))
+            .collect();
+        if lines.is_empty() {
+            lines.push("nothing to merge".to_owned());
+        }
+        Ok((json!({ "dry_run": dry_run, "merges": merges, "skipped": skipped }), lines.join("\n")))
     }
 
     fn embedder_info(&self, args: &JsonObject) -> Result<(Value, String), ToolError> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use loci_domain::indexer::Indexes;
-use loci_index::{EntityGraph, GraphIndex, IndexError, LexicalIndex, VectorIndex};
+use loci_index::{GraphApi, GraphIndex, IndexError, LexicalIndex, VectorIndex};
 use loci_index_embedded::{EmbeddedLexicalIndex, EmbeddedVectorIndex, VectorOptions};
 use loci_settings::{GraphBackend, LexicalBackend, Settings, VectorBackend};
 use loci_stores::Database;
@@ -58,10 +58,10 @@ pub fn open(settings: &Settings, db: &Database) -> Result<Indexes, AppError> {
     Ok(Indexes { vector, lexical, graph, embedder })
 }
 
-/// The entity graph's read side (`/api/v1/entities`): the embedded graph
-/// answers it; on Neo4j those queries are not implemented yet and answer
-/// `GRAPH_ANALYTICS_UNAVAILABLE`.
-pub fn entity_graph(settings: &Settings, db: &Database) -> Option<Arc<dyn EntityGraph>> {
+/// The graph and entity API (`/api/v1/graph`, `/api/v1/entities`): the
+/// embedded graph answers it; on Neo4j those queries are not implemented yet
+/// and answer `GRAPH_ANALYTICS_UNAVAILABLE`.
+pub fn graph_api(settings: &Settings, db: &Database) -> Option<Arc<dyn GraphApi>> {
     match settings.graph.backend {
         GraphBackend::Embedded => Some(Arc::new(EmbeddedGraphIndex::new(db.clone()))),
         GraphBackend::Neo4j => None,

@@ -28,6 +28,7 @@ use loci_domain::access_log::AccessLog;
 use loci_domain::apps::AppService;
 use loci_domain::backup::BackupService;
 use loci_domain::entities::EntityService;
+use loci_domain::graph::GraphService;
 use loci_domain::health::HealthService;
 use loci_domain::indexer::{Indexer, IndexingOptions};
 use loci_domain::memories::MemoryService;
@@ -70,6 +71,7 @@ pub struct Services {
     pub backup: BackupService,
     pub search: SearchService,
     pub entities: EntityService,
+    pub graph: GraphService,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -104,7 +106,8 @@ impl Services {
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
         let backup = BackupService::new(database.clone(), provisioner, limits);
         let indexes = indexes::open(&settings, &database)?;
-        let entities = EntityService::new(memories.clone(), indexes::entity_graph(&settings, &database));
+        let graph_api = indexes::graph_api(&settings, &database);
+        let entities = EntityService::new(memories.clone(), graph_api.clone());
         let indexer = Arc::new(Indexer::new(
             database.clone(),
             indexes.clone(),
@@ -112,6 +115,7 @@ impl Services {
             settings.search.indexer_batch,
         ));
         let search = SearchService::new(memories.clone(), indexes, SearchConfig::from_settings(&settings.search));
+        let graph = GraphService::new(memories.clone(), search.clone(), graph_api);
         Ok(Self {
             settings: Arc::new(settings),
             database,
@@ -122,6 +126,7 @@ impl Services {
             backup,
             search,
             entities,
+            graph,
             indexer,
             access_log,
         })

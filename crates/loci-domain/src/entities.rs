@@ -11,8 +11,10 @@ use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use loci_index::algorithms;
+use loci_index::analytics::{MAX_COMPARED_ENTITIES, MAX_GRAPH_MENTIONS, MergeRefusal};
 use loci_index::extract::normalise;
-use loci_index::{EntityGraph, EntityNetwork, EntitySummary, SearchFilter};
+use loci_index::{EntityNetwork, EntitySummary, GraphApi, SearchFilter};
 use loci_security::Principal;
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +93,211 @@ pub struct PathView {
     pub entities: Vec<EntityView>,
 }
 
+/// A name merged into an entity.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AliasView {
+    pub alias: String,
+    pub merged_at: chrono::DateTime<chrono::Utc>,
+    /// Memories of the org whose mention moved.
+    pub memories_moved: u64,
+}
+
+/// One entity with the names merged into it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EntityDetail {
+    #[serde(flatten)]
+    pub entity: EntityView,
+    /// Newest first.
+    pub aliases: Vec<AliasView>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct EntityMemoriesView {
+    pub entity: EntityView,
+    /// Newest first.
+    pub items: Vec<crate::memories::MemoryView>,
+    /// Visible memories mentioning the entity.
+    pub total: u64,
+}
+
+/// The relation type of two entities mentioned in one memory.
+pub const CO_MENTIONED: &str = "co_mentioned";
+/// Relation types one can ask for.
+pub const RELATION_TYPES: &[&str] = &[CO_MENTIONED];
+
+/// An entity related to another.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RelationView {
+    /// `co_mentioned`: both named in one visible memory (symmetric).
+    pub relation_type: String,
+    /// `out` (this entity is the subject), `in`, or `both` for symmetric ones.
+    pub direction: &'static str,
+    pub entity: EntityView,
+    /// Visible memories stating the relation.
+    pub memories: u64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RelationsView {
+    pub entity: EntityView,
+    pub direction: String,
+    /// Most memories first, then by name.
+    pub relations: Vec<RelationView>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CentralityItem {
+    pub entity: EntityView,
+    /// Distinct entities co-mentioned with it.
+    pub degree: u64,
+    /// Sum of its co-mention counts.
+    pub weighted_degree: u64,
+    /// Weighted PageRank (all entities sum to 1).
+    pub pagerank: f64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CentralityView {
+    /// By PageRank, then degree, then name.
+    pub items: Vec<CentralityItem>,
+    /// Entities ranked.
+    pub entities: usize,
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DuplicateView {
+    /// The suggested survivor.
+    pub keep: EntityView,
+    pub merge: EntityView,
+    /// `same_letters`, `spelling` or `short_form`.
+    pub reason: &'static str,
+    /// 0..1.
+    pub similarity: f64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DuplicatesView {
+    /// Surest first.
+    pub pairs: Vec<DuplicateView>,
+    /// Entities compared.
+    pub compared: usize,
+    pub truncated: bool,
+}
+
+/// `POST /api/v1/entities/normalization/merge` body.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeRequest {
+    /// The entity merged away (its mentions move to `target`).
+    #[schema(max_length = 200)]
+    pub source: String,
+    #[schema(max_length = 200)]
+    pub target: String,
+    /// Default true: report what would change, change nothing.
+    pub dry_run: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct MergeView {
+    pub source: String,
+    /// The entity that remains.
+    pub target: String,
+    /// Visible memories whose mention moves (or moved).
+    pub memories_moved: u64,
+    /// Of those, memories that mentioned both.
+    pub memories_mentioning_both: u64,
+    /// `source` had been merged into `target` before: nothing to do.
+    pub already_merged: bool,
+    pub applied: bool,
+    pub dry_run: bool,
+}
+
+/// Hops a subgraph reaches at most.
+pub const MAX_SUBGRAPH_DEPTH: usize = 3;
+/// Entities one subgraph holds at most.
+pub const MAX_SUBGRAPH_NODES: usize = 200;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SubgraphEdge {
+    /// `a < b`.
+    pub a: String,
+    pub b: String,
+    pub shared_memories: u64,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SubgraphView {
+    pub center: String,
+    /// The center first, then by hop.
+    pub nodes: Vec<EntityView>,
+    pub edges: Vec<SubgraphEdge>,
+}
+
+/// `GET /api/v1/entities/{name}/memories` query parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EntityMemoriesQuery {
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 100000)]
+    pub offset: Option<String>,
+}
+
+impl EntityMemoriesQuery {
+    /// `(limit, offset)`.
+    pub fn parse(&self) -> Result<(usize, usize), DomainError> {
+        let mut out = Vec::new();
+        let limit = number_in("limit", self.limit.as_deref(), 1..=100, 20, &mut out);
+        let offset = number_in("offset", self.offset.as_deref(), 0..=100_000, 0, &mut out);
+        checked((limit, offset), out)
+    }
+}
+
+/// `GET /api/v1/entities/{name}/relations` query parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RelationsQuery {
+    /// Comma-separated relation types (default all): co_mentioned.
+    pub relation_types: Option<String>,
+    /// in, out or both (default both).
+    pub direction: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 500)]
+    pub limit: Option<String>,
+}
+
+/// A parsed [`RelationsQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationsRequest {
+    pub types: Vec<String>,
+    pub direction: String,
+    pub limit: usize,
+}
+
+impl RelationsQuery {
+    pub fn parse(&self) -> Result<RelationsRequest, DomainError> {
+        let mut out = Vec::new();
+        let types: Vec<String> = match self.relation_types.as_deref() {
+            None => RELATION_TYPES.iter().map(|t| (*t).to_owned()).collect(),
+            Some(raw) => raw.split(',').map(|t| t.trim().to_owned()).collect(),
+        };
+        if types.iter().any(|t| !RELATION_TYPES.contains(&t.as_str())) {
+            out.push(FieldViolation::new(
+                "relation_types",
+                format!("each must be one of {}", RELATION_TYPES.join(", ")),
+            ));
+        }
+        let direction = self.direction.clone().unwrap_or_else(|| "both".to_owned());
+        if !matches!(direction.as_str(), "in" | "out" | "both") {
+            out.push(FieldViolation::new("direction", "must be in, out or both"));
+        }
+        let limit = number_in("limit", self.limit.as_deref(), 1..=MAX_ENTITY_LIMIT, DEFAULT_ENTITY_LIMIT, &mut out);
+        checked(RelationsRequest { types, direction, limit }, out)
+    }
+}
+
 /// `GET /api/v1/entities` query parameters.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -122,7 +329,7 @@ pub struct PathQuery {
 }
 
 /// A whole number in `range` (or `default` when absent).
-fn number_in<T>(
+pub(crate) fn number_in<T>(
     field: &str,
     raw: Option<&str>,
     range: RangeInclusive<T>,
@@ -163,7 +370,7 @@ pub fn entity_name(field: &str, raw: &str, out: &mut Vec<FieldViolation>) -> Opt
     name
 }
 
-fn checked<T>(value: T, out: Vec<FieldViolation>) -> Result<T, DomainError> {
+pub(crate) fn checked<T>(value: T, out: Vec<FieldViolation>) -> Result<T, DomainError> {
     if out.is_empty() { Ok(value) } else { Err(DomainError::Validation(out)) }
 }
 
@@ -199,7 +406,7 @@ pub struct EntityService {
     memories: MemoryService,
     /// `None` when the graph backend cannot answer these queries (yet):
     /// every call is then `GRAPH_ANALYTICS_UNAVAILABLE`.
-    graph: Option<Arc<dyn EntityGraph>>,
+    graph: Option<Arc<dyn GraphApi>>,
 }
 
 impl std::fmt::Debug for EntityService {
@@ -209,11 +416,11 @@ impl std::fmt::Debug for EntityService {
 }
 
 impl EntityService {
-    pub fn new(memories: MemoryService, graph: Option<Arc<dyn EntityGraph>>) -> Self {
+    pub fn new(memories: MemoryService, graph: Option<Arc<dyn GraphApi>>) -> Self {
         Self { memories, graph }
     }
 
-    async fn scope(&self, p: &Principal) -> Result<(&dyn EntityGraph, SearchFilter), DomainError> {
+    async fn scope(&self, p: &Principal) -> Result<(&dyn GraphApi, SearchFilter), DomainError> {
         let graph = self.graph.as_deref().ok_or(DomainError::GraphAnalyticsUnavailable)?;
         let vis = self.memories.visibility(p).await?;
         Ok((graph, SearchFilter::new(p.org_id.clone(), Some(vis))))
@@ -227,13 +434,189 @@ impl EntityService {
         Ok(EntityList { total: items.len(), items })
     }
 
-    /// One entity (`name` as given: it is normalised here).
-    pub async fn get(&self, p: &Principal, name: &str) -> Result<EntityView, DomainError> {
+    /// One entity (`name` as given: it is normalised here; a name merged
+    /// into another entity finds that entity), with the names merged into it.
+    pub async fn get(&self, p: &Principal, name: &str) -> Result<EntityDetail, DomainError> {
         let mut out = Vec::new();
         let name = entity_name("name", name, &mut out);
         let name = checked(name, out)?.ok_or(DomainError::NotFound("entity"))?;
         let (graph, filter) = self.scope(p).await?;
-        graph.entity(&filter, &name).await?.map(EntityView::from).ok_or(DomainError::NotFound("entity"))
+        let entity = graph.entity(&filter, &name).await?.ok_or(DomainError::NotFound("entity"))?;
+        let aliases = graph
+            .aliases(&p.org_id, Some(&entity.name))
+            .await?
+            .into_iter()
+            .map(|a| AliasView { alias: a.alias, merged_at: a.merged_at, memories_moved: a.memories_moved })
+            .collect();
+        Ok(EntityDetail { entity: entity.into(), aliases })
+    }
+
+    /// The visible memories mentioning an entity, newest first.
+    pub async fn memories(
+        &self,
+        p: &Principal,
+        name: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<EntityMemoriesView, DomainError> {
+        let mut out = Vec::new();
+        let name = entity_name("name", name, &mut out);
+        let name = checked(name, out)?.ok_or(DomainError::NotFound("entity"))?;
+        let (graph, filter) = self.scope(p).await?;
+        let page =
+            graph.entity_memories(&filter, &name, limit, offset).await?.ok_or(DomainError::NotFound("entity"))?;
+        let items = self.memories.visible_in_order(p, &page.ids, limit, "entity").await?;
+        Ok(EntityMemoriesView { total: page.entity.memories, entity: page.entity.into(), items })
+    }
+
+    /// The entities co-mentioned with an entity, as relations (see
+    /// [`RelationView`]).
+    pub async fn relations(
+        &self,
+        p: &Principal,
+        name: &str,
+        req: &RelationsRequest,
+    ) -> Result<RelationsView, DomainError> {
+        let network = self.network(p, name, req.limit).await?;
+        let relations = if req.types.iter().any(|t| t == CO_MENTIONED) {
+            network
+                .neighbours
+                .into_iter()
+                .map(|n| RelationView {
+                    relation_type: CO_MENTIONED.to_owned(),
+                    direction: "both",
+                    entity: n.entity,
+                    memories: n.shared_memories,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(RelationsView { entity: network.entity, direction: req.direction.clone(), relations })
+    }
+
+    /// The entities within `depth` co-mention hops of an entity (at most
+    /// `limit` neighbours per entity expanded, [`MAX_SUBGRAPH_NODES`] in
+    /// all) and the co-mentions between them that those hops found.
+    pub async fn subgraph(
+        &self,
+        p: &Principal,
+        name: &str,
+        depth: usize,
+        limit: usize,
+    ) -> Result<SubgraphView, DomainError> {
+        if !(1..=MAX_SUBGRAPH_DEPTH).contains(&depth) {
+            return Err(DomainError::Validation(vec![FieldViolation::new(
+                "depth",
+                format!("must be from 1 to {MAX_SUBGRAPH_DEPTH}"),
+            )]));
+        }
+        let center = self.network(p, name, limit).await?;
+        let mut nodes: Vec<EntityView> = vec![center.entity.clone()];
+        let mut edges: std::collections::BTreeMap<(String, String), u64> = std::collections::BTreeMap::new();
+        let mut frontier = vec![center];
+        for hop in 1..=depth {
+            let mut next_names: Vec<String> = Vec::new();
+            for network in &frontier {
+                for n in &network.neighbours {
+                    let (a, b) = (network.entity.name.clone(), n.entity.name.clone());
+                    let key = if a < b { (a, b) } else { (b, a) };
+                    edges.insert(key, n.shared_memories);
+                    if !nodes.iter().any(|x| x.name == n.entity.name) && nodes.len() < MAX_SUBGRAPH_NODES {
+                        nodes.push(n.entity.clone());
+                        next_names.push(n.entity.name.clone());
+                    }
+                }
+            }
+            if hop == depth {
+                break;
+            }
+            let mut next = Vec::with_capacity(next_names.len());
+            for name in next_names {
+                next.push(self.network(p, &name, limit).await?);
+            }
+            frontier = next;
+        }
+        // Only edges between listed nodes.
+        edges.retain(|(a, b), _| nodes.iter().any(|n| &n.name == a) && nodes.iter().any(|n| &n.name == b));
+        Ok(SubgraphView {
+            center: nodes[0].name.clone(),
+            nodes,
+            edges: edges.into_iter().map(|((a, b), shared_memories)| SubgraphEdge { a, b, shared_memories }).collect(),
+        })
+    }
+
+    /// The most central entities of the visible graph.
+    pub async fn centrality(&self, p: &Principal, limit: usize) -> Result<CentralityView, DomainError> {
+        let (graph, filter) = self.scope(p).await?;
+        let g = graph.mention_graph(&filter, MAX_GRAPH_MENTIONS).await?;
+        let items = algorithms::centrality(&g, limit)
+            .into_iter()
+            .map(|c| CentralityItem {
+                entity: c.entity.into(),
+                degree: c.degree,
+                weighted_degree: c.weighted_degree,
+                pagerank: c.pagerank,
+            })
+            .collect();
+        Ok(CentralityView { items, entities: g.entities.len(), truncated: g.truncated })
+    }
+
+    /// Pairs of visible entities that likely name one thing.
+    pub async fn duplicates(&self, p: &Principal, limit: usize) -> Result<DuplicatesView, DomainError> {
+        let (graph, filter) = self.scope(p).await?;
+        let entities = graph.entities(&filter, 1, MAX_COMPARED_ENTITIES + 1).await?;
+        let truncated = entities.len() > MAX_COMPARED_ENTITIES;
+        let compared = &entities[..entities.len().min(MAX_COMPARED_ENTITIES)];
+        let pairs = algorithms::duplicates(compared, limit)
+            .into_iter()
+            .map(|d| DuplicateView {
+                keep: d.keep.into(),
+                merge: d.merge.into(),
+                reason: d.reason.as_str(),
+                similarity: d.similarity,
+            })
+            .collect();
+        Ok(DuplicatesView { pairs, compared: compared.len(), truncated })
+    }
+
+    /// Merges entity `source` into `target` (both normalised here; both must
+    /// be visible to the caller). A dry run changes nothing.
+    pub async fn merge(&self, p: &Principal, req: MergeRequest) -> Result<MergeView, DomainError> {
+        let mut out = Vec::new();
+        let source = entity_name("source", &req.source, &mut out);
+        let target = entity_name("target", &req.target, &mut out);
+        if let (Some(a), Some(b)) = (&source, &target)
+            && a == b
+        {
+            out.push(FieldViolation::new("target", "must name another entity than source"));
+        }
+        let (Some(source), Some(target)) = checked((source, target), out)? else {
+            return Err(DomainError::NotFound("entity"));
+        };
+        let dry_run = req.dry_run.unwrap_or(true);
+        let (graph, filter) = self.scope(p).await?;
+        let actor = self.memories.visibility(p).await?.user_id;
+        match graph.merge(&filter, &source, &target, &actor, !dry_run).await? {
+            Ok(r) => Ok(MergeView {
+                source: r.source,
+                target: r.target,
+                memories_moved: r.memories_moved,
+                memories_mentioning_both: r.memories_mentioning_both,
+                already_merged: r.already_merged,
+                applied: r.applied,
+                dry_run,
+            }),
+            Err(MergeRefusal::UnknownEntity(_)) => Err(DomainError::NotFound("entity")),
+            Err(MergeRefusal::SameEntity(name)) => Err(DomainError::Validation(vec![FieldViolation::new(
+                "target",
+                format!("source and target are both the entity {name}"),
+            )])),
+            Err(MergeRefusal::MergedElsewhere { into, .. }) => Err(DomainError::Validation(vec![FieldViolation::new(
+                "source",
+                format!("was merged into {into} already"),
+            )])),
+        }
     }
 
     /// An entity and the entities co-mentioned with it.

@@ -20,6 +20,7 @@ pub mod categorize;
 pub mod cursor;
 pub mod entities;
 mod error;
+pub mod graph;
 pub mod health;
 pub mod indexer;
 pub mod inputs;

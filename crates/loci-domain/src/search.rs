@@ -550,6 +550,18 @@ impl SearchService {
             .collect())
     }
 
+    /// Visible active memories mentioning the entities `query` names
+    /// (graph only), best first.
+    pub async fn by_entities(&self, p: &Principal, query: &str, limit: usize) -> Result<Vec<Hit>, DomainError> {
+        let names = self.indexes.graph.entities_in(&p.org_id, query).await?;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vis = self.memories.visibility(p).await?;
+        let filter = self.filter(p, vis, &SearchFilters::default());
+        Ok(self.indexes.graph.memories_mentioning(&names, &filter, limit).await?)
+    }
+
     /// Visible memories sharing entities with memory `id` (graph).
     pub async fn related_by_graph(
         &self,

@@ -15,6 +15,8 @@
 //! - Upserts are idempotent (indexers deliver at least once) and deletes of
 //!   unknown ids succeed.
 
+pub mod algorithms;
+pub mod analytics;
 #[cfg(feature = "testing")]
 pub mod contract;
 mod doc;
@@ -25,6 +27,7 @@ pub mod extract;
 use async_trait::async_trait;
 use loci_core::{MemoryId, OrgId};
 
+pub use analytics::{GraphAnalytics, GraphApi};
 pub use doc::{IndexDoc, SearchFilter};
 pub use entities::{EntityGraph, EntityNetwork, EntitySummary, Neighbour};
 pub use error::IndexError;

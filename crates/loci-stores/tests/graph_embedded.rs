@@ -556,8 +556,8 @@ async fn migrations_down_drop_the_graph_and_up_restore_it(engine: Engine) {
     let (alice, app) = provision(&db, "acme", "alice").await;
     let m = create(&db, &alice, &app, "Caroline and Melanie met.").await;
     index.upsert(&[doc(&db, &org("acme"), m).await]).await.unwrap();
-    // The three migrations after the graph's, then the graph's.
-    db.migrate_down(4).await.unwrap();
+    // The four migrations after the graph's, then the graph's.
+    db.migrate_down(5).await.unwrap();
     assert!(index.count(&org("acme")).await.is_err(), "the graph tables are gone");
     db.migrate_up().await.unwrap();
     assert_eq!(index.count(&org("acme")).await.unwrap(), 0);
@@ -646,6 +646,140 @@ async fn entity_queries_answer_a_fixed_corpus(engine: Engine) {
     assert!(index.entities(&spoof, 1, 50).await.unwrap().is_empty());
 }
 
+/// The analytics rows and the merge on a fixed corpus: stats, aggregates,
+/// tags, the mention graph, entity search, an entity's memories, dated
+/// memories; a dry-run merge changes nothing, a merge moves every mention
+/// of the org (edge weights stay exact: a rebuild from the documents gives
+/// the same graph), later extractions of the merged name land on the
+/// target, and merging again is a no-op.
+async fn analytics_and_merge_answer_a_fixed_corpus(engine: Engine) {
+    use loci_core::Category;
+    use loci_index::analytics::{Dimension, MergeRefusal};
+    use loci_index::{EntityGraph, GraphAnalytics, algorithms};
+
+    let (t, db, index) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let (bob, bob_app) = provision(&db, "acme", "bob").await;
+    let acme = org("acme");
+    let tagged = |pairs: &[(&str, &str)], category: Option<Category>| MemoryMetadata {
+        tags: pairs.iter().map(|(k, v)| ((*k).to_owned(), serde_json::json!(v))).collect(),
+        category,
+        ..Default::default()
+    };
+    let m1 = create_with(
+        &db,
+        &alice,
+        &app,
+        "Caroline met Melanie in Denver.",
+        tagged(&[("team", "core"), ("lang", "rust")], Some(Category::Decision)),
+    )
+    .await;
+    let m2 = create_with(&db, &alice, &app, "Melanie works with Oscar.", tagged(&[("team", "core")], None)).await;
+    let m3 =
+        create_with(&db, &alice, &app, "Oscar visited Paris with Zoe.", tagged(&[], Some(Category::Decision))).await;
+    let m4 = create(&db, &alice, &app, "Caroline paints with Melanie.").await;
+    let m5 = create(&db, &alice, &app, "nothing capitalised here").await;
+    let b1 = create(&db, &bob, &bob_app, "Caroline knows Quentin.").await;
+    let all = [m1, m2, m3, m4, m5, b1];
+    index.upsert(&docs(&db, &acme, &all).await).await.unwrap();
+    let mine = owner_filter(&alice);
+
+    let stats = index.stats(&mine).await.unwrap();
+    assert_eq!(
+        (stats.memories, stats.memories_with_entities, stats.entities, stats.mentions, stats.co_mention_pairs),
+        (5, 4, 6, 10, 7),
+        "bob's memory is not alice's"
+    );
+
+    let by_category = index.aggregate(&mine, Dimension::Category, 10).await.unwrap();
+    let buckets: Vec<(&str, u64)> = by_category.buckets.iter().map(|b| (b.value.as_str(), b.memories)).collect();
+    assert_eq!(buckets, [("decision", 2)]);
+    assert_eq!((by_category.values, by_category.memories, by_category.without_value), (1, 5, 3));
+    let by_tag = index.aggregate(&mine, Dimension::Tag, 10).await.unwrap();
+    let buckets: Vec<(&str, u64)> = by_tag.buckets.iter().map(|b| (b.value.as_str(), b.memories)).collect();
+    assert_eq!(buckets, [("team=core", 2), ("lang=rust", 1)]);
+    assert_eq!((by_tag.values, by_tag.without_value, by_tag.truncated), (2, 3, false));
+    let by_app = index.aggregate(&mine, Dimension::App, 10).await.unwrap();
+    assert_eq!(by_app.buckets[0].label.as_deref(), Some("cli"));
+    assert_eq!((by_app.buckets[0].value.clone(), by_app.buckets[0].memories), (app.id.to_string(), 5));
+    let (lang, more) = index.memory_tags(&mine, Some("lang"), 10).await.unwrap();
+    assert_eq!((lang.len(), more), (1, false));
+    let (first, more) = index.memory_tags(&mine, None, 1).await.unwrap();
+    assert_eq!((first[0].get("team").map(String::as_str), more), (Some("core"), true), "newest tagged first");
+
+    let graph = index.mention_graph(&mine, 1_000).await.unwrap();
+    let entity_names: Vec<&str> = graph.entities.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(entity_names, ["caroline", "denver", "melanie", "oscar", "paris", "zoe"]);
+    assert_eq!((graph.memories.len(), graph.truncated), (4, false));
+    let c = algorithms::connectivity(&graph);
+    assert_eq!((c.entities, c.edges, c.components, c.largest_component), (6, 7, 1, 6));
+    let cut = index.mention_graph(&mine, 4).await.unwrap();
+    assert!(cut.truncated && cut.memories.len() < 4, "a cut graph says so and drops the cut memory whole");
+
+    let found: Vec<String> = index.search_entities(&mine, "o", 10).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(found, names(&["oscar", "caroline", "zoe"]), "prefix first, then by mentions");
+    assert!(index.search_entities(&mine, "%", 10).await.unwrap().is_empty(), "wildcards are literal");
+    assert!(index.search_entities(&mine, "quentin", 10).await.unwrap().is_empty());
+
+    let page = index.entity_memories(&mine, "melanie", 2, 0).await.unwrap().unwrap();
+    assert_eq!((page.entity.memories, page.ids), (3, vec![m4, m2]));
+    assert_eq!(index.entity_memories(&mine, "melanie", 2, 2).await.unwrap().unwrap().ids, [m1]);
+    assert!(index.entity_memories(&mine, "quentin", 2, 0).await.unwrap().is_none());
+    let dated = index.dated_memories(&mine, None, 10).await.unwrap().unwrap();
+    assert_eq!(dated.iter().map(|d| d.id).collect::<Vec<_>>(), [m5, m4, m3, m2, m1]);
+    let zoe = index.dated_memories(&mine, Some("zoe"), 10).await.unwrap().unwrap();
+    assert_eq!(zoe.iter().map(|d| d.id).collect::<Vec<_>>(), [m3]);
+    assert!(index.dated_memories(&mine, Some("quentin"), 10).await.unwrap().is_none());
+
+    // A dry run reports and changes nothing.
+    let before = stored_graph(&t).await;
+    let dry = index.merge(&mine, "caroline", "melanie", &alice.id, false).await.unwrap().unwrap();
+    assert_eq!((dry.memories_moved, dry.memories_mentioning_both, dry.applied), (2, 2, false));
+    assert_eq!(stored_graph(&t).await, before);
+
+    // The merge moves every mention in the org, bob's too.
+    let done = index.merge(&mine, "caroline", "melanie", &alice.id, true).await.unwrap().unwrap();
+    assert_eq!((done.memories_moved, done.applied, done.already_merged), (2, true, false));
+    let melanie = index.entity(&mine, "melanie").await.unwrap().unwrap();
+    assert_eq!(melanie.memories, 3);
+    assert_eq!(
+        index.entity(&mine, "caroline").await.unwrap().unwrap().name,
+        "melanie",
+        "the old name finds the entity"
+    );
+    assert_eq!(index.entity(&owner_filter(&bob), "melanie").await.unwrap().unwrap().memories, 1);
+    let merged = stored_graph(&t).await;
+    assert!(merged.0.iter().all(|(a, b, _)| a != "caroline" && b != "caroline"), "{merged:?}");
+    // Extracting the documents again lands on the target: same graph.
+    index.clear(Some(&acme)).await.unwrap();
+    index.upsert(&docs(&db, &acme, &all).await).await.unwrap();
+    assert_eq!(stored_graph(&t).await, merged);
+    let aliases = index.aliases(&acme, Some("melanie")).await.unwrap();
+    assert_eq!(
+        aliases.iter().map(|a| (a.alias.as_str(), a.memories_moved)).collect::<Vec<_>>(),
+        [("caroline", 3)],
+        "the history counts the org's memories"
+    );
+
+    let again = index.merge(&mine, "caroline", "melanie", &alice.id, true).await.unwrap().unwrap();
+    assert_eq!((again.already_merged, again.applied), (true, false));
+    assert_eq!(stored_graph(&t).await, merged);
+    assert_eq!(
+        index.merge(&mine, "caroline", "oscar", &alice.id, true).await.unwrap(),
+        Err(MergeRefusal::MergedElsewhere { source: "caroline".into(), into: "melanie".into() })
+    );
+    assert_eq!(
+        index.merge(&mine, "melanie", "caroline", &alice.id, true).await.unwrap(),
+        Err(MergeRefusal::SameEntity("melanie".into()))
+    );
+    assert_eq!(
+        index.merge(&mine, "quentin", "melanie", &alice.id, true).await.unwrap(),
+        Err(MergeRefusal::UnknownEntity("quentin".into())),
+        "bob's entity is not alice's to merge"
+    );
+    assert_eq!(stored_graph(&t).await, merged);
+}
+
 macro_rules! on_both {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -669,4 +803,5 @@ on_both!(
     graph_tables_are_tenant_tables,
     migrations_down_drop_the_graph_and_up_restore_it,
     entity_queries_answer_a_fixed_corpus,
+    analytics_and_merge_answer_a_fixed_corpus,
 );

@@ -4,6 +4,7 @@ use loci_http::method_not_allowed;
 pub(crate) mod apps;
 pub(crate) mod backup;
 pub(crate) mod entities;
+pub(crate) mod graph;
 pub(crate) mod memories;
 pub(crate) mod meta;
 pub(crate) mod search;
@@ -109,6 +110,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(method_not_allowed("GET")),
     )
     .service(
+        web::resource("/api/v1/entities/analytics/centrality")
+            .route(web::get().to(entities::centrality))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/entities/normalization/duplicates")
+            .route(web::get().to(entities::duplicates))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/entities/normalization/merge")
+            .route(web::post().to(entities::merge))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
         web::resource("/api/v1/entities/path/{from}/{to}")
             .route(web::get().to(entities::path))
             .default_service(method_not_allowed("GET")),
@@ -121,6 +137,66 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/entities/{name}/network")
             .route(web::get().to(entities::network))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/entities/{name}/relations")
+            .route(web::get().to(entities::relations))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/entities/{name}/memories")
+            .route(web::get().to(entities::memories))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/stats")
+            .route(web::get().to(graph::stats))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/aggregate/{dimension}")
+            .route(web::get().to(graph::aggregate))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/tags/cooccurrence")
+            .route(web::get().to(graph::tag_cooccurrence))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/tags/{key}/related")
+            .route(web::get().to(graph::related_tags))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/search/memories")
+            .route(web::get().to(graph::search_memories))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/search/entities")
+            .route(web::get().to(graph::search_entities))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/timeline")
+            .route(web::get().to(graph::timeline))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/analytics/connectivity")
+            .route(web::get().to(graph::connectivity))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/analytics/communities/entities")
+            .route(web::get().to(graph::entity_communities))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/graph/analytics/communities/memories")
+            .route(web::get().to(graph::memory_communities))
             .default_service(method_not_allowed("GET")),
     )
     .service(

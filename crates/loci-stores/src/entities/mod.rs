@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod categories;
+pub mod graph_aliases;
 pub mod graph_edges;
 pub mod graph_entities;
 pub mod graph_mentions;

@@ -19,7 +19,7 @@ use crate::entities::{graph_entities, graph_mentions, memories};
 use crate::{StoreError, TenantTx};
 
 /// `graph_mentions AS <alias>` joined to the memories the filter admits.
-fn visible_mentions(tx: &TenantTx, filter: &SearchFilter, alias: &Alias) -> SelectStatement {
+pub(super) fn visible_mentions(tx: &TenantTx, filter: &SearchFilter, alias: &Alias) -> SelectStatement {
     Query::select()
         .from_as(graph_mentions::Entity, alias.clone())
         .join(
@@ -38,7 +38,7 @@ fn visible_mentions(tx: &TenantTx, filter: &SearchFilter, alias: &Alias) -> Sele
 
 /// Adds `graph_entities` for the entity in `alias`'s `entity_id`, and its
 /// columns (id, name, display name, kind) to the selection.
-fn with_entity(stmt: &mut SelectStatement, tx: &TenantTx, alias: &Alias) {
+pub(super) fn with_entity(stmt: &mut SelectStatement, tx: &TenantTx, alias: &Alias) {
     stmt.join(
         JoinType::InnerJoin,
         graph_entities::Entity,
@@ -60,12 +60,12 @@ fn with_entity(stmt: &mut SelectStatement, tx: &TenantTx, alias: &Alias) {
     ]);
 }
 
-fn count(n: i64) -> u64 {
+pub(super) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
 /// Reads `(id, name, display name, kind, count)` rows.
-async fn summaries(tx: &TenantTx, stmt: &SelectStatement) -> Result<Vec<(Uuid, EntitySummary)>, StoreError> {
+pub(super) async fn summaries(tx: &TenantTx, stmt: &SelectStatement) -> Result<Vec<(Uuid, EntitySummary)>, StoreError> {
     let rows = tx.conn().query_all(stmt).await?;
     rows.iter()
         .map(|row| {
@@ -82,7 +82,7 @@ async fn summaries(tx: &TenantTx, stmt: &SelectStatement) -> Result<Vec<(Uuid, E
 
 /// Visible entities with their visible mention counts: those named, those
 /// with the given ids, or all (at least `min` mentions, `limit` of them).
-async fn counted(
+pub(super) async fn counted(
     tx: &TenantTx,
     filter: &SearchFilter,
     names: Option<&[String]>,
@@ -111,17 +111,24 @@ async fn counted(
     summaries(tx, &stmt).await
 }
 
-async fn entity_named(
+/// The visible entity named `name`, or the one `name` was merged into.
+pub(super) async fn entity_named(
     tx: &TenantTx,
     filter: &SearchFilter,
     name: &str,
 ) -> Result<Option<(Uuid, EntitySummary)>, StoreError> {
-    Ok(counted(tx, filter, Some(&[name.to_owned()]), None, 1, Some(1)).await?.pop())
+    if let Some(found) = counted(tx, filter, Some(&[name.to_owned()]), None, 1, Some(1)).await?.pop() {
+        return Ok(Some(found));
+    }
+    match super::resolve_aliases(tx, &[name.to_owned()]).await?.remove(name) {
+        Some(merged_into) => Ok(counted(tx, filter, Some(&[merged_into]), None, 1, Some(1)).await?.pop()),
+        None => Ok(None),
+    }
 }
 
 /// Visible mentions `a` joined to every other mention `b` of the same
 /// memory: one row per (memory, entity, co-mentioned entity).
-fn co_mentions(tx: &TenantTx, filter: &SearchFilter) -> (SelectStatement, Alias, Alias) {
+pub(super) fn co_mentions(tx: &TenantTx, filter: &SearchFilter) -> (SelectStatement, Alias, Alias) {
     let (a, b) = (Alias::new("a"), Alias::new("b"));
     let mut stmt = visible_mentions(tx, filter, &a);
     stmt.join_as(

@@ -30,6 +30,7 @@
 //! [`MIN_EDGE_WEIGHT`] (the [`MAX_NEIGHBOURS`] strongest). Ties go to the
 //! newer memory, then the greater id.
 
+mod analytics;
 mod entity_queries;
 mod filter;
 
@@ -49,7 +50,7 @@ use loci_index::extract::{
     query_candidates,
 };
 
-use crate::entities::{graph_edges, graph_entities, graph_mentions, memories};
+use crate::entities::{graph_aliases, graph_edges, graph_entities, graph_mentions, memories};
 use crate::repo::memories::visibility_condition;
 use crate::{Database, StoreError, TenantTx};
 use loci_core::model::now;
@@ -265,9 +266,14 @@ async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, Vec<ExtractedEntity>)
         }
     }
 
+    // Merged names land on the entity they were merged into.
+    let extracted: Vec<String> =
+        changes.iter().flat_map(|(_, entities)| entities.iter().map(|e| e.name.clone())).collect();
+    let aliases = resolve_aliases(tx, &extracted).await?;
+    let key = |name: &String| aliases.get(name).unwrap_or(name).clone();
     let mut wanted: BTreeMap<String, (String, EntityKind)> = BTreeMap::new();
     for entity in changes.iter().flat_map(|(_, entities)| entities) {
-        let slot = wanted.entry(entity.name.clone()).or_insert_with(|| (entity.display.clone(), entity.kind));
+        let slot = wanted.entry(key(&entity.name)).or_insert_with(|| (entity.display.clone(), entity.kind));
         slot.1 = slot.1.max(entity.kind);
     }
     let ids = ensure_entities(tx, &wanted).await?;
@@ -277,7 +283,7 @@ async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, Vec<ExtractedEntity>)
     for (memory, entities) in changes {
         let set = after.entry(*memory).or_default();
         for entity in entities {
-            if let Some(id) = ids.get(&entity.name)
+            if let Some(id) = ids.get(&key(&entity.name))
                 && set.insert(*id)
             {
                 rows.push(graph_mentions::ActiveModel {
@@ -320,13 +326,36 @@ async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, Vec<ExtractedEntity>)
     remove_orphans(tx, &dropped).await
 }
 
-/// Ids of the named entities of the org.
+/// The entity each of `names` that was merged away is now: alias -> name.
+async fn resolve_aliases(tx: &TenantTx, names: &[String]) -> Result<HashMap<String, String>, StoreError> {
+    let names: BTreeSet<&String> = names.iter().collect();
+    let names: Vec<&String> = names.into_iter().collect();
+    let mut out = HashMap::new();
+    for chunk in names.chunks(CHUNK) {
+        let rows: Vec<(String, String)> = graph_aliases::Entity::find()
+            .select_only()
+            .column(graph_aliases::Column::Alias)
+            .column(graph_aliases::Column::EntityName)
+            .filter(graph_aliases::Column::OrgId.eq(tx.org_str()))
+            .filter(graph_aliases::Column::Alias.is_in(chunk.iter().map(|n| (*n).clone())))
+            .into_tuple()
+            .all(tx.conn())
+            .await?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Ids of the named entities of the org (merged names count as the entity
+/// they were merged into).
 async fn entity_ids(tx: &TenantTx, names: &[String]) -> Result<Vec<Uuid>, StoreError> {
+    let aliases = resolve_aliases(tx, names).await?;
+    let names: BTreeSet<String> = names.iter().map(|n| aliases.get(n).unwrap_or(n).clone()).collect();
     Ok(graph_entities::Entity::find()
         .select_only()
         .column(graph_entities::Column::Id)
         .filter(graph_entities::Column::OrgId.eq(tx.org_str()))
-        .filter(graph_entities::Column::Name.is_in(names.iter().cloned()))
+        .filter(graph_entities::Column::Name.is_in(names))
         .order_by_asc(graph_entities::Column::Id)
         .into_tuple()
         .all(tx.conn())
@@ -564,6 +593,8 @@ async fn known_names(tx: &TenantTx, candidates: &[String]) -> Result<HashSet<Str
             .all(tx.conn())
             .await?;
         known.extend(names);
+        // A merged name is known: it finds the entity it was merged into.
+        known.extend(resolve_aliases(tx, chunk).await?.into_keys());
     }
     Ok(known)
 }

@@ -1,0 +1,257 @@
+//! Analytics over the graph and the memories' structured fields: counts by
+//! dimension, the visible mention graph that connectivity, communities and
+//! centrality are computed from ([`crate::algorithms`]), tags, entity search,
+//! the memories of an entity and the dated memories of a timeline; and the
+//! one write, the merge of duplicate entities.
+//!
+//! Engines answer only what needs their data; the algorithms run on what
+//! they return, so every engine gives the same communities, centrality order
+//! and duplicates for the same visible graph. Visibility is the
+//! [`SearchFilter`]'s, as in [`crate::entities`]: nothing the caller cannot
+//! see is counted.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use loci_core::{MemoryId, OrgId, UserId};
+
+use crate::{EntityGraph, EntitySummary, IndexError, SearchFilter};
+
+/// Most mention rows one mention graph holds: analytics over a larger
+/// visible graph answer over the first rows (by memory) and say so.
+pub const MAX_GRAPH_MENTIONS: usize = 1_000_000;
+/// Most memories one timeline or tag analysis reads.
+pub const MAX_SCANNED_MEMORIES: usize = 20_000;
+/// Most entities one duplicate search compares.
+pub const MAX_COMPARED_ENTITIES: usize = 50_000;
+
+/// What memories are counted by in an aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dimension {
+    Category,
+    Scope,
+    ArtifactType,
+    ArtifactRef,
+    /// A tag `key=value` (a memory counts once per tag).
+    Tag,
+    /// The structured `entity` field.
+    Entity,
+    App,
+    Source,
+    State,
+}
+
+impl Dimension {
+    pub const ALL: [Dimension; 9] = [
+        Self::Category,
+        Self::Scope,
+        Self::ArtifactType,
+        Self::ArtifactRef,
+        Self::Tag,
+        Self::Entity,
+        Self::App,
+        Self::Source,
+        Self::State,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Category => "category",
+            Self::Scope => "scope",
+            Self::ArtifactType => "artifact_type",
+            Self::ArtifactRef => "artifact_ref",
+            Self::Tag => "tag",
+            Self::Entity => "entity",
+            Self::App => "app",
+            Self::Source => "source",
+            Self::State => "state",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == text)
+    }
+}
+
+/// Memories with one value of a dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bucket {
+    /// The value (an app's id for `app`, `key=value` for `tag`).
+    pub value: String,
+    /// A readable name where the value is an id (the app's name).
+    pub label: Option<String>,
+    pub memories: u64,
+}
+
+/// Counts of the visible memories by one dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    /// Most memories first, then by value; at most the asked limit.
+    pub buckets: Vec<Bucket>,
+    /// Distinct values (all of them, not only the buckets returned).
+    pub values: u64,
+    /// Visible memories counted.
+    pub memories: u64,
+    /// Of those, memories without a value of the dimension.
+    pub without_value: u64,
+    /// Whether only the first [`MAX_SCANNED_MEMORIES`] were read (tags).
+    pub truncated: bool,
+}
+
+/// Sizes of the visible graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GraphStats {
+    pub memories: u64,
+    /// Visible memories mentioning at least one entity.
+    pub memories_with_entities: u64,
+    pub entities: u64,
+    pub mentions: u64,
+    /// Distinct entity pairs mentioned together.
+    pub co_mention_pairs: u64,
+}
+
+/// The visible mention graph: entities, and which of them each visible
+/// memory mentions.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MentionGraph {
+    /// By name; `memories` counts visible mentions.
+    pub entities: Vec<EntitySummary>,
+    /// Visible memories mentioning at least one entity, by id, with the
+    /// indexes (into `entities`) of what they mention, ascending.
+    pub memories: Vec<(MemoryId, Vec<u32>)>,
+    /// Whether the graph stopped at [`MAX_GRAPH_MENTIONS`] rows.
+    pub truncated: bool,
+}
+
+/// A visible memory with its dates, for timelines.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatedMemory {
+    pub id: MemoryId,
+    pub content: String,
+    pub category: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of the visible memories mentioning an entity, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityMemories {
+    pub entity: EntitySummary,
+    pub ids: Vec<MemoryId>,
+}
+
+/// What a merge of `source` into `target` does (or did).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeReport {
+    pub source: String,
+    pub target: String,
+    /// Memories whose mention of `source` moves to `target`.
+    pub memories_moved: u64,
+    /// Of those, memories that mentioned both already.
+    pub memories_mentioning_both: u64,
+    /// Whether `source` had been merged into `target` before: nothing to do.
+    pub already_merged: bool,
+    pub applied: bool,
+}
+
+/// Why a merge cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MergeRefusal {
+    /// No entity of that name (and no earlier merge of it).
+    UnknownEntity(String),
+    /// `source` was merged into another entity already.
+    MergedElsewhere { source: String, into: String },
+    /// Both names are (or were merged into) this entity.
+    SameEntity(String),
+}
+
+/// A recorded merge: `alias` now names `entity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntityAlias {
+    pub alias: String,
+    pub entity: String,
+    pub merged_by: UserId,
+    pub merged_at: DateTime<Utc>,
+    pub memories_moved: u64,
+}
+
+/// Tags of one memory: `key -> value` (non-string values as JSON text).
+pub type TagSet = BTreeMap<String, String>;
+
+/// Analytics and entity maintenance on one graph engine.
+#[async_trait]
+pub trait GraphAnalytics: Send + Sync + std::fmt::Debug {
+    async fn stats(&self, filter: &SearchFilter) -> Result<GraphStats, IndexError>;
+
+    /// Visible memories counted by `dimension`, at most `limit` buckets.
+    async fn aggregate(
+        &self,
+        filter: &SearchFilter,
+        dimension: Dimension,
+        limit: usize,
+    ) -> Result<Aggregate, IndexError>;
+
+    /// The visible mention graph (at most `max_mentions` mention rows).
+    async fn mention_graph(&self, filter: &SearchFilter, max_mentions: usize) -> Result<MentionGraph, IndexError>;
+
+    /// Tags of the newest `max` visible memories that have any (and the key
+    /// `key`, when given); `true` when more had some.
+    async fn memory_tags(
+        &self,
+        filter: &SearchFilter,
+        key: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<TagSet>, bool), IndexError>;
+
+    /// Visible entities whose name contains `needle` (normalised), names
+    /// equal to it first, then starting with it, then by mentions.
+    async fn search_entities(
+        &self,
+        filter: &SearchFilter,
+        needle: &str,
+        limit: usize,
+    ) -> Result<Vec<EntitySummary>, IndexError>;
+
+    /// The visible memories mentioning `name`, newest first; `None` when no
+    /// visible memory does.
+    async fn entity_memories(
+        &self,
+        filter: &SearchFilter,
+        name: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Option<EntityMemories>, IndexError>;
+
+    /// The newest `max` visible memories (mentioning `entity` when given),
+    /// with their dates; `None` when `entity` is given and not visible.
+    async fn dated_memories(
+        &self,
+        filter: &SearchFilter,
+        entity: Option<&str>,
+        max: usize,
+    ) -> Result<Option<Vec<DatedMemory>>, IndexError>;
+
+    /// Moves every mention of `source` to `target` in the whole org (entity
+    /// names are the org's), records `source` as an alias of `target` so
+    /// that later extractions of it land on `target`, and deletes `source`.
+    /// With `apply` false nothing changes. Counts are of the memories
+    /// `filter` admits. Merging an alias into its entity again is a no-op.
+    async fn merge(
+        &self,
+        filter: &SearchFilter,
+        source: &str,
+        target: &str,
+        actor: &UserId,
+        apply: bool,
+    ) -> Result<Result<MergeReport, MergeRefusal>, IndexError>;
+
+    /// The recorded merges of `org` into `entity` (all when `None`), newest
+    /// first.
+    async fn aliases(&self, org: &OrgId, entity: Option<&str>) -> Result<Vec<EntityAlias>, IndexError>;
+}
+
+/// Every graph read and write the API offers, on one engine.
+pub trait GraphApi: EntityGraph + GraphAnalytics {}
+
+impl<T: EntityGraph + GraphAnalytics> GraphApi for T {}

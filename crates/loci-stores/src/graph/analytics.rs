@@ -1,0 +1,671 @@
+//! [`GraphAnalytics`] on the embedded graph tables: the counts and rows the
+//! shared algorithms need, all under the caller's [`SearchFilter`] (joined
+//! to `memories`, as in `entity_queries`), and the merge of entities.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use loci_core::{MemoryId, OrgId, UserId};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LikeExpr, Order, Query, SelectStatement};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use uuid::Uuid;
+
+use loci_index::algorithms::tag_counts;
+use loci_index::analytics::{
+    Aggregate, Bucket, DatedMemory, Dimension, EntityAlias, EntityMemories, GraphStats, MentionGraph, MergeRefusal,
+    MergeReport, TagSet,
+};
+use loci_index::extract::{EntityKind, ExtractedEntity};
+use loci_index::{EntitySummary, GraphAnalytics, IndexError, SearchFilter};
+
+use super::entity_queries::{co_mentions, count, counted, entity_named, summaries, visible_mentions, with_entity};
+use super::{CHUNK, EmbeddedGraphIndex, filter, lock_org, mentions_col, replace_mentions};
+use crate::entities::{apps, graph_aliases, graph_entities, graph_mentions, memories};
+use crate::{StoreError, TenantTx};
+use loci_core::model::now;
+
+fn limit_of(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// Visible memories: `SELECT ... FROM memories WHERE <filter>`.
+fn visible_memories(tx: &TenantTx, filter: &SearchFilter) -> SelectStatement {
+    Query::select().from(memories::Entity).cond_where(filter::search_filter_condition(tx, filter)).to_owned()
+}
+
+/// One row of `N` counts.
+async fn numbers<const N: usize>(tx: &TenantTx, stmt: &SelectStatement) -> Result<[u64; N], StoreError> {
+    let mut out = [0; N];
+    if let Some(row) = tx.conn().query_one(stmt).await? {
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = count(row.try_get_by_index::<Option<i64>>(i)?.unwrap_or(0));
+        }
+    }
+    Ok(out)
+}
+
+async fn stats(tx: &TenantTx, filter: &SearchFilter) -> Result<GraphStats, StoreError> {
+    let mut all = visible_memories(tx, filter);
+    all.expr(Expr::cust("COUNT(*)"));
+    let [memories] = numbers(tx, &all).await?;
+
+    let gm = Alias::new("gm");
+    let mut mentions = visible_mentions(tx, filter, &gm);
+    mentions
+        .expr(Expr::cust("COUNT(*)"))
+        .expr(mentions_col(&gm, graph_mentions::Column::MemoryId).count_distinct())
+        .expr(mentions_col(&gm, graph_mentions::Column::EntityId).count_distinct());
+    let [mentions, with_entities, entities] = numbers(tx, &mentions).await?;
+
+    let (mut pairs, a, b) = co_mentions(tx, filter);
+    pairs
+        .distinct()
+        .expr(mentions_col(&a, graph_mentions::Column::EntityId))
+        .expr(mentions_col(&b, graph_mentions::Column::EntityId))
+        .and_where(
+            mentions_col(&a, graph_mentions::Column::EntityId).lt(mentions_col(&b, graph_mentions::Column::EntityId)),
+        );
+    let counted_pairs =
+        Query::select().expr(Expr::cust("COUNT(*)")).from_subquery(pairs, Alias::new("pairs")).to_owned();
+    let [co_mention_pairs] = numbers(tx, &counted_pairs).await?;
+    Ok(GraphStats { memories, memories_with_entities: with_entities, entities, mentions, co_mention_pairs })
+}
+
+/// The `memories` column of a dimension (all but `tag`).
+fn dimension_column(dimension: Dimension) -> Option<memories::Column> {
+    Some(match dimension {
+        Dimension::Category => memories::Column::Category,
+        Dimension::Scope => memories::Column::Scope,
+        Dimension::ArtifactType => memories::Column::ArtifactType,
+        Dimension::ArtifactRef => memories::Column::ArtifactRef,
+        Dimension::Entity => memories::Column::Entity,
+        Dimension::App => memories::Column::AppId,
+        Dimension::Source => memories::Column::Source,
+        Dimension::State => memories::Column::State,
+        Dimension::Tag => return None,
+    })
+}
+
+async fn aggregate(
+    tx: &TenantTx,
+    filter: &SearchFilter,
+    dimension: Dimension,
+    limit: usize,
+) -> Result<Aggregate, StoreError> {
+    let Some(column) = dimension_column(dimension) else {
+        return tag_aggregate(tx, filter, limit).await;
+    };
+    let col = || Expr::col((memories::Entity, column));
+    let mut totals = visible_memories(tx, filter);
+    totals.expr(Expr::cust("COUNT(*)")).expr(col().count()).expr(col().count_distinct());
+    let [memories_n, with_value, values] = numbers(tx, &totals).await?;
+
+    let mut groups = visible_memories(tx, filter);
+    groups
+        .expr(col())
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .and_where(col().is_not_null())
+        .group_by_col((memories::Entity, column))
+        .order_by_expr(Expr::cust("COUNT(*)"), Order::Desc)
+        .order_by((memories::Entity, column), Order::Asc)
+        .limit(limit_of(limit));
+    let rows = tx.conn().query_all(&groups).await?;
+    let mut buckets = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let value = if dimension == Dimension::App {
+            row.try_get_by_index::<Uuid>(0)?.to_string()
+        } else {
+            row.try_get_by_index::<String>(0)?
+        };
+        buckets.push(Bucket { value, label: None, memories: count(row.try_get_by_index::<i64>(1)?) });
+    }
+    if dimension == Dimension::App && !buckets.is_empty() {
+        let ids: Vec<Uuid> = buckets.iter().filter_map(|b| b.value.parse().ok()).collect();
+        let names: HashMap<Uuid, String> = apps::Entity::find()
+            .select_only()
+            .column(apps::Column::Id)
+            .column(apps::Column::Name)
+            .filter(apps::Column::OrgId.eq(tx.org_str()))
+            .filter(apps::Column::Id.is_in(ids))
+            .into_tuple::<(Uuid, String)>()
+            .all(tx.conn())
+            .await?
+            .into_iter()
+            .collect();
+        for bucket in &mut buckets {
+            bucket.label = bucket.value.parse::<Uuid>().ok().and_then(|id| names.get(&id).cloned());
+        }
+    }
+    Ok(Aggregate { buckets, values, memories: memories_n, without_value: memories_n - with_value, truncated: false })
+}
+
+async fn tag_aggregate(tx: &TenantTx, filter: &SearchFilter, limit: usize) -> Result<Aggregate, StoreError> {
+    let mut all = visible_memories(tx, filter);
+    all.expr(Expr::cust("COUNT(*)"));
+    let [memories_n] = numbers(tx, &all).await?;
+    let (sets, truncated) = memory_tags(tx, filter, None, loci_index::analytics::MAX_SCANNED_MEMORIES).await?;
+    let counts = tag_counts(&sets);
+    let tagged = sets.len() as u64;
+    Ok(Aggregate {
+        values: counts.len() as u64,
+        buckets: counts
+            .into_iter()
+            .take(limit)
+            .map(|(value, memories)| Bucket { value, label: None, memories })
+            .collect(),
+        memories: memories_n,
+        // Read memories only: with more tagged memories than were read,
+        // this is a lower bound of those without tags.
+        without_value: memories_n.saturating_sub(tagged),
+        truncated,
+    })
+}
+
+/// `tags` is not the empty object (and has `key`).
+fn tagged(tx: &TenantTx, key: Option<&str>) -> Expr {
+    let postgres = tx.conn().get_database_backend() == DbBackend::Postgres;
+    match (postgres, key) {
+        (true, None) => Expr::cust("(\"tags\" <> '{}'::jsonb)"),
+        (false, None) => Expr::cust("(\"tags\" <> '{}')"),
+        (true, Some(key)) => Expr::cust_with_values("jsonb_exists(\"tags\", $1)", [key.to_owned()]),
+        (false, Some(key)) => {
+            let path = format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""));
+            Expr::cust_with_values("(json_type(\"tags\", ?) IS NOT NULL)", [path])
+        }
+    }
+}
+
+/// A tag value as text: strings as they are, anything else as JSON.
+fn tag_text(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn memory_tags(
+    tx: &TenantTx,
+    filter: &SearchFilter,
+    key: Option<&str>,
+    max: usize,
+) -> Result<(Vec<TagSet>, bool), StoreError> {
+    let mut stmt = visible_memories(tx, filter);
+    stmt.column((memories::Entity, memories::Column::Tags))
+        .and_where(tagged(tx, None))
+        .order_by((memories::Entity, memories::Column::CreatedAt), Order::Desc)
+        .order_by((memories::Entity, memories::Column::Id), Order::Desc)
+        .limit(limit_of(max.saturating_add(1)));
+    if let Some(key) = key {
+        stmt.and_where(tagged(tx, Some(key)));
+    }
+    let rows = tx.conn().query_all(&stmt).await?;
+    let truncated = rows.len() > max;
+    let mut sets = Vec::with_capacity(rows.len().min(max));
+    for row in rows.iter().take(max) {
+        let tags: serde_json::Value = row.try_get_by_index(0)?;
+        if let serde_json::Value::Object(map) = tags {
+            sets.push(map.iter().map(|(k, v)| (k.clone(), tag_text(v))).collect::<TagSet>());
+        }
+    }
+    Ok((sets, truncated))
+}
+
+async fn mention_graph(tx: &TenantTx, filter: &SearchFilter, max: usize) -> Result<MentionGraph, StoreError> {
+    let gm = Alias::new("gm");
+    let mut stmt = visible_mentions(tx, filter, &gm);
+    stmt.expr(mentions_col(&gm, graph_mentions::Column::MemoryId))
+        .expr(mentions_col(&gm, graph_mentions::Column::EntityId))
+        .order_by((gm.clone(), graph_mentions::Column::MemoryId), Order::Asc)
+        .order_by((gm.clone(), graph_mentions::Column::EntityId), Order::Asc)
+        .limit(limit_of(max.saturating_add(1)));
+    let rows = tx.conn().query_all(&stmt).await?;
+    let mut pairs: Vec<(Uuid, Uuid)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        pairs.push((row.try_get_by_index(0)?, row.try_get_by_index(1)?));
+    }
+    let truncated = pairs.len() > max;
+    if truncated {
+        // The last memory may be cut short: leave it out whole.
+        pairs.truncate(max);
+        if let Some(&(last, _)) = pairs.last() {
+            pairs.retain(|(m, _)| *m != last);
+        }
+    }
+
+    let ids: Vec<Uuid> = pairs.iter().map(|(_, e)| *e).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut entities: Vec<(Uuid, EntitySummary)> = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let rows: Vec<(Uuid, String, String, String)> = graph_entities::Entity::find()
+            .select_only()
+            .column(graph_entities::Column::Id)
+            .column(graph_entities::Column::Name)
+            .column(graph_entities::Column::DisplayName)
+            .column(graph_entities::Column::Kind)
+            .filter(graph_entities::Column::OrgId.eq(tx.org_str()))
+            .filter(graph_entities::Column::Id.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(tx.conn())
+            .await?;
+        entities.extend(
+            rows.into_iter()
+                .map(|(id, name, display_name, kind)| (id, EntitySummary { name, display_name, kind, memories: 0 })),
+        );
+    }
+    entities.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    let index: HashMap<Uuid, u32> =
+        entities.iter().enumerate().map(|(i, (id, _))| (*id, u32::try_from(i).unwrap_or(u32::MAX))).collect();
+
+    let mut memories: Vec<(MemoryId, Vec<u32>)> = Vec::new();
+    for (memory, entity) in pairs {
+        let Some(&i) = index.get(&entity) else { continue };
+        if let Some(e) = entities.get_mut(i as usize) {
+            e.1.memories += 1;
+        }
+        match memories.last_mut() {
+            Some((m, list)) if m.as_uuid() == memory => list.push(i),
+            _ => memories.push((MemoryId::from_uuid(memory), vec![i])),
+        }
+    }
+    for (_, list) in &mut memories {
+        list.sort_unstable();
+    }
+    Ok(MentionGraph { entities: entities.into_iter().map(|(_, e)| e).collect(), memories, truncated })
+}
+
+/// `%`, `_` and the escape character taken literally in a LIKE pattern.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+async fn search_entities(
+    tx: &TenantTx,
+    filter: &SearchFilter,
+    needle: &str,
+    limit: usize,
+) -> Result<Vec<EntitySummary>, StoreError> {
+    let gm = Alias::new("gm");
+    let name = || Expr::col((graph_entities::Entity, graph_entities::Column::Name));
+    let literal = like_literal(needle);
+    let mut stmt = visible_mentions(tx, filter, &gm);
+    with_entity(&mut stmt, tx, &gm);
+    stmt.expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .and_where(name().like(LikeExpr::new(format!("%{literal}%")).escape('\\')))
+        .order_by_expr(
+            Expr::case(name().eq(needle), 0)
+                .case(name().like(LikeExpr::new(format!("{literal}%")).escape('\\')), 1)
+                .finally(2)
+                .into(),
+            Order::Asc,
+        )
+        .order_by_expr(Expr::cust("COUNT(*)"), Order::Desc)
+        .order_by((graph_entities::Entity, graph_entities::Column::Name), Order::Asc)
+        .limit(limit_of(limit));
+    Ok(summaries(tx, &stmt).await?.into_iter().map(|(_, s)| s).collect())
+}
+
+async fn entity_memories(
+    tx: &TenantTx,
+    filter: &SearchFilter,
+    name: &str,
+    limit: usize,
+    offset: usize,
+) -> Result<Option<EntityMemories>, StoreError> {
+    let Some((id, entity)) = entity_named(tx, filter, name).await? else {
+        return Ok(None);
+    };
+    let gm = Alias::new("gm");
+    let mut stmt = visible_mentions(tx, filter, &gm);
+    stmt.column((memories::Entity, memories::Column::Id))
+        .and_where(mentions_col(&gm, graph_mentions::Column::EntityId).eq(id))
+        .order_by((memories::Entity, memories::Column::CreatedAt), Order::Desc)
+        .order_by((memories::Entity, memories::Column::Id), Order::Desc)
+        .limit(limit_of(limit))
+        .offset(limit_of(offset));
+    let rows = tx.conn().query_all(&stmt).await?;
+    let ids = rows
+        .iter()
+        .map(|row| Ok(MemoryId::from_uuid(row.try_get_by_index::<Uuid>(0)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(EntityMemories { entity, ids }))
+}
+
+async fn dated_memories(
+    tx: &TenantTx,
+    filter: &SearchFilter,
+    entity: Option<&str>,
+    max: usize,
+) -> Result<Option<Vec<DatedMemory>>, StoreError> {
+    let mut stmt = match entity {
+        None => visible_memories(tx, filter),
+        Some(name) => {
+            let Some((id, _)) = entity_named(tx, filter, name).await? else {
+                return Ok(None);
+            };
+            let gm = Alias::new("gm");
+            let mut stmt = visible_mentions(tx, filter, &gm);
+            stmt.and_where(mentions_col(&gm, graph_mentions::Column::EntityId).eq(id));
+            stmt
+        }
+    };
+    stmt.columns([
+        (memories::Entity, memories::Column::Id),
+        (memories::Entity, memories::Column::Content),
+        (memories::Entity, memories::Column::Category),
+        (memories::Entity, memories::Column::CreatedAt),
+        (memories::Entity, memories::Column::UpdatedAt),
+    ])
+    .order_by((memories::Entity, memories::Column::CreatedAt), Order::Desc)
+    .order_by((memories::Entity, memories::Column::Id), Order::Desc)
+    .limit(limit_of(max));
+    let rows = tx.conn().query_all(&stmt).await?;
+    let dated = rows
+        .iter()
+        .map(|row| {
+            Ok(DatedMemory {
+                id: MemoryId::from_uuid(row.try_get_by_index(0)?),
+                content: row.try_get_by_index(1)?,
+                category: row.try_get_by_index(2)?,
+                created_at: row.try_get_by_index::<DateTime<Utc>>(3)?,
+                updated_at: row.try_get_by_index::<DateTime<Utc>>(4)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(Some(dated))
+}
+
+/// Visible memories mentioning `source`, and of those, mentioning `target`.
+async fn merge_counts(
+    tx: &TenantTx,
+    filter: &SearchFilter,
+    source: Uuid,
+    target: Uuid,
+) -> Result<(u64, u64), StoreError> {
+    let (mut stmt, a, b) = co_mentions(tx, filter);
+    stmt.expr(Expr::cust("COUNT(*)"))
+        .and_where(mentions_col(&a, graph_mentions::Column::EntityId).eq(source))
+        .and_where(mentions_col(&b, graph_mentions::Column::EntityId).eq(target));
+    let [both] = numbers(tx, &stmt).await?;
+    let moved = counted(tx, filter, None, Some(&[source]), 1, Some(1)).await?.pop().map_or(0, |(_, s)| s.memories);
+    Ok((moved, both))
+}
+
+async fn alias_of(tx: &TenantTx, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(graph_aliases::Entity::find()
+        .select_only()
+        .column(graph_aliases::Column::EntityName)
+        .filter(graph_aliases::Column::OrgId.eq(tx.org_str()))
+        .filter(graph_aliases::Column::Alias.eq(name))
+        .into_tuple::<String>()
+        .one(tx.conn())
+        .await?)
+}
+
+/// Rewrites the mentions of `source` as mentions of `target` in every
+/// memory of the org, through the same path as indexing (edge weights and
+/// orphans kept exact). Returns the number of memories changed.
+async fn move_mentions(tx: &TenantTx, source: Uuid, target: &EntitySummary) -> Result<u64, StoreError> {
+    let memory_ids: Vec<Uuid> = graph_mentions::Entity::find()
+        .select_only()
+        .column(graph_mentions::Column::MemoryId)
+        .filter(graph_mentions::Column::OrgId.eq(tx.org_str()))
+        .filter(graph_mentions::Column::EntityId.eq(source))
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    let mut current: BTreeMap<Uuid, Vec<ExtractedEntity>> = BTreeMap::new();
+    for chunk in memory_ids.chunks(CHUNK) {
+        let rows: Vec<(Uuid, Uuid, String, String, String)> = graph_mentions::Entity::find()
+            .select_only()
+            .column(graph_mentions::Column::MemoryId)
+            .column(graph_mentions::Column::EntityId)
+            .column(graph_mentions::Column::SourceKind)
+            .column_as(Expr::col((graph_entities::Entity, graph_entities::Column::Name)), "name")
+            .column_as(Expr::col((graph_entities::Entity, graph_entities::Column::DisplayName)), "display_name")
+            .join(
+                sea_orm::JoinType::InnerJoin,
+                graph_mentions::Entity::belongs_to(graph_entities::Entity)
+                    .from(graph_mentions::Column::EntityId)
+                    .to(graph_entities::Column::Id)
+                    .into(),
+            )
+            .filter(graph_mentions::Column::OrgId.eq(tx.org_str()))
+            .filter(graph_mentions::Column::MemoryId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(tx.conn())
+            .await?;
+        for (memory, entity, kind, name, display) in rows {
+            let kind = EntityKind::parse(&kind).unwrap_or(EntityKind::Term);
+            let mention = if entity == source {
+                ExtractedEntity { name: target.name.clone(), display: target.display_name.clone(), kind }
+            } else {
+                ExtractedEntity { name, display, kind }
+            };
+            current.entry(memory).or_default().push(mention);
+        }
+    }
+    let changes: Vec<(Uuid, Vec<ExtractedEntity>)> = current.into_iter().collect();
+    replace_mentions(tx, &changes).await?;
+    Ok(changes.len() as u64)
+}
+
+async fn merge(
+    tx: &TenantTx,
+    filter: &SearchFilter,
+    source: &str,
+    target: &str,
+    actor: &UserId,
+    apply: bool,
+) -> Result<Result<MergeReport, MergeRefusal>, StoreError> {
+    if apply {
+        lock_org(tx).await?;
+    }
+    let Some((target_id, target_entity)) = entity_named(tx, filter, target).await? else {
+        return Ok(Err(MergeRefusal::UnknownEntity(target.to_owned())));
+    };
+    let Some((source_id, _)) = counted(tx, filter, Some(&[source.to_owned()]), None, 1, Some(1)).await?.pop() else {
+        // Gone already: merged before, into this target or elsewhere.
+        return Ok(match alias_of(tx, source).await? {
+            Some(into) if into == target_entity.name => Ok(MergeReport {
+                source: source.to_owned(),
+                target: target_entity.name,
+                memories_moved: 0,
+                memories_mentioning_both: 0,
+                already_merged: true,
+                applied: false,
+            }),
+            Some(into) => Err(MergeRefusal::MergedElsewhere { source: source.to_owned(), into }),
+            None => Err(MergeRefusal::UnknownEntity(source.to_owned())),
+        });
+    };
+    if source_id == target_id {
+        return Ok(Err(MergeRefusal::SameEntity(target_entity.name)));
+    }
+    let (moved, both) = merge_counts(tx, filter, source_id, target_id).await?;
+    let mut report = MergeReport {
+        source: source.to_owned(),
+        target: target_entity.name.clone(),
+        memories_moved: moved,
+        memories_mentioning_both: both,
+        already_merged: false,
+        applied: false,
+    };
+    if !apply {
+        return Ok(Ok(report));
+    }
+    // Earlier aliases of `source` follow it; then `source` becomes one.
+    graph_aliases::Entity::update_many()
+        .col_expr(graph_aliases::Column::EntityName, Expr::value(target_entity.name.clone()))
+        .filter(graph_aliases::Column::OrgId.eq(tx.org_str()))
+        .filter(graph_aliases::Column::EntityName.eq(source))
+        .exec(tx.conn())
+        .await?;
+    let memories_moved = move_mentions(tx, source_id, &target_entity).await?;
+    graph_aliases::Entity::insert(graph_aliases::ActiveModel {
+        org_id: Set(tx.org_str()),
+        alias: Set(source.to_owned()),
+        entity_name: Set(target_entity.name.clone()),
+        merged_by: Set(actor.as_uuid()),
+        merged_at: Set(now()),
+        memories_moved: Set(i64::try_from(memories_moved).unwrap_or(i64::MAX)),
+    })
+    .exec_without_returning(tx.conn())
+    .await?;
+    report.applied = true;
+    Ok(Ok(report))
+}
+
+async fn aliases(tx: &TenantTx, entity: Option<&str>) -> Result<Vec<EntityAlias>, StoreError> {
+    let mut query = graph_aliases::Entity::find().filter(graph_aliases::Column::OrgId.eq(tx.org_str()));
+    if let Some(entity) = entity {
+        query = query.filter(graph_aliases::Column::EntityName.eq(entity));
+    }
+    let rows = query
+        .order_by_desc(graph_aliases::Column::MergedAt)
+        .order_by_asc(graph_aliases::Column::Alias)
+        .limit(1000)
+        .all(tx.conn())
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| EntityAlias {
+            alias: r.alias,
+            entity: r.entity_name,
+            merged_by: UserId::from_uuid(r.merged_by),
+            merged_at: r.merged_at,
+            memories_moved: u64::try_from(r.memories_moved).unwrap_or(0),
+        })
+        .collect())
+}
+
+/// Reads run in one read transaction of the filter's org; the merge in one
+/// write transaction holding the org's graph writer lock.
+#[async_trait]
+impl GraphAnalytics for EmbeddedGraphIndex {
+    async fn stats(&self, filter: &SearchFilter) -> Result<GraphStats, IndexError> {
+        let tx = self.db.begin_tenant_read(&filter.org).await?;
+        let out = stats(&tx, filter).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn aggregate(
+        &self,
+        filter: &SearchFilter,
+        dimension: Dimension,
+        limit: usize,
+    ) -> Result<Aggregate, IndexError> {
+        let tx = self.db.begin_tenant_read(&filter.org).await?;
+        let out = aggregate(&tx, filter, dimension, limit).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn mention_graph(&self, filter: &SearchFilter, max_mentions: usize) -> Result<MentionGraph, IndexError> {
+        let tx = self.db.begin_tenant_read(&filter.org).await?;
+        let out = mention_graph(&tx, filter, max_mentions).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn memory_tags(
+        &self,
+        filter: &SearchFilter,
+        key: Option<&str>,
+        max: usize,
+    ) -> Result<(Vec<TagSet>, bool), IndexError> {
+        let tx = self.db.begin_tenant_read(&filter.org).await?;
+        let out = memory_tags(&tx, filter, key, max).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn search_entities(
+        &self,
+        filter: &SearchFilter,
+        needle: &str,
+        limit: usize,
+    ) -> Result<Vec<EntitySummary>, IndexError> {
+        let tx = self.db.begin_tenant_read(&filter.org).await?;
+        let out = search_entities(&tx, filter, needle, limit).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn entity_memories(
+        &self,
+        filter: &SearchFilter,
+        name: &str,
+        limit: usize,
+        offset: usize,
+    ) -> Result<Option<EntityMemories>, IndexError> {
+        let tx = self.db.begin_tenant_read(&filter.org).await?;
+        let out = entity_memories(&tx, filter, name, limit, offset).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn dated_memories(
+        &self,
+        filter: &SearchFilter,
+        entity: Option<&str>,
+        max: usize,
+    ) -> Result<Option<Vec<DatedMemory>>, IndexError> {
+        let tx = self.db.begin_tenant_read(&filter.org).await?;
+        let out = dated_memories(&tx, filter, entity, max).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn merge(
+        &self,
+        filter: &SearchFilter,
+        source: &str,
+        target: &str,
+        actor: &UserId,
+        apply: bool,
+    ) -> Result<Result<MergeReport, MergeRefusal>, IndexError> {
+        let tx = if apply {
+            self.db.begin_tenant(&filter.org).await?
+        } else {
+            self.db.begin_tenant_read(&filter.org).await?
+        };
+        let out = merge(&tx, filter, source, target, actor, apply).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn aliases(&self, org: &OrgId, entity: Option<&str>) -> Result<Vec<EntityAlias>, IndexError> {
+        let tx = self.db.begin_tenant_read(org).await?;
+        let out = aliases(&tx, entity).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use loci_index::algorithms::tag_label;
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(like_literal(r"50%_a\b"), r"50\%\_a\\b");
+    }
+
+    #[test]
+    fn tag_values_are_text() {
+        assert_eq!(tag_text(&serde_json::json!("x")), "x");
+        assert_eq!(tag_text(&serde_json::json!(3)), "3");
+        assert_eq!(tag_label("k", &tag_text(&serde_json::json!(true))), "k=true");
+    }
+}
