@@ -13,12 +13,12 @@ mod m20261126_000002_graph;
 mod m20261206_000001_list_order_index;
 mod m20261206_000002_memory_counts;
 mod m20261207_000001_category_links;
-mod m20261207_000002_graph_aliases;
+mod m20261207_000002_graph_relations;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
 /// on PostgreSQL each has row-level security forced on it (by the migration
 /// that creates it: [`CORE_TENANT_TABLES`], then [`GRAPH_TENANT_TABLES`],
-/// then `memory_counts`, then `graph_aliases`).
+/// then `memory_counts`, then `graph_relations` and `graph_aliases`).
 pub const TENANT_TABLES: &[&str] = &[
     "orgs",
     "users",
@@ -32,6 +32,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "graph_mentions",
     "graph_edges",
     "memory_counts",
+    "graph_relations",
     "graph_aliases",
 ];
 
@@ -54,7 +55,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000001_list_order_index::Migration),
             Box::new(m20261206_000002_memory_counts::Migration),
             Box::new(m20261207_000001_category_links::Migration),
-            Box::new(m20261207_000002_graph_aliases::Migration),
+            Box::new(m20261207_000002_graph_relations::Migration),
         ]
     }
 }

@@ -8,6 +8,7 @@ mod backup;
 mod categorize;
 mod entities;
 mod errors;
+mod graph;
 mod health;
 mod mcp;
 mod memories;

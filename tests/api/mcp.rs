@@ -247,6 +247,38 @@ async fn entity_tools_answer_what_rest_answers_for_the_caller_only() {
     let bad =
         err(&alice, "graph_path_between_entities", json!({ "from": "caroline", "to": "oscar", "max_hops": 99 })).await;
     assert_eq!(bad["errors"][0]["field"], "max_hops", "{bad}");
+
+    // The analytics tools answer what their REST routes answer.
+    let aggregate = ok(&alice, "graph_aggregate", json!({ "dimension": "app" })).await;
+    let (_, rest) = alice_rest.get("/api/v1/graph/aggregate/app").await;
+    assert_eq!(aggregate, rest);
+    assert_eq!(aggregate["memories"], 2);
+    let bad = err(&alice, "graph_aggregate", json!({ "dimension": "colour" })).await;
+    assert_eq!(bad["code"], "INVALID_INPUT", "{bad}");
+    let relations = ok(&alice, "graph_entity_relations", json!({ "entity": "melanie", "direction": "out" })).await;
+    let (_, rest) = alice_rest.get("/api/v1/entities/melanie/relations?direction=out").await;
+    assert_eq!(relations, rest);
+    let tags = ok(&alice, "graph_tag_cooccurrence", json!({})).await;
+    assert_eq!(tags["pairs"], json!([]));
+    let sub = ok(&alice, "graph_subgraph", json!({ "entity": "denver", "depth": 2 })).await;
+    let nodes: Vec<&str> = sub["nodes"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(nodes, ["denver", "caroline", "melanie", "oscar"], "{sub}");
+    assert_eq!(sub["edges"].as_array().unwrap().len(), 4, "{sub}");
+    let hidden = err(&alice, "graph_subgraph", json!({ "entity": "quentin" })).await;
+    assert_eq!(hidden["code"], "NOT_FOUND");
+    // Normalising: a dry run by default; nothing to merge here.
+    let dry = ok(&alice, "graph_normalize_entities", json!({})).await;
+    assert_eq!((dry["dry_run"].clone(), dry["merges"].clone()), (json!(true), json!([])));
+    let planned = ok(
+        &alice,
+        "graph_normalize_entities",
+        json!({ "pairs": [{ "source": "Denver", "target": "Oscar" }, { "source": "quentin", "target": "oscar" }] }),
+    )
+    .await;
+    assert_eq!(planned["merges"][0]["applied"], false);
+    assert_eq!(planned["skipped"][0]["source"], "quentin", "bob's entity is not alice's: {planned}");
+    let (_, denver) = alice_rest.get("/api/v1/entities/denver").await;
+    assert_eq!(denver["name"], "denver", "a dry run changes nothing");
 }
 
 /// One JSON-RPC exchange over raw HTTP: status, headers and the JSON-RPC

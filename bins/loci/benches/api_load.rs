@@ -1,6 +1,6 @@
 //! Load benchmark of the memories API on a realistic dataset.
 //!
-//! `cargo bench -p loci --bench api_load -- sqlite|postgres [BIG] [SMALL] [SECONDS] [--bulk] [--search]`
+//! `cargo bench -p loci --bench api_load -- sqlite|postgres [BIG] [SMALL] [SECONDS] [--bulk] [--search] [--graph]`
 //!
 //! One org: a user with BIG memories (default 100,000) and nine more users
 //! with SMALL each (default 10,000). By default the data is grown the way
@@ -13,8 +13,11 @@
 //! number and by cursor) and, with `--search` and the local model
 //! (`~/.cache/loci-models/all-MiniLM-L6-v2`), lexical and hybrid search
 //! twice: right after the growth, while the embedding indexer still works
-//! through it, and once the indexers caught up. Peak memory is the server's,
-//! sampled.
+//! through it, and once the indexers caught up. With `--graph` the memories
+//! name people and projects (from pools of 1,200 and 300 names, three per
+//! memory, with a structured category) and the graph and entity routes are
+//! measured too: network, a path within 4 hops, aggregates, the entity list,
+//! stats and centrality. Peak memory is the server's, sampled.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -44,6 +47,41 @@ const WORDS: &[&str] = &[
 fn sentence(i: usize) -> String {
     let w = |k: usize| WORDS[(i / k + k) % WORDS.len()];
     format!("Note {i}: the {} {} needs a {} before the {} ({})", w(1), w(3), w(7), w(11), i % 97)
+}
+
+const SYLLABLES: &[&str] = &["ka", "lo", "mi", "ren", "tor", "vu", "sa", "del", "qui", "bran", "ost", "fe"];
+const PEOPLE: usize = 1_200;
+const PROJECTS: usize = 300;
+const CATEGORIES: &[&str] = &["decision", "convention", "architecture", "runbook", "glossary"];
+
+/// A made-up capitalised name, distinct for each `n` below 12^3.
+fn made_up_name(n: usize) -> String {
+    let s = |k: usize| SYLLABLES[(n / SYLLABLES.len().pow(k as u32)) % SYLLABLES.len()];
+    let name = format!("{}{}{}", s(0), s(1), s(2));
+    let mut chars = name.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+fn person(i: usize) -> String {
+    made_up_name(i % PEOPLE)
+}
+
+fn project(i: usize) -> String {
+    format!("{} Service", made_up_name(PEOPLE + i % PROJECTS))
+}
+
+/// A memory naming two people and a project (with `--graph`).
+fn graph_sentence(i: usize) -> String {
+    let w = |k: usize| WORDS[(i / k + k) % WORDS.len()];
+    format!(
+        "Note {i}: {} works on the {} with {}; the {} needs a {} ({})",
+        person(i.wrapping_mul(7919)),
+        project(i.wrapping_mul(104_729)),
+        person(i.wrapping_mul(31).wrapping_add(17)),
+        w(3),
+        w(7),
+        i % 97
+    )
 }
 
 fn small_user(t: usize) -> String {
@@ -172,7 +210,14 @@ fn token(data: &std::path::Path, subject: &str, role: &str) -> String {
 
 /// Grows the org through REST: 16 clients, the users' writes interleaved;
 /// returns every 97th id of the big user and prints the ingest rate.
-async fn grow(client: &reqwest::Client, base: &str, tokens: &[String], big: usize, small: usize) -> Vec<MemoryId> {
+async fn grow(
+    client: &reqwest::Client,
+    base: &str,
+    tokens: &[String],
+    big: usize,
+    small: usize,
+    graph: bool,
+) -> Vec<MemoryId> {
     // (user, sequence) in an order that keeps every user writing throughout.
     let mut plan = Vec::with_capacity(big + SMALL_USERS * small);
     let mut next = [0usize; SMALL_USERS + 1];
@@ -201,11 +246,19 @@ async fn grow(client: &reqwest::Client, base: &str, tokens: &[String], big: usiz
             loop {
                 let n = cursor.fetch_add(1, Ordering::Relaxed);
                 let Some(&(user, i)) = plan.get(n) else { break };
-                let body = serde_json::json!({
-                    "text": sentence(i),
-                    "app": "bench",
-                    "metadata": {"categories": [format!("c{}", i % 20)]}
-                });
+                let body = if graph {
+                    serde_json::json!({
+                        "text": graph_sentence(i),
+                        "app": "bench",
+                        "metadata": {"categories": [format!("c{}", i % 20)], "category": CATEGORIES[i % CATEGORIES.len()]}
+                    })
+                } else {
+                    serde_json::json!({
+                        "text": sentence(i),
+                        "app": "bench",
+                        "metadata": {"categories": [format!("c{}", i % 20)]}
+                    })
+                };
                 let res = loop {
                     match client
                         .post(format!("{base}/api/v1/memories"))
@@ -285,6 +338,8 @@ fn main() {
     let seconds: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
     let bulk = flags.iter().any(|f| f == "--bulk");
     let search = flags.iter().any(|f| f == "--search");
+    let graph = flags.iter().any(|f| f == "--graph");
+    assert!(!(graph && bulk), "--graph grows its data through REST: leave out --bulk");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
 
     let test_db = rt.block_on(TestDatabase::new(engine));
@@ -366,7 +421,7 @@ fn main() {
         println!("seeded {total} memories through the store's bulk path in {seed_secs:.0} s");
         seeded_ids
     } else {
-        rt.block_on(grow(&client, &base, &tokens, big, small))
+        rt.block_on(grow(&client, &base, &tokens, big, small, graph))
     };
     if std::env::var_os("LOCI_BENCH_HOLD").is_some() {
         // For profiling by hand: the server stays up until stdin closes.
@@ -451,6 +506,35 @@ fn main() {
         for mode in ["lexical", "hybrid"] {
             let outcome = rt.block_on(load(32, duration, search_request(&client, &base, &token, mode)));
             println!("{}", outcome.line(&format!("POST /api/v1/search ({mode})")));
+        }
+    }
+    if graph {
+        let name_of = |n: usize| person(n.wrapping_mul(7919)).to_lowercase();
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let network: MakeRequest =
+            Arc::new(move |n| c.get(format!("{b}/api/v1/entities/{}/network?limit=50", name_of(n))).bearer_auth(&t));
+        let (c, b, t) = (client.clone(), base.clone(), token.clone());
+        let path: MakeRequest = Arc::new(move |n| {
+            let (from, to) = (person(n.wrapping_mul(7919)), project(n.wrapping_mul(15_485_863)));
+            c.get(format!("{b}/api/v1/entities/path/{from}/{to}?max_hops=4")).bearer_auth(&t)
+        });
+        let graph_cases: Vec<(String, usize, MakeRequest)> = vec![
+            ("GET /api/v1/entities/{name}/network".to_owned(), 32, network),
+            ("GET /api/v1/entities/path/{a}/{b}?max_hops=4".to_owned(), 32, path),
+            ("GET /api/v1/graph/aggregate/category".to_owned(), 32, get("/api/v1/graph/aggregate/category".to_owned())),
+            ("GET /api/v1/graph/aggregate/app".to_owned(), 32, get("/api/v1/graph/aggregate/app".to_owned())),
+            ("GET /api/v1/entities?limit=50".to_owned(), 8, get("/api/v1/entities?limit=50".to_owned())),
+            ("GET /api/v1/graph/stats".to_owned(), 8, get("/api/v1/graph/stats".to_owned())),
+            (
+                "GET /api/v1/entities/analytics/centrality".to_owned(),
+                4,
+                get("/api/v1/entities/analytics/centrality?limit=20".to_owned()),
+            ),
+        ];
+        for (name, connections, make) in graph_cases {
+            let outcome = rt.block_on(load(connections, duration, make));
+            let label = if connections == 32 { name } else { format!("{name}, {connections} connections") };
+            println!("{}", outcome.line(&label));
         }
     }
     for (name, connections, make) in writes {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use loci_index::algorithms;
 use loci_index::analytics::{MAX_COMPARED_ENTITIES, MAX_GRAPH_MENTIONS, MergeRefusal};
 use loci_index::extract::normalise;
+use loci_index::relations::fold_relations;
 use loci_index::{EntityNetwork, EntitySummary, GraphApi, SearchFilter};
 use loci_security::Principal;
 use serde::{Deserialize, Serialize};
@@ -122,19 +123,42 @@ pub struct EntityMemoriesView {
 
 /// The relation type of two entities mentioned in one memory.
 pub const CO_MENTIONED: &str = "co_mentioned";
-/// Relation types one can ask for.
-pub const RELATION_TYPES: &[&str] = &[CO_MENTIONED];
+/// Relation types one can ask for: the typed ones, then co-mention.
+pub const RELATION_TYPES: &[&str] = &[
+    "works_on",
+    "works_at",
+    "works_with",
+    "leads",
+    "manages",
+    "reports_to",
+    "depends_on",
+    "uses",
+    "owns",
+    "part_of",
+    "replaces",
+    CO_MENTIONED,
+];
+/// Statements of typed relations read for one entity at most.
+pub const MAX_RELATION_STATEMENTS: usize = 10_000;
 
 /// An entity related to another.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RelationView {
-    /// `co_mentioned`: both named in one visible memory (symmetric).
+    /// A typed relation (`works_on`, `depends_on`, ...) that a visible
+    /// memory states, or `co_mentioned`: both named in one visible memory.
     pub relation_type: String,
-    /// `out` (this entity is the subject), `in`, or `both` for symmetric ones.
+    /// `out` (this entity is the subject), `in` (the object), `both` for
+    /// co-mentions.
     pub direction: &'static str,
     pub entity: EntityView,
     /// Visible memories stating the relation.
     pub memories: u64,
+    /// When its first statement was recorded (typed relations).
+    pub valid_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// When a later memory ended it: one that states another object for a
+    /// relation of one object at a time (works_at, reports_to, part_of).
+    pub valid_to: Option<chrono::DateTime<chrono::Utc>>,
+    pub current: bool,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -260,7 +284,9 @@ impl EntityMemoriesQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct RelationsQuery {
-    /// Comma-separated relation types (default all): co_mentioned.
+    /// Comma-separated relation types (default all): works_on, works_at,
+    /// works_with, leads, manages, reports_to, depends_on, uses, owns,
+    /// part_of, replaces, co_mentioned.
     pub relation_types: Option<String>,
     /// in, out or both (default both).
     pub direction: Option<String>,
@@ -469,30 +495,66 @@ impl EntityService {
         Ok(EntityMemoriesView { total: page.entity.memories, entity: page.entity.into(), items })
     }
 
-    /// The entities co-mentioned with an entity, as relations (see
-    /// [`RelationView`]).
+    /// The relations of an entity: typed ones its visible memories state
+    /// (with when they held), then co-mentions, filtered by type and
+    /// direction, at most `req.limit`.
     pub async fn relations(
         &self,
         p: &Principal,
         name: &str,
         req: &RelationsRequest,
     ) -> Result<RelationsView, DomainError> {
-        let network = self.network(p, name, req.limit).await?;
-        let relations = if req.types.iter().any(|t| t == CO_MENTIONED) {
-            network
-                .neighbours
-                .into_iter()
-                .map(|n| RelationView {
-                    relation_type: CO_MENTIONED.to_owned(),
-                    direction: "both",
-                    entity: n.entity,
-                    memories: n.shared_memories,
-                })
-                .collect()
-        } else {
-            Vec::new()
+        let mut out = Vec::new();
+        let name = entity_name("name", name, &mut out);
+        let name = checked(name, out)?.ok_or(DomainError::NotFound("entity"))?;
+        let (graph, filter) = self.scope(p).await?;
+        let facts = graph
+            .relation_statements(&filter, &name, MAX_RELATION_STATEMENTS)
+            .await?
+            .ok_or(DomainError::NotFound("entity"))?;
+        let me = facts.entity.name.clone();
+        let others: std::collections::HashMap<&str, &EntitySummary> =
+            facts.entities.iter().map(|e| (e.name.as_str(), e)).collect();
+        let wants = |t: &str, direction: &str| {
+            req.types.iter().any(|x| x == t)
+                && (req.direction == "both" || direction == "both" || req.direction == direction)
         };
-        Ok(RelationsView { entity: network.entity, direction: req.direction.clone(), relations })
+        let mut relations: Vec<RelationView> = Vec::new();
+        for r in fold_relations(&facts.statements) {
+            let (direction, other) = if r.subject == me {
+                ("out", &r.object)
+            } else if r.object == me {
+                ("in", &r.subject)
+            } else {
+                continue;
+            };
+            let Some(entity) = others.get(other.as_str()) else { continue };
+            if wants(r.predicate.as_str(), direction) {
+                relations.push(RelationView {
+                    relation_type: r.predicate.as_str().to_owned(),
+                    direction,
+                    entity: (*entity).clone().into(),
+                    memories: r.memories,
+                    valid_from: Some(r.valid_from),
+                    valid_to: r.valid_to,
+                    current: r.valid_to.is_none(),
+                });
+            }
+        }
+        if wants(CO_MENTIONED, "both") && relations.len() < req.limit {
+            let network = graph.network(&filter, &me, req.limit - relations.len()).await?;
+            relations.extend(network.into_iter().flat_map(|n| n.neighbours).map(|n| RelationView {
+                relation_type: CO_MENTIONED.to_owned(),
+                direction: "both",
+                entity: n.entity.into(),
+                memories: n.shared_memories,
+                valid_from: None,
+                valid_to: None,
+                current: true,
+            }));
+        }
+        relations.truncate(req.limit);
+        Ok(RelationsView { entity: facts.entity.into(), direction: req.direction.clone(), relations })
     }
 
     /// The entities within `depth` co-mention hops of an entity (at most
@@ -665,6 +727,14 @@ impl EntityService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relation_types_are_the_predicates_then_co_mention() {
+        let typed: Vec<&str> = loci_index::relations::Predicate::ALL.iter().map(|p| p.as_str()).collect();
+        assert_eq!(&RELATION_TYPES[..typed.len()], typed.as_slice());
+        assert_eq!(RELATION_TYPES.len(), typed.len() + 1);
+        assert_eq!(RELATION_TYPES.last(), Some(&CO_MENTIONED));
+    }
 
     #[test]
     fn names_are_normalised_and_bounded() {

@@ -575,8 +575,7 @@ impl GraphService {
             }
         }
         // Oldest first; on one day, instants in order, then by memory.
-        events
-            .sort_by(|a, b| (a.0, a.1, a.2.memory_id, a.2.event_type).cmp(&(b.0, b.1, b.2.memory_id, b.2.event_type)));
+        events.sort_by_key(|e| (e.0, e.1, e.2.memory_id, e.2.event_type));
         Ok(TimelineView {
             entity: entity.map(EntityView::from),
             events: events.into_iter().take(req.limit).map(|(_, _, e)| e).collect(),

@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use loci_core::{MemoryId, OrgId, UserId};
 
+use crate::relations::RelationStatement;
 use crate::{EntityGraph, EntitySummary, IndexError, SearchFilter};
 
 /// Most mention rows one mention graph holds: analytics over a larger
@@ -176,6 +177,20 @@ pub struct EntityAlias {
     pub memories_moved: u64,
 }
 
+/// The typed relations around one entity, as statements (see
+/// [`crate::relations::fold_relations`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationFacts {
+    pub entity: EntitySummary,
+    /// Visible statements with the entity as subject or object, and, for
+    /// exclusive predicates, the other statements of those subjects.
+    pub statements: Vec<RelationStatement>,
+    /// Every other entity the statements name.
+    pub entities: Vec<EntitySummary>,
+    /// Whether the statements stopped at the asked maximum.
+    pub truncated: bool,
+}
+
 /// Tags of one memory: `key -> value` (non-string values as JSON text).
 pub type TagSet = BTreeMap<String, String>;
 
@@ -222,6 +237,15 @@ pub trait GraphAnalytics: Send + Sync + std::fmt::Debug {
         limit: usize,
         offset: usize,
     ) -> Result<Option<EntityMemories>, IndexError>;
+
+    /// The typed relations stated around `name` in visible memories (at most
+    /// `max` statements); `None` when no visible memory mentions it.
+    async fn relation_statements(
+        &self,
+        filter: &SearchFilter,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<RelationFacts>, IndexError>;
 
     /// The newest `max` visible memories (mentioning `entity` when given),
     /// with their dates; `None` when `entity` is given and not visible.

@@ -780,6 +780,72 @@ async fn analytics_and_merge_answer_a_fixed_corpus(engine: Engine) {
     assert_eq!(stored_graph(&t).await, merged);
 }
 
+/// Typed relations are stored with their memory, replaced and removed with
+/// it, read under the caller's visibility, end when a later memory states
+/// another object of an exclusive predicate, and follow a merge.
+async fn typed_relations_follow_their_memories(engine: Engine) {
+    use loci_index::GraphAnalytics;
+    use loci_index::relations::fold_relations;
+
+    let (_t, db, index) = setup(engine).await;
+    let (alice, app) = provision(&db, "acme", "alice").await;
+    let (bob, bob_app) = provision(&db, "acme", "bob").await;
+    let acme = org("acme");
+    let r1 = create(&db, &alice, &app, "Alice works at Acme.").await;
+    let r2 = create(&db, &alice, &app, "Alice works on Payments.").await;
+    let r3 = create(&db, &alice, &app, "Alice works at Globex.").await;
+    let billing = MemoryMetadata { entity: Some("Billing".into()), ..Default::default() };
+    let r4 = create_with(&db, &alice, &app, "Depends on Kafka.", billing).await;
+    let b1 = create(&db, &bob, &bob_app, "Alice works at Initech.").await;
+    index.upsert(&docs(&db, &acme, &[r1, r2, r3, r4, b1]).await).await.unwrap();
+    let mine = owner_filter(&alice);
+
+    let triples = |facts: &loci_index::analytics::RelationFacts| -> Vec<(String, &'static str, String, bool)> {
+        fold_relations(&facts.statements)
+            .into_iter()
+            .map(|r| (r.subject, r.predicate.as_str(), r.object, r.valid_to.is_none()))
+            .collect()
+    };
+    let t = |s: &str, p: &'static str, o: &str, current: bool| (s.to_owned(), p, o.to_owned(), current);
+    let facts = index.relation_statements(&mine, "alice", 100).await.unwrap().unwrap();
+    assert_eq!(
+        triples(&facts),
+        [
+            t("alice", "works_at", "globex", true),
+            t("alice", "works_on", "payments", true),
+            t("alice", "works_at", "acme", false)
+        ],
+        "bob's initech is not alice's; globex ended acme"
+    );
+    let created = |id| {
+        let db = db.clone();
+        let acme = acme.clone();
+        async move { doc(&db, &acme, id).await.created_at }
+    };
+    let ended = fold_relations(&facts.statements).into_iter().find(|r| r.object == "acme").unwrap();
+    assert_eq!((ended.valid_from, ended.valid_to), (created(r1).await, Some(created(r3).await)));
+    let names: Vec<&str> = facts.entities.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["acme", "globex", "payments"]);
+
+    // Seen from the object: the subject's later statement still ends it.
+    let from_acme = index.relation_statements(&mine, "acme", 100).await.unwrap().unwrap();
+    let ended: Vec<_> = triples(&from_acme).into_iter().filter(|r| r.2 == "acme").collect();
+    assert_eq!(ended, [t("alice", "works_at", "acme", false)]);
+    let billing = index.relation_statements(&mine, "billing", 100).await.unwrap().unwrap();
+    assert_eq!(triples(&billing), [t("billing", "depends_on", "kafka", true)]);
+    assert!(index.relation_statements(&mine, "initech", 100).await.unwrap().is_none());
+
+    // The memory that ended it goes: the relation is current again.
+    index.delete(&acme, &[r3]).await.unwrap();
+    let facts = index.relation_statements(&mine, "alice", 100).await.unwrap().unwrap();
+    assert_eq!(triples(&facts), [t("alice", "works_on", "payments", true), t("alice", "works_at", "acme", true)]);
+
+    // A merge carries the relations along.
+    index.merge(&mine, "payments", "billing", &alice.id, true).await.unwrap().unwrap();
+    let facts = index.relation_statements(&mine, "billing", 100).await.unwrap().unwrap();
+    assert_eq!(triples(&facts), [t("billing", "depends_on", "kafka", true), t("alice", "works_on", "billing", true)]);
+}
+
 macro_rules! on_both {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -804,4 +870,5 @@ on_both!(
     migrations_down_drop_the_graph_and_up_restore_it,
     entity_queries_answer_a_fixed_corpus,
     analytics_and_merge_answer_a_fixed_corpus,
+    typed_relations_follow_their_memories,
 );

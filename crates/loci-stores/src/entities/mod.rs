@@ -7,6 +7,7 @@ pub mod graph_aliases;
 pub mod graph_edges;
 pub mod graph_entities;
 pub mod graph_mentions;
+pub mod graph_relations;
 pub mod memories;
 pub mod memory_access_logs;
 pub mod memory_categories;

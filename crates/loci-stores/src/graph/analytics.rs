@@ -16,14 +16,15 @@ use uuid::Uuid;
 use loci_index::algorithms::tag_counts;
 use loci_index::analytics::{
     Aggregate, Bucket, DatedMemory, Dimension, EntityAlias, EntityMemories, GraphStats, MentionGraph, MergeRefusal,
-    MergeReport, TagSet,
+    MergeReport, RelationFacts, TagSet,
 };
 use loci_index::extract::{EntityKind, ExtractedEntity};
+use loci_index::relations::{ExtractedRelation, Predicate, RelationStatement};
 use loci_index::{EntitySummary, GraphAnalytics, IndexError, SearchFilter};
 
 use super::entity_queries::{co_mentions, count, counted, entity_named, summaries, visible_mentions, with_entity};
-use super::{CHUNK, EmbeddedGraphIndex, filter, lock_org, mentions_col, replace_mentions};
-use crate::entities::{apps, graph_aliases, graph_entities, graph_mentions, memories};
+use super::{CHUNK, EmbeddedGraphIndex, MemoryGraph, filter, lock_org, mentions_col, replace_mentions};
+use crate::entities::{apps, graph_aliases, graph_entities, graph_mentions, graph_relations, memories};
 use crate::{StoreError, TenantTx};
 use loci_core::model::now;
 
@@ -383,6 +384,115 @@ async fn dated_memories(
     Ok(Some(dated))
 }
 
+/// `graph_relations AS r` joined to the memories the filter admits:
+/// `(subject, predicate, object, memory, created_at)` rows.
+fn visible_statements(tx: &TenantTx, filter: &SearchFilter) -> SelectStatement {
+    let r = Alias::new("r");
+    let col = |c: graph_relations::Column| Expr::col((r.clone(), c));
+    Query::select()
+        .expr(col(graph_relations::Column::SubjectId))
+        .expr(col(graph_relations::Column::Predicate))
+        .expr(col(graph_relations::Column::ObjectId))
+        .column((memories::Entity, memories::Column::Id))
+        .column((memories::Entity, memories::Column::CreatedAt))
+        .from_as(graph_relations::Entity, r.clone())
+        .join(
+            sea_orm::sea_query::JoinType::InnerJoin,
+            memories::Entity,
+            Expr::col((memories::Entity, memories::Column::Id)).equals((r.clone(), graph_relations::Column::MemoryId)),
+        )
+        .and_where(col(graph_relations::Column::OrgId).eq(tx.org_str()))
+        .cond_where(filter::search_filter_condition(tx, filter))
+        .order_by((memories::Entity, memories::Column::CreatedAt), Order::Asc)
+        .order_by((memories::Entity, memories::Column::Id), Order::Asc)
+        .to_owned()
+}
+
+type StatementRow = (Uuid, String, Uuid, Uuid, DateTime<Utc>);
+
+async fn statement_rows(tx: &TenantTx, stmt: &SelectStatement) -> Result<Vec<StatementRow>, StoreError> {
+    let rows = tx.conn().query_all(stmt).await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get_by_index(0)?,
+                row.try_get_by_index(1)?,
+                row.try_get_by_index(2)?,
+                row.try_get_by_index(3)?,
+                row.try_get_by_index(4)?,
+            ))
+        })
+        .collect()
+}
+
+async fn relation_statements(
+    tx: &TenantTx,
+    filter: &SearchFilter,
+    name: &str,
+    max: usize,
+) -> Result<Option<RelationFacts>, StoreError> {
+    let Some((id, entity)) = entity_named(tx, filter, name).await? else {
+        return Ok(None);
+    };
+    let r = Alias::new("r");
+    let col = |c: graph_relations::Column| Expr::col((r.clone(), c));
+    let mut around = visible_statements(tx, filter);
+    around
+        .cond_where(
+            sea_orm::sea_query::Condition::any()
+                .add(col(graph_relations::Column::SubjectId).eq(id))
+                .add(col(graph_relations::Column::ObjectId).eq(id)),
+        )
+        .limit(limit_of(max.saturating_add(1)));
+    let mut rows = statement_rows(tx, &around).await?;
+    let truncated = rows.len() > max;
+    rows.truncate(max);
+    // When did the subjects of exclusive relations state another object?
+    let exclusive: Vec<&str> = Predicate::ALL.iter().filter(|p| p.exclusive()).map(|p| p.as_str()).collect();
+    let subjects: BTreeSet<Uuid> = rows
+        .iter()
+        .filter(|(s, p, _, _, _)| *s != id && exclusive.contains(&p.as_str()))
+        .map(|(s, _, _, _, _)| *s)
+        .collect();
+    if !subjects.is_empty() {
+        let mut others = visible_statements(tx, filter);
+        others
+            .and_where(col(graph_relations::Column::SubjectId).is_in(subjects.into_iter().take(CHUNK)))
+            .and_where(col(graph_relations::Column::Predicate).is_in(exclusive.iter().map(|p| (*p).to_owned())))
+            .and_where(col(graph_relations::Column::ObjectId).ne(id))
+            .limit(limit_of(max));
+        rows.extend(statement_rows(tx, &others).await?);
+    }
+    let ids: Vec<Uuid> = rows
+        .iter()
+        .flat_map(|(s, _, o, _, _)| [*s, *o])
+        .filter(|e| *e != id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut named: HashMap<Uuid, EntitySummary> = HashMap::new();
+    for chunk in ids.chunks(CHUNK) {
+        named.extend(counted(tx, filter, None, Some(chunk), 1, None).await?);
+    }
+    named.insert(id, entity.clone());
+    let statements = rows
+        .into_iter()
+        .filter_map(|(s, p, o, memory, stated_at)| {
+            Some(RelationStatement {
+                subject: named.get(&s)?.name.clone(),
+                predicate: Predicate::parse(&p)?,
+                object: named.get(&o)?.name.clone(),
+                memory: MemoryId::from_uuid(memory),
+                stated_at,
+            })
+        })
+        .collect();
+    named.remove(&id);
+    let mut entities: Vec<EntitySummary> = named.into_values().collect();
+    entities.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Some(RelationFacts { entity, statements, entities, truncated }))
+}
+
 /// Visible memories mentioning `source`, and of those, mentioning `target`.
 async fn merge_counts(
     tx: &TenantTx,
@@ -422,7 +532,8 @@ async fn move_mentions(tx: &TenantTx, source: Uuid, target: &EntitySummary) -> R
         .into_tuple()
         .all(tx.conn())
         .await?;
-    let mut current: BTreeMap<Uuid, Vec<ExtractedEntity>> = BTreeMap::new();
+    let mut current: BTreeMap<Uuid, MemoryGraph> = BTreeMap::new();
+    let mut names: HashMap<Uuid, String> = HashMap::from([(source, target.name.clone())]);
     for chunk in memory_ids.chunks(CHUNK) {
         let rows: Vec<(Uuid, Uuid, String, String, String)> = graph_mentions::Entity::find()
             .select_only()
@@ -448,12 +559,35 @@ async fn move_mentions(tx: &TenantTx, source: Uuid, target: &EntitySummary) -> R
             let mention = if entity == source {
                 ExtractedEntity { name: target.name.clone(), display: target.display_name.clone(), kind }
             } else {
+                names.insert(entity, name.clone());
                 ExtractedEntity { name, display, kind }
             };
-            current.entry(memory).or_default().push(mention);
+            current.entry(memory).or_default().entities.push(mention);
+        }
+        let relations: Vec<(Uuid, Uuid, String, Uuid)> = graph_relations::Entity::find()
+            .select_only()
+            .column(graph_relations::Column::MemoryId)
+            .column(graph_relations::Column::SubjectId)
+            .column(graph_relations::Column::Predicate)
+            .column(graph_relations::Column::ObjectId)
+            .filter(graph_relations::Column::OrgId.eq(tx.org_str()))
+            .filter(graph_relations::Column::MemoryId.is_in(chunk.iter().copied()))
+            .into_tuple()
+            .all(tx.conn())
+            .await?;
+        for (memory, subject, predicate, object) in relations {
+            if let (Some(subject), Some(predicate), Some(object)) =
+                (names.get(&subject), Predicate::parse(&predicate), names.get(&object))
+            {
+                current.entry(memory).or_default().relations.push(ExtractedRelation {
+                    subject: subject.clone(),
+                    predicate,
+                    object: object.clone(),
+                });
+            }
         }
     }
-    let changes: Vec<(Uuid, Vec<ExtractedEntity>)> = current.into_iter().collect();
+    let changes: Vec<(Uuid, MemoryGraph)> = current.into_iter().collect();
     replace_mentions(tx, &changes).await?;
     Ok(changes.len() as u64)
 }
@@ -610,6 +744,18 @@ impl GraphAnalytics for EmbeddedGraphIndex {
     ) -> Result<Option<EntityMemories>, IndexError> {
         let tx = self.db.begin_tenant_read(&filter.org).await?;
         let out = entity_memories(&tx, filter, name, limit, offset).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn relation_statements(
+        &self,
+        filter: &SearchFilter,
+        name: &str,
+        max: usize,
+    ) -> Result<Option<RelationFacts>, IndexError> {
+        let tx = self.db.begin_tenant_read(&filter.org).await?;
+        let out = relation_statements(&tx, filter, name, max).await?;
         tx.commit().await?;
         Ok(out)
     }

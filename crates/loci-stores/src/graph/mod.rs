@@ -9,6 +9,11 @@
 //!   whose `weight` is the number of memories mentioning both. Kept exact
 //!   incrementally: every upsert and delete applies the difference between a
 //!   memory's old and new entity pairs.
+//! - `graph_relations`: the typed relations each memory states between two
+//!   of its entities (`loci_index::relations`), replaced with its mentions.
+//! - `graph_aliases`: names merged into another entity (see
+//!   `analytics`). Extraction and name lookups follow them, so a merged name
+//!   never comes back; `clear` (reindexing) keeps them.
 //!
 //! Queries join `memories`, the source of truth, so a hit always passes the
 //! store's own visibility SQL and the current state and fields of the memory
@@ -49,8 +54,9 @@ use loci_index::extract::{
     EntityKind, ExtractedEntity, MAX_NAME_CHARS, MAX_QUERY_ENTITIES, MAX_QUERY_TOKENS, doc_entities, normalise,
     query_candidates,
 };
+use loci_index::relations::{ExtractedRelation, doc_relations};
 
-use crate::entities::{graph_aliases, graph_edges, graph_entities, graph_mentions, memories};
+use crate::entities::{graph_aliases, graph_edges, graph_entities, graph_mentions, graph_relations, memories};
 use crate::repo::memories::visibility_condition;
 use crate::{Database, StoreError, TenantTx};
 use loci_core::model::now;
@@ -240,10 +246,26 @@ async fn remove_orphans(tx: &TenantTx, candidates: &BTreeSet<Uuid>) -> Result<()
     Ok(())
 }
 
-/// Makes each memory of `changes` mention exactly its entities (none: the
-/// memory leaves the graph), keeping the edge weights exact and deleting
-/// entities nothing mentions any more. Memory ids must be distinct.
-async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, Vec<ExtractedEntity>)]) -> Result<(), StoreError> {
+/// What one memory contributes to the graph.
+#[derive(Debug, Clone, Default)]
+struct MemoryGraph {
+    entities: Vec<ExtractedEntity>,
+    relations: Vec<ExtractedRelation>,
+}
+
+impl MemoryGraph {
+    fn of(doc: &IndexDoc) -> Self {
+        let entities = doc_entities(doc);
+        let relations = doc_relations(doc, &entities);
+        Self { entities, relations }
+    }
+}
+
+/// Makes each memory of `changes` mention exactly its entities and state
+/// exactly its relations (none: the memory leaves the graph), keeping the
+/// edge weights exact and deleting entities nothing mentions any more.
+/// Memory ids must be distinct.
+async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, MemoryGraph)]) -> Result<(), StoreError> {
     if changes.is_empty() {
         return Ok(());
     }
@@ -268,11 +290,11 @@ async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, Vec<ExtractedEntity>)
 
     // Merged names land on the entity they were merged into.
     let extracted: Vec<String> =
-        changes.iter().flat_map(|(_, entities)| entities.iter().map(|e| e.name.clone())).collect();
+        changes.iter().flat_map(|(_, graph)| graph.entities.iter().map(|e| e.name.clone())).collect();
     let aliases = resolve_aliases(tx, &extracted).await?;
     let key = |name: &String| aliases.get(name).unwrap_or(name).clone();
     let mut wanted: BTreeMap<String, (String, EntityKind)> = BTreeMap::new();
-    for entity in changes.iter().flat_map(|(_, entities)| entities) {
+    for entity in changes.iter().flat_map(|(_, graph)| &graph.entities) {
         let slot = wanted.entry(key(&entity.name)).or_insert_with(|| (entity.display.clone(), entity.kind));
         slot.1 = slot.1.max(entity.kind);
     }
@@ -280,9 +302,17 @@ async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, Vec<ExtractedEntity>)
 
     let mut after: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();
     let mut rows: Vec<graph_mentions::ActiveModel> = Vec::new();
-    for (memory, entities) in changes {
+    let mut relation_rows: BTreeSet<(Uuid, Uuid, &'static str, Uuid)> = BTreeSet::new();
+    for (memory, graph) in changes {
+        for r in &graph.relations {
+            if let (Some(s), Some(o)) = (ids.get(&key(&r.subject)), ids.get(&key(&r.object)))
+                && s != o
+            {
+                relation_rows.insert((*memory, *s, r.predicate.as_str(), *o));
+            }
+        }
         let set = after.entry(*memory).or_default();
-        for entity in entities {
+        for entity in &graph.entities {
             if let Some(id) = ids.get(&key(&entity.name))
                 && set.insert(*id)
             {
@@ -313,6 +343,11 @@ async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, Vec<ExtractedEntity>)
     deltas.retain(|_, delta| *delta != 0);
 
     for chunk in memory_ids.chunks(CHUNK) {
+        graph_relations::Entity::delete_many()
+            .filter(graph_relations::Column::OrgId.eq(org.as_str()))
+            .filter(graph_relations::Column::MemoryId.is_in(chunk.iter().copied()))
+            .exec(tx.conn())
+            .await?;
         graph_mentions::Entity::delete_many()
             .filter(graph_mentions::Column::OrgId.eq(org.as_str()))
             .filter(graph_mentions::Column::MemoryId.is_in(chunk.iter().copied()))
@@ -321,6 +356,19 @@ async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, Vec<ExtractedEntity>)
     }
     for chunk in rows.chunks(CHUNK) {
         graph_mentions::Entity::insert_many(chunk.to_vec()).exec_without_returning(tx.conn()).await?;
+    }
+    let relation_rows: Vec<graph_relations::ActiveModel> = relation_rows
+        .into_iter()
+        .map(|(memory, subject, predicate, object)| graph_relations::ActiveModel {
+            org_id: Set(org.clone()),
+            memory_id: Set(memory),
+            subject_id: Set(subject),
+            predicate: Set(predicate.to_owned()),
+            object_id: Set(object),
+        })
+        .collect();
+    for chunk in relation_rows.chunks(CHUNK) {
+        graph_relations::Entity::insert_many(chunk.to_vec()).exec_without_returning(tx.conn()).await?;
     }
     apply_edge_deltas(tx, &deltas).await?;
     remove_orphans(tx, &dropped).await
@@ -614,9 +662,11 @@ impl EmbeddedGraphIndex {
             lock_org(&tx).await?;
             let ids: Vec<Uuid> = docs.keys().copied().collect();
             let existing = existing_memories(&tx, &ids).await?;
-            let changes: Vec<(Uuid, Vec<ExtractedEntity>)> = docs
+            let changes: Vec<(Uuid, MemoryGraph)> = docs
                 .iter()
-                .map(|(id, doc)| (*id, if existing.contains(id) { doc_entities(doc) } else { Vec::new() }))
+                .map(|(id, doc)| {
+                    (*id, if existing.contains(id) { MemoryGraph::of(doc) } else { MemoryGraph::default() })
+                })
                 .collect();
             replace_mentions(&tx, &changes).await?;
             tx.commit().await?;
@@ -629,7 +679,7 @@ impl EmbeddedGraphIndex {
             return Ok(());
         }
         let distinct: BTreeSet<Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-        let changes: Vec<(Uuid, Vec<ExtractedEntity>)> = distinct.into_iter().map(|id| (id, Vec::new())).collect();
+        let changes: Vec<(Uuid, MemoryGraph)> = distinct.into_iter().map(|id| (id, MemoryGraph::default())).collect();
         let tx = self.db.begin_tenant(org).await?;
         lock_org(&tx).await?;
         replace_mentions(&tx, &changes).await?;
@@ -697,6 +747,10 @@ impl EmbeddedGraphIndex {
             Some(org) => {
                 let tx = self.db.begin_tenant(org).await?;
                 lock_org(&tx).await?;
+                graph_relations::Entity::delete_many()
+                    .filter(graph_relations::Column::OrgId.eq(tx.org_str()))
+                    .exec(tx.conn())
+                    .await?;
                 graph_edges::Entity::delete_many()
                     .filter(graph_edges::Column::OrgId.eq(tx.org_str()))
                     .exec(tx.conn())
@@ -714,9 +768,10 @@ impl EmbeddedGraphIndex {
             None => {
                 let conn = self.db.writer();
                 if conn.get_database_backend() == DbBackend::Postgres {
-                    conn.execute_unprepared("TRUNCATE graph_edges, graph_mentions, graph_entities").await?;
+                    conn.execute_unprepared("TRUNCATE graph_relations, graph_edges, graph_mentions, graph_entities")
+                        .await?;
                 } else {
-                    for table in ["graph_edges", "graph_mentions", "graph_entities"] {
+                    for table in ["graph_relations", "graph_edges", "graph_mentions", "graph_entities"] {
                         conn.execute_unprepared(&format!("DELETE FROM \"{table}\"")).await?;
                     }
                 }

@@ -1,0 +1,20 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "graph_relations")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub memory_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub subject_id: Uuid,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub predicate: String,
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub object_id: Uuid,
+    pub org_id: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
