@@ -588,3 +588,137 @@ async fn without_a_model_similar_memories_is_embedder_unavailable() {
     assert_eq!(found["results"][0]["memory_id"], id.as_str(), "{found}");
     assert_eq!(found["meta"]["degraded_mode"], true, "{found}");
 }
+
+/// The MCP memory server's nine tools over Loci: an agent prompt written for
+/// it keeps working; the graph is the caller's (another user sees nothing,
+/// deletes only its own pieces); a REST import of its file lands in the
+/// same graph; entities and relations reach the entity API.
+#[tokio::test]
+async fn memory_server_tools_keep_working_over_loci() {
+    let app = TestApp::spawn(Engine::Postgres).await;
+    let alice_rest = app.user("alice", "acme", &[]);
+    let alice = connect(&app, &alice_rest.token).await;
+    let bob = connect(&app, &app.user("bob", "acme", &[]).token).await;
+
+    let created = ok(
+        &alice,
+        "create_entities",
+        json!({ "entities": [
+            { "name": "David Barnett", "entityType": "person", "observations": ["Speaks fluent Spanish", "Speaks fluent Spanish"] },
+            { "name": "quintoandar", "entityType": "organization", "observations": [] },
+        ] }),
+    )
+    .await;
+    assert_eq!(created["entities"][0]["observations"], json!(["Speaks fluent Spanish"]), "{created}");
+    let again = ok(
+        &alice,
+        "create_entities",
+        json!({ "entities": [{ "name": "david barnett", "entityType": "person", "observations": [] }] }),
+    )
+    .await;
+    assert_eq!(again["entities"], json!([]), "an existing name is skipped");
+    let relations = ok(
+        &alice,
+        "create_relations",
+        json!({ "relations": [{ "from": "David Barnett", "to": "quintoandar", "relationType": "works_at" }] }),
+    )
+    .await;
+    assert_eq!(relations["relations"].as_array().unwrap().len(), 1);
+    let dup = ok(
+        &alice,
+        "create_relations",
+        json!({ "relations": [{ "from": "david barnett", "to": "QuintoAndar", "relationType": "works_at" }] }),
+    )
+    .await;
+    assert_eq!(dup["relations"], json!([]));
+    let added = ok(
+        &alice,
+        "add_observations",
+        json!({ "observations": [{ "entityName": "David Barnett", "contents": ["Prefers morning meetings", "Speaks fluent Spanish"] }] }),
+    )
+    .await;
+    assert_eq!(added["results"][0]["addedObservations"], json!(["Prefers morning meetings"]));
+    let missing =
+        err(&alice, "add_observations", json!({ "observations": [{ "entityName": "Nobody", "contents": ["x"] }] }))
+            .await;
+    assert_eq!(missing["code"], "NOT_FOUND");
+
+    let graph = ok(&alice, "read_graph", json!({})).await;
+    assert_eq!(
+        graph,
+        json!({
+            "entities": [
+                { "name": "David Barnett", "entityType": "person", "observations": ["Speaks fluent Spanish", "Prefers morning meetings"] },
+                { "name": "quintoandar", "entityType": "organization", "observations": [] },
+            ],
+            "relations": [{ "from": "David Barnett", "to": "quintoandar", "relationType": "works_at" }],
+        })
+    );
+    let text = call(&alice, "read_graph", json!({})).await;
+    let rendered: Value = serde_json::from_str(&text.content[0].as_text().unwrap().text).unwrap();
+    assert_eq!(rendered, graph, "the text is the memory server's JSON");
+    let found = ok(&alice, "search_nodes", json!({ "query": "morning" })).await;
+    assert_eq!(found["entities"].as_array().unwrap().len(), 1);
+    assert_eq!(found["relations"], json!([]), "a relation needs both ends found");
+    let opened = ok(&alice, "open_nodes", json!({ "names": ["david barnett", "QuintoAndar"] })).await;
+    assert_eq!(opened["relations"].as_array().unwrap().len(), 1);
+
+    // The entity API sees the same graph: both ends and the typed relation.
+    app.indexed().await;
+    let (status, rel) = alice_rest.get("/api/v1/entities/david%20barnett/relations?relation_types=works_at").await;
+    assert_eq!(status, 200, "{rel}");
+    assert_eq!(rel["relations"][0]["entity"]["name"], "quintoandar", "{rel}");
+
+    // Bob sees none of it and deletes none of it.
+    assert_eq!(ok(&bob, "read_graph", json!({})).await, json!({ "entities": [], "relations": [] }));
+    ok(&bob, "delete_entities", json!({ "entityNames": ["David Barnett"] })).await;
+    assert_eq!(ok(&alice, "read_graph", json!({})).await, graph);
+
+    ok(
+        &alice,
+        "delete_observations",
+        json!({ "deletions": [{ "entityName": "David Barnett", "observations": ["Speaks fluent Spanish"] }] }),
+    )
+    .await;
+    ok(
+        &alice,
+        "delete_relations",
+        json!({ "relations": [{ "from": "David Barnett", "to": "quintoandar", "relationType": "works_at" }] }),
+    )
+    .await;
+    let graph = ok(&alice, "read_graph", json!({})).await;
+    assert_eq!(graph["entities"][0]["observations"], json!(["Prefers morning meetings"]));
+    assert_eq!(graph["relations"], json!([]));
+    ok(&alice, "delete_entities", json!({ "entityNames": ["quintoandar"] })).await;
+    assert_eq!(ok(&alice, "read_graph", json!({})).await["entities"].as_array().unwrap().len(), 1);
+
+    // The memory server's file, imported over REST.
+    let jsonl = [
+        r#"{"type":"entity","name":"Zoe","entityType":"person","observations":["Leads the data team"]}"#,
+        r#"{"type":"entity","name":"David Barnett","entityType":"person","observations":[]}"#,
+        r#"{"type":"relation","from":"Zoe","to":"David Barnett","relationType":"manages"}"#,
+        r#"{"type":"note","text":"not a graph line"}"#,
+        "",
+        r#"{"type":"entity","name":"","entityType":"person"}"#,
+    ]
+    .join("\n");
+    let (status, report) = alice_rest.post("/api/v1/entities/import", json!({ "jsonl": jsonl })).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (
+            report["entities_created"].clone(),
+            report["observations_created"].clone(),
+            report["relations_created"].clone(),
+            report["skipped"].clone()
+        ),
+        (json!(1), json!(1), json!(1), json!(1)),
+        "{report}"
+    );
+    let lines: Vec<u64> = report["errors"].as_array().unwrap().iter().map(|e| e["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [4, 6]);
+    let opened = ok(&alice, "open_nodes", json!({ "names": ["Zoe", "David Barnett"] })).await;
+    assert_eq!(opened["relations"], json!([{ "from": "Zoe", "to": "David Barnett", "relationType": "manages" }]));
+    let reader = app.user_with_scopes("alice", "acme", &["memories:read"]);
+    let (status, _) = reader.post("/api/v1/entities/import", json!({ "jsonl": "" })).await;
+    assert_eq!(status, 403);
+}

@@ -71,6 +71,7 @@ impl Modify for Security {
         crate::routes::entities::centrality,
         crate::routes::entities::duplicates,
         crate::routes::entities::merge,
+        crate::routes::entities::import,
         crate::routes::graph::stats,
         crate::routes::graph::aggregate,
         crate::routes::graph::tag_cooccurrence,

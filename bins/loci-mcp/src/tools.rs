@@ -12,6 +12,9 @@ use loci_domain::entities::{
 };
 use loci_domain::graph::{DEFAULT_LIMIT as DEFAULT_GRAPH_LIMIT, Dimension, GraphService, MAX_LIMIT as MAX_GRAPH_LIMIT};
 use loci_domain::inputs::{FilterBody, IdsBody};
+use loci_domain::knowledge_graph::{
+    KgEntity, KgObservations, KgRelation, KnowledgeGraphService, MAX_ITEMS_PER_CALL as MAX_KG_ITEMS,
+};
 use loci_domain::memories::{MemoryService, MemoryView};
 use loci_domain::rules::{self, DEFAULT_SEARCH_LIMIT, MAX_IDS_PER_CALL, MAX_SEARCH_LIMIT, MAX_UPDATES_PER_CALL};
 use loci_domain::search::{SearchInput, SearchResponse, SearchService};
@@ -262,6 +265,74 @@ fn normalize_schema() -> Value {
     )
 }
 
+fn kg_entity_schema() -> Value {
+    json!({
+        "type": "object", "additionalProperties": false, "required": ["name", "entityType", "observations"],
+        "properties": {
+            "name": { "type": "string", "description": "The name of the entity" },
+            "entityType": { "type": "string", "description": "The type of the entity" },
+            "observations": { "type": "array", "items": { "type": "string" }, "description": "Observations about the entity" },
+        },
+    })
+}
+
+fn kg_relation_schema() -> Value {
+    json!({
+        "type": "object", "additionalProperties": false, "required": ["from", "to", "relationType"],
+        "properties": {
+            "from": { "type": "string", "description": "The entity the relation starts at" },
+            "to": { "type": "string", "description": "The entity the relation ends at" },
+            "relationType": { "type": "string", "description": "The relation, in active voice (works_at)" },
+        },
+    })
+}
+
+fn kg_array(item: Value) -> Value {
+    json!({ "type": "array", "items": item, "maxItems": MAX_KG_ITEMS })
+}
+
+fn create_entities_schema() -> Value {
+    object(json!({ "entities": kg_array(kg_entity_schema()) }), &["entities"])
+}
+
+fn create_relations_schema() -> Value {
+    object(json!({ "relations": kg_array(kg_relation_schema()) }), &["relations"])
+}
+
+fn add_observations_schema() -> Value {
+    let item = json!({
+        "type": "object", "additionalProperties": false, "required": ["entityName", "contents"],
+        "properties": {
+            "entityName": { "type": "string" },
+            "contents": { "type": "array", "items": { "type": "string" } },
+        },
+    });
+    object(json!({ "observations": kg_array(item) }), &["observations"])
+}
+
+fn delete_entities_schema() -> Value {
+    object(json!({ "entityNames": kg_array(json!({ "type": "string" })) }), &["entityNames"])
+}
+
+fn delete_observations_schema() -> Value {
+    let item = json!({
+        "type": "object", "additionalProperties": false, "required": ["entityName", "observations"],
+        "properties": {
+            "entityName": { "type": "string" },
+            "observations": { "type": "array", "items": { "type": "string" } },
+        },
+    });
+    object(json!({ "deletions": kg_array(item) }), &["deletions"])
+}
+
+fn search_nodes_schema() -> Value {
+    object(json!({ "query": { "type": "string", "minLength": 1, "maxLength": 2048 } }), &["query"])
+}
+
+fn open_nodes_schema() -> Value {
+    object(json!({ "names": kg_array(json!({ "type": "string" })) }), &["names"])
+}
+
 fn job_schema() -> Value {
     object(json!({ "job_id": { "type": "string" } }), &["job_id"])
 }
@@ -411,6 +482,78 @@ pub const TOOLS: &[ToolSpec] = &[
         read_only: false,
         destructive: true,
         schema: normalize_schema,
+    },
+    ToolSpec {
+        name: "create_entities",
+        scopes: &[MEMORIES_WRITE],
+        description: "Create multiple new entities in the knowledge graph (names it has already are skipped).",
+        read_only: false,
+        destructive: false,
+        schema: create_entities_schema,
+    },
+    ToolSpec {
+        name: "create_relations",
+        scopes: &[MEMORIES_WRITE],
+        description: "Create multiple new relations between entities in the knowledge graph, in active voice.",
+        read_only: false,
+        destructive: false,
+        schema: create_relations_schema,
+    },
+    ToolSpec {
+        name: "add_observations",
+        scopes: &[MEMORIES_WRITE],
+        description: "Add new observations to existing entities in the knowledge graph.",
+        read_only: false,
+        destructive: false,
+        schema: add_observations_schema,
+    },
+    ToolSpec {
+        name: "delete_entities",
+        scopes: &[MEMORIES_DELETE],
+        description: "Delete entities and their relations from the knowledge graph (your own).",
+        read_only: false,
+        destructive: true,
+        schema: delete_entities_schema,
+    },
+    ToolSpec {
+        name: "delete_observations",
+        scopes: &[MEMORIES_DELETE],
+        description: "Delete specific observations from entities in the knowledge graph (your own).",
+        read_only: false,
+        destructive: true,
+        schema: delete_observations_schema,
+    },
+    ToolSpec {
+        name: "delete_relations",
+        scopes: &[MEMORIES_DELETE],
+        description: "Delete relations from the knowledge graph (your own).",
+        read_only: false,
+        destructive: true,
+        schema: create_relations_schema,
+    },
+    ToolSpec {
+        name: "read_graph",
+        scopes: &[MEMORIES_READ],
+        description: "Read the entire knowledge graph you can see.",
+        read_only: true,
+        destructive: false,
+        schema: no_arguments,
+    },
+    ToolSpec {
+        name: "search_nodes",
+        scopes: &[MEMORIES_READ],
+        description: "Search the knowledge graph for entities whose name, type or observations contain the query.",
+        read_only: true,
+        destructive: false,
+        schema: search_nodes_schema,
+    },
+    ToolSpec {
+        name: "open_nodes",
+        scopes: &[MEMORIES_READ],
+        description: "Open specific entities of the knowledge graph by name, with the relations between them.",
+        read_only: true,
+        destructive: false,
+        schema: open_nodes_schema,
     },
     ToolSpec {
         name: "get_embedder_info",
@@ -591,6 +734,59 @@ fn bounded(
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CreateEntitiesArgs {
+    entities: Vec<KgEntity>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RelationsListArgs {
+    relations: Vec<KgRelation>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddObservationsArgs {
+    observations: Vec<KgObservations>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct DeleteEntitiesArgs {
+    entity_names: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteObservationsArgs {
+    deletions: Vec<KgObservations>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchNodesArgs {
+    query: String,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenNodesArgs {
+    names: Vec<String>,
+}
+
+/// A knowledge-graph tool's answer: as text the JSON the memory server
+/// prints (agents written for it parse that); as structured content the
+/// same, inside an object under `key` when it is a list (structured content
+/// is an object).
+fn as_memory_server(value: Value, key: &str) -> Result<(Value, String), ToolError> {
+    let text = serde_json::to_string_pretty(&value)
+        .map_err(|e| ToolError::new(ErrorCode::Internal, format!("could not render the answer: {e}")))?;
+    let structured = if value.is_object() { value } else { json!({ key: value }) };
+    Ok((structured, text))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct JobArgs {
     job_id: String,
 }
@@ -629,6 +825,7 @@ pub struct Tools {
     search: SearchService,
     entities: EntityService,
     graph: GraphService,
+    knowledge_graph: KnowledgeGraphService,
     embedder: EmbedderInfo,
     max_results: u64,
 }
@@ -642,7 +839,8 @@ impl Tools {
         embedder: EmbedderInfo,
         max_results: u64,
     ) -> Self {
-        Self { memories, search, entities, graph, embedder, max_results }
+        let knowledge_graph = KnowledgeGraphService::new(memories.clone());
+        Self { memories, search, entities, graph, knowledge_graph, embedder, max_results }
     }
 
     pub fn from_services(services: &loci_app::Services) -> Self {
@@ -728,6 +926,15 @@ impl Tools {
             "graph_tag_cooccurrence" => self.graph_tags(p, &args).await,
             "graph_aggregate" => self.graph_aggregate(p, &args).await,
             "graph_normalize_entities" => self.graph_normalize(p, &args).await,
+            "create_entities" => self.create_entities(p, &args).await,
+            "create_relations" => self.create_relations(p, &args).await,
+            "add_observations" => self.add_observations(p, &args).await,
+            "delete_entities" => self.delete_entities(p, &args).await,
+            "delete_observations" => self.delete_observations(p, &args).await,
+            "delete_relations" => self.delete_relations(p, &args).await,
+            "read_graph" => self.read_graph(p, &args).await,
+            "search_nodes" => self.search_nodes(p, &args).await,
+            "open_nodes" => self.open_nodes(p, &args).await,
             "get_embedder_info" => self.embedder_info(&args),
             other => Err(ToolError::new(ErrorCode::NotImplemented, format!("`{other}` has no handler"))),
         };
@@ -1019,6 +1226,57 @@ impl Tools {
             lines.push("nothing to merge".to_owned());
         }
         Ok((json!({ "dry_run": dry_run, "merges": merges, "skipped": skipped }), lines.join("\n")))
+    }
+
+    async fn create_entities(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: CreateEntitiesArgs = arguments(args)?;
+        let created = self.knowledge_graph.create_entities(p, a.entities).await?;
+        as_memory_server(to_value(&created)?, "entities")
+    }
+
+    async fn create_relations(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: RelationsListArgs = arguments(args)?;
+        let created = self.knowledge_graph.create_relations(p, a.relations).await?;
+        as_memory_server(to_value(&created)?, "relations")
+    }
+
+    async fn add_observations(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: AddObservationsArgs = arguments(args)?;
+        let added = self.knowledge_graph.add_observations(p, a.observations).await?;
+        as_memory_server(to_value(&added)?, "results")
+    }
+
+    async fn delete_entities(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: DeleteEntitiesArgs = arguments(args)?;
+        let deleted = self.knowledge_graph.delete_entities(p, &a.entity_names).await?;
+        Ok((json!({ "deleted_memories": deleted }), "Entities deleted successfully".to_owned()))
+    }
+
+    async fn delete_observations(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: DeleteObservationsArgs = arguments(args)?;
+        let deleted = self.knowledge_graph.delete_observations(p, a.deletions).await?;
+        Ok((json!({ "deleted_memories": deleted }), "Observations deleted successfully".to_owned()))
+    }
+
+    async fn delete_relations(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: RelationsListArgs = arguments(args)?;
+        let deleted = self.knowledge_graph.delete_relations(p, a.relations).await?;
+        Ok((json!({ "deleted_memories": deleted }), "Relations deleted successfully".to_owned()))
+    }
+
+    async fn read_graph(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let _: Empty = arguments(args)?;
+        as_memory_server(to_value(&self.knowledge_graph.read_graph(p).await?)?, "graph")
+    }
+
+    async fn search_nodes(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: SearchNodesArgs = arguments(args)?;
+        as_memory_server(to_value(&self.knowledge_graph.search_nodes(p, &a.query).await?)?, "graph")
+    }
+
+    async fn open_nodes(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: OpenNodesArgs = arguments(args)?;
+        as_memory_server(to_value(&self.knowledge_graph.open_nodes(p, &a.names).await?)?, "graph")
     }
 
     fn embedder_info(&self, args: &JsonObject) -> Result<(Value, String), ToolError> {

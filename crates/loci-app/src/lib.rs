@@ -31,6 +31,7 @@ use loci_domain::entities::EntityService;
 use loci_domain::graph::GraphService;
 use loci_domain::health::HealthService;
 use loci_domain::indexer::{Indexer, IndexingOptions};
+use loci_domain::knowledge_graph::KnowledgeGraphService;
 use loci_domain::memories::MemoryService;
 use loci_domain::search::{SearchConfig, SearchService};
 use loci_domain::validation::Limits;
@@ -72,6 +73,7 @@ pub struct Services {
     pub search: SearchService,
     pub entities: EntityService,
     pub graph: GraphService,
+    pub knowledge_graph: KnowledgeGraphService,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -116,6 +118,7 @@ impl Services {
         ));
         let search = SearchService::new(memories.clone(), indexes, SearchConfig::from_settings(&settings.search));
         let graph = GraphService::new(memories.clone(), search.clone(), graph_api);
+        let knowledge_graph = KnowledgeGraphService::new(memories.clone());
         Ok(Self {
             settings: Arc::new(settings),
             database,
@@ -127,6 +130,7 @@ impl Services {
             search,
             entities,
             graph,
+            knowledge_graph,
             indexer,
             access_log,
         })

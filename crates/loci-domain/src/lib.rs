@@ -24,6 +24,7 @@ pub mod graph;
 pub mod health;
 pub mod indexer;
 pub mod inputs;
+pub mod knowledge_graph;
 pub mod memories;
 pub mod rules;
 pub mod search;

@@ -9,7 +9,8 @@ use loci_domain::entities::{
     MergeRequest, MergeView, NetworkQuery, NetworkView, PathQuery, PathView, RelationsQuery, RelationsView,
 };
 use loci_domain::graph::LimitQuery;
-use loci_security::scopes::{ENTITIES_READ, ENTITIES_WRITE};
+use loci_domain::knowledge_graph::{KgImport, KgImportRequest};
+use loci_security::scopes::{ENTITIES_READ, ENTITIES_WRITE, MEMORIES_WRITE};
 
 use loci_app::Services;
 use loci_http::{Authenticated, Problem, ValidJson};
@@ -114,4 +115,14 @@ pub async fn merge(
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[ENTITIES_WRITE])?;
     Ok(HttpResponse::Ok().json(state.entities.merge(p, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/entities/import", tag = "entities", request_body = KgImportRequest, responses((status = 200, description = "The knowledge graph of an MCP memory-server file, stored as the caller's memories (existing entities and relations skipped; bad lines reported)", body = KgImport), loci_http::ProblemResponses), security(("bearer" = [])))]
+pub async fn import(
+    state: web::Data<Services>,
+    auth: Authenticated,
+    body: ValidJson<KgImportRequest>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[MEMORIES_WRITE])?;
+    Ok(HttpResponse::Ok().json(state.knowledge_graph.import_jsonl(p, &body.0.jsonl).await?))
 }

@@ -120,6 +120,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(method_not_allowed("GET")),
     )
     .service(
+        web::resource("/api/v1/entities/import")
+            .route(web::post().to(entities::import))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
         web::resource("/api/v1/entities/normalization/merge")
             .route(web::post().to(entities::merge))
             .default_service(method_not_allowed("POST")),
