@@ -62,7 +62,7 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
     let dir = tempfile::tempdir().unwrap();
     let t = token(
         dir.path(),
-        &["memories:read", "memories:write", "memories:delete", "graph:read"],
+        &["memories:read", "memories:write", "memories:delete", "graph:read", "entities:write"],
         Duration::from_secs(600),
     );
     let client = start(dir.path(), &t).await;
@@ -103,12 +103,26 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
             "add_memories_status" => json!({ "job_id": "j" }),
             "graph_entity_network" => json!({ "entity": "nobody here" }),
             "graph_path_between_entities" => json!({ "from": "nobody", "to": "nothing" }),
+            "graph_subgraph" | "graph_entity_relations" => json!({ "entity": "nobody here" }),
+            "graph_aggregate" => json!({ "dimension": "category" }),
+            // The knowledge-graph tools, without writing (the count below).
+            "create_entities" => json!({ "entities": [] }),
+            "create_relations" | "delete_relations" => json!({ "relations": [] }),
+            "add_observations" => json!({ "observations": [] }),
+            "delete_entities" => json!({ "entityNames": ["nobody"] }),
+            "delete_observations" => json!({ "deletions": [] }),
+            "search_nodes" => json!({ "query": "staging" }),
+            "open_nodes" => json!({ "names": ["staging"] }),
             _ => json!({}),
         };
         let result = call(&client, spec.name, args).await;
         let body = result.structured_content.unwrap();
         match spec.name {
-            "add_memories_status" | "graph_entity_network" | "graph_path_between_entities" => {
+            "add_memories_status"
+            | "graph_entity_network"
+            | "graph_path_between_entities"
+            | "graph_subgraph"
+            | "graph_entity_relations" => {
                 assert_eq!(body["code"], "NOT_FOUND", "{}: {body}", spec.name)
             }
             "graph_similar_memories" => assert_eq!(body["code"], "EMBEDDER_UNAVAILABLE"),

@@ -774,6 +774,88 @@ mod tests {
         );
     }
 
+    /// Precision and recall of [`duplicates`] on a built set of name
+    /// variants: pairs that name one thing (misspellings, spacing, dots,
+    /// short forms) among look-alikes that do not (versions, other words,
+    /// other people). Prints both; guards the precision.
+    #[test]
+    fn duplicate_detection_precision_on_built_name_variants() {
+        let same: &[(&str, &str, &str)] = &[
+            ("kubernetes", "kubernets", "technology"),
+            ("postgresql", "postgressql", "technology"),
+            ("elasticsearch", "elastic search", "technology"),
+            ("open ai", "openai", "organisation"),
+            ("github", "git hub", "organisation"),
+            ("javascript", "java script", "technology"),
+            ("typescript", "typescirpt", "technology"),
+            ("microsoft", "microsfot", "organisation"),
+            ("rabbitmq", "rabbit mq", "technology"),
+            ("prometheus", "promethues", "technology"),
+            ("terraform", "terrafrom", "technology"),
+            ("cloudflare", "cloud flare", "organisation"),
+            ("new york", "newyork", "place"),
+            ("san francisco", "san fransisco", "place"),
+            ("mc donald", "mcdonald", "organisation"),
+            ("j.r.r. tolkien", "jrr tolkien", "person"),
+            ("acme corp", "acme-corp", "organisation"),
+            ("datadog", "data dog", "organisation"),
+            ("grafana", "graphana", "technology"),
+            ("caroline smith", "caroline", "person"),
+            ("melanie jones", "melanie", "person"),
+            ("oscar wilde", "oscar", "person"),
+            ("tensorflow", "tensor flow", "technology"),
+            ("postgres operator", "postgres-operator", "technology"),
+        ];
+        let different: &[(&str, &str, &str)] = &[
+            ("python 2", "python 3", "technology"),
+            ("bob", "rob", "person"),
+            ("java", "javascript", "technology"),
+            ("postgres", "postgis", "technology"),
+            ("react", "preact", "technology"),
+            ("mark", "marc", "person"),
+            ("ipv4", "ipv6", "technology"),
+            ("kafka", "kafkaesque", "term"),
+            ("rust", "trust", "term"),
+            ("apple", "apply", "term"),
+            ("london", "londonderry", "place"),
+            ("paris", "parish", "place"),
+            ("stephen", "stephan", "person"),
+            ("michael", "michelle", "person"),
+            ("service a", "service b", "term"),
+            ("user-service", "users-service", "technology"),
+            ("release 1.2", "release 1.3", "term"),
+            ("anna", "hanna", "person"),
+            ("zoe", "zoe kim", "person"),
+            ("zoe lee", "zoe kim", "person"),
+        ];
+        let mut names: Vec<(&str, &str)> = Vec::new();
+        for (a, b, kind) in same.iter().chain(different) {
+            for n in [a, b] {
+                if !names.iter().any(|(m, _)| m == n) {
+                    names.push((n, kind));
+                }
+            }
+        }
+        let entities: Vec<EntitySummary> = names.iter().map(|(n, k)| entity(n, k, 1)).collect();
+        let found = duplicates(&entities, 1_000);
+        let key = |a: &str, b: &str| if a < b { (a.to_owned(), b.to_owned()) } else { (b.to_owned(), a.to_owned()) };
+        let truth: BTreeSet<(String, String)> = same.iter().map(|(a, b, _)| key(a, b)).collect();
+        let predicted: BTreeSet<(String, String)> = found.iter().map(|p| key(&p.keep.name, &p.merge.name)).collect();
+        let hits = predicted.intersection(&truth).count();
+        let precision = hits as f64 / predicted.len().max(1) as f64;
+        let recall = hits as f64 / truth.len() as f64;
+        let wrong: Vec<&(String, String)> = predicted.difference(&truth).collect();
+        let missed: Vec<&(String, String)> = truth.difference(&predicted).collect();
+        println!(
+            "duplicates on {} names: precision {precision:.3} ({hits}/{}), recall {recall:.3} ({hits}/{}); wrong {wrong:?}; missed {missed:?}",
+            entities.len(),
+            predicted.len(),
+            truth.len()
+        );
+        assert!(precision >= 0.9, "precision {precision:.3}: {wrong:?}");
+        assert!(recall >= 0.75, "recall {recall:.3}: {missed:?}");
+    }
+
     #[test]
     fn dates_are_read_in_their_common_forms() {
         let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();

@@ -562,8 +562,29 @@ fn is_acronym(word: &str) -> bool {
     (2..=8).contains(&word.len()) && is_all_caps(word) && !NOT_ACRONYMS.contains(&word.to_lowercase().as_str())
 }
 
+/// The one-word phrases of the relation patterns (`Uses Redis.`, `Leads
+/// Search.`): verbs, so starters too.
+const RELATION_VERBS: &[&str] = &[
+    "belongs",
+    "depends",
+    "joined",
+    "leads",
+    "maintains",
+    "manages",
+    "owns",
+    "relies",
+    "replaced",
+    "replaces",
+    "reports",
+    "requires",
+    "uses",
+    "works",
+    "worked",
+];
+
 fn is_starter(word: &str) -> bool {
-    STARTERS.contains(&word.to_lowercase().as_str())
+    let word = word.to_lowercase();
+    STARTERS.contains(&word.as_str()) || RELATION_VERBS.contains(&word.as_str())
 }
 
 /// Collects found entities with their position in the text.
