@@ -22,6 +22,11 @@ seeded="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/memories" \
 LOCI_MEMORY_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$seeded")"
 LOCI_APP_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["app_id"])' <<<"$seeded")"
 export LOCI_MEMORY_ID LOCI_APP_ID
+# Entities for the merge route (the `entity-names` dictionary of the config).
+curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/memories" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"text": "Caroline met Melanie and Oscar in Denver. Zoe, Quentin and Priya flew to Paris with Ahmed. Lena called Tokyo and Berlin.", "app": "schemathesis"}'
+
 
 "$py" -I -m schemathesis.cli --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
     --max-examples "$examples" \

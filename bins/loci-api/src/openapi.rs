@@ -83,7 +83,7 @@ impl Modify for Security {
         crate::routes::graph::entity_communities,
         crate::routes::graph::memory_communities,
     ),
-    components(schemas(Problem, loci_http::FieldError)),
+    components(schemas(Problem, loci_http::FieldError, loci_domain::graph::DimensionName)),
     modifiers(&Security),
     tags(
         (name = "health", description = "Liveness and dependencies (public)"),

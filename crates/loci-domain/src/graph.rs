@@ -35,6 +35,22 @@ pub const MAX_QUERY_CHARS: usize = 2048;
 /// Default seed of the community algorithm.
 pub const DEFAULT_SEED: u64 = 42;
 
+/// The dimensions of `GET /api/v1/graph/aggregate/{dimension}`, for the
+/// document (the route takes the name and checks it against [`Dimension`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DimensionName {
+    Category,
+    Scope,
+    ArtifactType,
+    ArtifactRef,
+    Tag,
+    Entity,
+    App,
+    Source,
+    State,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct GraphStatsView {
     /// Visible active memories.
@@ -261,6 +277,7 @@ impl CooccurrenceQuery {
 #[into_params(parameter_in = Query)]
 pub struct GraphSearchQuery {
     /// The text to search for (1..2048 characters).
+    #[param(required = true, min_length = 1, max_length = 2048)]
     pub q: Option<String>,
     #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
@@ -343,7 +360,7 @@ impl TimelineQuery {
 #[into_params(parameter_in = Query)]
 pub struct CommunitiesQuery {
     /// Fixes the algorithm's visiting order: same seed, same data, same answer.
-    #[param(value_type = Option<u64>)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 9223372036854775807_i64)]
     pub seed: Option<String>,
     /// Only communities of at least this many members (default 2).
     #[param(value_type = Option<u64>, minimum = 1, maximum = 1000000)]
@@ -367,7 +384,7 @@ pub struct CommunitiesRequest {
 impl CommunitiesQuery {
     pub fn parse(&self) -> Result<CommunitiesRequest, DomainError> {
         let mut out = Vec::new();
-        let seed = number_in("seed", self.seed.as_deref(), 0..=u64::MAX, DEFAULT_SEED, &mut out);
+        let seed = number_in("seed", self.seed.as_deref(), 0..=i64::MAX.unsigned_abs(), DEFAULT_SEED, &mut out);
         let min_size = number_in("min_size", self.min_size.as_deref(), 1..=1_000_000, 2, &mut out);
         let limit = number_in("limit", self.limit.as_deref(), 1..=MAX_LIMIT, DEFAULT_LIMIT, &mut out);
         let members = number_in("members", self.members.as_deref(), 1..=MAX_MEMBERS, DEFAULT_MEMBERS, &mut out);
@@ -656,6 +673,17 @@ impl GraphService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_documented_dimensions_are_the_dimensions() {
+        use DimensionName::*;
+        let documented: Vec<String> = [Category, Scope, ArtifactType, ArtifactRef, Tag, Entity, App, Source, State]
+            .iter()
+            .map(|d| serde_json::to_value(d).unwrap().as_str().unwrap().to_owned())
+            .collect();
+        let real: Vec<&str> = Dimension::ALL.iter().map(|d| d.as_str()).collect();
+        assert_eq!(documented, real);
+    }
 
     #[test]
     fn timeline_queries_are_checked() {

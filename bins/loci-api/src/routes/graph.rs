@@ -5,9 +5,9 @@
 use actix_web::{HttpResponse, web};
 use loci_domain::entities::EntityList;
 use loci_domain::graph::{
-    AggregateView, CommunitiesQuery, ConnectivityView, CooccurrenceQuery, EntityCommunitiesView, GraphSearchQuery,
-    GraphSearchView, GraphStatsView, LimitQuery, MemoryCommunitiesView, RelatedTagsView, TagCooccurrenceView,
-    TimelineQuery, TimelineView,
+    AggregateView, CommunitiesQuery, ConnectivityView, CooccurrenceQuery, DimensionName, EntityCommunitiesView,
+    GraphSearchQuery, GraphSearchView, GraphStatsView, LimitQuery, MemoryCommunitiesView, RelatedTagsView,
+    TagCooccurrenceView, TimelineQuery, TimelineView,
 };
 use loci_domain::rules::MAX_SEARCH_LIMIT;
 use loci_security::scopes::GRAPH_READ;
@@ -21,7 +21,7 @@ pub async fn stats(state: web::Data<Services>, auth: Authenticated) -> Result<Ht
     Ok(HttpResponse::Ok().json(state.graph.stats(p).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/graph/aggregate/{dimension}", tag = "graph", params(("dimension" = String, Path, description = "category, scope, artifact_type, artifact_ref, tag, entity, app, source or state"), LimitQuery), responses((status = 200, description = "Visible memories counted by the dimension, most first", body = AggregateView), loci_http::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/graph/aggregate/{dimension}", tag = "graph", params(("dimension" = DimensionName, Path, description = "What the memories are counted by"), LimitQuery), responses((status = 200, description = "Visible memories counted by the dimension, most first", body = AggregateView), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn aggregate(
     state: web::Data<Services>,
     auth: Authenticated,
