@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use loci_index::algorithms::tag_counts;
+use loci_index::algorithms::{co_mention_edges, tag_counts};
 use loci_index::analytics::{
     Aggregate, Bucket, DatedMemory, Dimension, EntityAlias, EntityMemories, GraphStats, MentionGraph, MergeRefusal,
     MergeReport, RelationFacts, TagSet,
@@ -48,31 +48,21 @@ async fn numbers<const N: usize>(tx: &TenantTx, stmt: &SelectStatement) -> Resul
     Ok(out)
 }
 
+/// Counts from the visible mention graph (read once, in memory order):
+/// a distinct-pairs self-join of every visible mention costs far more
+/// than counting the pairs of each memory's few entities here.
 async fn stats(tx: &TenantTx, filter: &SearchFilter) -> Result<GraphStats, StoreError> {
     let mut all = visible_memories(tx, filter);
     all.expr(Expr::cust("COUNT(*)"));
     let [memories] = numbers(tx, &all).await?;
-
-    let gm = Alias::new("gm");
-    let mut mentions = visible_mentions(tx, filter, &gm);
-    mentions
-        .expr(Expr::cust("COUNT(*)"))
-        .expr(mentions_col(&gm, graph_mentions::Column::MemoryId).count_distinct())
-        .expr(mentions_col(&gm, graph_mentions::Column::EntityId).count_distinct());
-    let [mentions, with_entities, entities] = numbers(tx, &mentions).await?;
-
-    let (mut pairs, a, b) = co_mentions(tx, filter);
-    pairs
-        .distinct()
-        .expr(mentions_col(&a, graph_mentions::Column::EntityId))
-        .expr(mentions_col(&b, graph_mentions::Column::EntityId))
-        .and_where(
-            mentions_col(&a, graph_mentions::Column::EntityId).lt(mentions_col(&b, graph_mentions::Column::EntityId)),
-        );
-    let counted_pairs =
-        Query::select().expr(Expr::cust("COUNT(*)")).from_subquery(pairs, Alias::new("pairs")).to_owned();
-    let [co_mention_pairs] = numbers(tx, &counted_pairs).await?;
-    Ok(GraphStats { memories, memories_with_entities: with_entities, entities, mentions, co_mention_pairs })
+    let graph = mention_graph(tx, filter, loci_index::analytics::MAX_GRAPH_MENTIONS).await?;
+    Ok(GraphStats {
+        memories,
+        memories_with_entities: graph.memories.len() as u64,
+        entities: graph.entities.len() as u64,
+        mentions: graph.memories.iter().map(|(_, e)| e.len() as u64).sum(),
+        co_mention_pairs: co_mention_edges(&graph).len() as u64,
+    })
 }
 
 /// The `memories` column of a dimension (all but `tag`).
