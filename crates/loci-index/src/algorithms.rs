@@ -13,6 +13,7 @@ use regex::Regex;
 
 use crate::EntitySummary;
 use crate::analytics::{MentionGraph, TagSet};
+use crate::extract::MONTH_NAMES;
 
 /// Rounds of label propagation at most (it usually settles in a few).
 pub const LABEL_ROUNDS: usize = 30;
@@ -568,28 +569,13 @@ pub enum DatePrecision {
     Month,
 }
 
-const MONTHS: [&str; 12] = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-];
-
 fn month_number(word: &str) -> Option<u32> {
     let word = word.to_lowercase();
     let word = word.trim_end_matches('.');
     if word.len() < 3 {
         return None;
     }
-    MONTHS.iter().position(|m| m.starts_with(word) && (word.len() >= 3)).and_then(|i| u32::try_from(i + 1).ok())
+    MONTH_NAMES.iter().position(|m| m.starts_with(word) && (word.len() >= 3)).and_then(|i| u32::try_from(i + 1).ok())
 }
 
 static ISO_DATE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r"\b(\d{4})-(\d{2})-(\d{2})\b").ok());

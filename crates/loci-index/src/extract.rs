@@ -385,6 +385,10 @@ const NEVER_ALONE: &[&str] = &[
     "december",
 ];
 
+/// The months, lower case (the last twelve of [`NEVER_ALONE`]); the date
+/// reader of `algorithms` shares them.
+pub(crate) const MONTH_NAMES: &[&str] = NEVER_ALONE.split_at(7).1;
+
 /// All-capitals words that are not acronyms worth an entity.
 const NOT_ACRONYMS: &[&str] = &["am", "asap", "fyi", "imo", "lol", "ok", "omg", "pm", "tbd", "todo", "wip"];
 
