@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use loci_domain::indexer::Indexes;
-use loci_index::{GraphApi, GraphIndex, IndexError, LexicalIndex, VectorIndex};
+use loci_index::{GraphApi, GraphEngine, IndexError, LexicalIndex, VectorIndex};
 use loci_index_embedded::{EmbeddedLexicalIndex, EmbeddedVectorIndex, VectorOptions};
 use loci_settings::{GraphBackend, LexicalBackend, Settings, VectorBackend};
 use loci_stores::Database;
@@ -21,6 +21,12 @@ use crate::AppError;
 /// start with a typed error, and the collection, index or schema each needs
 /// is created when missing.
 pub fn open(settings: &Settings, db: &Database) -> Result<Indexes, AppError> {
+    Ok(open_with_graph_api(settings, db)?.0)
+}
+
+/// [`open`], and the graph and entity API (`/api/v1/graph`,
+/// `/api/v1/entities`) on the same graph engine.
+pub fn open_with_graph_api(settings: &Settings, db: &Database) -> Result<(Indexes, Arc<dyn GraphApi>), AppError> {
     let embedder = match loci_embed::from_settings(&settings.embeddings, &settings.data_dir) {
         Ok(e) => e,
         Err(loci_embed::EmbedError::ModelMissing { dir, missing }) => {
@@ -51,21 +57,11 @@ pub fn open(settings: &Settings, db: &Database) -> Result<Indexes, AppError> {
         }
         LexicalBackend::Opensearch => opensearch(settings)?,
     };
-    let graph: Arc<dyn GraphIndex> = match settings.graph.backend {
+    let graph: Arc<dyn GraphEngine> = match settings.graph.backend {
         GraphBackend::Embedded => Arc::new(EmbeddedGraphIndex::new(db.clone())),
         GraphBackend::Neo4j => neo4j(settings)?,
     };
-    Ok(Indexes { vector, lexical, graph, embedder })
-}
-
-/// The graph and entity API (`/api/v1/graph`, `/api/v1/entities`): the
-/// embedded graph answers it; on Neo4j those queries are not implemented yet
-/// and answer `GRAPH_ANALYTICS_UNAVAILABLE`.
-pub fn graph_api(settings: &Settings, db: &Database) -> Option<Arc<dyn GraphApi>> {
-    match settings.graph.backend {
-        GraphBackend::Embedded => Some(Arc::new(EmbeddedGraphIndex::new(db.clone()))),
-        GraphBackend::Neo4j => None,
-    }
+    Ok((Indexes { vector, lexical, graph: graph.clone(), embedder }, graph))
 }
 
 /// The error of a backend this build does not include (unused when every
@@ -101,13 +97,13 @@ fn opensearch(_: &Settings) -> Result<Arc<dyn LexicalIndex>, AppError> {
 }
 
 #[cfg(feature = "neo4j")]
-fn neo4j(settings: &Settings) -> Result<Arc<dyn GraphIndex>, AppError> {
+fn neo4j(settings: &Settings) -> Result<Arc<dyn GraphEngine>, AppError> {
     use loci_index_engines::neo4j::{Neo4jGraphIndex, Neo4jOptions};
     Ok(Arc::new(Neo4jGraphIndex::open(Neo4jOptions::from_settings(&settings.graph)?)?))
 }
 
 #[cfg(not(feature = "neo4j"))]
-fn neo4j(_: &Settings) -> Result<Arc<dyn GraphIndex>, AppError> {
+fn neo4j(_: &Settings) -> Result<Arc<dyn GraphEngine>, AppError> {
     Err(not_built("graph.backend = \"neo4j\"", "neo4j"))
 }
 

@@ -107,8 +107,8 @@ impl Services {
         }
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
         let backup = BackupService::new(database.clone(), provisioner, limits);
-        let indexes = indexes::open(&settings, &database)?;
-        let graph_api = indexes::graph_api(&settings, &database);
+        let (indexes, graph_api) = indexes::open_with_graph_api(&settings, &database)?;
+        let graph_api = Some(graph_api);
         let entities = EntityService::new(memories.clone(), graph_api.clone());
         let indexer = Arc::new(Indexer::new(
             database.clone(),

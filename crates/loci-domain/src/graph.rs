@@ -12,9 +12,10 @@ use loci_core::MemoryId;
 use loci_core::MemoryState;
 use loci_index::algorithms::{self, DatePrecision};
 pub use loci_index::analytics::Dimension;
-use loci_index::analytics::{MAX_GRAPH_MENTIONS, MAX_SCANNED_MEMORIES};
+use loci_index::analytics::{MAX_GRAPH_MENTIONS, MAX_SCANNED_MEMORIES, TagSet};
 use loci_index::{GraphApi, SearchFilter};
 use loci_security::Principal;
+use loci_stores::repo::memory_analytics;
 use serde::{Deserialize, Serialize};
 
 use crate::entities::{EntityView, checked, entity_name, number_in};
@@ -427,6 +428,13 @@ impl GraphService {
         Ok((graph, SearchFilter::new(p.org_id.clone(), Some(vis))))
     }
 
+    /// The caller's filter for the analyses of the memories' own fields,
+    /// which the relational store answers whatever the graph engine.
+    async fn memory_scope(&self, p: &Principal) -> Result<SearchFilter, DomainError> {
+        let vis = self.memories.visibility(p).await?;
+        Ok(SearchFilter::new(p.org_id.clone(), Some(vis)))
+    }
+
     pub async fn stats(&self, p: &Principal) -> Result<GraphStatsView, DomainError> {
         let (graph, filter) = self.scope(p).await?;
         let s = graph.stats(&filter).await?;
@@ -448,11 +456,13 @@ impl GraphService {
                 format!("must be one of {}", names.join(", ")),
             )]));
         };
-        let (graph, mut filter) = self.scope(p).await?;
+        let mut filter = self.memory_scope(p).await?;
         if dim == Dimension::State {
             filter.states = MemoryState::ALL.iter().copied().filter(|s| *s != MemoryState::Deleted).collect();
         }
-        let a = graph.aggregate(&filter, dim, limit).await?;
+        let tx = self.memories.db().begin_tenant_read(&filter.org).await?;
+        let a = memory_analytics::aggregate(&tx, &filter, dim, limit).await?;
+        tx.commit().await?;
         Ok(AggregateView {
             dimension: dim.as_str().to_owned(),
             buckets: a
@@ -473,13 +483,21 @@ impl GraphService {
         limit: usize,
         min_memories: u64,
     ) -> Result<TagCooccurrenceView, DomainError> {
-        let (graph, filter) = self.scope(p).await?;
-        let (sets, truncated) = graph.memory_tags(&filter, None, MAX_SCANNED_MEMORIES).await?;
+        let (sets, truncated) = self.memory_tags(p, None).await?;
         let pairs = algorithms::tag_cooccurrence(&sets, min_memories, limit)
             .into_iter()
             .map(|t| TagPairView { a: t.a, b: t.b, memories: t.memories })
             .collect();
         Ok(TagCooccurrenceView { pairs, memories_scanned: sets.len() as u64, truncated })
+    }
+
+    /// Tag sets of the newest visible tagged memories (with `key`).
+    async fn memory_tags(&self, p: &Principal, key: Option<&str>) -> Result<(Vec<TagSet>, bool), DomainError> {
+        let filter = self.memory_scope(p).await?;
+        let tx = self.memories.db().begin_tenant_read(&filter.org).await?;
+        let out = memory_analytics::memory_tags(&tx, &filter, key, MAX_SCANNED_MEMORIES).await?;
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Tags set together with tag key `key`.
@@ -491,8 +509,7 @@ impl GraphService {
                 format!("must be 1 to {} characters", MAX_TAG_KEY_CHARS),
             )]));
         }
-        let (graph, filter) = self.scope(p).await?;
-        let (sets, truncated) = graph.memory_tags(&filter, Some(key), MAX_SCANNED_MEMORIES).await?;
+        let (sets, truncated) = self.memory_tags(p, Some(key)).await?;
         let (memories_with_key, related) = algorithms::related_tags(&sets, key, limit);
         Ok(RelatedTagsView {
             key: key.to_owned(),
@@ -546,10 +563,21 @@ impl GraphService {
             Some(name) => Some(graph.entity(&filter, name).await?.ok_or(DomainError::NotFound("entity"))?),
             None => None,
         };
-        let memories = graph
-            .dated_memories(&filter, entity.as_ref().map(|e| e.name.as_str()), MAX_SCANNED_MEMORIES + 1)
-            .await?
-            .ok_or(DomainError::NotFound("entity"))?;
+        // The graph finds the entity's memories; the relational store,
+        // the source of truth, gives their text and dates.
+        let ids = match &entity {
+            Some(e) => Some(
+                graph
+                    .entity_memories(&filter, &e.name, MAX_SCANNED_MEMORIES + 1, 0)
+                    .await?
+                    .ok_or(DomainError::NotFound("entity"))?
+                    .ids,
+            ),
+            None => None,
+        };
+        let tx = self.memories.db().begin_tenant_read(&filter.org).await?;
+        let memories = memory_analytics::dated_memories(&tx, &filter, ids.as_deref(), MAX_SCANNED_MEMORIES + 1).await?;
+        tx.commit().await?;
         let truncated = memories.len() > MAX_SCANNED_MEMORIES;
         let in_range = |year: i32| (req.from_year..=req.to_year).contains(&year);
         let mut events: Vec<(NaiveDate, DateTime<Utc>, TimelineEvent)> = Vec::new();

@@ -139,6 +139,11 @@ impl MemoryService {
         self
     }
 
+    /// The relational store, for the domain's other read services.
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
     pub fn access_log(&self) -> &AccessLog {
         &self.access
     }

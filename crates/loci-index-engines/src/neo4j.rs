@@ -19,7 +19,9 @@
 //! (then recency), without the embedded graph's IDF weights and co-mention
 //! expansion.
 
-use std::collections::BTreeMap;
+mod api;
+
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -30,7 +32,10 @@ use tokio::sync::OnceCell;
 use crate::engines::{parse_memory_id, run_at_start};
 use crate::queries::neo4j::{self as cy, CypherQuery};
 use loci_index::IndexError;
-use loci_index::extract::{MAX_QUERY_ENTITIES, MAX_QUERY_TOKENS, doc_entities, normalise, query_candidates};
+use loci_index::extract::{
+    ExtractedEntity, MAX_QUERY_ENTITIES, MAX_QUERY_TOKENS, doc_entities, normalise, query_candidates,
+};
+use loci_index::relations::{ExtractedRelation, doc_relations};
 use loci_index::{GraphIndex, Hit, IndexDoc, SearchFilter};
 
 const ENGINE: &str = "neo4j";
@@ -105,6 +110,34 @@ pub fn to_query(q: &CypherQuery) -> Result<Query, IndexError> {
         params.push((name.clone(), value));
     }
     Ok(Query::new(q.text.clone()).params(params))
+}
+
+/// One memory's entities and relations with merged names replaced by the
+/// entity they were merged into: each entity once (its first display name,
+/// its highest kind), relations between two distinct entities, each once.
+fn follow_aliases(
+    aliases: &HashMap<String, String>,
+    entities: Vec<ExtractedEntity>,
+    relations: Vec<ExtractedRelation>,
+) -> (Vec<ExtractedEntity>, Vec<ExtractedRelation>) {
+    let key = |name: String| aliases.get(&name).cloned().unwrap_or(name);
+    let mut kept: Vec<ExtractedEntity> = Vec::with_capacity(entities.len());
+    for mut e in entities {
+        e.name = key(e.name);
+        match kept.iter_mut().find(|k| k.name == e.name) {
+            Some(seen) => seen.kind = seen.kind.max(e.kind),
+            None => kept.push(e),
+        }
+    }
+    let mut stated: Vec<ExtractedRelation> = Vec::with_capacity(relations.len());
+    for mut r in relations {
+        r.subject = key(r.subject);
+        r.object = key(r.object);
+        if r.subject != r.object && !stated.contains(&r) {
+            stated.push(r);
+        }
+    }
+    (kept, stated)
 }
 
 /// The distinct normalised names of `entities`, at most
@@ -224,18 +257,29 @@ impl GraphIndex for Neo4jGraphIndex {
         ENGINE
     }
 
-    /// One transaction per org; the last document of a memory wins.
+    /// One transaction per org; the last document of a memory wins. Names
+    /// merged into another entity land on it (see `GraphAnalytics::merge`).
     async fn upsert(&self, docs: &[IndexDoc]) -> Result<(), IndexError> {
         let mut by_org: BTreeMap<&OrgId, BTreeMap<MemoryId, &IndexDoc>> = BTreeMap::new();
         for doc in docs {
             by_org.entry(&doc.org_id).or_default().insert(doc.id, doc);
         }
         for (org, docs) in by_org {
-            let mut queries: Vec<CypherQuery> = docs
+            let graphs: Vec<(&IndexDoc, Vec<ExtractedEntity>, Vec<ExtractedRelation>)> = docs
                 .values()
                 .map(|doc| {
-                    let names: Vec<String> = doc_entities(doc).into_iter().map(|e| e.name).collect();
-                    cy::upsert_memory(doc, &names)
+                    let entities = doc_entities(doc);
+                    let relations = doc_relations(doc, &entities);
+                    (*doc, entities, relations)
+                })
+                .collect();
+            let names: Vec<String> = graphs.iter().flat_map(|(_, e, _)| e.iter().map(|e| e.name.clone())).collect();
+            let aliases = self.aliases_of(org, &names).await?;
+            let mut queries: Vec<CypherQuery> = graphs
+                .into_iter()
+                .map(|(doc, entities, relations)| {
+                    let (entities, relations) = follow_aliases(&aliases, entities, relations);
+                    cy::upsert_memory(doc, &entities, &relations)
                 })
                 .collect();
             queries.push(cy::remove_orphans(org));
@@ -256,11 +300,13 @@ impl GraphIndex for Neo4jGraphIndex {
         if candidates.is_empty() {
             return Ok(Vec::new());
         }
-        let known: Vec<String> = self
+        let mut known: Vec<String> = self
             .rows(&cy::known_entities(org, &candidates), |row| {
                 row.get::<String>("name").map_err(|e| IndexError::Failed(format!("{ENGINE}: name: {e}")))
             })
             .await?;
+        // A merged name is known: it finds the entity it was merged into.
+        known.extend(self.aliases_of(org, &candidates).await?.into_keys());
         Ok(candidates.into_iter().filter(|c| known.contains(c)).collect())
     }
 
@@ -274,6 +320,8 @@ impl GraphIndex for Neo4jGraphIndex {
         if names.is_empty() || limit == 0 {
             return Ok(Vec::new());
         }
+        let aliases = self.aliases_of(&filter.org, &names).await?;
+        let names: Vec<String> = names.into_iter().map(|n| aliases.get(&n).cloned().unwrap_or(n)).collect();
         self.ranked(&cy::memories_mentioning(&names, filter, limit)).await
     }
 
@@ -318,13 +366,39 @@ mod tests {
         for q in [
             cy::memories_mentioning(&names, &full_filter(), 5),
             cy::related(MemoryId::new(), &full_filter(), 5),
-            cy::upsert_memory(&hostile_doc(), &names),
-            cy::upsert_memory(&doc(), &[]),
+            cy::upsert_memory(&hostile_doc(), &doc_entities(&hostile_doc()), &[]),
+            cy::upsert_memory(&doc(), &[], &[]),
             cy::known_entities(&doc().org_id, &names),
             cy::delete_memories(&doc().org_id, &[MemoryId::new()]),
         ] {
             assert!(to_query(&q).is_ok(), "{}", q.text);
         }
+    }
+
+    #[test]
+    fn merged_names_land_on_their_entity_once() {
+        use loci_index::extract::EntityKind;
+        use loci_index::relations::Predicate;
+        let entity = |name: &str, kind| ExtractedEntity { name: name.into(), display: name.to_uppercase(), kind };
+        let relation = |s: &str, o: &str| ExtractedRelation {
+            subject: s.into(),
+            predicate: Predicate::WorksWith,
+            object: o.into(),
+        };
+        let aliases = HashMap::from([("caro".to_owned(), "caroline".to_owned())]);
+        let (entities, relations) = follow_aliases(
+            &aliases,
+            vec![
+                entity("caroline", EntityKind::Term),
+                entity("caro", EntityKind::Person),
+                entity("mel", EntityKind::Term),
+            ],
+            vec![relation("caro", "caroline"), relation("caro", "mel"), relation("caroline", "mel")],
+        );
+        let kept: Vec<(&str, EntityKind)> = entities.iter().map(|e| (e.name.as_str(), e.kind)).collect();
+        assert_eq!(kept, [("caroline", EntityKind::Person), ("mel", EntityKind::Term)]);
+        assert_eq!(entities[0].display, "CAROLINE", "the first display name stays");
+        assert_eq!(relations, [relation("caroline", "mel")], "no self relation, no repeat");
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Analytics over the graph and the memories' structured fields: counts by
-//! dimension, the visible mention graph that connectivity, communities and
-//! centrality are computed from ([`crate::algorithms`]), tags, entity search,
-//! the memories of an entity and the dated memories of a timeline; and the
-//! one write, the merge of duplicate entities.
+//! Analytics over the graph: the visible mention graph that connectivity,
+//! communities and centrality are computed from ([`crate::algorithms`]),
+//! entity search, the memories of an entity and its typed relations; and the
+//! one write, the merge of duplicate entities. The types of the analyses of
+//! the memories' own fields (aggregates by dimension, tag sets, dated
+//! memories) are here too; the relational store answers those, whatever the
+//! graph engine.
 //!
 //! Engines answer only what needs their data; the algorithms run on what
 //! they return, so every engine gives the same communities, centrality order
@@ -112,6 +114,19 @@ pub struct GraphStats {
     pub co_mention_pairs: u64,
 }
 
+impl GraphStats {
+    /// The sizes of `graph`, with `memories` visible memories in all.
+    pub fn of(memories: u64, graph: &MentionGraph) -> Self {
+        Self {
+            memories,
+            memories_with_entities: graph.memories.len() as u64,
+            entities: graph.entities.len() as u64,
+            mentions: graph.memories.iter().map(|(_, e)| e.len() as u64).sum(),
+            co_mention_pairs: crate::algorithms::co_mention_edges(graph).len() as u64,
+        }
+    }
+}
+
 /// The visible mention graph: entities, and which of them each visible
 /// memory mentions.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -199,25 +214,8 @@ pub type TagSet = BTreeMap<String, String>;
 pub trait GraphAnalytics: Send + Sync + std::fmt::Debug {
     async fn stats(&self, filter: &SearchFilter) -> Result<GraphStats, IndexError>;
 
-    /// Visible memories counted by `dimension`, at most `limit` buckets.
-    async fn aggregate(
-        &self,
-        filter: &SearchFilter,
-        dimension: Dimension,
-        limit: usize,
-    ) -> Result<Aggregate, IndexError>;
-
     /// The visible mention graph (at most `max_mentions` mention rows).
     async fn mention_graph(&self, filter: &SearchFilter, max_mentions: usize) -> Result<MentionGraph, IndexError>;
-
-    /// Tags of the newest `max` visible memories that have any (and the key
-    /// `key`, when given); `true` when more had some.
-    async fn memory_tags(
-        &self,
-        filter: &SearchFilter,
-        key: Option<&str>,
-        max: usize,
-    ) -> Result<(Vec<TagSet>, bool), IndexError>;
 
     /// Visible entities whose name contains `needle` (normalised), names
     /// equal to it first, then starting with it, then by mentions.
@@ -247,15 +245,6 @@ pub trait GraphAnalytics: Send + Sync + std::fmt::Debug {
         max: usize,
     ) -> Result<Option<RelationFacts>, IndexError>;
 
-    /// The newest `max` visible memories (mentioning `entity` when given),
-    /// with their dates; `None` when `entity` is given and not visible.
-    async fn dated_memories(
-        &self,
-        filter: &SearchFilter,
-        entity: Option<&str>,
-        max: usize,
-    ) -> Result<Option<Vec<DatedMemory>>, IndexError>;
-
     /// Moves every mention of `source` to `target` in the whole org (entity
     /// names are the org's), records `source` as an alias of `target` so
     /// that later extractions of it land on `target`, and deletes `source`.
@@ -279,3 +268,8 @@ pub trait GraphAnalytics: Send + Sync + std::fmt::Debug {
 pub trait GraphApi: EntityGraph + GraphAnalytics {}
 
 impl<T: EntityGraph + GraphAnalytics> GraphApi for T {}
+
+/// A graph engine: the index search and the indexers use, and the API.
+pub trait GraphEngine: crate::GraphIndex + GraphApi {}
+
+impl<T: crate::GraphIndex + GraphApi> GraphEngine for T {}

@@ -28,7 +28,7 @@ pub mod relations;
 use async_trait::async_trait;
 use loci_core::{MemoryId, OrgId};
 
-pub use analytics::{GraphAnalytics, GraphApi};
+pub use analytics::{GraphAnalytics, GraphApi, GraphEngine};
 pub use doc::{IndexDoc, SearchFilter};
 pub use entities::{EntityGraph, EntityNetwork, EntitySummary, Neighbour};
 pub use error::IndexError;

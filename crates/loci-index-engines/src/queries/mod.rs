@@ -18,6 +18,8 @@
 
 #[cfg(feature = "neo4j")]
 pub mod neo4j;
+#[cfg(feature = "neo4j")]
+pub mod neo4j_api;
 #[cfg(feature = "opensearch")]
 pub mod opensearch;
 #[cfg(feature = "qdrant")]

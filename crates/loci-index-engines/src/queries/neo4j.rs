@@ -20,6 +20,8 @@ use loci_core::{MemoryId, OrgId};
 use serde_json::{Map, Value, json};
 
 use super::{state_strs, tag_terms};
+use loci_index::extract::ExtractedEntity;
+use loci_index::relations::ExtractedRelation;
 use loci_index::{IndexDoc, SearchFilter};
 
 /// A Cypher statement and its parameters (`$name` in the text).
@@ -30,7 +32,7 @@ pub struct CypherQuery {
 }
 
 /// The names in order of first appearance, without repeats.
-fn distinct(names: &[String]) -> Vec<&str> {
+pub(crate) fn distinct(names: &[String]) -> Vec<&str> {
     let mut out: Vec<&str> = Vec::with_capacity(names.len());
     for n in names {
         if !out.contains(&n.as_str()) {
@@ -40,7 +42,7 @@ fn distinct(names: &[String]) -> Vec<&str> {
     out
 }
 
-fn id_strings(ids: &[MemoryId]) -> Vec<String> {
+pub(crate) fn id_strings(ids: &[MemoryId]) -> Vec<String> {
     ids.iter().map(ToString::to_string).collect()
 }
 
@@ -70,7 +72,7 @@ pub fn memories_mentioning(entities: &[String], f: &SearchFilter, limit: usize) 
 
 /// The `AND ..` lines restricting `m` to what `f` admits (after a `WHERE`),
 /// with their parameters (every one always present, `null` when unused).
-fn memory_conditions(f: &SearchFilter, text: &mut String, params: &mut Map<String, Value>) {
+pub(crate) fn memory_conditions(f: &SearchFilter, text: &mut String, params: &mut Map<String, Value>) {
     if !f.states.is_empty() {
         text.push_str("  AND m.state IN $states\n");
         params.insert("states".into(), json!(state_strs(&f.states)));
@@ -180,7 +182,8 @@ pub fn clear_all() -> Vec<CypherQuery> {
 }
 
 /// The schema the adapter creates at open (idempotent): a memory is unique
-/// by `(org_id, id)` and an entity by `(org_id, name)`, which also indexes
+/// by `(org_id, id)`, an entity and an alias (a merged name) by
+/// `(org_id, name)`, which also indexes
 /// the `MERGE`s and lookups; plus an index on each label's `org_id` for the
 /// per-org scans (count, clear, orphans).
 pub fn schema() -> Vec<&'static str> {
@@ -189,12 +192,19 @@ pub fn schema() -> Vec<&'static str> {
         "CREATE CONSTRAINT loci_entity_key IF NOT EXISTS FOR (e:Entity) REQUIRE (e.org_id, e.name) IS UNIQUE",
         "CREATE INDEX loci_memory_org IF NOT EXISTS FOR (m:Memory) ON (m.org_id)",
         "CREATE INDEX loci_entity_org IF NOT EXISTS FOR (e:Entity) ON (e.org_id)",
+        "CREATE CONSTRAINT loci_alias_key IF NOT EXISTS FOR (a:Alias) REQUIRE (a.org_id, a.name) IS UNIQUE",
     ]
 }
 
 /// Inserts or replaces the memory node of `doc` and makes its `MENTIONS`
-/// edges exactly `entities` (idempotent: at-least-once delivery is safe).
-pub fn upsert_memory(doc: &IndexDoc, entities: &[String]) -> CypherQuery {
+/// edges exactly `entities` and its relation lists exactly `relations`
+/// (idempotent: at-least-once delivery is safe). An entity is created with
+/// its name as first written and its kind; a later mention with a higher
+/// kind raises it (as the embedded graph does). Relations are kept on the
+/// memory node, three lists of one length (`rel_subjects`,
+/// `rel_predicates`, `rel_objects`): a statement belongs to the memory that
+/// states it, and is read under that memory's visibility.
+pub fn upsert_memory(doc: &IndexDoc, entities: &[ExtractedEntity], relations: &[ExtractedRelation]) -> CypherQuery {
     let mut params = Map::new();
     params.insert("org_id".into(), json!(doc.org_id.as_str()));
     params.insert("id".into(), json!(doc.id.to_string()));
@@ -212,18 +222,33 @@ pub fn upsert_memory(doc: &IndexDoc, entities: &[String]) -> CypherQuery {
         params.insert(field.into(), json!(value));
     }
     text.push_str(
-        ", m.tags = $tags, m.created_at = $created_at\n\
+        ", m.tags = $tags, m.created_at = $created_at,\n\
+         \x20 m.rel_subjects = $rel_subjects, m.rel_predicates = $rel_predicates, m.rel_objects = $rel_objects\n\
          WITH m\n\
          OPTIONAL MATCH (m:Memory {org_id: $org_id})-[old:MENTIONS]->(:Entity {org_id: $org_id})\n\
          DELETE old\n\
          WITH DISTINCT m\n\
-         FOREACH (name IN $entities |\n\
-         \x20 MERGE (e:Entity {org_id: $org_id, name: name})\n\
+         FOREACH (x IN $entities |\n\
+         \x20 MERGE (e:Entity {org_id: $org_id, name: x.name})\n\
+         \x20 ON CREATE SET e.display_name = x.display, e.kind = x.kind, e.kind_rank = x.rank\n\
+         \x20 SET e.kind = CASE WHEN coalesce(e.kind_rank, -1) < x.rank THEN x.kind ELSE e.kind END\n\
+         \x20 SET e.kind_rank = CASE WHEN coalesce(e.kind_rank, -1) < x.rank THEN x.rank ELSE e.kind_rank END\n\
          \x20 MERGE (m)-[:MENTIONS]->(e))",
     );
     params.insert("tags".into(), json!(tag_terms(&doc.tags)));
     params.insert("created_at".into(), json!(doc.created_at.timestamp_micros()));
-    params.insert("entities".into(), json!(distinct(entities)));
+    let mut seen: Vec<&str> = Vec::with_capacity(entities.len());
+    let mut listed: Vec<Value> = Vec::with_capacity(entities.len());
+    for e in entities {
+        if !seen.contains(&e.name.as_str()) {
+            seen.push(&e.name);
+            listed.push(json!({"name": e.name, "display": e.display, "kind": e.kind.as_str(), "rank": e.kind as i64}));
+        }
+    }
+    params.insert("entities".into(), Value::Array(listed));
+    params.insert("rel_subjects".into(), json!(relations.iter().map(|r| r.subject.as_str()).collect::<Vec<_>>()));
+    params.insert("rel_predicates".into(), json!(relations.iter().map(|r| r.predicate.as_str()).collect::<Vec<_>>()));
+    params.insert("rel_objects".into(), json!(relations.iter().map(|r| r.object.as_str()).collect::<Vec<_>>()));
     CypherQuery { text, params }
 }
 
@@ -242,7 +267,7 @@ pub fn delete_memories(org: &OrgId, ids: &[MemoryId]) -> CypherQuery {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
@@ -263,11 +288,11 @@ mod tests {
 
     /// The text and params agree, the org is a parameter and every node
     /// pattern that names a label, and every pattern of a MATCH, requires it.
-    fn assert_well_formed(q: &CypherQuery) {
+    pub(crate) fn assert_well_formed(q: &CypherQuery) {
         let names: BTreeSet<String> = q.params.keys().cloned().collect();
         assert_eq!(referenced(&q.text), names, "{}", q.text);
         assert_eq!(q.params["org_id"], "acme");
-        for label in [":Memory", ":Entity"] {
+        for label in [":Memory", ":Entity", ":Alias"] {
             for (pos, _) in q.text.match_indices(label) {
                 assert!(q.text[pos + label.len()..].starts_with(" {org_id: $org_id"), "{label} at {pos}: {}", q.text);
             }
@@ -283,6 +308,28 @@ mod tests {
 
     fn ents(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    /// Terms named as written, capitalised.
+    fn extracted(names: &[String]) -> Vec<ExtractedEntity> {
+        names
+            .iter()
+            .map(|n| {
+                let mut display = n.clone();
+                if let Some(first) = display.get_mut(0..1) {
+                    first.make_ascii_uppercase();
+                }
+                ExtractedEntity { name: n.clone(), display, kind: loci_index::extract::EntityKind::Term }
+            })
+            .collect()
+    }
+
+    fn depends(subject: &str, object: &str) -> ExtractedRelation {
+        ExtractedRelation {
+            subject: subject.to_owned(),
+            predicate: loci_index::relations::Predicate::DependsOn,
+            object: object.to_owned(),
+        }
     }
 
     #[test]
@@ -358,20 +405,25 @@ mod tests {
         assert_eq!(q.params["tags"], json!([tag_term(HOSTILE, HOSTILE)]));
 
         let d = hostile_doc();
-        let u = upsert_memory(&d, &hostile);
+        let u = upsert_memory(&d, &extracted(&hostile), &[depends(HOSTILE, "x")]);
         assert_well_formed(&u);
-        assert_eq!(u.text, upsert_memory(&doc(), &ents(&["x"])).text);
+        assert_eq!(u.text, upsert_memory(&doc(), &extracted(&ents(&["x"])), &[]).text);
         for piece in ["DROP", "1=1", "evil", "(n)", "//"] {
             assert!(!u.text.contains(piece), "{piece}");
         }
         assert_eq!(u.params["category"], HOSTILE);
-        assert_eq!(u.params["entities"], json!(hostile));
+        assert_eq!(u.params["entities"][0]["name"], HOSTILE);
+        assert_eq!(u.params["rel_subjects"], json!([HOSTILE]));
     }
 
     #[test]
     fn upsert_sets_every_property() {
         let d = doc();
-        let q = upsert_memory(&d, &ents(&["kubernetes", "blue/green", "kubernetes"]));
+        let q = upsert_memory(
+            &d,
+            &extracted(&ents(&["kubernetes", "blue/green", "kubernetes"])),
+            &[depends("kubernetes", "blue/green")],
+        );
         assert_well_formed(&q);
         assert!(q.text.starts_with("MERGE (m:Memory {org_id: $org_id, id: $id})"));
         let p = &q.params;
@@ -384,11 +436,20 @@ mod tests {
         assert_eq!(p["scope"], Value::Null);
         assert_eq!(p["tags"], json!(["team=core"]));
         assert_eq!(p["created_at"], json!(1_750_000_000_123_456_i64));
-        assert_eq!(p["entities"], json!(["kubernetes", "blue/green"]));
+        let names: Vec<&Value> = p["entities"].as_array().unwrap().iter().map(|e| &e["name"]).collect();
+        assert_eq!(names, [&json!("kubernetes"), &json!("blue/green")], "each entity once");
+        assert_eq!(p["entities"][0], json!({"name": "kubernetes", "display": "Kubernetes", "kind": "term", "rank": 0}));
+        assert_eq!(
+            (p["rel_subjects"].clone(), p["rel_predicates"].clone(), p["rel_objects"].clone()),
+            (json!(["kubernetes"]), json!(["depends_on"]), json!(["blue/green"]))
+        );
+        assert!(
+            q.text.contains("SET e.kind = CASE WHEN coalesce(e.kind_rank, -1) < x.rank THEN x.kind ELSE e.kind END")
+        );
         // Old edges are replaced, new entities are created in the org.
         assert!(q.text.contains("DELETE old"));
-        assert!(q.text.contains("MERGE (e:Entity {org_id: $org_id, name: name})"));
-        let empty = upsert_memory(&d, &[]);
+        assert!(q.text.contains("MERGE (e:Entity {org_id: $org_id, name: x.name})"));
+        let empty = upsert_memory(&d, &[], &[]);
         assert_well_formed(&empty);
         assert_eq!(empty.params["entities"], json!([]));
     }

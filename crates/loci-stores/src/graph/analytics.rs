@@ -8,45 +8,22 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use loci_core::{MemoryId, OrgId, UserId};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LikeExpr, Order, Query, SelectStatement};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use loci_index::algorithms::{co_mention_edges, tag_counts};
 use loci_index::analytics::{
-    Aggregate, Bucket, DatedMemory, Dimension, EntityAlias, EntityMemories, GraphStats, MentionGraph, MergeRefusal,
-    MergeReport, RelationFacts, TagSet,
+    EntityAlias, EntityMemories, GraphStats, MentionGraph, MergeRefusal, MergeReport, RelationFacts,
 };
 use loci_index::extract::{EntityKind, ExtractedEntity};
 use loci_index::relations::{ExtractedRelation, Predicate, RelationStatement};
 use loci_index::{EntitySummary, GraphAnalytics, IndexError, SearchFilter};
 
-use super::entity_queries::{co_mentions, count, counted, entity_named, summaries, visible_mentions, with_entity};
+use super::entity_queries::{co_mentions, counted, entity_named, summaries, visible_mentions, with_entity};
 use super::{CHUNK, EmbeddedGraphIndex, MemoryGraph, filter, lock_org, mentions_col, replace_mentions};
-use crate::entities::{apps, graph_aliases, graph_entities, graph_mentions, graph_relations, memories};
+use crate::entities::{graph_aliases, graph_entities, graph_mentions, graph_relations, memories};
+use crate::repo::memory_analytics::{limit_of, numbers, visible_memories};
 use crate::{StoreError, TenantTx};
 use loci_core::model::now;
-
-fn limit_of(n: usize) -> u64 {
-    u64::try_from(n).unwrap_or(u64::MAX)
-}
-
-/// Visible memories: `SELECT ... FROM memories WHERE <filter>`.
-fn visible_memories(tx: &TenantTx, filter: &SearchFilter) -> SelectStatement {
-    Query::select().from(memories::Entity).cond_where(filter::search_filter_condition(tx, filter)).to_owned()
-}
-
-/// One row of `N` counts.
-async fn numbers<const N: usize>(tx: &TenantTx, stmt: &SelectStatement) -> Result<[u64; N], StoreError> {
-    let mut out = [0; N];
-    if let Some(row) = tx.conn().query_one(stmt).await? {
-        for (i, slot) in out.iter_mut().enumerate() {
-            *slot = count(row.try_get_by_index::<Option<i64>>(i)?.unwrap_or(0));
-        }
-    }
-    Ok(out)
-}
 
 /// Counts from the visible mention graph (read once, in memory order):
 /// a distinct-pairs self-join of every visible mention costs far more
@@ -56,152 +33,7 @@ async fn stats(tx: &TenantTx, filter: &SearchFilter) -> Result<GraphStats, Store
     all.expr(Expr::cust("COUNT(*)"));
     let [memories] = numbers(tx, &all).await?;
     let graph = mention_graph(tx, filter, loci_index::analytics::MAX_GRAPH_MENTIONS).await?;
-    Ok(GraphStats {
-        memories,
-        memories_with_entities: graph.memories.len() as u64,
-        entities: graph.entities.len() as u64,
-        mentions: graph.memories.iter().map(|(_, e)| e.len() as u64).sum(),
-        co_mention_pairs: co_mention_edges(&graph).len() as u64,
-    })
-}
-
-/// The `memories` column of a dimension (all but `tag`).
-fn dimension_column(dimension: Dimension) -> Option<memories::Column> {
-    Some(match dimension {
-        Dimension::Category => memories::Column::Category,
-        Dimension::Scope => memories::Column::Scope,
-        Dimension::ArtifactType => memories::Column::ArtifactType,
-        Dimension::ArtifactRef => memories::Column::ArtifactRef,
-        Dimension::Entity => memories::Column::Entity,
-        Dimension::App => memories::Column::AppId,
-        Dimension::Source => memories::Column::Source,
-        Dimension::State => memories::Column::State,
-        Dimension::Tag => return None,
-    })
-}
-
-async fn aggregate(
-    tx: &TenantTx,
-    filter: &SearchFilter,
-    dimension: Dimension,
-    limit: usize,
-) -> Result<Aggregate, StoreError> {
-    let Some(column) = dimension_column(dimension) else {
-        return tag_aggregate(tx, filter, limit).await;
-    };
-    let col = || Expr::col((memories::Entity, column));
-    let mut totals = visible_memories(tx, filter);
-    totals.expr(Expr::cust("COUNT(*)")).expr(col().count()).expr(col().count_distinct());
-    let [memories_n, with_value, values] = numbers(tx, &totals).await?;
-
-    let mut groups = visible_memories(tx, filter);
-    groups
-        .expr(col())
-        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-        .and_where(col().is_not_null())
-        .group_by_col((memories::Entity, column))
-        .order_by_expr(Expr::cust("COUNT(*)"), Order::Desc)
-        .order_by((memories::Entity, column), Order::Asc)
-        .limit(limit_of(limit));
-    let rows = tx.conn().query_all(&groups).await?;
-    let mut buckets = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let value = if dimension == Dimension::App {
-            row.try_get_by_index::<Uuid>(0)?.to_string()
-        } else {
-            row.try_get_by_index::<String>(0)?
-        };
-        buckets.push(Bucket { value, label: None, memories: count(row.try_get_by_index::<i64>(1)?) });
-    }
-    if dimension == Dimension::App && !buckets.is_empty() {
-        let ids: Vec<Uuid> = buckets.iter().filter_map(|b| b.value.parse().ok()).collect();
-        let names: HashMap<Uuid, String> = apps::Entity::find()
-            .select_only()
-            .column(apps::Column::Id)
-            .column(apps::Column::Name)
-            .filter(apps::Column::OrgId.eq(tx.org_str()))
-            .filter(apps::Column::Id.is_in(ids))
-            .into_tuple::<(Uuid, String)>()
-            .all(tx.conn())
-            .await?
-            .into_iter()
-            .collect();
-        for bucket in &mut buckets {
-            bucket.label = bucket.value.parse::<Uuid>().ok().and_then(|id| names.get(&id).cloned());
-        }
-    }
-    Ok(Aggregate { buckets, values, memories: memories_n, without_value: memories_n - with_value, truncated: false })
-}
-
-async fn tag_aggregate(tx: &TenantTx, filter: &SearchFilter, limit: usize) -> Result<Aggregate, StoreError> {
-    let mut all = visible_memories(tx, filter);
-    all.expr(Expr::cust("COUNT(*)"));
-    let [memories_n] = numbers(tx, &all).await?;
-    let (sets, truncated) = memory_tags(tx, filter, None, loci_index::analytics::MAX_SCANNED_MEMORIES).await?;
-    let counts = tag_counts(&sets);
-    let tagged = sets.len() as u64;
-    Ok(Aggregate {
-        values: counts.len() as u64,
-        buckets: counts
-            .into_iter()
-            .take(limit)
-            .map(|(value, memories)| Bucket { value, label: None, memories })
-            .collect(),
-        memories: memories_n,
-        // Read memories only: with more tagged memories than were read,
-        // this is a lower bound of those without tags.
-        without_value: memories_n.saturating_sub(tagged),
-        truncated,
-    })
-}
-
-/// `tags` is not the empty object (and has `key`).
-fn tagged(tx: &TenantTx, key: Option<&str>) -> Expr {
-    let postgres = tx.conn().get_database_backend() == DbBackend::Postgres;
-    match (postgres, key) {
-        (true, None) => Expr::cust("(\"tags\" <> '{}'::jsonb)"),
-        (false, None) => Expr::cust("(\"tags\" <> '{}')"),
-        (true, Some(key)) => Expr::cust_with_values("jsonb_exists(\"tags\", $1)", [key.to_owned()]),
-        (false, Some(key)) => {
-            let path = format!("$.\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\""));
-            Expr::cust_with_values("(json_type(\"tags\", ?) IS NOT NULL)", [path])
-        }
-    }
-}
-
-/// A tag value as text: strings as they are, anything else as JSON.
-fn tag_text(value: &serde_json::Value) -> String {
-    match value {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-async fn memory_tags(
-    tx: &TenantTx,
-    filter: &SearchFilter,
-    key: Option<&str>,
-    max: usize,
-) -> Result<(Vec<TagSet>, bool), StoreError> {
-    let mut stmt = visible_memories(tx, filter);
-    stmt.column((memories::Entity, memories::Column::Tags))
-        .and_where(tagged(tx, None))
-        .order_by((memories::Entity, memories::Column::CreatedAt), Order::Desc)
-        .order_by((memories::Entity, memories::Column::Id), Order::Desc)
-        .limit(limit_of(max.saturating_add(1)));
-    if let Some(key) = key {
-        stmt.and_where(tagged(tx, Some(key)));
-    }
-    let rows = tx.conn().query_all(&stmt).await?;
-    let truncated = rows.len() > max;
-    let mut sets = Vec::with_capacity(rows.len().min(max));
-    for row in rows.iter().take(max) {
-        let tags: serde_json::Value = row.try_get_by_index(0)?;
-        if let serde_json::Value::Object(map) = tags {
-            sets.push(map.iter().map(|(k, v)| (k.clone(), tag_text(v))).collect::<TagSet>());
-        }
-    }
-    Ok((sets, truncated))
+    Ok(GraphStats::of(memories, &graph))
 }
 
 async fn mention_graph(tx: &TenantTx, filter: &SearchFilter, max: usize) -> Result<MentionGraph, StoreError> {
@@ -328,50 +160,6 @@ async fn entity_memories(
         .map(|row| Ok(MemoryId::from_uuid(row.try_get_by_index::<Uuid>(0)?)))
         .collect::<Result<Vec<_>, StoreError>>()?;
     Ok(Some(EntityMemories { entity, ids }))
-}
-
-async fn dated_memories(
-    tx: &TenantTx,
-    filter: &SearchFilter,
-    entity: Option<&str>,
-    max: usize,
-) -> Result<Option<Vec<DatedMemory>>, StoreError> {
-    let mut stmt = match entity {
-        None => visible_memories(tx, filter),
-        Some(name) => {
-            let Some((id, _)) = entity_named(tx, filter, name).await? else {
-                return Ok(None);
-            };
-            let gm = Alias::new("gm");
-            let mut stmt = visible_mentions(tx, filter, &gm);
-            stmt.and_where(mentions_col(&gm, graph_mentions::Column::EntityId).eq(id));
-            stmt
-        }
-    };
-    stmt.columns([
-        (memories::Entity, memories::Column::Id),
-        (memories::Entity, memories::Column::Content),
-        (memories::Entity, memories::Column::Category),
-        (memories::Entity, memories::Column::CreatedAt),
-        (memories::Entity, memories::Column::UpdatedAt),
-    ])
-    .order_by((memories::Entity, memories::Column::CreatedAt), Order::Desc)
-    .order_by((memories::Entity, memories::Column::Id), Order::Desc)
-    .limit(limit_of(max));
-    let rows = tx.conn().query_all(&stmt).await?;
-    let dated = rows
-        .iter()
-        .map(|row| {
-            Ok(DatedMemory {
-                id: MemoryId::from_uuid(row.try_get_by_index(0)?),
-                content: row.try_get_by_index(1)?,
-                category: row.try_get_by_index(2)?,
-                created_at: row.try_get_by_index::<DateTime<Utc>>(3)?,
-                updated_at: row.try_get_by_index::<DateTime<Utc>>(4)?,
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(Some(dated))
 }
 
 /// `graph_relations AS r` joined to the memories the filter admits:
@@ -682,33 +470,9 @@ impl GraphAnalytics for EmbeddedGraphIndex {
         Ok(out)
     }
 
-    async fn aggregate(
-        &self,
-        filter: &SearchFilter,
-        dimension: Dimension,
-        limit: usize,
-    ) -> Result<Aggregate, IndexError> {
-        let tx = self.db.begin_tenant_read(&filter.org).await?;
-        let out = aggregate(&tx, filter, dimension, limit).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
     async fn mention_graph(&self, filter: &SearchFilter, max_mentions: usize) -> Result<MentionGraph, IndexError> {
         let tx = self.db.begin_tenant_read(&filter.org).await?;
         let out = mention_graph(&tx, filter, max_mentions).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
-    async fn memory_tags(
-        &self,
-        filter: &SearchFilter,
-        key: Option<&str>,
-        max: usize,
-    ) -> Result<(Vec<TagSet>, bool), IndexError> {
-        let tx = self.db.begin_tenant_read(&filter.org).await?;
-        let out = memory_tags(&tx, filter, key, max).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -750,18 +514,6 @@ impl GraphAnalytics for EmbeddedGraphIndex {
         Ok(out)
     }
 
-    async fn dated_memories(
-        &self,
-        filter: &SearchFilter,
-        entity: Option<&str>,
-        max: usize,
-    ) -> Result<Option<Vec<DatedMemory>>, IndexError> {
-        let tx = self.db.begin_tenant_read(&filter.org).await?;
-        let out = dated_memories(&tx, filter, entity, max).await?;
-        tx.commit().await?;
-        Ok(out)
-    }
-
     async fn merge(
         &self,
         filter: &SearchFilter,
@@ -791,17 +543,9 @@ impl GraphAnalytics for EmbeddedGraphIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use loci_index::algorithms::tag_label;
 
     #[test]
     fn like_patterns_take_wildcards_literally() {
         assert_eq!(like_literal(r"50%_a\b"), r"50\%\_a\\b");
-    }
-
-    #[test]
-    fn tag_values_are_text() {
-        assert_eq!(tag_text(&serde_json::json!("x")), "x");
-        assert_eq!(tag_text(&serde_json::json!(3)), "3");
-        assert_eq!(tag_label("k", &tag_text(&serde_json::json!(true))), "k=true");
     }
 }

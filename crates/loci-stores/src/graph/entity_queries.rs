@@ -60,7 +60,7 @@ pub(super) fn with_entity(stmt: &mut SelectStatement, tx: &TenantTx, alias: &Ali
     ]);
 }
 
-pub(super) fn count(n: i64) -> u64 {
+pub(crate) fn count(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 

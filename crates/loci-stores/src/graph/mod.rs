@@ -37,7 +37,9 @@
 
 mod analytics;
 mod entity_queries;
-mod filter;
+
+pub(crate) use entity_queries::count;
+pub(crate) mod filter;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -73,7 +75,7 @@ pub const MAX_HOPS_COUNTED: i64 = 3;
 
 /// Values per `IN` list or multi-row insert (well under both engines'
 /// bound-parameter limits).
-const CHUNK: usize = 500;
+pub(crate) const CHUNK: usize = 500;
 /// First key of the PostgreSQL advisory lock serialising one org's writers
 /// (the second is the hash of the org).
 const LOCK_CLASS: i32 = 0x4c47_5248;

@@ -7,6 +7,7 @@ pub mod access_logs;
 pub mod apps;
 pub mod categories;
 pub mod memories;
+pub mod memory_analytics;
 pub mod orgs;
 pub mod outbox;
 pub mod users;
