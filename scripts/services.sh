@@ -96,3 +96,21 @@ ensure_build_deps() {
         apt_install libssl-dev pkg-config
     fi
 }
+
+# Neo4j's Cypher front end (parser and semantic analysis) as an npm package:
+# the Neo4j adapter's statements are linted with it, as no Neo4j server runs
+# here. Pinned; installed once under ~/.cache.
+CYPHER_LINT_PACKAGE="@neo4j-cypher/language-support@2.0.0-next.38"
+ensure_cypher_lint() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        log "node/npm not installed; installing"
+        apt_install nodejs npm
+    fi
+    local dir="$HOME/.cache/loci-cypher-lint"
+    if [ ! -f "$dir/node_modules/@neo4j-cypher/language-support/package.json" ]; then
+        log "installing $CYPHER_LINT_PACKAGE into $dir"
+        mkdir -p "$dir"
+        npm install --silent --no-audit --no-fund --prefix "$dir" "$CYPHER_LINT_PACKAGE" >&2
+    fi
+    export LOCI_CYPHER_LINT="$dir"
+}

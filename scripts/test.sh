@@ -10,6 +10,7 @@ ensure_build_deps
 ensure_postgres
 ensure_valkey
 ensure_python_jose
+ensure_cypher_lint
 echo "[test] PostgreSQL: ${LOCI_TEST_PG_ADMIN_URL%%@*}@... Valkey: $LOCI_TEST_VALKEY_URL" >&2
 
 # The local embedding model, for the semantic and hybrid search tests (from
@@ -27,9 +28,12 @@ export LOCI_TEST_MODEL_DIR="$model_cache"
 # them against the URLs it is given. Their request builders are unit-tested here.
 echo "[test] engine contract tests (Qdrant, OpenSearch, Neo4j) are ignored here; run scripts/test-engines.sh with LOCI_TEST_{QDRANT,OPENSEARCH,NEO4J}_URL" >&2
 
+# The Cypher lint is an ignored test (it needs node): run it on its own.
 if cargo nextest --version >/dev/null 2>&1; then
-    exec cargo nextest run --workspace --profile ci "$@"
+    cargo nextest run --workspace --profile ci "$@"
+    cargo nextest run --workspace --profile ci --run-ignored only -E 'test(cypher_statements_pass_the_neo4j_linter)'
 else
     echo "[test] cargo-nextest not installed; using cargo test" >&2
-    exec cargo test --workspace "$@"
+    cargo test --workspace "$@"
+    cargo test --workspace --lib -- --ignored cypher_statements_pass_the_neo4j_linter
 fi

@@ -33,7 +33,8 @@ use crate::engines::{parse_memory_id, run_at_start};
 use crate::queries::neo4j::{self as cy, CypherQuery};
 use loci_index::IndexError;
 use loci_index::extract::{
-    ExtractedEntity, MAX_QUERY_ENTITIES, MAX_QUERY_TOKENS, doc_entities, normalise, query_candidates,
+    EntityKind, ExtractedEntity, MAX_QUERY_ENTITIES, MAX_QUERY_TOKENS, batch_entities, doc_entities, normalise,
+    query_candidates,
 };
 use loci_index::relations::{ExtractedRelation, doc_relations};
 use loci_index::{GraphIndex, Hit, IndexDoc, SearchFilter};
@@ -113,21 +114,24 @@ pub fn to_query(q: &CypherQuery) -> Result<Query, IndexError> {
 }
 
 /// One memory's entities and relations with merged names replaced by the
-/// entity they were merged into: each entity once (its first display name,
-/// its highest kind), relations between two distinct entities, each once.
+/// entity they were merged into: each entity once, with the display name
+/// and highest kind `batch` gives it ([`batch_entities`]); relations
+/// between two distinct entities, each once.
 fn follow_aliases(
     aliases: &HashMap<String, String>,
+    batch: &BTreeMap<String, (String, EntityKind)>,
     entities: Vec<ExtractedEntity>,
     relations: Vec<ExtractedRelation>,
 ) -> (Vec<ExtractedEntity>, Vec<ExtractedRelation>) {
     let key = |name: String| aliases.get(&name).cloned().unwrap_or(name);
     let mut kept: Vec<ExtractedEntity> = Vec::with_capacity(entities.len());
-    for mut e in entities {
-        e.name = key(e.name);
-        match kept.iter_mut().find(|k| k.name == e.name) {
-            Some(seen) => seen.kind = seen.kind.max(e.kind),
-            None => kept.push(e),
+    for e in entities {
+        let name = key(e.name);
+        if kept.iter().any(|k| k.name == name) {
+            continue;
         }
+        let (display, kind) = batch.get(&name).cloned().unwrap_or((e.display, e.kind));
+        kept.push(ExtractedEntity { name, display, kind });
     }
     let mut stated: Vec<ExtractedRelation> = Vec::with_capacity(relations.len());
     for mut r in relations {
@@ -275,10 +279,11 @@ impl GraphIndex for Neo4jGraphIndex {
                 .collect();
             let names: Vec<String> = graphs.iter().flat_map(|(_, e, _)| e.iter().map(|e| e.name.clone())).collect();
             let aliases = self.aliases_of(org, &names).await?;
+            let batch = batch_entities(graphs.iter().flat_map(|(_, e, _)| e), &aliases);
             let mut queries: Vec<CypherQuery> = graphs
                 .into_iter()
                 .map(|(doc, entities, relations)| {
-                    let (entities, relations) = follow_aliases(&aliases, entities, relations);
+                    let (entities, relations) = follow_aliases(&aliases, &batch, entities, relations);
                     cy::upsert_memory(doc, &entities, &relations)
                 })
                 .collect();
@@ -377,7 +382,6 @@ mod tests {
 
     #[test]
     fn merged_names_land_on_their_entity_once() {
-        use loci_index::extract::EntityKind;
         use loci_index::relations::Predicate;
         let entity = |name: &str, kind| ExtractedEntity { name: name.into(), display: name.to_uppercase(), kind };
         let relation = |s: &str, o: &str| ExtractedRelation {
@@ -386,18 +390,21 @@ mod tests {
             object: o.into(),
         };
         let aliases = HashMap::from([("caro".to_owned(), "caroline".to_owned())]);
+        let mentions = vec![
+            entity("caroline", EntityKind::Term),
+            entity("caro", EntityKind::Person),
+            entity("mel", EntityKind::Term),
+        ];
+        let batch = batch_entities(&mentions, &aliases);
         let (entities, relations) = follow_aliases(
             &aliases,
-            vec![
-                entity("caroline", EntityKind::Term),
-                entity("caro", EntityKind::Person),
-                entity("mel", EntityKind::Term),
-            ],
+            &batch,
+            mentions,
             vec![relation("caro", "caroline"), relation("caro", "mel"), relation("caroline", "mel")],
         );
         let kept: Vec<(&str, EntityKind)> = entities.iter().map(|e| (e.name.as_str(), e.kind)).collect();
         assert_eq!(kept, [("caroline", EntityKind::Person), ("mel", EntityKind::Term)]);
-        assert_eq!(entities[0].display, "CAROLINE", "the first display name stays");
+        assert_eq!(entities[0].display, "CAROLINE", "its own display name, not the merged one's");
         assert_eq!(relations, [relation("caroline", "mel")], "no self relation, no repeat");
     }
 

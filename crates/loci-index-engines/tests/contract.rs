@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use loci_index::contract::{PlainMemories, graph_contract, lexical_contract, vector_contract};
+use loci_index::contract::{PlainMemories, graph_api_contract, graph_contract, lexical_contract, vector_contract};
 use loci_index_engines::neo4j::{Neo4jGraphIndex, Neo4jOptions};
 use loci_index_engines::opensearch::{OpenSearchLexicalIndex, OpenSearchOptions};
 use loci_index_engines::qdrant::{QdrantOptions, QdrantVectorIndex};
@@ -91,4 +91,18 @@ async fn graph_contract_neo4j() {
     };
     let index = Neo4jGraphIndex::connect(options).await.expect("Neo4j reachable at LOCI_TEST_NEO4J_URL");
     graph_contract(Arc::new(index), &PlainMemories::default()).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a Neo4j at LOCI_TEST_NEO4J_URL (scripts/test-engines.sh)"]
+async fn graph_api_contract_neo4j() {
+    let options = Neo4jOptions {
+        url: engine_url("LOCI_TEST_NEO4J_URL"),
+        username: env("LOCI_TEST_NEO4J_USERNAME").unwrap_or_else(|| "neo4j".to_owned()),
+        password: env("LOCI_TEST_NEO4J_PASSWORD").unwrap_or_default(),
+        timeout: Duration::from_secs(30),
+        max_connections: 4,
+    };
+    let index = Neo4jGraphIndex::connect(options).await.expect("Neo4j reachable at LOCI_TEST_NEO4J_URL");
+    graph_api_contract(Arc::new(index), &PlainMemories::default()).await;
 }

@@ -543,3 +543,227 @@ pub async fn graph_contract(index: Arc<dyn GraphIndex>, fx: &dyn GraphFixture) {
     }
     index.upsert(&[]).await.unwrap();
 }
+
+// ------------------------------------------------------------ graph API
+
+fn chain(path: Option<Vec<crate::EntitySummary>>) -> Option<Vec<String>> {
+    path.map(|p| p.into_iter().map(|e| e.name).collect())
+}
+
+/// The graph and entity API ([`crate::EntityGraph`] and
+/// [`crate::GraphAnalytics`]) on a fixed corpus with known answers: counts
+/// and their order, networks, shortest paths and their bound, the mention
+/// graph (hence connectivity, communities and centrality, computed from it
+/// by [`crate::algorithms`]), entity search, an entity's memories, typed
+/// relations and when they ended, and the merge (dry run, move, alias,
+/// idempotence, refusals). Another user of the org and another org add
+/// nothing, not even a shortcut.
+pub async fn graph_api_contract(index: Arc<dyn crate::GraphEngine>, fx: &dyn GraphFixture) {
+    use crate::algorithms;
+    use crate::analytics::MergeRefusal;
+    use crate::relations::fold_relations;
+
+    let orgs = Orgs::fresh();
+    let (acme, globex, rel) = (orgs.org("acme"), orgs.org("globex"), orgs.org("rel"));
+    let mut m = make(
+        fx,
+        &acme,
+        "alice",
+        &[
+            text("Caroline met Melanie in Denver."),
+            text("Melanie works with Oscar."),
+            text("Oscar visited Paris with Zoe."),
+            text("Caroline paints with Melanie."),
+            text("nothing capitalised here"),
+        ],
+    )
+    .await;
+    let b = make(fx, &acme, "bob", &[text("Caroline knows Quentin."), text("Zoe knows Quentin.")]).await;
+    let g = make(fx, &globex, "carl", &[text("Caroline met Zoe.")]).await;
+    m.extend(b.iter().cloned());
+    index.upsert(&m).await.unwrap();
+    index.upsert(&g).await.unwrap();
+    index.flush().await.unwrap();
+    let (alice, bob, carl) = (owner(&m[0]), owner(&b[0]), owner(&g[0]));
+
+    // Entities: the most mentioned first, then by name.
+    let listed = index.entities(&alice, 1, 50).await.unwrap();
+    let counts: Vec<(&str, u64)> = listed.iter().map(|e| (e.name.as_str(), e.memories)).collect();
+    assert_eq!(
+        counts,
+        [("melanie", 3), ("caroline", 2), ("oscar", 2), ("denver", 1), ("paris", 1), ("zoe", 1)],
+        "bob's quentin is not alice's"
+    );
+    let frequent: Vec<String> = index.entities(&alice, 2, 50).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(frequent, names(&["melanie", "caroline", "oscar"]));
+    assert_eq!(index.entities(&alice, 1, 2).await.unwrap().len(), 2);
+    let caroline = index.entity(&alice, "caroline").await.unwrap().unwrap();
+    assert_eq!((caroline.display_name.as_str(), caroline.memories), ("Caroline", 2), "bob's mention is not counted");
+    assert!(index.entity(&alice, "quentin").await.unwrap().is_none());
+    assert_eq!(index.entity(&bob, "quentin").await.unwrap().unwrap().memories, 2);
+
+    // Network: shared memories, and each neighbour's own visible count.
+    let network = index.network(&alice, "caroline", 10).await.unwrap().unwrap();
+    let around: Vec<(&str, u64, u64)> =
+        network.neighbours.iter().map(|n| (n.entity.name.as_str(), n.shared_memories, n.entity.memories)).collect();
+    assert_eq!(around, [("melanie", 2, 3), ("denver", 1, 1)]);
+    assert_eq!(index.network(&alice, "caroline", 1).await.unwrap().unwrap().neighbours.len(), 1);
+    assert!(index.network(&alice, "quentin", 10).await.unwrap().is_none());
+
+    // Paths: shortest, bounded, visible only.
+    let path = |f: &SearchFilter, from: &str, to: &str, hops: usize| {
+        let (index, f, from, to) = (index.clone(), f.clone(), from.to_owned(), to.to_owned());
+        async move { chain(index.path(&f, &from, &to, hops).await.unwrap()) }
+    };
+    assert_eq!(
+        path(&alice, "caroline", "zoe", 6).await,
+        Some(names(&["caroline", "melanie", "oscar", "zoe"])),
+        "bob's caroline-quentin-zoe shortcut is not alice's"
+    );
+    assert_eq!(path(&alice, "caroline", "zoe", 2).await, None, "three hops do not fit in two");
+    assert_eq!(path(&alice, "caroline", "caroline", 2).await, Some(names(&["caroline"])));
+    assert_eq!(path(&alice, "caroline", "quentin", 6).await, None);
+    assert_eq!(path(&bob, "caroline", "zoe", 6).await, Some(names(&["caroline", "quentin", "zoe"])));
+    let there: Vec<String> = index.entities(&carl, 1, 50).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(there, names(&["caroline", "zoe"]));
+    assert_eq!(path(&carl, "caroline", "zoe", 2).await, Some(names(&["caroline", "zoe"])));
+    let mut spoof = alice.clone();
+    spoof.org = globex.clone();
+    assert!(index.entities(&spoof, 1, 50).await.unwrap().is_empty(), "alice is nobody in globex");
+
+    // Stats and the mention graph.
+    let stats = index.stats(&alice).await.unwrap();
+    assert_eq!(
+        (stats.memories, stats.memories_with_entities, stats.entities, stats.mentions, stats.co_mention_pairs),
+        (5, 4, 6, 10, 7),
+        "bob's memories are not alice's"
+    );
+    let graph = index.mention_graph(&alice, 1_000).await.unwrap();
+    let entity_names: Vec<&str> = graph.entities.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(entity_names, ["caroline", "denver", "melanie", "oscar", "paris", "zoe"]);
+    assert_eq!((graph.memories.len(), graph.truncated), (4, false));
+    let c = algorithms::connectivity(&graph);
+    assert_eq!((c.entities, c.edges, c.components, c.largest_component), (6, 7, 1, 6));
+    let cut = index.mention_graph(&alice, 4).await.unwrap();
+    assert!(cut.truncated && cut.memories.len() < 4, "a cut graph says so and drops the cut memory whole");
+
+    // Entity search and an entity's memories.
+    let found: Vec<String> =
+        index.search_entities(&alice, "o", 10).await.unwrap().into_iter().map(|e| e.name).collect();
+    assert_eq!(found, names(&["oscar", "caroline", "zoe"]), "prefix first, then by mentions");
+    assert!(index.search_entities(&alice, "%", 10).await.unwrap().is_empty(), "wildcards are literal");
+    assert!(index.search_entities(&alice, "quentin", 10).await.unwrap().is_empty());
+    let page = index.entity_memories(&alice, "melanie", 2, 0).await.unwrap().unwrap();
+    assert_eq!((page.entity.memories, page.ids), (3, vec![m[3].id, m[1].id]), "newest first");
+    assert_eq!(index.entity_memories(&alice, "melanie", 2, 2).await.unwrap().unwrap().ids, [m[0].id]);
+    assert!(index.entity_memories(&alice, "quentin", 2, 0).await.unwrap().is_none());
+
+    // Merge: a dry run changes nothing.
+    let org_wide = SearchFilter::new(acme.clone(), None);
+    let before = index.mention_graph(&org_wide, 1_000).await.unwrap();
+    let dry = index.merge(&alice, "caroline", "melanie", &m[0].user_id, false).await.unwrap().unwrap();
+    assert_eq!((dry.memories_moved, dry.memories_mentioning_both, dry.applied), (2, 2, false));
+    assert_eq!(index.mention_graph(&org_wide, 1_000).await.unwrap(), before);
+    // A merge moves every mention of the org, bob's too.
+    let done = index.merge(&alice, "caroline", "melanie", &m[0].user_id, true).await.unwrap().unwrap();
+    assert_eq!((done.memories_moved, done.applied, done.already_merged), (2, true, false));
+    assert_eq!(index.entity(&alice, "melanie").await.unwrap().unwrap().memories, 3);
+    assert_eq!(index.entity(&alice, "caroline").await.unwrap().unwrap().name, "melanie", "the old name finds it");
+    assert_eq!(index.entity(&bob, "melanie").await.unwrap().unwrap().memories, 1);
+    let merged = index.mention_graph(&org_wide, 1_000).await.unwrap();
+    assert!(merged.entities.iter().all(|e| e.name != "caroline"));
+    // Indexing the documents again lands on the target: the same graph.
+    index.clear(Some(&acme)).await.unwrap();
+    index.upsert(&m).await.unwrap();
+    index.flush().await.unwrap();
+    assert_eq!(index.mention_graph(&org_wide, 1_000).await.unwrap(), merged);
+    assert_eq!(index.entities_in(&acme, "what about caroline").await.unwrap(), names(&["caroline"]));
+    let hits = index.memories_mentioning(&names(&["caroline"]), &alice, 10).await.unwrap();
+    assert_eq!(hits.len(), 3, "the merged name finds the target's memories");
+    let aliases = index.aliases(&acme, Some("melanie")).await.unwrap();
+    let history: Vec<(&str, u64)> = aliases.iter().map(|a| (a.alias.as_str(), a.memories_moved)).collect();
+    assert_eq!(history, [("caroline", 3)], "the history counts the org's memories");
+    assert_eq!(aliases[0].merged_by, m[0].user_id);
+    assert!(index.aliases(&globex, None).await.unwrap().is_empty());
+    // Again: a no-op; and the refusals.
+    let again = index.merge(&alice, "caroline", "melanie", &m[0].user_id, true).await.unwrap().unwrap();
+    assert_eq!((again.already_merged, again.applied), (true, false));
+    assert_eq!(index.mention_graph(&org_wide, 1_000).await.unwrap(), merged);
+    assert_eq!(
+        index.merge(&alice, "caroline", "oscar", &m[0].user_id, true).await.unwrap(),
+        Err(MergeRefusal::MergedElsewhere { source: "caroline".into(), into: "melanie".into() })
+    );
+    assert_eq!(
+        index.merge(&alice, "melanie", "caroline", &m[0].user_id, true).await.unwrap(),
+        Err(MergeRefusal::SameEntity("melanie".into()))
+    );
+    assert_eq!(
+        index.merge(&alice, "quentin", "melanie", &m[0].user_id, true).await.unwrap(),
+        Err(MergeRefusal::UnknownEntity("quentin".into())),
+        "bob's entity is not alice's to merge"
+    );
+    assert_eq!(index.entities(&carl, 1, 50).await.unwrap().len(), 2, "globex keeps its caroline");
+
+    // Typed relations: stored with their memory, read under visibility,
+    // ended by a later statement of an exclusive predicate, carried by a
+    // merge.
+    let billing = MemoryMetadata { entity: Some("Billing".into()), ..MemoryMetadata::default() };
+    let r = make(
+        fx,
+        &rel,
+        "alice",
+        &[
+            text("Alice works at Acme."),
+            text("Alice works on Payments."),
+            text("Alice works at Globex."),
+            ("Depends on Kafka.".to_owned(), billing),
+        ],
+    )
+    .await;
+    let theirs = make(fx, &rel, "bob", &[text("Alice works at Initech.")]).await;
+    index.upsert(&r).await.unwrap();
+    index.upsert(&theirs).await.unwrap();
+    let mine = owner(&r[0]);
+    type Triple = (String, &'static str, String, bool);
+    let triples = |facts: &crate::analytics::RelationFacts| -> Vec<Triple> {
+        fold_relations(&facts.statements)
+            .into_iter()
+            .map(|r| (r.subject, r.predicate.as_str(), r.object, r.valid_to.is_none()))
+            .collect()
+    };
+    let t = |s: &str, p: &'static str, o: &str, current: bool| (s.to_owned(), p, o.to_owned(), current);
+    let facts = index.relation_statements(&mine, "alice", 100).await.unwrap().unwrap();
+    assert_eq!(
+        triples(&facts),
+        [
+            t("alice", "works_at", "globex", true),
+            t("alice", "works_on", "payments", true),
+            t("alice", "works_at", "acme", false)
+        ],
+        "bob's initech is not alice's; globex ended acme"
+    );
+    let ended = fold_relations(&facts.statements).into_iter().find(|x| x.object == "acme").unwrap();
+    assert_eq!((ended.valid_from, ended.valid_to), (r[0].created_at, Some(r[2].created_at)));
+    let related: Vec<&str> = facts.entities.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(related, ["acme", "globex", "payments"]);
+    let from_acme = index.relation_statements(&mine, "acme", 100).await.unwrap().unwrap();
+    let ended: Vec<Triple> = triples(&from_acme).into_iter().filter(|x| x.2 == "acme").collect();
+    assert_eq!(ended, [t("alice", "works_at", "acme", false)], "seen from the object, still ended");
+    let kafka = index.relation_statements(&mine, "billing", 100).await.unwrap().unwrap();
+    assert_eq!(triples(&kafka), [t("billing", "depends_on", "kafka", true)], "the structured entity is a subject");
+    assert!(index.relation_statements(&mine, "initech", 100).await.unwrap().is_none());
+    index.delete(&rel, &[r[2].id]).await.unwrap();
+    let facts = index.relation_statements(&mine, "alice", 100).await.unwrap().unwrap();
+    assert_eq!(
+        triples(&facts),
+        [t("alice", "works_on", "payments", true), t("alice", "works_at", "acme", true)],
+        "the memory that ended it went: current again"
+    );
+    index.merge(&mine, "payments", "billing", &r[0].user_id, true).await.unwrap().unwrap();
+    let facts = index.relation_statements(&mine, "billing", 100).await.unwrap().unwrap();
+    assert_eq!(triples(&facts), [t("billing", "depends_on", "kafka", true), t("alice", "works_on", "billing", true)]);
+
+    for org in [&acme, &globex, &rel] {
+        index.clear(Some(org)).await.unwrap();
+    }
+}

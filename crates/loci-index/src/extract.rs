@@ -53,6 +53,31 @@ pub fn doc_entities(doc: &IndexDoc) -> Vec<ExtractedEntity> {
     out
 }
 
+/// The entities a batch of extractions creates, by normalised name after
+/// following `aliases` (merged name -> entity): each with its highest kind
+/// and the display name of its first mention under its own name. A mention
+/// through a merged name shows the entity's name instead, so merging
+/// "caroline" into "melanie" never makes "melanie" display as "Caroline".
+pub fn batch_entities<'a>(
+    mentions: impl IntoIterator<Item = &'a ExtractedEntity>,
+    aliases: &std::collections::HashMap<String, String>,
+) -> std::collections::BTreeMap<String, (String, EntityKind)> {
+    let mut out: std::collections::BTreeMap<String, (String, EntityKind, bool)> = std::collections::BTreeMap::new();
+    for e in mentions {
+        let (key, merged) = match aliases.get(&e.name) {
+            Some(target) => (target.clone(), true),
+            None => (e.name.clone(), false),
+        };
+        let display = if merged { key.clone() } else { e.display.clone() };
+        let slot = out.entry(key).or_insert_with(|| (display.clone(), e.kind, merged));
+        if slot.2 && !merged {
+            (slot.0, slot.2) = (display, false);
+        }
+        slot.1 = slot.1.max(e.kind);
+    }
+    out.into_iter().map(|(name, (display, kind, _))| (name, (display, kind))).collect()
+}
+
 /// What kind of thing an entity is, in increasing order of precedence: when
 /// one name is found with several kinds, the highest wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -854,5 +879,23 @@ mod tests {
         assert!(got.contains(&"did caroline friend".to_owned()), "{got:?}");
         assert!(got.contains(&"say".to_owned()), "{got:?}");
         assert_eq!(query_candidates("a b c d", 2), ["a", "a b", "b"]);
+    }
+
+    #[test]
+    fn a_batch_shows_entities_by_their_own_names() {
+        let m = |name: &str, display: &str, kind| ExtractedEntity { name: name.into(), display: display.into(), kind };
+        let aliases = std::collections::HashMap::from([("caroline".to_owned(), "melanie".to_owned())]);
+        let batch = [
+            m("caroline", "Caroline", EntityKind::Person),
+            m("melanie", "Melanie", EntityKind::Term),
+            m("zoe", "Zoe", EntityKind::Term),
+            m("zoe", "ZOE", EntityKind::Identifier),
+        ];
+        let out = batch_entities(&batch, &aliases);
+        assert_eq!(out["melanie"], ("Melanie".to_owned(), EntityKind::Person), "its own display, the highest kind");
+        assert_eq!(out["zoe"], ("Zoe".to_owned(), EntityKind::Identifier), "the first display");
+        let only_merged = batch_entities(&batch[..1], &aliases);
+        assert_eq!(only_merged["melanie"].0, "melanie", "a merged name never becomes the display");
+        assert!(!out.contains_key("caroline"));
     }
 }

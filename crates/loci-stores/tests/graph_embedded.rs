@@ -566,96 +566,17 @@ async fn migrations_down_drop_the_graph_and_up_restore_it(engine: Engine) {
     assert_eq!(index.engine(), "embedded");
 }
 
-/// The entity read queries on a fixed corpus: counts, order, network, the
-/// shortest path and its bound, and visibility (another user's memories of
-/// the same org and another org add nothing, not even a shortcut).
-async fn entity_queries_answer_a_fixed_corpus(engine: Engine) {
-    use loci_index::EntityGraph;
-
-    let (_t, db, index) = setup(engine).await;
-    let (alice, app) = provision(&db, "acme", "alice").await;
-    let (bob, bob_app) = provision(&db, "acme", "bob").await;
-    let (carl, carl_app) = provision(&db, "globex", "carl").await;
-    let acme = org("acme");
-    let mut ids = Vec::new();
-    for text in [
-        "Caroline met Melanie in Denver.",
-        "Melanie works with Oscar.",
-        "Oscar visited Paris with Zoe.",
-        "Caroline paints with Melanie.",
-    ] {
-        ids.push(create(&db, &alice, &app, text).await);
-    }
-    for text in ["Caroline knows Quentin.", "Zoe knows Quentin."] {
-        ids.push(create(&db, &bob, &bob_app, text).await);
-    }
-    index.upsert(&docs(&db, &acme, &ids).await).await.unwrap();
-    let other = create(&db, &carl, &carl_app, "Caroline met Zoe.").await;
-    index.upsert(&[doc(&db, &org("globex"), other).await]).await.unwrap();
-
-    let mine = owner_filter(&alice);
-    let listed = index.entities(&mine, 1, 50).await.unwrap();
-    let counts: Vec<(&str, u64)> = listed.iter().map(|e| (e.name.as_str(), e.memories)).collect();
-    assert_eq!(
-        counts,
-        [("melanie", 3), ("caroline", 2), ("oscar", 2), ("denver", 1), ("paris", 1), ("zoe", 1)],
-        "most mentioned first, then by name; bob's quentin is not alice's"
-    );
-    let frequent: Vec<String> = index.entities(&mine, 2, 50).await.unwrap().into_iter().map(|e| e.name).collect();
-    assert_eq!(frequent, names(&["melanie", "caroline", "oscar"]));
-    assert_eq!(index.entities(&mine, 1, 2).await.unwrap().len(), 2);
-
-    let caroline = index.entity(&mine, "caroline").await.unwrap().unwrap();
-    assert_eq!((caroline.display_name.as_str(), caroline.memories), ("Caroline", 2), "bob's mention is not counted");
-    assert!(index.entity(&mine, "quentin").await.unwrap().is_none());
-    assert_eq!(index.entity(&owner_filter(&bob), "quentin").await.unwrap().unwrap().memories, 2);
-
-    let network = index.network(&mine, "caroline", 10).await.unwrap().unwrap();
-    let around: Vec<(&str, u64, u64)> =
-        network.neighbours.iter().map(|n| (n.entity.name.as_str(), n.shared_memories, n.entity.memories)).collect();
-    assert_eq!(around, [("melanie", 2, 3), ("denver", 1, 1)]);
-    assert_eq!(index.network(&mine, "caroline", 1).await.unwrap().unwrap().neighbours.len(), 1);
-    assert!(index.network(&mine, "quentin", 10).await.unwrap().is_none());
-
-    let path = |from: &'static str, to: &'static str, hops: usize, filter: SearchFilter| {
-        let index = index.clone();
-        async move {
-            index
-                .path(&filter, from, to, hops)
-                .await
-                .unwrap()
-                .map(|chain| chain.into_iter().map(|e| e.name).collect::<Vec<_>>())
-        }
-    };
-    assert_eq!(
-        path("caroline", "zoe", 6, mine.clone()).await,
-        Some(names(&["caroline", "melanie", "oscar", "zoe"])),
-        "bob's caroline-quentin-zoe shortcut is not alice's"
-    );
-    assert_eq!(path("caroline", "zoe", 2, mine.clone()).await, None, "three hops do not fit in two");
-    assert_eq!(path("caroline", "caroline", 2, mine.clone()).await, Some(names(&["caroline"])));
-    assert_eq!(path("caroline", "quentin", 6, mine.clone()).await, None);
-    assert_eq!(path("caroline", "zoe", 6, owner_filter(&bob)).await, Some(names(&["caroline", "quentin", "zoe"])));
-    // Another org's caller sees its own graph only.
-    let theirs = owner_filter(&carl);
-    let names_there: Vec<String> = index.entities(&theirs, 1, 50).await.unwrap().into_iter().map(|e| e.name).collect();
-    assert_eq!(names_there, names(&["caroline", "zoe"]));
-    assert_eq!(path("caroline", "zoe", 2, theirs).await, Some(names(&["caroline", "zoe"])));
-    let mut spoof = owner_filter(&alice);
-    spoof.org = org("globex");
-    assert!(index.entities(&spoof, 1, 50).await.unwrap().is_empty());
-}
-
-/// The analytics rows and the merge on a fixed corpus: stats, aggregates,
-/// tags, the mention graph, entity search, an entity's memories, dated
-/// memories; a dry-run merge changes nothing, a merge moves every mention
-/// of the org (edge weights stay exact: a rebuild from the documents gives
-/// the same graph), later extractions of the merged name land on the
-/// target, and merging again is a no-op.
-async fn analytics_and_merge_answer_a_fixed_corpus(engine: Engine) {
+/// The analyses of the memories' own fields (`repo::memory_analytics`,
+/// whatever the graph engine): aggregates, tag sets and dated memories under
+/// the caller's visibility; and the merge at the level of the tables (the
+/// graph API contract, `graph_contract.rs`, checks what callers see): a dry
+/// run writes nothing, a merge keeps the edge weights exact (a rebuild from
+/// the documents gives the same tables) and merging again writes nothing.
+async fn memory_analytics_and_merge_tables(engine: Engine) {
     use loci_core::Category;
-    use loci_index::analytics::{Dimension, MergeRefusal};
-    use loci_index::{EntityGraph, GraphAnalytics, algorithms};
+    use loci_index::GraphAnalytics;
+    use loci_index::analytics::Dimension;
+    use loci_stores::repo::memory_analytics;
 
     let (t, db, index) = setup(engine).await;
     let (alice, app) = provision(&db, "acme", "alice").await;
@@ -684,166 +605,41 @@ async fn analytics_and_merge_answer_a_fixed_corpus(engine: Engine) {
     index.upsert(&docs(&db, &acme, &all).await).await.unwrap();
     let mine = owner_filter(&alice);
 
-    let stats = index.stats(&mine).await.unwrap();
-    assert_eq!(
-        (stats.memories, stats.memories_with_entities, stats.entities, stats.mentions, stats.co_mention_pairs),
-        (5, 4, 6, 10, 7),
-        "bob's memory is not alice's"
-    );
-
-    let by_category = index.aggregate(&mine, Dimension::Category, 10).await.unwrap();
+    let tx = db.begin_tenant_read(&acme).await.unwrap();
+    let by_category = memory_analytics::aggregate(&tx, &mine, Dimension::Category, 10).await.unwrap();
     let buckets: Vec<(&str, u64)> = by_category.buckets.iter().map(|b| (b.value.as_str(), b.memories)).collect();
     assert_eq!(buckets, [("decision", 2)]);
     assert_eq!((by_category.values, by_category.memories, by_category.without_value), (1, 5, 3));
-    let by_tag = index.aggregate(&mine, Dimension::Tag, 10).await.unwrap();
+    let by_tag = memory_analytics::aggregate(&tx, &mine, Dimension::Tag, 10).await.unwrap();
     let buckets: Vec<(&str, u64)> = by_tag.buckets.iter().map(|b| (b.value.as_str(), b.memories)).collect();
     assert_eq!(buckets, [("team=core", 2), ("lang=rust", 1)]);
     assert_eq!((by_tag.values, by_tag.without_value, by_tag.truncated), (2, 3, false));
-    let by_app = index.aggregate(&mine, Dimension::App, 10).await.unwrap();
+    let by_app = memory_analytics::aggregate(&tx, &mine, Dimension::App, 10).await.unwrap();
     assert_eq!(by_app.buckets[0].label.as_deref(), Some("cli"));
     assert_eq!((by_app.buckets[0].value.clone(), by_app.buckets[0].memories), (app.id.to_string(), 5));
-    let (lang, more) = index.memory_tags(&mine, Some("lang"), 10).await.unwrap();
+    let (lang, more) = memory_analytics::memory_tags(&tx, &mine, Some("lang"), 10).await.unwrap();
     assert_eq!((lang.len(), more), (1, false));
-    let (first, more) = index.memory_tags(&mine, None, 1).await.unwrap();
+    let (first, more) = memory_analytics::memory_tags(&tx, &mine, None, 1).await.unwrap();
     assert_eq!((first[0].get("team").map(String::as_str), more), (Some("core"), true), "newest tagged first");
-
-    let graph = index.mention_graph(&mine, 1_000).await.unwrap();
-    let entity_names: Vec<&str> = graph.entities.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(entity_names, ["caroline", "denver", "melanie", "oscar", "paris", "zoe"]);
-    assert_eq!((graph.memories.len(), graph.truncated), (4, false));
-    let c = algorithms::connectivity(&graph);
-    assert_eq!((c.entities, c.edges, c.components, c.largest_component), (6, 7, 1, 6));
-    let cut = index.mention_graph(&mine, 4).await.unwrap();
-    assert!(cut.truncated && cut.memories.len() < 4, "a cut graph says so and drops the cut memory whole");
-
-    let found: Vec<String> = index.search_entities(&mine, "o", 10).await.unwrap().into_iter().map(|e| e.name).collect();
-    assert_eq!(found, names(&["oscar", "caroline", "zoe"]), "prefix first, then by mentions");
-    assert!(index.search_entities(&mine, "%", 10).await.unwrap().is_empty(), "wildcards are literal");
-    assert!(index.search_entities(&mine, "quentin", 10).await.unwrap().is_empty());
-
-    let page = index.entity_memories(&mine, "melanie", 2, 0).await.unwrap().unwrap();
-    assert_eq!((page.entity.memories, page.ids), (3, vec![m4, m2]));
-    assert_eq!(index.entity_memories(&mine, "melanie", 2, 2).await.unwrap().unwrap().ids, [m1]);
-    assert!(index.entity_memories(&mine, "quentin", 2, 0).await.unwrap().is_none());
-    let dated = index.dated_memories(&mine, None, 10).await.unwrap().unwrap();
+    let dated = memory_analytics::dated_memories(&tx, &mine, None, 10).await.unwrap();
     assert_eq!(dated.iter().map(|d| d.id).collect::<Vec<_>>(), [m5, m4, m3, m2, m1]);
-    let zoe = index.dated_memories(&mine, Some("zoe"), 10).await.unwrap().unwrap();
-    assert_eq!(zoe.iter().map(|d| d.id).collect::<Vec<_>>(), [m3]);
-    assert!(index.dated_memories(&mine, Some("quentin"), 10).await.unwrap().is_none());
+    let some = memory_analytics::dated_memories(&tx, &mine, Some(&[m1, m3, b1]), 10).await.unwrap();
+    assert_eq!(some.iter().map(|d| d.id).collect::<Vec<_>>(), [m3, m1], "bob's memory is not alice's");
+    let newest = memory_analytics::dated_memories(&tx, &mine, Some(&[m1, m3]), 1).await.unwrap();
+    assert_eq!(newest.iter().map(|d| d.id).collect::<Vec<_>>(), [m3]);
+    tx.commit().await.unwrap();
 
-    // A dry run reports and changes nothing.
     let before = stored_graph(&t).await;
-    let dry = index.merge(&mine, "caroline", "melanie", &alice.id, false).await.unwrap().unwrap();
-    assert_eq!((dry.memories_moved, dry.memories_mentioning_both, dry.applied), (2, 2, false));
-    assert_eq!(stored_graph(&t).await, before);
-
-    // The merge moves every mention in the org, bob's too.
-    let done = index.merge(&mine, "caroline", "melanie", &alice.id, true).await.unwrap().unwrap();
-    assert_eq!((done.memories_moved, done.applied, done.already_merged), (2, true, false));
-    let melanie = index.entity(&mine, "melanie").await.unwrap().unwrap();
-    assert_eq!(melanie.memories, 3);
-    assert_eq!(
-        index.entity(&mine, "caroline").await.unwrap().unwrap().name,
-        "melanie",
-        "the old name finds the entity"
-    );
-    assert_eq!(index.entity(&owner_filter(&bob), "melanie").await.unwrap().unwrap().memories, 1);
+    index.merge(&mine, "caroline", "melanie", &alice.id, false).await.unwrap().unwrap();
+    assert_eq!(stored_graph(&t).await, before, "a dry run writes nothing");
+    index.merge(&mine, "caroline", "melanie", &alice.id, true).await.unwrap().unwrap();
     let merged = stored_graph(&t).await;
     assert!(merged.0.iter().all(|(a, b, _)| a != "caroline" && b != "caroline"), "{merged:?}");
-    // Extracting the documents again lands on the target: same graph.
     index.clear(Some(&acme)).await.unwrap();
     index.upsert(&docs(&db, &acme, &all).await).await.unwrap();
+    assert_eq!(stored_graph(&t).await, merged, "the weights after a merge are those of a rebuild");
+    index.merge(&mine, "caroline", "melanie", &alice.id, true).await.unwrap().unwrap();
     assert_eq!(stored_graph(&t).await, merged);
-    let aliases = index.aliases(&acme, Some("melanie")).await.unwrap();
-    assert_eq!(
-        aliases.iter().map(|a| (a.alias.as_str(), a.memories_moved)).collect::<Vec<_>>(),
-        [("caroline", 3)],
-        "the history counts the org's memories"
-    );
-
-    let again = index.merge(&mine, "caroline", "melanie", &alice.id, true).await.unwrap().unwrap();
-    assert_eq!((again.already_merged, again.applied), (true, false));
-    assert_eq!(stored_graph(&t).await, merged);
-    assert_eq!(
-        index.merge(&mine, "caroline", "oscar", &alice.id, true).await.unwrap(),
-        Err(MergeRefusal::MergedElsewhere { source: "caroline".into(), into: "melanie".into() })
-    );
-    assert_eq!(
-        index.merge(&mine, "melanie", "caroline", &alice.id, true).await.unwrap(),
-        Err(MergeRefusal::SameEntity("melanie".into()))
-    );
-    assert_eq!(
-        index.merge(&mine, "quentin", "melanie", &alice.id, true).await.unwrap(),
-        Err(MergeRefusal::UnknownEntity("quentin".into())),
-        "bob's entity is not alice's to merge"
-    );
-    assert_eq!(stored_graph(&t).await, merged);
-}
-
-/// Typed relations are stored with their memory, replaced and removed with
-/// it, read under the caller's visibility, end when a later memory states
-/// another object of an exclusive predicate, and follow a merge.
-async fn typed_relations_follow_their_memories(engine: Engine) {
-    use loci_index::GraphAnalytics;
-    use loci_index::relations::fold_relations;
-
-    let (_t, db, index) = setup(engine).await;
-    let (alice, app) = provision(&db, "acme", "alice").await;
-    let (bob, bob_app) = provision(&db, "acme", "bob").await;
-    let acme = org("acme");
-    let r1 = create(&db, &alice, &app, "Alice works at Acme.").await;
-    let r2 = create(&db, &alice, &app, "Alice works on Payments.").await;
-    let r3 = create(&db, &alice, &app, "Alice works at Globex.").await;
-    let billing = MemoryMetadata { entity: Some("Billing".into()), ..Default::default() };
-    let r4 = create_with(&db, &alice, &app, "Depends on Kafka.", billing).await;
-    let b1 = create(&db, &bob, &bob_app, "Alice works at Initech.").await;
-    index.upsert(&docs(&db, &acme, &[r1, r2, r3, r4, b1]).await).await.unwrap();
-    let mine = owner_filter(&alice);
-
-    let triples = |facts: &loci_index::analytics::RelationFacts| -> Vec<(String, &'static str, String, bool)> {
-        fold_relations(&facts.statements)
-            .into_iter()
-            .map(|r| (r.subject, r.predicate.as_str(), r.object, r.valid_to.is_none()))
-            .collect()
-    };
-    let t = |s: &str, p: &'static str, o: &str, current: bool| (s.to_owned(), p, o.to_owned(), current);
-    let facts = index.relation_statements(&mine, "alice", 100).await.unwrap().unwrap();
-    assert_eq!(
-        triples(&facts),
-        [
-            t("alice", "works_at", "globex", true),
-            t("alice", "works_on", "payments", true),
-            t("alice", "works_at", "acme", false)
-        ],
-        "bob's initech is not alice's; globex ended acme"
-    );
-    let created = |id| {
-        let db = db.clone();
-        let acme = acme.clone();
-        async move { doc(&db, &acme, id).await.created_at }
-    };
-    let ended = fold_relations(&facts.statements).into_iter().find(|r| r.object == "acme").unwrap();
-    assert_eq!((ended.valid_from, ended.valid_to), (created(r1).await, Some(created(r3).await)));
-    let names: Vec<&str> = facts.entities.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(names, ["acme", "globex", "payments"]);
-
-    // Seen from the object: the subject's later statement still ends it.
-    let from_acme = index.relation_statements(&mine, "acme", 100).await.unwrap().unwrap();
-    let ended: Vec<_> = triples(&from_acme).into_iter().filter(|r| r.2 == "acme").collect();
-    assert_eq!(ended, [t("alice", "works_at", "acme", false)]);
-    let billing = index.relation_statements(&mine, "billing", 100).await.unwrap().unwrap();
-    assert_eq!(triples(&billing), [t("billing", "depends_on", "kafka", true)]);
-    assert!(index.relation_statements(&mine, "initech", 100).await.unwrap().is_none());
-
-    // The memory that ended it goes: the relation is current again.
-    index.delete(&acme, &[r3]).await.unwrap();
-    let facts = index.relation_statements(&mine, "alice", 100).await.unwrap().unwrap();
-    assert_eq!(triples(&facts), [t("alice", "works_on", "payments", true), t("alice", "works_at", "acme", true)]);
-
-    // A merge carries the relations along.
-    index.merge(&mine, "payments", "billing", &alice.id, true).await.unwrap().unwrap();
-    let facts = index.relation_statements(&mine, "billing", 100).await.unwrap().unwrap();
-    assert_eq!(triples(&facts), [t("billing", "depends_on", "kafka", true), t("alice", "works_on", "billing", true)]);
 }
 
 macro_rules! on_both {
@@ -868,7 +664,5 @@ on_both!(
     upserts_are_idempotent_and_apply_changes_exactly,
     graph_tables_are_tenant_tables,
     migrations_down_drop_the_graph_and_up_restore_it,
-    entity_queries_answer_a_fixed_corpus,
-    analytics_and_merge_answer_a_fixed_corpus,
-    typed_relations_follow_their_memories,
+    memory_analytics_and_merge_tables,
 );

@@ -53,8 +53,8 @@ use sea_orm::{
 use uuid::Uuid;
 
 use loci_index::extract::{
-    EntityKind, ExtractedEntity, MAX_NAME_CHARS, MAX_QUERY_ENTITIES, MAX_QUERY_TOKENS, doc_entities, normalise,
-    query_candidates,
+    EntityKind, ExtractedEntity, MAX_NAME_CHARS, MAX_QUERY_ENTITIES, MAX_QUERY_TOKENS, batch_entities, doc_entities,
+    normalise, query_candidates,
 };
 use loci_index::relations::{ExtractedRelation, doc_relations};
 
@@ -295,11 +295,7 @@ async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, MemoryGraph)]) -> Res
         changes.iter().flat_map(|(_, graph)| graph.entities.iter().map(|e| e.name.clone())).collect();
     let aliases = resolve_aliases(tx, &extracted).await?;
     let key = |name: &String| aliases.get(name).unwrap_or(name).clone();
-    let mut wanted: BTreeMap<String, (String, EntityKind)> = BTreeMap::new();
-    for entity in changes.iter().flat_map(|(_, graph)| &graph.entities) {
-        let slot = wanted.entry(key(&entity.name)).or_insert_with(|| (entity.display.clone(), entity.kind));
-        slot.1 = slot.1.max(entity.kind);
-    }
+    let wanted = batch_entities(changes.iter().flat_map(|(_, graph)| &graph.entities), &aliases);
     let ids = ensure_entities(tx, &wanted).await?;
 
     let mut after: HashMap<Uuid, BTreeSet<Uuid>> = HashMap::new();

@@ -211,7 +211,7 @@ pub async fn dated_memories(
             for chunk in ids.chunks(CHUNK) {
                 dated_rows(tx, &query(Some(chunk)), &mut dated).await?;
             }
-            dated.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+            dated.sort_by_key(|d| std::cmp::Reverse((d.created_at, d.id)));
             dated.truncate(max);
         }
     }
