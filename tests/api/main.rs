@@ -13,4 +13,6 @@ mod health;
 mod mcp;
 mod memories;
 mod plans;
+mod scoped;
 mod search;
+mod sessions;

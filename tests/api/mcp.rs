@@ -722,3 +722,48 @@ async fn memory_server_tools_keep_working_over_loci() {
     let (status, _) = reader.post("/api/v1/entities/import", json!({ "jsonl": "" })).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn session_tools_keep_list_and_promote_for_the_caller_only() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let alice_rest = app.user("alice", "acme", &[]);
+    let alice = connect(&app, &alice_rest.token).await;
+    let bob = connect(&app, &app.user("bob", "acme", &[]).token).await;
+
+    let first =
+        ok(&alice, "session_context_add", json!({ "session_id": "s1", "content": "we chose Kafka", "role": "user" }))
+            .await;
+    ok(&alice, "session_context_add", json!({ "session_id": "s1", "content": "noted", "role": "assistant" })).await;
+    let listed = ok(&alice, "session_context_get", json!({ "session_id": "s1" })).await;
+    let (status, rest) = alice_rest.get("/api/v1/sessions/s1/items").await;
+    assert_eq!(status, 200);
+    assert_eq!(listed, rest, "one domain call behind both transports");
+    let contents: Vec<&str> =
+        listed["items"].as_array().unwrap().iter().map(|i| i["content"].as_str().unwrap()).collect();
+    assert_eq!(contents, ["noted", "we chose Kafka"]);
+    let theirs = ok(&bob, "session_context_get", json!({ "session_id": "s1" })).await;
+    assert_eq!(theirs["items"], json!([]), "bob's s1 is not alice's");
+
+    let promoted = ok(
+        &alice,
+        "session_context_promote",
+        json!({ "session_id": "s1", "item_id": first["id"], "category": "decision" }),
+    )
+    .await;
+    assert_eq!(promoted["memory"]["content"], "we chose Kafka");
+    assert_eq!(promoted["memory"]["metadata"]["category"], "decision");
+    let hidden = err(&bob, "session_context_promote", json!({ "session_id": "s1", "item_id": first["id"] })).await;
+    assert_eq!(hidden["code"], "NOT_FOUND");
+    let bad = err(&alice, "session_context_add", json!({ "session_id": "a b", "content": "x" })).await;
+    assert_eq!(
+        (bad["code"].as_str(), bad["errors"][0]["field"].as_str()),
+        (Some("INVALID_INPUT"), Some("session_id")),
+        "{bad}"
+    );
+    let bad =
+        err(&alice, "session_context_promote", json!({ "session_id": "s1", "item_id": first["id"], "colour": "red" }))
+            .await;
+    assert_eq!(bad["errors"][0]["field"], "colour", "{bad}");
+    let bad = err(&alice, "session_context_get", json!({ "session_id": "s1", "limit": 0 })).await;
+    assert_eq!(bad["errors"][0]["field"], "limit", "{bad}");
+}

@@ -42,6 +42,7 @@ impl Modify for Security {
         crate::routes::memories::create,
         crate::routes::memories::list,
         crate::routes::memories::filter,
+        crate::routes::memories::scoped,
         crate::routes::memories::categories,
         crate::routes::memories::get,
         crate::routes::memories::update,
@@ -72,6 +73,14 @@ impl Modify for Security {
         crate::routes::entities::duplicates,
         crate::routes::entities::merge,
         crate::routes::entities::import,
+        crate::routes::sessions::add,
+        crate::routes::sessions::list,
+        crate::routes::sessions::get,
+        crate::routes::sessions::delete,
+        crate::routes::sessions::promote,
+        crate::routes::sessions::summarised,
+        crate::routes::sessions::decay,
+        crate::routes::sessions::expire,
         crate::routes::graph::stats,
         crate::routes::graph::aggregate,
         crate::routes::graph::tag_cooccurrence,
@@ -93,6 +102,7 @@ impl Modify for Security {
         (name = "backup", description = "Export and import of a user's memories"),
         (name = "entities", description = "The entities of the caller's visible memories and how they connect"),
         (name = "graph", description = "Stats, counts, tags, timelines and communities of the caller's visible memories"),
+        (name = "sessions", description = "Episodic memory: an agent session's short-term items, kept for a while, promoted to memories"),
         (name = "identity", description = "Who the caller is; protected-resource metadata"),
     )
 )]
@@ -536,6 +546,7 @@ mod tests {
             filters: None,
             mode: None,
             weights: None,
+            dedupe: None,
         };
         assert!(input(lo).parse(None).is_ok() && input(hi).parse(None).is_ok());
         assert!(input(lo - 1).parse(None).is_err() && input(hi + 1).parse(None).is_err());

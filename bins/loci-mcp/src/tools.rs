@@ -10,6 +10,7 @@ use loci_domain::entities::{
     DEFAULT_ENTITY_LIMIT, DEFAULT_PATH_HOPS, EntityService, MAX_ENTITY_LIMIT, MAX_NAME_CHARS, MAX_SUBGRAPH_DEPTH,
     MergeRequest, MergeView, PATH_HOPS, RELATION_TYPES, RelationsRequest,
 };
+use loci_domain::episodic::{AddEpisodicInput, EpisodicListQuery, EpisodicService, MAX_LIST_LIMIT, PromoteInput};
 use loci_domain::graph::{DEFAULT_LIMIT as DEFAULT_GRAPH_LIMIT, Dimension, GraphService, MAX_LIMIT as MAX_GRAPH_LIMIT};
 use loci_domain::inputs::{FilterBody, IdsBody};
 use loci_domain::knowledge_graph::{
@@ -97,6 +98,44 @@ fn add_memories_schema() -> Value {
     object(Value::Object(props), &["text"])
 }
 
+fn session_id_property() -> Value {
+    json!({ "type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9._-]+$", "description": "The agent session (yours alone)." })
+}
+
+fn session_add_schema() -> Value {
+    object(
+        json!({
+            "session_id": session_id_property(),
+            "content": { "type": "string", "minLength": 1, "description": "What to keep for this session." },
+            "role": { "type": "string", "pattern": "^[a-z_]{1,32}$", "description": "Who said it: user, assistant, tool, ..." },
+            "metadata": { "type": "object", "description": "Anything else to keep with it." }
+        }),
+        &["session_id", "content"],
+    )
+}
+
+fn session_get_schema() -> Value {
+    object(
+        json!({
+            "session_id": session_id_property(),
+            "limit": { "type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": 50 },
+            "include_summarised": { "type": "boolean", "default": false }
+        }),
+        &["session_id"],
+    )
+}
+
+fn session_promote_schema() -> Value {
+    let mut props = metadata_properties();
+    props.insert("session_id".into(), session_id_property());
+    props.insert(
+        "item_id".into(),
+        json!({ "type": "string", "format": "uuid", "description": "The session item to keep for good." }),
+    );
+    props.insert("app".into(), json!({ "type": "string", "description": "App name; default: this MCP client." }));
+    object(Value::Object(props), &["session_id", "item_id"])
+}
+
 fn search_schema() -> Value {
     object(
         json!({
@@ -118,7 +157,8 @@ fn search_schema() -> Value {
             "weights": {
                 "type": "object",
                 "properties": { "vector": { "type": "number" }, "lexical": { "type": "number" }, "graph": { "type": "number" } }
-            }
+            },
+            "dedupe": { "type": "boolean", "default": false, "description": "Keep identical content once, in its highest-precedence scope (session > user > team > project > org > enterprise)." }
         }),
         &["query"],
     )
@@ -556,6 +596,30 @@ pub const TOOLS: &[ToolSpec] = &[
         schema: open_nodes_schema,
     },
     ToolSpec {
+        name: "session_context_add",
+        scopes: &[MEMORIES_WRITE],
+        description: "Keep an item (a turn, an observation, a note) in this session's short-term memory; it expires after a day by default.",
+        read_only: false,
+        destructive: false,
+        schema: session_add_schema,
+    },
+    ToolSpec {
+        name: "session_context_get",
+        scopes: &[MEMORIES_READ],
+        description: "This session's short-term memory, most recent first (summarised items only when asked).",
+        read_only: true,
+        destructive: false,
+        schema: session_get_schema,
+    },
+    ToolSpec {
+        name: "session_context_promote",
+        scopes: &[MEMORIES_WRITE],
+        description: "Keep a session item for good: store it as a long-term memory (metadata as for add_memories).",
+        read_only: false,
+        destructive: false,
+        schema: session_promote_schema,
+    },
+    ToolSpec {
         name: "get_embedder_info",
         scopes: &[MEMORIES_READ],
         description: "The embedding model behind semantic search: provider, model, dimensions.",
@@ -694,6 +758,30 @@ struct TagsArgs {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
+struct SessionAddArgs {
+    session_id: String,
+    content: String,
+    role: Option<String>,
+    metadata: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionGetArgs {
+    session_id: String,
+    limit: Option<i64>,
+    include_summarised: Option<bool>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SessionItemArgs {
+    session_id: String,
+    item_id: uuid::Uuid,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AggregateArgs {
     dimension: String,
     limit: Option<i64>,
@@ -826,6 +914,7 @@ pub struct Tools {
     entities: EntityService,
     graph: GraphService,
     knowledge_graph: KnowledgeGraphService,
+    episodic: EpisodicService,
     embedder: EmbedderInfo,
     max_results: u64,
 }
@@ -836,11 +925,12 @@ impl Tools {
         search: SearchService,
         entities: EntityService,
         graph: GraphService,
+        episodic: EpisodicService,
         embedder: EmbedderInfo,
         max_results: u64,
     ) -> Self {
         let knowledge_graph = KnowledgeGraphService::new(memories.clone());
-        Self { memories, search, entities, graph, knowledge_graph, embedder, max_results }
+        Self { memories, search, entities, graph, knowledge_graph, episodic, embedder, max_results }
     }
 
     pub fn from_services(services: &loci_app::Services) -> Self {
@@ -857,6 +947,7 @@ impl Tools {
             services.search.clone(),
             services.entities.clone(),
             services.graph.clone(),
+            services.episodic.clone(),
             embedder,
             s.mcp.max_results,
         )
@@ -935,6 +1026,9 @@ impl Tools {
             "read_graph" => self.read_graph(p, &args).await,
             "search_nodes" => self.search_nodes(p, &args).await,
             "open_nodes" => self.open_nodes(p, &args).await,
+            "session_context_add" => self.session_add(p, &args).await,
+            "session_context_get" => self.session_get(p, &args).await,
+            "session_context_promote" => self.session_promote(p, &args).await,
             "get_embedder_info" => self.embedder_info(&args),
             other => Err(ToolError::new(ErrorCode::NotImplemented, format!("`{other}` has no handler"))),
         };
@@ -1176,6 +1270,61 @@ impl Tools {
                 Ok((to_value(&pairs)?, text))
             }
         }
+    }
+
+    async fn session_add(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: SessionAddArgs = arguments(args)?;
+        let input = AddEpisodicInput { content: a.content, role: a.role, metadata: a.metadata };
+        let item = self.episodic.add(p, &a.session_id, input).await?;
+        let text = format!("kept {} in session {}", item.id, item.session_id);
+        Ok((to_value(&item)?, text))
+    }
+
+    async fn session_get(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: SessionGetArgs = arguments(args)?;
+        let q = EpisodicListQuery { limit: a.limit, include_summarised: a.include_summarised };
+        let list = self.episodic.list(p, &a.session_id, &q).await?;
+        let lines: Vec<String> = list
+            .items
+            .iter()
+            .map(|i| match &i.role {
+                Some(role) => format!("- [{}] {role}: {}", i.id, one_line(&i.content)),
+                None => format!("- [{}] {}", i.id, one_line(&i.content)),
+            })
+            .collect();
+        let text = if lines.is_empty() { "nothing in this session".to_owned() } else { lines.join("\n") };
+        Ok((to_value(&list)?, text))
+    }
+
+    async fn session_promote(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        // Like add_memories, the memory's metadata is inlined.
+        let mut rest = args.clone();
+        let session = rest.remove("session_id");
+        let item = rest.remove("item_id");
+        let app = rest.remove("app");
+        let ids: SessionItemArgs = arguments(
+            &[
+                ("session_id".to_owned(), session.unwrap_or(Value::Null)),
+                ("item_id".to_owned(), item.unwrap_or(Value::Null)),
+            ]
+            .into_iter()
+            .collect(),
+        )?;
+        let app: Option<String> = match app {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => return Err(ToolError::invalid(vec![FieldViolation::new("app", "must be a string")])),
+        };
+        let known = metadata_properties();
+        let unknown: Vec<FieldViolation> =
+            rest.keys().filter(|k| !known.contains_key(*k)).map(|k| FieldViolation::new(k, "unknown field")).collect();
+        if !unknown.is_empty() {
+            return Err(ToolError::invalid(unknown));
+        }
+        let metadata: loci_domain::validation::MetadataInput = arguments(&rest)?;
+        let promoted = self.episodic.promote(p, &ids.session_id, ids.item_id, PromoteInput { app, metadata }).await?;
+        let text = format!("session item {} is memory {}", promoted.item.id, promoted.memory.memory.id);
+        Ok((to_value(&promoted)?, text))
     }
 
     async fn graph_aggregate(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {

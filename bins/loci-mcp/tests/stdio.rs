@@ -113,6 +113,12 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
             "delete_observations" => json!({ "deletions": [] }),
             "search_nodes" => json!({ "query": "staging" }),
             "open_nodes" => json!({ "names": ["staging"] }),
+            "session_context_add" => json!({ "session_id": "stdio", "content": "a note for now" }),
+            "session_context_get" => json!({ "session_id": "stdio" }),
+            // Promoting would add a memory (the count below): an unknown item.
+            "session_context_promote" => {
+                json!({ "session_id": "stdio", "item_id": "00000000-0000-7000-8000-000000000000" })
+            }
             _ => json!({}),
         };
         let result = call(&client, spec.name, args).await;
@@ -122,7 +128,8 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
             | "graph_entity_network"
             | "graph_path_between_entities"
             | "graph_subgraph"
-            | "graph_entity_relations" => {
+            | "graph_entity_relations"
+            | "session_context_promote" => {
                 assert_eq!(body["code"], "NOT_FOUND", "{}: {body}", spec.name)
             }
             "graph_similar_memories" => assert_eq!(body["code"], "EMBEDDER_UNAVAILABLE"),

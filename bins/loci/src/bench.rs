@@ -254,6 +254,7 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
                     filters: Default::default(),
                     mode: *mode,
                     weights,
+                    dedupe: false,
                 };
                 let t = Instant::now();
                 let search = services.get(mode).context("a service per mode")?;
@@ -447,7 +448,8 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
         for q in 0..args.queries {
             let query =
                 format!("who noted the {} {} check {}", TOPICS[q % TOPICS.len()], TOPICS[(q / 3) % TOPICS.len()], q);
-            let request = SearchRequest { query, limit: 10, filters: Default::default(), mode, weights: None };
+            let request =
+                SearchRequest { query, limit: 10, filters: Default::default(), mode, weights: None, dedupe: false };
             let t = Instant::now();
             search.search(&p, request).await?;
             lat.push(t.elapsed().as_secs_f64() * 1e3);

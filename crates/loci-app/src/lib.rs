@@ -28,6 +28,7 @@ use loci_domain::access_log::AccessLog;
 use loci_domain::apps::AppService;
 use loci_domain::backup::BackupService;
 use loci_domain::entities::EntityService;
+use loci_domain::episodic::EpisodicService;
 use loci_domain::graph::GraphService;
 use loci_domain::health::HealthService;
 use loci_domain::indexer::{Indexer, IndexingOptions};
@@ -36,6 +37,7 @@ use loci_domain::memories::MemoryService;
 use loci_domain::search::{SearchConfig, SearchService};
 use loci_domain::validation::Limits;
 use loci_settings::Settings;
+use loci_stores::episodic::{EpisodicStore, InProcessEpisodicStore, ValkeyEpisodicStore};
 use loci_stores::{Database, DependencyCheck, PoolConfig, Valkey};
 
 pub use background::{Background, Tasks};
@@ -74,6 +76,7 @@ pub struct Services {
     pub entities: EntityService,
     pub graph: GraphService,
     pub knowledge_graph: KnowledgeGraphService,
+    pub episodic: EpisodicService,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -119,6 +122,18 @@ impl Services {
         let search = SearchService::new(memories.clone(), indexes, SearchConfig::from_settings(&settings.search));
         let graph = GraphService::new(memories.clone(), search.clone(), graph_api);
         let knowledge_graph = KnowledgeGraphService::new(memories.clone());
+        // Sessions are shared by every instance when Valkey is there.
+        let episodic_store: Arc<dyn EpisodicStore> = match &valkey {
+            Some(v) => Arc::new(ValkeyEpisodicStore::new(v.clone())),
+            None => Arc::new(InProcessEpisodicStore::new()),
+        };
+        let episodic = EpisodicService::new(
+            episodic_store,
+            memories.clone(),
+            limits,
+            std::time::Duration::from_secs(settings.episodic.ttl_secs),
+            settings.episodic.max_items_per_session,
+        );
         Ok(Self {
             settings: Arc::new(settings),
             database,
@@ -131,6 +146,7 @@ impl Services {
             entities,
             graph,
             knowledge_graph,
+            episodic,
             indexer,
             access_log,
         })

@@ -388,3 +388,50 @@ impl PageQuery {
         if out.is_empty() { Ok(p) } else { Err(out) }
     }
 }
+
+/// `GET /api/v1/memories/scoped` query parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ScopedQuery {
+    #[param(value_type = Option<u64>, minimum = 1)]
+    pub page: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
+    pub size: Option<String>,
+    /// Comma-separated scopes to read (session, user, team, project, org,
+    /// enterprise); default: every scope the caller may see.
+    pub scopes: Option<String>,
+    /// Comma-separated category names.
+    pub categories: Option<String>,
+    pub search_query: Option<String>,
+}
+
+impl ScopedQuery {
+    pub fn parse(&self) -> Result<(MemoryFilter, PageRequest), Vec<FieldViolation>> {
+        let mut out = Vec::new();
+        let page = page(self.page.as_deref(), self.size.as_deref(), &mut out);
+        let mut scopes = Vec::new();
+        for raw in self.scopes.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match Scope::from_str(raw).ok() {
+                Some(scope) if !scopes.contains(&scope) => scopes.push(scope),
+                Some(_) => {}
+                None => out.push(FieldViolation::new(
+                    "scopes",
+                    format!("unknown scope `{raw}`: session, user, team, project, org or enterprise"),
+                )),
+            }
+        }
+        let filter = MemoryFilter {
+            scopes,
+            category_names: self
+                .categories
+                .as_deref()
+                .map(|c| c.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default(),
+            search: search(self.search_query.as_deref(), &mut out),
+            states: vec![MemoryState::Active],
+            ..Default::default()
+        };
+        if out.is_empty() { Ok((filter, page)) } else { Err(out) }
+    }
+}

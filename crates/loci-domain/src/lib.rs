@@ -19,6 +19,7 @@ mod caller;
 pub mod categorize;
 pub mod cursor;
 pub mod entities;
+pub mod episodic;
 mod error;
 pub mod graph;
 pub mod health;

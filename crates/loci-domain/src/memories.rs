@@ -101,6 +101,24 @@ pub struct ImportItem {
     pub created_at: DateTime<Utc>,
 }
 
+/// A page of a scoped retrieval.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ScopedListView {
+    /// Highest scope precedence first (session 60, user 50, team 40,
+    /// project 30, org 20, enterprise 10), then newest.
+    pub items: Vec<MemoryView>,
+    pub page: u64,
+    pub size: u64,
+    /// Pages of the deduplicated list.
+    pub pages: u64,
+    /// Visible active memories matching the query.
+    pub total_before_dedup: u64,
+    /// Distinct contents among them (what is paginated).
+    pub total_after_dedup: u64,
+    /// Copies left out, by the scope of each copy left out.
+    pub dedup_by_scope: std::collections::BTreeMap<String, u64>,
+}
+
 /// Bulk selections touch at most this many memories per call.
 const BULK_CAP: u64 = 10_000;
 
@@ -358,6 +376,38 @@ impl MemoryService {
         tx.commit().await?;
         self.log_reads(p, me, app, &items, "list");
         Ok(Page { items, total: result.total, page: result.page, size: result.size, pages: result.pages, next_cursor })
+    }
+
+    /// A scoped retrieval: the caller's visible active memories with each
+    /// content once, in its highest-precedence copy (see
+    /// `loci_stores::repo::memories::scoped_page`), with the counts before and
+    /// after deduplication and the copies left out by scope.
+    pub async fn scoped_list(
+        &self,
+        p: &Principal,
+        mut filter: MemoryFilter,
+        page: PageRequest,
+    ) -> Result<ScopedListView, DomainError> {
+        let vis = self.visibility(p).await?;
+        let me = vis.user_id;
+        filter.visible_to = Some(vis);
+        filter.states = vec![MemoryState::Active];
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let result = memories::scoped_page(&tx, &filter, page).await?;
+        let items = self.views(&tx, me, result.items).await?;
+        let app = self.reading_app(&tx, p, me).await?;
+        tx.commit().await?;
+        self.log_reads(p, me, app, &items, "list");
+        let pages = result.total_after_dedup.div_ceil(page.size.max(1));
+        Ok(ScopedListView {
+            items,
+            page: page.page,
+            size: page.size,
+            pages,
+            total_before_dedup: result.total_before_dedup,
+            total_after_dedup: result.total_after_dedup,
+            dedup_by_scope: result.dedup_by_scope,
+        })
     }
 
     /// The first `limit` visible active memories among `ids`, in the order of

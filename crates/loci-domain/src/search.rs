@@ -87,6 +87,8 @@ pub struct SearchRequest {
     pub filters: SearchFilters,
     pub mode: SearchMode,
     pub weights: Option<Weights>,
+    /// Scoped deduplication of the results (see [`dedupe_by_scope`]).
+    pub dedupe: bool,
 }
 
 /// Per-source scores of a result: each source's own score, and the fused one.
@@ -128,6 +130,62 @@ pub struct SearchMeta {
     pub degraded_mode: bool,
     pub missing_sources: Vec<String>,
     pub timings_ms: Timings,
+    /// With `dedupe`: what deduplication left out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedup: Option<DedupReport>,
+}
+
+/// What a scoped deduplication left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DedupReport {
+    pub total_before_dedup: usize,
+    pub total_after_dedup: usize,
+    /// Copies left out, by the scope of each copy left out.
+    pub dedup_by_scope: std::collections::BTreeMap<String, u64>,
+}
+
+/// A memory's precedence in a scoped retrieval (no scope: the user's own).
+fn precedence(view: &MemoryView) -> u8 {
+    view.memory.metadata.scope.unwrap_or(Scope::User).precedence()
+}
+
+/// Identical contents (by content hash) kept once, in the copy of the
+/// highest scope precedence (tie: newest, then greatest id), at the rank of
+/// the best-ranked copy; the rest in their order.
+pub fn dedupe_by_scope(results: Vec<SearchResult>) -> (Vec<SearchResult>, DedupReport) {
+    let before = results.len();
+    let better = |a: &SearchResult, b: &SearchResult| {
+        (precedence(&a.memory), a.memory.memory.created_at, a.memory_id)
+            > (precedence(&b.memory), b.memory.memory.created_at, b.memory_id)
+    };
+    let mut slots: Vec<SearchResult> = Vec::with_capacity(results.len());
+    let mut slot_of: HashMap<String, usize> = HashMap::new();
+    let mut report = DedupReport { total_before_dedup: before, ..DedupReport::default() };
+    for r in results {
+        match slot_of.get(&r.memory.memory.content_hash) {
+            Some(&i) => {
+                let Some(kept) = slots.get_mut(i) else { continue };
+                let dropped = if better(&r, kept) {
+                    // The better copy takes the slot (and keeps the rank and
+                    // score its content earned).
+                    let (score, scores, highlights) = (kept.score, kept.scores.clone(), kept.highlights.clone());
+                    let mut winner = r;
+                    (winner.score, winner.scores, winner.highlights) = (score, scores, highlights);
+                    std::mem::replace(kept, winner)
+                } else {
+                    r
+                };
+                let scope = dropped.memory.memory.metadata.scope.unwrap_or(Scope::User);
+                *report.dedup_by_scope.entry(scope.as_str().to_owned()).or_default() += 1;
+            }
+            None => {
+                slot_of.insert(r.memory.memory.content_hash.clone(), slots.len());
+                slots.push(r);
+            }
+        }
+    }
+    report.total_after_dedup = slots.len();
+    (slots, report)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -230,6 +288,11 @@ pub struct SearchInput {
     pub mode: Option<SearchMode>,
     /// Fusion weights (default from settings: 0.30 / 0.70 / 0.10).
     pub weights: Option<Weights>,
+    /// Keep identical content (normalised) once, in the copy of the highest
+    /// scope precedence (tie: newest), where its best copy ranked; the
+    /// answer's `meta.dedup` reports what went. Default false.
+    #[serde(default)]
+    pub dedupe: Option<bool>,
 }
 
 fn known<T: std::str::FromStr + ToString>(
@@ -286,6 +349,7 @@ impl SearchInput {
             filters,
             mode: forced.or(self.mode).unwrap_or_default(),
             weights: self.weights,
+            dedupe: self.dedupe.unwrap_or(false),
         })
     }
 }
@@ -487,12 +551,14 @@ impl SearchService {
         );
         // Load a few more than asked: an index may still hold a memory the
         // store has since hidden.
-        let ids: Vec<MemoryId> = fused.iter().take(req.limit + req.limit / 2 + 2).map(|f| f.id).collect();
-        let views = self.memories.visible_in_order(p, &ids, req.limit, "search").await?;
+        // Deduplication needs spare copies to fill the places it frees.
+        let wanted = if req.dedupe { req.limit * 3 } else { req.limit };
+        let ids: Vec<MemoryId> = fused.iter().take(wanted + req.limit / 2 + 2).map(|f| f.id).collect();
+        let views = self.memories.visible_in_order(p, &ids, wanted, "search").await?;
         let mut by_id: HashMap<MemoryId, Fused> = fused.into_iter().map(|f| (f.id, f)).collect();
         let results: Vec<SearchResult> = views
             .into_iter()
-            .take(req.limit)
+            .take(wanted)
             .filter_map(|view| {
                 let f = by_id.remove(&view.memory.id)?;
                 Some(SearchResult {
@@ -505,12 +571,19 @@ impl SearchService {
                 })
             })
             .collect();
+        let (results, dedup) = if req.dedupe {
+            let (mut kept, report) = dedupe_by_scope(results);
+            kept.truncate(req.limit);
+            (kept, Some(report))
+        } else {
+            (results, None)
+        };
         timings.fuse = ms(t);
         Ok(SearchResponse {
             total_count: results.len(),
             results,
             took_ms: ms(started),
-            meta: SearchMeta { mode, degraded_mode: degraded, missing_sources: missing, timings_ms: timings },
+            meta: SearchMeta { mode, degraded_mode: degraded, missing_sources: missing, timings_ms: timings, dedup },
         })
     }
 

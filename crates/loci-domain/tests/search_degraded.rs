@@ -71,7 +71,14 @@ fn principal(org: &str, subject: &str) -> Principal {
 }
 
 fn request(query: &str) -> SearchRequest {
-    SearchRequest { query: query.into(), limit: 10, filters: Default::default(), mode: SearchMode::Auto, weights: None }
+    SearchRequest {
+        query: query.into(),
+        limit: 10,
+        filters: Default::default(),
+        mode: SearchMode::Auto,
+        weights: None,
+        dedupe: false,
+    }
 }
 
 struct Setup {

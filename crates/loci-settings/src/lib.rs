@@ -114,6 +114,8 @@ pub struct Settings {
     pub search: SearchSettings,
     #[validate(nested)]
     pub mcp: McpSettings,
+    #[validate(nested)]
+    pub episodic: EpisodicSettings,
 }
 
 impl Default for Settings {
@@ -136,6 +138,7 @@ impl Default for Settings {
             categorizer: CategorizerSettings::default(),
             search: SearchSettings::default(),
             mcp: McpSettings::default(),
+            episodic: EpisodicSettings::default(),
         }
     }
 }

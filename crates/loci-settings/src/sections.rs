@@ -558,3 +558,23 @@ impl Default for SearchSettings {
         }
     }
 }
+
+/// Episodic (session) memory: what an agent keeps for one session. On Valkey
+/// when `valkey.url` is set (shared by every instance), in process otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct EpisodicSettings {
+    /// How long an item lives after it was added (the session's index lives
+    /// as long as its newest item).
+    #[validate(range(min = 1, max = 2_592_000))]
+    pub ttl_secs: u64,
+    /// Most items one session keeps: adding more drops the oldest.
+    #[validate(range(min = 1, max = 100_000))]
+    pub max_items_per_session: usize,
+}
+
+impl Default for EpisodicSettings {
+    fn default() -> Self {
+        Self { ttl_secs: 86_400, max_items_per_session: 1_000 }
+    }
+}

@@ -13,6 +13,7 @@
 
 mod db;
 mod entities;
+pub mod episodic;
 mod error;
 pub mod graph;
 mod health;

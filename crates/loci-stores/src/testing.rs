@@ -129,3 +129,102 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// The [`EpisodicStore`](crate::episodic::EpisodicStore) contract, on any
+/// implementation: order, summarised items hidden by default, updates keep
+/// the item, the per-session bound drops the oldest, isolation between
+/// users, sessions and orgs, deletes, session expiry and the TTL.
+pub async fn episodic_contract(store: std::sync::Arc<dyn crate::episodic::EpisodicStore>) {
+    use crate::episodic::{EpisodicItem, SessionKey, decay, mark_summarised};
+    use chrono::{Duration as ChronoDuration, Utc};
+    use loci_core::{OrgId, UserId};
+    use std::time::Duration;
+
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let org = OrgId::parse(&format!("ep{run}")).unwrap();
+    let other_org = OrgId::parse(&format!("ep{run}-b")).unwrap();
+    let (alice, bob) = (UserId::new(), UserId::new());
+    let key =
+        |org: &OrgId, user: UserId, session: &str| SessionKey { org: org.clone(), user, session: session.to_owned() };
+    let mine = key(&org, alice, "s1");
+    let start = Utc::now();
+    let item = |n: i64, content: &str| EpisodicItem {
+        id: uuid::Uuid::now_v7(),
+        content: content.to_owned(),
+        role: Some("user".to_owned()),
+        metadata: serde_json::json!({"turn": n}),
+        created_at: start + ChronoDuration::milliseconds(n),
+        recency: 1.0,
+        summarised: false,
+        promoted_to: None,
+    };
+    let day = Duration::from_secs(86_400);
+    let items: Vec<EpisodicItem> = (0..4).map(|n| item(n, &format!("turn {n}"))).collect();
+    for i in &items {
+        store.add(&mine, i, day, 100).await.unwrap();
+    }
+    let listed = store.list(&mine, false, 10).await.unwrap();
+    let contents: Vec<&str> = listed.iter().map(|i| i.content.as_str()).collect();
+    assert_eq!(contents, ["turn 3", "turn 2", "turn 1", "turn 0"], "most recent first");
+    assert_eq!(listed[0], items[3], "stored as given");
+    assert_eq!(store.list(&mine, false, 2).await.unwrap().len(), 2);
+    assert_eq!(store.get(&mine, items[1].id).await.unwrap().as_ref(), Some(&items[1]));
+    assert!(store.get(&mine, uuid::Uuid::now_v7()).await.unwrap().is_none());
+
+    // Isolation: another user, session or org sees nothing.
+    for other in [key(&org, bob, "s1"), key(&org, alice, "s2"), key(&other_org, alice, "s1")] {
+        assert!(store.list(&other, true, 10).await.unwrap().is_empty(), "{other:?}");
+        assert!(store.get(&other, items[0].id).await.unwrap().is_none(), "{other:?}");
+        assert!(!store.delete(&other, items[0].id).await.unwrap(), "{other:?}");
+        assert_eq!(store.expire_session(&other).await.unwrap(), 0, "{other:?}");
+    }
+    assert_eq!(store.list(&mine, true, 10).await.unwrap().len(), 4, "nothing of alice's went");
+
+    // Summarised items are hidden unless asked for; decay keeps the items.
+    assert_eq!(mark_summarised(store.as_ref(), &mine, &[items[0].id, items[1].id]).await.unwrap(), 2);
+    assert_eq!(mark_summarised(store.as_ref(), &mine, &[items[0].id]).await.unwrap(), 0, "once");
+    let live: Vec<String> = store.list(&mine, false, 10).await.unwrap().into_iter().map(|i| i.content).collect();
+    assert_eq!(live, ["turn 3", "turn 2"], "summarised items are hidden");
+    assert_eq!(store.list(&mine, true, 10).await.unwrap().len(), 4);
+    assert_eq!(decay(store.as_ref(), &mine, 0.9).await.unwrap(), 4);
+    assert_eq!(decay(store.as_ref(), &mine, 0.9).await.unwrap(), 4);
+    let decayed = store.get(&mine, items[2].id).await.unwrap().unwrap();
+    assert!((decayed.recency - 0.81).abs() < 1e-9, "{}", decayed.recency);
+    assert_eq!((decayed.content.as_str(), decayed.summarised), ("turn 2", false));
+
+    // Delete one; expire the session.
+    assert!(store.delete(&mine, items[3].id).await.unwrap());
+    assert!(!store.delete(&mine, items[3].id).await.unwrap());
+    assert!(!store.replace(&mine, &items[3]).await.unwrap(), "a deleted item is not recreated");
+    assert_eq!(store.list(&mine, true, 10).await.unwrap().len(), 3);
+    assert_eq!(store.expire_session(&mine).await.unwrap(), 3);
+    assert!(store.list(&mine, true, 10).await.unwrap().is_empty());
+    assert_eq!(store.expire_session(&mine).await.unwrap(), 0);
+
+    // The bound drops the oldest.
+    let bounded = key(&org, alice, "bounded");
+    let many: Vec<EpisodicItem> = (0..5).map(|n| item(n, &format!("b{n}"))).collect();
+    for i in &many {
+        store.add(&bounded, i, day, 3).await.unwrap();
+    }
+    let kept: Vec<String> = store.list(&bounded, true, 10).await.unwrap().into_iter().map(|i| i.content).collect();
+    assert_eq!(kept, ["b4", "b3", "b2"]);
+    assert!(store.get(&bounded, many[0].id).await.unwrap().is_none(), "dropped items are gone");
+    store.expire_session(&bounded).await.unwrap();
+
+    // The TTL: an item is gone after it, and a replace does not revive it.
+    let short = key(&org, alice, "short");
+    let brief = item(0, "brief");
+    store.add(&short, &brief, Duration::from_millis(300), 10).await.unwrap();
+    let lasting = item(1, "lasting");
+    store.add(&short, &lasting, day, 10).await.unwrap();
+    let mut touched = brief.clone();
+    touched.recency = 0.5;
+    assert!(store.replace(&short, &touched).await.unwrap(), "live, so replaced");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(store.get(&short, brief.id).await.unwrap().is_none(), "expired (the replace kept the TTL)");
+    assert!(!store.replace(&short, &brief).await.unwrap());
+    let left: Vec<String> = store.list(&short, true, 10).await.unwrap().into_iter().map(|i| i.content).collect();
+    assert_eq!(left, ["lasting"]);
+    store.expire_session(&short).await.unwrap();
+}

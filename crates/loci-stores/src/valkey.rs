@@ -53,6 +53,15 @@ impl Valkey {
         format!("{}:{suffix}", self.prefix)
     }
 
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// The bound on every command.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let reply: Result<String, Error> = match tokio::time::timeout(self.timeout, self.pool.next().ping(None)).await {
             Ok(r) => r,

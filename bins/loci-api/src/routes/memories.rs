@@ -10,7 +10,7 @@ use loci_security::scopes::{MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE};
 use serde::{Deserialize, Serialize};
 
 use loci_app::Services;
-use loci_domain::inputs::{self as params, ActionBody, FilterBody, IdsBody, ListQuery, PageQuery};
+use loci_domain::inputs::{self as params, ActionBody, FilterBody, IdsBody, ListQuery, PageQuery, ScopedQuery};
 use loci_http::ValidJson;
 use loci_http::{Authenticated, Problem};
 
@@ -71,6 +71,17 @@ pub async fn list(
     let p = auth.require(&[MEMORIES_READ])?;
     let (filter, page) = query.parse()?;
     Ok(HttpResponse::Ok().json(state.memories.list(p, filter, page).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/memories/scoped", tag = "memories", params(ScopedQuery), responses((status = 200, description = "A scoped retrieval: visible active memories with identical content (normalised) kept once, in the copy of the highest scope precedence (tie: newest), paginated after deduplication", body = loci_domain::memories::ScopedListView), loci_http::ProblemResponses), security(("bearer" = [])))]
+pub async fn scoped(
+    state: web::Data<Services>,
+    auth: Authenticated,
+    query: web::Query<ScopedQuery>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[MEMORIES_READ])?;
+    let (filter, page) = query.parse()?;
+    Ok(HttpResponse::Ok().json(state.memories.scoped_list(p, filter, page).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/memories/filter", tag = "memories", request_body = FilterBody, responses((status = 200, description = "A page of memories", body = loci_core::model::Page<loci_domain::memories::MemoryView>), loci_http::ProblemResponses), security(("bearer" = [])))]

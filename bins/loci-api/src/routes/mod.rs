@@ -8,6 +8,7 @@ pub(crate) mod graph;
 pub(crate) mod memories;
 pub(crate) mod meta;
 pub(crate) mod search;
+pub(crate) mod sessions;
 
 /// The REST API and its documentation.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -34,6 +35,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(method_not_allowed("POST")),
     )
     .service(
+        web::resource("/api/v1/memories/scoped")
+            .route(web::get().to(memories::scoped))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
         web::resource("/api/v1/memories/categories")
             .route(web::get().to(memories::categories))
             .default_service(method_not_allowed("GET")),
@@ -53,6 +59,38 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/memories/{id}/history")
             .route(web::get().to(memories::history))
             .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/sessions/{session_id}")
+            .route(web::delete().to(sessions::expire))
+            .default_service(method_not_allowed("DELETE")),
+    )
+    .service(
+        web::resource("/api/v1/sessions/{session_id}/items")
+            .route(web::post().to(sessions::add))
+            .route(web::get().to(sessions::list))
+            .default_service(method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/api/v1/sessions/{session_id}/items/{item_id}")
+            .route(web::get().to(sessions::get))
+            .route(web::delete().to(sessions::delete))
+            .default_service(method_not_allowed("GET, DELETE")),
+    )
+    .service(
+        web::resource("/api/v1/sessions/{session_id}/items/{item_id}/promote")
+            .route(web::post().to(sessions::promote))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/sessions/{session_id}/summarised")
+            .route(web::post().to(sessions::summarised))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/sessions/{session_id}/decay")
+            .route(web::post().to(sessions::decay))
+            .default_service(method_not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/memories/{id}/access-log")

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use loci_core::{AccessEntity, AppId, MemoryId, MemoryState, UserId, content_hash};
+use loci_core::{AccessEntity, AppId, MemoryId, MemoryState, Scope, UserId, content_hash};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Func, LikeExpr, Query, UnionType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -984,4 +984,118 @@ pub async fn hot_read_plans(
         plans.push((name, lines.join("\n")));
     }
     Ok(plans)
+}
+
+/// A page of a scoped retrieval (see [`scoped_page`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScopedPage {
+    pub items: Vec<Memory>,
+    /// Memories the filter matches.
+    pub total_before_dedup: u64,
+    /// Of those, the distinct contents (one copy each).
+    pub total_after_dedup: u64,
+    /// Copies left out, by the scope of the copy left out.
+    pub dedup_by_scope: BTreeMap<String, u64>,
+}
+
+/// `CASE` of a memory's scope precedence (a memory without a scope is
+/// the user's own): text built from the constant scope names only.
+fn precedence_sql() -> String {
+    let mut sql = String::from("(CASE COALESCE(\"scope\", 'user')");
+    for scope in Scope::ALL {
+        sql.push_str(&format!(" WHEN '{}' THEN {}", scope.as_str(), scope.precedence()));
+    }
+    sql.push_str(" ELSE 0 END)");
+    sql
+}
+
+/// The memories `filter` matches, with `rank` 1 for the copy of each
+/// content that a scoped retrieval keeps: the higher scope precedence,
+/// then the newer, then the greater id.
+fn ranked_copies(tx: &TenantTx, filter: &MemoryFilter) -> sea_orm::sea_query::SelectStatement {
+    let precedence = precedence_sql();
+    let mut inner = QueryTrait::into_query(matching(tx, filter).select_only());
+    inner
+        .column((memories::Entity, memories::Column::Id))
+        .column((memories::Entity, memories::Column::CreatedAt))
+        .expr_as(Expr::cust("COALESCE(\"scope\", 'user')"), Alias::new("scope_name"))
+        .expr_as(Expr::cust(precedence.clone()), Alias::new("precedence"))
+        .expr_as(
+            Expr::cust(format!(
+                "ROW_NUMBER() OVER (PARTITION BY \"content_hash\" ORDER BY {precedence} DESC, \
+                 \"memories\".\"created_at\" DESC, \"memories\".\"id\" DESC)"
+            )),
+            Alias::new("copy_rank"),
+        );
+    inner
+}
+
+/// A scoped retrieval (spec "Scoped memory"): the memories `filter` matches,
+/// identical contents (the SHA-256 of the normalised content) kept once, in
+/// the copy of the highest scope precedence (session 60 ... enterprise 10;
+/// tie: the newest), ordered by precedence then creation, newest first,
+/// and paginated after deduplication.
+pub async fn scoped_page(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest) -> Result<ScopedPage, StoreError> {
+    let Some(filter) = with_category_ids(tx, filter).await? else {
+        return Ok(ScopedPage {
+            items: Vec::new(),
+            total_before_dedup: 0,
+            total_after_dedup: 0,
+            dedup_by_scope: BTreeMap::new(),
+        });
+    };
+    let copies = Alias::new("copies");
+    let col = |name: &str| Expr::col((copies.clone(), Alias::new(name)));
+
+    let mut counts = Query::select();
+    counts
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .expr_as(Expr::cust("COALESCE(SUM(CASE WHEN \"copy_rank\" = 1 THEN 1 ELSE 0 END), 0)"), Alias::new("kept"))
+        .from_subquery(ranked_copies(tx, &filter), copies.clone());
+    let (before, after) = match tx.conn().query_one(&counts).await? {
+        Some(row) => (row.try_get::<i64>("", "n")?, row.try_get::<i64>("", "kept")?),
+        None => (0, 0),
+    };
+
+    let mut dropped = Query::select();
+    dropped
+        .expr(col("scope_name"))
+        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .from_subquery(ranked_copies(tx, &filter), copies.clone())
+        .and_where(col("copy_rank").gt(1))
+        .group_by_col((copies.clone(), Alias::new("scope_name")));
+    let mut dedup_by_scope = BTreeMap::new();
+    for row in tx.conn().query_all(&dropped).await? {
+        let scope: String = row.try_get_by_index(0)?;
+        let n: i64 = row.try_get_by_index(1)?;
+        dedup_by_scope.insert(scope, u64::try_from(n).unwrap_or(0));
+    }
+
+    let mut ids_query = Query::select();
+    ids_query
+        .expr(col("id"))
+        .from_subquery(ranked_copies(tx, &filter), copies.clone())
+        .and_where(col("copy_rank").eq(1))
+        .order_by(Alias::new("precedence"), sea_orm::Order::Desc)
+        .order_by(Alias::new("created_at"), sea_orm::Order::Desc)
+        .order_by(Alias::new("id"), sea_orm::Order::Desc)
+        .limit(page.size)
+        .offset(page.page.saturating_sub(1).saturating_mul(page.size));
+    let mut ids: Vec<MemoryId> = Vec::new();
+    for row in tx.conn().query_all(&ids_query).await? {
+        ids.push(MemoryId::from_uuid(row.try_get_by_index::<uuid::Uuid>(0)?));
+    }
+    let mut items = Vec::with_capacity(ids.len());
+    if !ids.is_empty() {
+        let by_id = MemoryFilter { ids: ids.clone(), ..MemoryFilter::default() };
+        let loaded = list(tx, &by_id, PageRequest { page: 1, size: ids.len() as u64 }).await?;
+        let mut loaded: HashMap<MemoryId, Memory> = loaded.items.into_iter().map(|m| (m.id, m)).collect();
+        items.extend(ids.iter().filter_map(|id| loaded.remove(id)));
+    }
+    Ok(ScopedPage {
+        items,
+        total_before_dedup: u64::try_from(before).unwrap_or(0),
+        total_after_dedup: u64::try_from(after).unwrap_or(0),
+        dedup_by_scope,
+    })
 }
