@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -21,8 +22,8 @@ use loci_domain::validation::Limits;
 use loci_index::VectorIndex;
 use loci_index_embedded::vector as vector_embedded;
 use loci_security::Principal;
-use loci_settings::Settings;
-use loci_stores::{Database, PoolConfig};
+use loci_settings::{Secret, Settings};
+use loci_stores::{Database, PoolConfig, Valkey};
 
 #[derive(Debug, clap::Args)]
 pub struct LocomoArgs {
@@ -463,5 +464,96 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
         rss_kb("VmRSS:")
     );
     db.close().await?;
+    Ok(())
+}
+
+/// `loci bench episodic` arguments.
+#[derive(Debug, clap::Args)]
+pub struct EpisodicArgs {
+    /// Items added per session.
+    #[arg(long, default_value_t = 200)]
+    pub items: usize,
+    /// Sessions, each driven by its own task.
+    #[arg(long, default_value_t = 16)]
+    pub sessions: usize,
+    /// Also run on Valkey at this URL (e.g. `redis://127.0.0.1:6379`).
+    #[arg(long)]
+    pub valkey: Option<String>,
+}
+
+/// `loci bench episodic`: ops/s of the episodic store in process and, given
+/// a URL, on Valkey. Each session's task adds `items` items, then lists the
+/// 50 newest and reads each item once: adds, lists and gets are timed apart.
+pub async fn episodic(args: &EpisodicArgs) -> anyhow::Result<()> {
+    use loci_stores::episodic::{EpisodicStore, InProcessEpisodicStore, ValkeyEpisodicStore};
+    let mut stores: Vec<Arc<dyn EpisodicStore>> = vec![Arc::new(InProcessEpisodicStore::new())];
+    if let Some(url) = &args.valkey {
+        let settings = loci_settings::ValkeySettings {
+            key_prefix: format!("bench{}", uuid::Uuid::new_v4().simple()),
+            pool_size: 8,
+            ..Default::default()
+        };
+        stores.push(Arc::new(ValkeyEpisodicStore::new(Valkey::connect(&Secret::new(url.clone()), &settings).await?)));
+    }
+    println!("| backend | sessions x items | add ops/s | list (50) ops/s | get ops/s |");
+    println!("|---|---|---|---|---|");
+    for store in stores {
+        let org = loci_core::OrgId::parse("bench").map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut timings = [0f64; 3];
+        let mut tasks = Vec::new();
+        for s in 0..args.sessions {
+            let (store, org, items) = (store.clone(), org.clone(), args.items);
+            tasks.push(tokio::spawn(async move {
+                let key =
+                    loci_stores::episodic::SessionKey { org, user: loci_core::UserId::new(), session: format!("s{s}") };
+                let ttl = std::time::Duration::from_secs(600);
+                let mut ids = Vec::with_capacity(items);
+                let t = Instant::now();
+                for i in 0..items {
+                    let item = loci_stores::episodic::EpisodicItem {
+                        id: uuid::Uuid::now_v7(),
+                        content: synthetic(i),
+                        role: Some("user".into()),
+                        metadata: serde_json::json!({}),
+                        created_at: chrono::Utc::now(),
+                        recency: 1.0,
+                        summarised: false,
+                        promoted_to: None,
+                    };
+                    store.add(&key, &item, ttl, 1_000).await?;
+                    ids.push(item.id);
+                }
+                let add = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                for _ in 0..items {
+                    store.list(&key, false, 50).await?;
+                }
+                let list = t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                for id in &ids {
+                    store.get(&key, *id).await?;
+                }
+                let get = t.elapsed().as_secs_f64();
+                store.expire_session(&key).await?;
+                anyhow::Ok([add, list, get])
+            }));
+        }
+        for task in tasks {
+            let done = task.await??;
+            for (slot, t) in timings.iter_mut().zip(done) {
+                *slot = slot.max(t);
+            }
+        }
+        let ops = (args.sessions * args.items) as f64;
+        println!(
+            "| {} | {} x {} | {:.0} | {:.0} | {:.0} |",
+            store.backend(),
+            args.sessions,
+            args.items,
+            ops / timings[0],
+            ops / timings[1],
+            ops / timings[2]
+        );
+    }
     Ok(())
 }

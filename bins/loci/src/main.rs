@@ -62,6 +62,8 @@ enum BenchAction {
     Locomo(bench::LocomoArgs),
     /// Index build time, search latency and memory on synthetic memories.
     Search(bench::SearchArgs),
+    /// Episodic (session) memory ops/s, in process and on Valkey.
+    Episodic(bench::EpisodicArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -165,6 +167,7 @@ fn main() -> ExitCode {
             let run = |rt: tokio::runtime::Runtime| match &action {
                 BenchAction::Locomo(args) => rt.block_on(bench::locomo(&settings, args)),
                 BenchAction::Search(args) => rt.block_on(bench::search(&settings, args)),
+                BenchAction::Episodic(args) => rt.block_on(bench::episodic(args)),
             };
             match rt.map_err(anyhow::Error::from).and_then(run) {
                 Ok(()) => ExitCode::SUCCESS,
