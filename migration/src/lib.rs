@@ -14,6 +14,7 @@ mod m20261206_000001_list_order_index;
 mod m20261206_000002_memory_counts;
 mod m20261207_000001_category_links;
 mod m20261207_000002_graph_relations;
+mod m20261207_000003_temporal_validity;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
 /// on PostgreSQL each has row-level security forced on it (by the migration
@@ -56,6 +57,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000002_memory_counts::Migration),
             Box::new(m20261207_000001_category_links::Migration),
             Box::new(m20261207_000002_graph_relations::Migration),
+            Box::new(m20261207_000003_temporal_validity::Migration),
         ]
     }
 }

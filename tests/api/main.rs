@@ -16,3 +16,4 @@ mod plans;
 mod scoped;
 mod search;
 mod sessions;
+mod temporal;

@@ -767,3 +767,35 @@ async fn session_tools_keep_list_and_promote_for_the_caller_only() {
     let bad = err(&alice, "session_context_get", json!({ "session_id": "s1", "limit": 0 })).await;
     assert_eq!(bad["errors"][0]["field"], "limit", "{bad}");
 }
+
+#[tokio::test]
+async fn search_and_list_tools_read_the_past_with_as_of() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let alice_rest = app.user("alice", "acme", &[]);
+    let old = alice_rest.remember("Alice works at Acme.", json!({})).await;
+    let (_, before) = alice_rest.get(&format!("/api/v1/memories/{old}")).await;
+    let then = before["created_at"].as_str().unwrap().to_owned();
+    let (status, body) = alice_rest
+        .post(&format!("/api/v1/memories/{old}/supersede"), json!({ "text": "Alice works at Globex." }))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let new = body["memory"]["id"].as_str().unwrap().to_owned();
+    app.indexed().await;
+    let alice = connect(&app, &alice_rest.token).await;
+    let ids = |v: &Value, list: &str| -> Vec<String> {
+        v[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["memory_id"].as_str().or(r["id"].as_str()).unwrap().to_owned())
+            .collect()
+    };
+    let now = ok(&alice, "search_memory", json!({ "query": "Alice works", "mode": "lexical" })).await;
+    assert_eq!(ids(&now, "results"), [new.as_str()]);
+    let past = ok(&alice, "search_memory", json!({ "query": "Alice works", "mode": "lexical", "as_of": then })).await;
+    assert_eq!(ids(&past, "results"), [old.as_str()]);
+    let listed = ok(&alice, "list_memories", json!({ "as_of": then })).await;
+    assert_eq!(ids(&listed, "items"), [old]);
+    let bad = err(&alice, "search_memory", json!({ "query": "Alice", "as_of": "soon" })).await;
+    assert_eq!(bad["errors"][0]["field"], "as_of", "{bad}");
+}

@@ -43,6 +43,8 @@ impl Modify for Security {
         crate::routes::memories::list,
         crate::routes::memories::filter,
         crate::routes::memories::scoped,
+        crate::routes::memories::supersede,
+        crate::routes::memories::retract,
         crate::routes::memories::categories,
         crate::routes::memories::get,
         crate::routes::memories::update,
@@ -547,6 +549,7 @@ mod tests {
             mode: None,
             weights: None,
             dedupe: None,
+            as_of: None,
         };
         assert!(input(lo).parse(None).is_ok() && input(hi).parse(None).is_ok());
         assert!(input(lo - 1).parse(None).is_err() && input(hi + 1).parse(None).is_err());

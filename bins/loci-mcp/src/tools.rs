@@ -158,6 +158,7 @@ fn search_schema() -> Value {
                 "type": "object",
                 "properties": { "vector": { "type": "number" }, "lexical": { "type": "number" }, "graph": { "type": "number" } }
             },
+            "as_of": { "type": "string", "format": "date-time", "description": "Search what was current then (before later memories superseded it)." },
             "dedupe": { "type": "boolean", "default": false, "description": "Keep identical content once, in its highest-precedence scope (session > user > team > project > org > enterprise)." }
         }),
         &["query"],
@@ -179,7 +180,8 @@ fn list_schema() -> Value {
             "show_archived": { "type": "boolean", "default": false },
             "from": { "type": "string", "format": "date-time" }, "to": { "type": "string", "format": "date-time" },
             "sort_column": { "type": "string", "enum": ["created_at", "updated_at", "content", "app_name"] },
-            "sort_direction": { "type": "string", "enum": ["asc", "desc"] }
+            "sort_direction": { "type": "string", "enum": ["asc", "desc"] },
+            "as_of": { "type": "string", "format": "date-time", "description": "What was current then: superseded or retracted memories included if they were current at that time." }
         }),
         &[],
     )

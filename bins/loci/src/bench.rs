@@ -256,6 +256,7 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
                     mode: *mode,
                     weights,
                     dedupe: false,
+                    as_of: None,
                 };
                 let t = Instant::now();
                 let search = services.get(mode).context("a service per mode")?;
@@ -449,8 +450,15 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
         for q in 0..args.queries {
             let query =
                 format!("who noted the {} {} check {}", TOPICS[q % TOPICS.len()], TOPICS[(q / 3) % TOPICS.len()], q);
-            let request =
-                SearchRequest { query, limit: 10, filters: Default::default(), mode, weights: None, dedupe: false };
+            let request = SearchRequest {
+                query,
+                limit: 10,
+                filters: Default::default(),
+                mode,
+                weights: None,
+                dedupe: false,
+                as_of: None,
+            };
             let t = Instant::now();
             search.search(&p, request).await?;
             lat.push(t.elapsed().as_secs_f64() * 1e3);

@@ -150,6 +150,13 @@ pub struct Memory {
     pub updated_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// When it stopped being current (superseded or retracted; it is then
+    /// archived); `None` while current.
+    #[serde(default)]
+    pub valid_to: Option<DateTime<Utc>>,
+    /// The memory that superseded it.
+    #[serde(default)]
+    pub superseded_by: Option<MemoryId>,
 }
 
 /// Input of `memories::create`. There is no org field: the tenant comes from
@@ -284,6 +291,9 @@ pub struct MemoryFilter {
     /// Keyset pagination: only memories after this position in the sort
     /// order. The total still counts the whole filter.
     pub after: Option<SortKey>,
+    /// Only memories current at this time: created by then and not
+    /// superseded or retracted by then.
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// A position in a memory list: the sort column's value of a memory and its
@@ -355,6 +365,7 @@ impl Default for MemoryFilter {
             sort: SortField::CreatedAt,
             direction: SortDirection::Desc,
             after: None,
+            as_of: None,
         }
     }
 }

@@ -102,6 +102,8 @@ mod tests {
             updated_at: t,
             archived_at: None,
             deleted_at: None,
+            valid_to: None,
+            superseded_by: None,
         }
     }
 

@@ -191,6 +191,11 @@ pub struct ListQuery {
     pub sort_column: Option<String>,
     /// asc or desc.
     pub sort_direction: Option<String>,
+    /// RFC 3339: the memories current at that time (created by then, not yet
+    /// superseded or retracted), archived ones included unless `state` says
+    /// otherwise.
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub as_of: Option<String>,
 }
 
 impl ListQuery {
@@ -209,13 +214,24 @@ impl ListQuery {
                 .unwrap_or_default(),
             search: search(self.search_query.as_deref(), &mut out),
             states: states(self.state.as_deref(), self.show_archived.unwrap_or(false), &mut out),
+            as_of: self.as_of.as_deref().and_then(|t| parse_time("as_of", t, &mut out)),
             sort,
             direction,
             ..Default::default()
         };
+        let filter = at_time(filter, self.state.is_none());
         let (filter, page) = resume(filter, page, self.page.is_some(), self.cursor.as_deref(), &mut out);
         if out.is_empty() { Ok((filter, page)) } else { Err(out) }
     }
+}
+
+/// With `as_of`, what was current then includes memories archived since
+/// (superseded or retracted), unless the states were asked for.
+fn at_time(mut filter: MemoryFilter, default_states: bool) -> MemoryFilter {
+    if filter.as_of.is_some() && default_states && !filter.states.contains(&MemoryState::Archived) {
+        filter.states.push(MemoryState::Archived);
+    }
+    filter
 }
 
 fn search(raw: Option<&str>, out: &mut Vec<FieldViolation>) -> Option<String> {
@@ -265,6 +281,8 @@ pub struct FilterBody {
     pub to: Option<String>,
     pub sort_column: Option<String>,
     pub sort_direction: Option<String>,
+    /// RFC 3339: the memories current at that time (archived ones included).
+    pub as_of: Option<String>,
 }
 
 impl FilterBody {
@@ -318,10 +336,12 @@ impl FilterBody {
             to: self.to.as_deref().and_then(|t| parse_time("to", t, &mut out)),
             search: search(self.search_query.as_deref(), &mut out),
             states: states(None, self.show_archived, &mut out),
+            as_of: self.as_of.as_deref().and_then(|t| parse_time("as_of", t, &mut out)),
             sort,
             direction,
             ..Default::default()
         };
+        let filter = at_time(filter, true);
         let (filter, page) = resume(filter, page, self.page.is_some(), self.cursor.as_deref(), &mut out);
         if out.is_empty() { Ok((filter, page)) } else { Err(out) }
     }

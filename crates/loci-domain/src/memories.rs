@@ -101,6 +101,15 @@ pub struct ImportItem {
     pub created_at: DateTime<Utc>,
 }
 
+/// A memory and the one that superseded it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SupersededView {
+    /// The old memory, now archived with `valid_to` and `superseded_by`.
+    pub superseded: MemoryView,
+    /// The new, current memory.
+    pub memory: MemoryView,
+}
+
 /// A page of a scoped retrieval.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ScopedListView {
@@ -277,6 +286,79 @@ impl MemoryService {
         Ok(MemoryView { memory, app_name: app.name, owned: true })
     }
 
+    /// Replaces a current memory of the caller with a new one, in one
+    /// transaction: the new memory is created as [`Self::create`] creates
+    /// one (through `input.app`), and the old one is archived with
+    /// `valid_to` and `superseded_by` set, so default lists and searches show
+    /// only the new one and `as_of` reads show what was current when.
+    pub async fn supersede(
+        &self,
+        p: &Principal,
+        id: MemoryId,
+        input: CreateMemoryInput,
+    ) -> Result<SupersededView, DomainError> {
+        if input.infer {
+            return Err(DomainError::InferUnavailable);
+        }
+        let mut errors = Vec::new();
+        let text = validation::content("text", &input.text, &self.limits, &mut errors);
+        let app_name = input.app.as_deref().or(p.client_id.as_deref()).unwrap_or("default").to_owned();
+        let app_name = validation::app_name("app", &app_name, &mut errors);
+        let metadata = validation::metadata(&input.metadata, &p.org_id, &self.limits, &mut errors);
+        let (Some(text), Some(app_name), Some(metadata)) = (text, app_name, metadata) else {
+            return Err(DomainError::Validation(errors));
+        };
+        let (me, tx, app) = self.writable_app(p, &app_name).await?;
+        let old = match self.owned(&tx, me, id).await {
+            Ok(old) => old,
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(e);
+            }
+        };
+        let memory = memories::create(
+            &tx,
+            NewMemory {
+                user_id: me,
+                app_id: app.id,
+                content: text,
+                metadata: metadata.metadata,
+                categories: metadata.categories,
+            },
+        )
+        .await?;
+        let ended = memories::end_validity(&tx, old.id, Some(memory.id), Some(me)).await?;
+        let old_app = apps::get(&tx, old.app_id).await?.map_or_else(String::new, |a| a.name);
+        tx.commit().await?;
+        if let Some(auto) = &self.auto_categorizer {
+            auto.enqueue(&p.org_id, memory.id, &memory.content);
+        }
+        let superseded = ended.ok_or(DomainError::NotFound("memory"))?;
+        Ok(SupersededView {
+            superseded: MemoryView { memory: superseded, app_name: old_app, owned: true },
+            memory: MemoryView { memory, app_name: app.name, owned: true },
+        })
+    }
+
+    /// Ends a current memory of the caller without a replacement: archived
+    /// with `valid_to` set (`as_of` reads still find it).
+    pub async fn retract(&self, p: &Principal, id: MemoryId) -> Result<MemoryView, DomainError> {
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant(&p.org_id).await?;
+        let old = match self.owned(&tx, me, id).await {
+            Ok(old) => old,
+            Err(e) => {
+                tx.rollback().await?;
+                return Err(e);
+            }
+        };
+        let ended =
+            memories::end_validity(&tx, old.id, None, Some(me)).await?.ok_or(DomainError::NotFound("memory"))?;
+        let app_name = apps::get(&tx, ended.app_id).await?.map_or_else(String::new, |a| a.name);
+        tx.commit().await?;
+        Ok(MemoryView { memory: ended, app_name, owned: true })
+    }
+
     /// Bulk import of active memories with their original times (a
     /// conversation history, a migration, a benchmark's corpus): validated
     /// like [`Self::create`], written in one transaction through the named
@@ -421,17 +503,29 @@ impl MemoryService {
         limit: usize,
         kind: &str,
     ) -> Result<Vec<MemoryView>, DomainError> {
+        self.visible_in_order_at(p, ids, limit, kind, None).await
+    }
+
+    /// [`Self::visible_in_order`], or with `as_of` the memories among `ids`
+    /// that were current then (archived since included).
+    pub async fn visible_in_order_at(
+        &self,
+        p: &Principal,
+        ids: &[MemoryId],
+        limit: usize,
+        kind: &str,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Vec<MemoryView>, DomainError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         let vis = self.visibility(p).await?;
         let me = vis.user_id;
-        let filter = MemoryFilter {
-            ids: ids.to_vec(),
-            visible_to: Some(vis),
-            states: vec![MemoryState::Active],
-            ..Default::default()
+        let states = match as_of {
+            None => vec![MemoryState::Active],
+            Some(_) => vec![MemoryState::Active, MemoryState::Archived],
         };
+        let filter = MemoryFilter { ids: ids.to_vec(), visible_to: Some(vis), states, as_of, ..Default::default() };
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
         let page = memories::list(&tx, &filter, PageRequest { page: 1, size: ids.len() as u64 }).await?;
         let mut by_id: HashMap<MemoryId, Memory> = page.items.into_iter().map(|m| (m.id, m)).collect();

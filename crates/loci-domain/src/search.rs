@@ -89,6 +89,8 @@ pub struct SearchRequest {
     pub weights: Option<Weights>,
     /// Scoped deduplication of the results (see [`dedupe_by_scope`]).
     pub dedupe: bool,
+    /// What was current then (see [`SearchInput::as_of`]).
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// Per-source scores of a result: each source's own score, and the fused one.
@@ -293,6 +295,9 @@ pub struct SearchInput {
     /// answer's `meta.dedup` reports what went. Default false.
     #[serde(default)]
     pub dedupe: Option<bool>,
+    /// RFC 3339: search what was current at that time (memories created by
+    /// then and not yet superseded or retracted).
+    pub as_of: Option<String>,
 }
 
 fn known<T: std::str::FromStr + ToString>(
@@ -322,6 +327,7 @@ impl SearchInput {
                 DEFAULT_SEARCH_LIMIT
             }),
         };
+        let as_of = self.as_of.as_deref().and_then(|raw| parse_time("as_of", raw, &mut out));
         let f = self.filters.unwrap_or_default();
         let filters = SearchFilters {
             fields: StructuredFields {
@@ -350,6 +356,7 @@ impl SearchInput {
             mode: forced.or(self.mode).unwrap_or_default(),
             weights: self.weights,
             dedupe: self.dedupe.unwrap_or(false),
+            as_of,
         })
     }
 }
@@ -435,7 +442,13 @@ impl SearchService {
         Self::validate(&req)?;
         let started = Instant::now();
         let vis = self.memories.visibility(p).await?;
-        let filter = self.filter(p, vis, &req.filters);
+        let mut filter = self.filter(p, vis, &req.filters);
+        if let Some(at) = req.as_of {
+            // Memories archived since may have been current then; the store
+            // checks their validity when it loads them.
+            filter.states = vec![loci_core::MemoryState::Active, loci_core::MemoryState::Archived];
+            filter.to = Some(filter.to.map_or(at, |to| to.min(at)));
+        }
         let weights = req.weights.unwrap_or(self.config.weights);
         let depth = self.config.candidates.max(req.limit);
         let mut timings = Timings::default();
@@ -554,7 +567,7 @@ impl SearchService {
         // Deduplication needs spare copies to fill the places it frees.
         let wanted = if req.dedupe { req.limit * 3 } else { req.limit };
         let ids: Vec<MemoryId> = fused.iter().take(wanted + req.limit / 2 + 2).map(|f| f.id).collect();
-        let views = self.memories.visible_in_order(p, &ids, wanted, "search").await?;
+        let views = self.memories.visible_in_order_at(p, &ids, wanted, "search", req.as_of).await?;
         let mut by_id: HashMap<MemoryId, Fused> = fused.into_iter().map(|f| (f.id, f)).collect();
         let results: Vec<SearchResult> = views
             .into_iter()

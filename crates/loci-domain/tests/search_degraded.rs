@@ -78,6 +78,7 @@ fn request(query: &str) -> SearchRequest {
         mode: SearchMode::Auto,
         weights: None,
         dedupe: false,
+        as_of: None,
     }
 }
 

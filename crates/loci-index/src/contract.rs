@@ -387,6 +387,8 @@ impl GraphFixture for PlainMemories {
             updated_at: d.created_at,
             archived_at: None,
             deleted_at: None,
+            valid_to: None,
+            superseded_by: None,
         };
         IndexDoc::from_memory(&m)
     }

@@ -557,7 +557,7 @@ async fn migrations_down_drop_the_graph_and_up_restore_it(engine: Engine) {
     let m = create(&db, &alice, &app, "Caroline and Melanie met.").await;
     index.upsert(&[doc(&db, &org("acme"), m).await]).await.unwrap();
     // The four migrations after the graph's, then the graph's.
-    db.migrate_down(5).await.unwrap();
+    db.migrate_down(6).await.unwrap();
     assert!(index.count(&org("acme")).await.is_err(), "the graph tables are gone");
     db.migrate_up().await.unwrap();
     assert_eq!(index.count(&org("acme")).await.unwrap(), 0);

@@ -112,6 +112,27 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(state.memories.get(p, memory_id(&id)?).await?))
 }
 
+#[utoipa::path(post, path = "/api/v1/memories/{id}/supersede", tag = "memories", params(("id" = String, Path, format = Uuid)), request_body = CreateMemoryInput, responses((status = 201, description = "The new memory, and the old one archived with valid_to and superseded_by (one transaction); 409 when the old one is not current", body = loci_domain::memories::SupersededView), loci_http::ProblemResponses), security(("bearer" = [])))]
+pub async fn supersede(
+    state: web::Data<Services>,
+    auth: Authenticated,
+    id: web::Path<String>,
+    body: ValidJson<CreateMemoryInput>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[MEMORIES_WRITE])?;
+    Ok(HttpResponse::Created().json(state.memories.supersede(p, memory_id(&id)?, body.0).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/memories/{id}/retract", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "The memory, no longer current: archived with valid_to set; 409 when it is not current", body = loci_domain::memories::MemoryView), loci_http::ProblemResponses), security(("bearer" = [])))]
+pub async fn retract(
+    state: web::Data<Services>,
+    auth: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[MEMORIES_WRITE])?;
+    Ok(HttpResponse::Ok().json(state.memories.retract(p, memory_id(&id)?).await?))
+}
+
 #[utoipa::path(put, path = "/api/v1/memories/{id}", tag = "memories", params(("id" = String, Path, format = Uuid)), request_body = loci_domain::validation::UpdateMemoryInput, responses((status = 200, description = "Updated", body = UpdatedMemory), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn update(
     state: web::Data<Services>,

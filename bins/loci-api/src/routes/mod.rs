@@ -56,6 +56,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(method_not_allowed("GET, PUT")),
     )
     .service(
+        web::resource("/api/v1/memories/{id}/supersede")
+            .route(web::post().to(memories::supersede))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/memories/{id}/retract")
+            .route(web::post().to(memories::retract))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
         web::resource("/api/v1/memories/{id}/history")
             .route(web::get().to(memories::history))
             .default_service(method_not_allowed("GET")),

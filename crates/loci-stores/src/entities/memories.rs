@@ -29,6 +29,8 @@ pub struct Model {
     pub updated_at: DateTimeUtc,
     pub archived_at: Option<DateTimeUtc>,
     pub deleted_at: Option<DateTimeUtc>,
+    pub valid_to: Option<DateTimeUtc>,
+    pub superseded_by: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

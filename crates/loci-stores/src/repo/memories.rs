@@ -57,6 +57,8 @@ fn to_record(tx: &TenantTx, m: memories::Model) -> Result<Memory, StoreError> {
         updated_at: m.updated_at,
         archived_at: m.archived_at,
         deleted_at: m.deleted_at,
+        valid_to: m.valid_to,
+        superseded_by: m.superseded_by.map(MemoryId::from_uuid),
     })
 }
 
@@ -133,6 +135,8 @@ fn new_row(
         updated_at: Set(times.updated_at),
         archived_at: Set(times.archived_at),
         deleted_at: Set(times.deleted_at),
+        valid_to: Set(None),
+        superseded_by: Set(None),
     })
 }
 
@@ -249,6 +253,11 @@ fn base_condition(tx: &TenantTx, filter: &MemoryFilter) -> Condition {
     }
     if !filter.states.is_empty() {
         all = all.add(memories::Column::State.is_in(filter.states.iter().map(|s| s.as_str())));
+    }
+    if let Some(at) = filter.as_of {
+        all = all
+            .add(memories::Column::CreatedAt.lte(at))
+            .add(Condition::any().add(memories::Column::ValidTo.is_null()).add(memories::Column::ValidTo.gt(at)));
     }
     if let Some(category) = filter.category {
         all = all.add(memories::Column::Category.eq(category.as_str()));
@@ -703,7 +712,12 @@ pub async fn set_state(
     match next {
         MemoryState::Archived => row.archived_at = Set(Some(t)),
         MemoryState::Deleted => row.deleted_at = Set(Some(t)),
-        MemoryState::Active => row.archived_at = Set(None),
+        MemoryState::Active => {
+            // Made current again by its owner: no longer superseded.
+            row.archived_at = Set(None);
+            row.valid_to = Set(None);
+            row.superseded_by = Set(None);
+        }
         MemoryState::Paused => {}
     }
     let updated = row.update(tx.conn()).await?;
@@ -712,6 +726,33 @@ pub async fn set_state(
     outbox::enqueue_memory(tx, id, op).await?;
     let mut memory = to_record(tx, updated)?;
     memory.categories = repo::categories::names_for(tx, &[id]).await?.remove(&id).unwrap_or_default();
+    Ok(Some(memory))
+}
+
+/// Ends a current (active or paused) memory: archived, with `valid_to` now
+/// and `superseded_by` the memory that replaces it (none: retracted), in
+/// the caller's transaction, with its history row and outbox entry.
+/// `None` for a missing memory; a memory not current is an invalid
+/// transition.
+pub async fn end_validity(
+    tx: &TenantTx,
+    id: MemoryId,
+    superseded_by: Option<MemoryId>,
+    actor: Option<UserId>,
+) -> Result<Option<Memory>, StoreError> {
+    let Some(mut memory) = set_state(tx, id, MemoryState::Archived, actor).await? else {
+        return Ok(None);
+    };
+    let at = memory.archived_at.unwrap_or_else(now);
+    memories::Entity::update_many()
+        .col_expr(memories::Column::ValidTo, Expr::value(at))
+        .col_expr(memories::Column::SupersededBy, Expr::value(superseded_by.map(|m| m.as_uuid())))
+        .filter(memories::Column::OrgId.eq(tx.org_str()))
+        .filter(memories::Column::Id.eq(id.as_uuid()))
+        .exec(tx.conn())
+        .await?;
+    memory.valid_to = Some(at);
+    memory.superseded_by = superseded_by;
     Ok(Some(memory))
 }
 
