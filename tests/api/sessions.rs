@@ -131,3 +131,60 @@ async fn sessions_on_valkey() {
     let app = TestApp::spawn_with(Engine::Postgres, AppOptions::default().valkey(valkey_url())).await;
     sessions_keep_promote_and_isolate(app, "valkey").await;
 }
+
+/// `POST /api/v1/context`: profile facts, session items and relevant
+/// memories within the budget (counted with the model's tokenizer), current
+/// only, the caller's only.
+#[tokio::test]
+async fn context_fits_the_budget_and_holds_only_current_facts_of_the_caller() {
+    let app = TestApp::spawn_with(Engine::Sqlite, AppOptions::default().with_model()).await;
+    let alice = app.user("alice", "acme", &[]);
+    let bob = app.user("bob", "acme", &[]);
+    alice.remember("My name is Alice Park.", json!({})).await;
+    let old_role = alice.remember("I work as a data engineer.", json!({})).await;
+    alice.remember("I prefer Postgres over MySQL.", json!({})).await;
+    alice.remember("The billing service publishes invoices to Kafka.", json!({})).await;
+    bob.remember("My name is Bob Stone. The billing service is mine.", json!({})).await;
+    let (status, _) = alice
+        .post(&format!("/api/v1/memories/{old_role}/supersede"), json!({ "text": "I work as a staff engineer." }))
+        .await;
+    assert_eq!(status, 201);
+    alice.post("/api/v1/sessions/s1/items", json!({ "content": "We are fixing the invoice retries." })).await;
+    bob.post("/api/v1/sessions/s1/items", json!({ "content": "bob's secret turn" })).await;
+    app.indexed().await;
+
+    let (status, body) = alice
+        .post("/api/v1/context", json!({ "query": "billing invoices", "session_id": "s1", "max_tokens": 1000 }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let facts: Vec<(&str, &str)> = body["profile"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["kind"].as_str().unwrap(), f["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(facts, [("role", "staff engineer"), ("preference", "Postgres over MySQL"), ("name", "Alice Park")]);
+    assert_eq!(body["session"][0]["text"], "We are fixing the invoice retries.");
+    assert_eq!(body["memories"][0]["text"], "The billing service publishes invoices to Kafka.", "{body}");
+    assert_eq!(body["tokenizer"], "all-MiniLM-L6-v2");
+    let text = body.to_string();
+    assert!(!text.contains("data engineer"), "a superseded fact never appears: {text}");
+    assert!(!text.contains("Bob") && !text.contains("secret"), "nothing of bob's: {text}");
+    let used = body["tokens_used"].as_u64().unwrap();
+    let parts: u64 = ["session", "memories"]
+        .iter()
+        .flat_map(|k| body[*k].as_array().unwrap().iter().map(|i| i["tokens"].as_u64().unwrap()))
+        .sum();
+    assert!(used <= 1000 && parts <= used, "{body}");
+
+    // A tight budget: what does not fit is left out whole, and says so.
+    let (status, small) = alice.post("/api/v1/context", json!({ "query": "billing", "max_tokens": 16 })).await;
+    assert_eq!(status, 200, "{small}");
+    assert!(small["tokens_used"].as_u64().unwrap() <= 16 && small["truncated"] == true, "{small}");
+
+    // Bad input is a field error.
+    let (status, bad) = alice.post("/api/v1/context", json!({ "max_tokens": 5 })).await;
+    assert_eq!((status, bad["errors"][0]["field"].as_str()), (422, Some("max_tokens")), "{bad}");
+    let (status, bad) = alice.post("/api/v1/context", json!({ "query": "  " })).await;
+    assert_eq!((status, bad["errors"][0]["field"].as_str()), (422, Some("query")), "{bad}");
+}

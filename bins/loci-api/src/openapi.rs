@@ -83,6 +83,7 @@ impl Modify for Security {
         crate::routes::sessions::summarised,
         crate::routes::sessions::decay,
         crate::routes::sessions::expire,
+        crate::routes::sessions::context,
         crate::routes::graph::stats,
         crate::routes::graph::aggregate,
         crate::routes::graph::tag_cooccurrence,

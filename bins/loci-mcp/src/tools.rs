@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use loci_core::{ErrorCode, MemoryId};
+use loci_domain::context::{ContextRequest, ContextService};
 use loci_domain::entities::{
     DEFAULT_ENTITY_LIMIT, DEFAULT_PATH_HOPS, EntityService, MAX_ENTITY_LIMIT, MAX_NAME_CHARS, MAX_SUBGRAPH_DEPTH,
     MergeRequest, MergeView, PATH_HOPS, RELATION_TYPES, RelationsRequest,
@@ -122,6 +123,19 @@ fn session_get_schema() -> Value {
             "include_summarised": { "type": "boolean", "default": false }
         }),
         &["session_id"],
+    )
+}
+
+fn context_schema() -> Value {
+    object(
+        json!({
+            "query": { "type": "string", "minLength": 1, "maxLength": 2048, "description": "What you are working on: the most relevant memories are included." },
+            "session_id": session_id_property(),
+            "max_tokens": { "type": "integer", "minimum": 16, "maximum": 32000, "default": 1000 },
+            "memories": { "type": "integer", "minimum": 1, "maximum": 50, "default": 10 },
+            "session_items": { "type": "integer", "minimum": 1, "maximum": 50, "default": 10 }
+        }),
+        &[],
     )
 }
 
@@ -622,6 +636,14 @@ pub const TOOLS: &[ToolSpec] = &[
         schema: session_promote_schema,
     },
     ToolSpec {
+        name: "get_context",
+        scopes: &[MEMORIES_READ],
+        description: "What you should know now, within a token budget: the user's profile facts, this session's recent items, and the memories most relevant to your query (current only, with ids to cite).",
+        read_only: true,
+        destructive: false,
+        schema: context_schema,
+    },
+    ToolSpec {
         name: "get_embedder_info",
         scopes: &[MEMORIES_READ],
         description: "The embedding model behind semantic search: provider, model, dimensions.",
@@ -917,6 +939,7 @@ pub struct Tools {
     graph: GraphService,
     knowledge_graph: KnowledgeGraphService,
     episodic: EpisodicService,
+    context: ContextService,
     embedder: EmbedderInfo,
     max_results: u64,
 }
@@ -932,7 +955,8 @@ impl Tools {
         max_results: u64,
     ) -> Self {
         let knowledge_graph = KnowledgeGraphService::new(memories.clone());
-        Self { memories, search, entities, graph, knowledge_graph, episodic, embedder, max_results }
+        let context = ContextService::new(memories.clone(), search.clone(), episodic.clone());
+        Self { memories, search, entities, graph, knowledge_graph, episodic, context, embedder, max_results }
     }
 
     pub fn from_services(services: &loci_app::Services) -> Self {
@@ -1031,6 +1055,7 @@ impl Tools {
             "session_context_add" => self.session_add(p, &args).await,
             "session_context_get" => self.session_get(p, &args).await,
             "session_context_promote" => self.session_promote(p, &args).await,
+            "get_context" => self.get_context(p, &args).await,
             "get_embedder_info" => self.embedder_info(&args),
             other => Err(ToolError::new(ErrorCode::NotImplemented, format!("`{other}` has no handler"))),
         };
@@ -1272,6 +1297,16 @@ impl Tools {
                 Ok((to_value(&pairs)?, text))
             }
         }
+    }
+
+    async fn get_context(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let req: ContextRequest = arguments(args)?;
+        let view = self.context.assemble(p, req).await?;
+        let mut lines: Vec<String> = view.profile.iter().map(|f| format!("- {}: {}", f.kind, f.value)).collect();
+        lines.extend(view.session.iter().map(|i| format!("- [session {}] {}", i.id, one_line(&i.text))));
+        lines.extend(view.memories.iter().map(|m| format!("- [{}] {}", m.id, one_line(&m.text))));
+        lines.push(format!("({} of {} tokens, {})", view.tokens_used, view.max_tokens, view.tokenizer));
+        Ok((to_value(&view)?, lines.join("\n")))
     }
 
     async fn session_add(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {

@@ -27,6 +27,7 @@ use loci_domain::Provisioner;
 use loci_domain::access_log::AccessLog;
 use loci_domain::apps::AppService;
 use loci_domain::backup::BackupService;
+use loci_domain::context::ContextService;
 use loci_domain::entities::EntityService;
 use loci_domain::episodic::EpisodicService;
 use loci_domain::graph::GraphService;
@@ -77,6 +78,7 @@ pub struct Services {
     pub graph: GraphService,
     pub knowledge_graph: KnowledgeGraphService,
     pub episodic: EpisodicService,
+    pub context: ContextService,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -134,6 +136,7 @@ impl Services {
             std::time::Duration::from_secs(settings.episodic.ttl_secs),
             settings.episodic.max_items_per_session,
         );
+        let context = ContextService::new(memories.clone(), search.clone(), episodic.clone());
         Ok(Self {
             settings: Arc::new(settings),
             database,
@@ -147,6 +150,7 @@ impl Services {
             graph,
             knowledge_graph,
             episodic,
+            context,
             indexer,
             access_log,
         })

@@ -460,6 +460,23 @@ impl MemoryService {
         Ok(Page { items, total: result.total, page: result.page, size: result.size, pages: result.pages, next_cursor })
     }
 
+    /// The caller's visible active memories matching `filter`, newest
+    /// first, without logging reads (for what the server derives from them,
+    /// such as profile facts).
+    pub async fn list_quiet(
+        &self,
+        p: &Principal,
+        mut filter: MemoryFilter,
+        page: PageRequest,
+    ) -> Result<Vec<Memory>, DomainError> {
+        filter.visible_to = Some(self.visibility(p).await?);
+        filter.states = vec![MemoryState::Active];
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let result = memories::list(&tx, &filter, page).await?;
+        tx.commit().await?;
+        Ok(result.items)
+    }
+
     /// A scoped retrieval: the caller's visible active memories with each
     /// content once, in its highest-precedence copy (see
     /// `loci_stores::repo::memories::scoped_page`), with the counts before and

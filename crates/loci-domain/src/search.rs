@@ -392,6 +392,12 @@ impl SearchService {
         Self { memories, indexes, query_embedder, config }
     }
 
+    /// Tokens of `text` by the embedding model's own tokenizer; `None`
+    /// without a local model.
+    pub fn count_tokens(&self, text: &str) -> Option<usize> {
+        self.indexes.embedder.as_ref()?.count_tokens(text)
+    }
+
     /// The embedding model and its dimensions, when semantic search is on.
     pub fn embedder_info(&self) -> Option<(String, usize)> {
         self.indexes.embedder.as_ref().map(|e| (e.model().to_owned(), e.dimensions()))

@@ -77,6 +77,10 @@ impl<E: Embedder> Embedder for CachedEmbedder<E> {
         self.inner.dimensions()
     }
 
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        self.inner.count_tokens(text)
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         check_texts(texts)?;
         let keys: Vec<String> = texts.iter().map(|t| cache_key(t)).collect();

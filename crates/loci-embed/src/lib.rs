@@ -48,6 +48,14 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
     /// Embeds `texts`, one unit vector per text, in input order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
 
+    /// How many tokens the model's own tokenizer makes of `text` (no
+    /// truncation), for budgets counted in the model's tokens; `None` when
+    /// the tokenizer is not local (a remote model).
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        let _ = text;
+        None
+    }
+
     /// Embeds one text (a search query, typically).
     async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         let mut out = self.embed(&[text.to_owned()]).await?;
@@ -74,6 +82,10 @@ impl<E: Embedder + ?Sized> Embedder for Arc<E> {
 
     async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         (**self).embed_one(text).await
+    }
+
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        (**self).count_tokens(text)
     }
 }
 

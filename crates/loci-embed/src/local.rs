@@ -38,6 +38,8 @@ pub struct LocalEmbedder {
 struct Model {
     bert: BertModel,
     tokenizer: Tokenizer,
+    /// The same tokenizer without truncation, for counting.
+    counter: Tokenizer,
     device: Device,
     hidden_size: usize,
     pad_id: u32,
@@ -77,6 +79,8 @@ impl LocalEmbedder {
         let pad_id = tokenizer.get_padding().map_or(config.pad_token_id as u32, |p| p.pad_id);
         let max_tokens = MAX_TOKENS.min(config.max_position_embeddings);
         tokenizer.with_padding(None);
+        let mut counter = tokenizer.clone();
+        counter.with_truncation(None).map_err(|e| EmbedError::Tokenizer(format!("clearing truncation: {e}")))?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: max_tokens,
@@ -99,7 +103,7 @@ impl LocalEmbedder {
             .unwrap_or(DEFAULT_MODEL_DIR_NAME)
             .to_owned();
         Ok(Self {
-            model: Arc::new(Model { bert, tokenizer, device, hidden_size: config.hidden_size, pad_id }),
+            model: Arc::new(Model { bert, tokenizer, counter, device, hidden_size: config.hidden_size, pad_id }),
             name,
             max_batch: max_batch.max(1),
         })
@@ -184,6 +188,11 @@ impl Embedder for LocalEmbedder {
 
     fn dimensions(&self) -> usize {
         self.model.hidden_size
+    }
+
+    /// With the special tokens the model sees (`[CLS]`, `[SEP]`).
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        self.model.counter.encode(text, true).ok().map(|e| e.get_ids().len())
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {

@@ -294,10 +294,11 @@ impl ValkeyEpisodicStore {
         serde_json::to_string(item).map_err(|e| StoreError::corrupt(format!("episodic item: {e}")))
     }
 
-    /// The ids of the session, most recent first.
-    async fn ids(&self, key: &SessionKey) -> Result<Vec<Uuid>, StoreError> {
+    /// The ids of the session, most recent first (ranks `start..=stop`;
+    /// `-1` is the last).
+    async fn ids(&self, key: &SessionKey, start: i64, stop: i64) -> Result<Vec<Uuid>, StoreError> {
         let ids: Vec<String> = self
-            .bounded("zrange", self.valkey.pool().zrange(self.index_key(key), 0, -1, None, true, None, false))
+            .bounded("zrange", self.valkey.pool().zrange(self.index_key(key), start, stop, None, true, None, false))
             .await?;
         Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
     }
@@ -359,24 +360,43 @@ impl EpisodicStore for ValkeyEpisodicStore {
         include_summarised: bool,
         limit: usize,
     ) -> Result<Vec<EpisodicItem>, StoreError> {
-        let ids = self.ids(key).await?;
-        if ids.is_empty() || limit == 0 {
+        if limit == 0 {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = ids.iter().map(|id| self.item_key(key, *id)).collect();
-        let values: Vec<Option<String>> = self.bounded("mget", self.valkey.pool().mget(keys)).await?;
+        // Newest first, a window of ranks at a time, until `limit` items
+        // pass (summarised or expired ones are skipped).
+        let window = i64::try_from(limit.saturating_mul(2).max(32)).unwrap_or(i64::MAX);
         let mut items = Vec::new();
-        let mut expired = Vec::new();
-        for (id, value) in ids.iter().zip(values) {
-            match value {
-                Some(json) => items.push(Self::decode(&json)?),
-                None => expired.push(id.to_string()),
+        let mut start = 0i64;
+        loop {
+            let ids = self.ids(key, start, start.saturating_add(window - 1)).await?;
+            if ids.is_empty() {
+                break;
+            }
+            let keys: Vec<String> = ids.iter().map(|id| self.item_key(key, *id)).collect();
+            let values: Vec<Option<String>> = self.bounded("mget", self.valkey.pool().mget(keys)).await?;
+            let mut expired = Vec::new();
+            for (id, value) in ids.iter().zip(values) {
+                match value {
+                    Some(json) => {
+                        let item = Self::decode(&json)?;
+                        if include_summarised || !item.summarised {
+                            items.push(item);
+                        }
+                    }
+                    None => expired.push(id.to_string()),
+                }
+            }
+            let got = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+            // Expired ones leave the index, and the ranks after them shift down.
+            start = start.saturating_add(got) - i64::try_from(expired.len()).unwrap_or(0);
+            if !expired.is_empty() {
+                let _: i64 = self.bounded("zrem", self.valkey.pool().zrem(self.index_key(key), expired)).await?;
+            }
+            if items.len() >= limit || got < window {
+                break;
             }
         }
-        if !expired.is_empty() {
-            let _: i64 = self.bounded("zrem", self.valkey.pool().zrem(self.index_key(key), expired)).await?;
-        }
-        items.retain(|item| include_summarised || !item.summarised);
         items.sort_by(order);
         items.truncate(limit);
         Ok(items)
@@ -406,7 +426,7 @@ impl EpisodicStore for ValkeyEpisodicStore {
     }
 
     async fn expire_session(&self, key: &SessionKey) -> Result<u64, StoreError> {
-        let ids = self.ids(key).await?;
+        let ids = self.ids(key, 0, -1).await?;
         let mut keys: Vec<String> = ids.iter().map(|id| self.item_key(key, *id)).collect();
         let items = keys.len();
         keys.push(self.index_key(key));

@@ -71,6 +71,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(method_not_allowed("GET")),
     )
     .service(
+        web::resource("/api/v1/context")
+            .route(web::post().to(sessions::context))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
         web::resource("/api/v1/sessions/{session_id}")
             .route(web::delete().to(sessions::expire))
             .default_service(method_not_allowed("DELETE")),

@@ -3,6 +3,7 @@
 //! `loci_domain::episodic`).
 
 use actix_web::{HttpResponse, web};
+use loci_domain::context::{ContextRequest, ContextView};
 use loci_domain::episodic::{
     AddEpisodicInput, EpisodicCount, EpisodicItemView, EpisodicList, EpisodicListQuery, PromoteInput, PromotedView,
     SummarisedInput,
@@ -99,4 +100,14 @@ pub async fn expire(
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[MEMORIES_WRITE])?;
     Ok(HttpResponse::Ok().json(state.episodic.expire(p, &session).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/context", tag = "sessions", request_body = ContextRequest, responses((status = 200, description = "What an agent should see now, within max_tokens: the user's profile facts, the session's recent items and the memories most relevant to the query (current only, each content once, with ids)", body = ContextView), loci_http::ProblemResponses), security(("bearer" = [])))]
+pub async fn context(
+    state: web::Data<Services>,
+    auth: Authenticated,
+    body: ValidJson<ContextRequest>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[MEMORIES_READ])?;
+    Ok(HttpResponse::Ok().json(state.context.assemble(p, body.0).await?))
 }
