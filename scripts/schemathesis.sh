@@ -22,6 +22,13 @@ seeded="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/memories" \
 LOCI_MEMORY_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$seeded")"
 LOCI_APP_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["app_id"])' <<<"$seeded")"
 export LOCI_MEMORY_ID LOCI_APP_ID
+# A memory for supersede and retract, which end it: the first one that
+# succeeds archives it and the rest answer 409, leaving the seed above current.
+ending="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/memories" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"text": "Schemathesis seed: the office moves next spring", "app": "schemathesis"}')"
+LOCI_ENDING_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$ending")"
+export LOCI_ENDING_ID
 # Entities for the merge route (the `entity-names` dictionary of the config).
 curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/memories" \
     -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \

@@ -187,4 +187,7 @@ async fn context_fits_the_budget_and_holds_only_current_facts_of_the_caller() {
     assert_eq!((status, bad["errors"][0]["field"].as_str()), (422, Some("max_tokens")), "{bad}");
     let (status, bad) = alice.post("/api/v1/context", json!({ "query": "  " })).await;
     assert_eq!((status, bad["errors"][0]["field"].as_str()), (422, Some("query")), "{bad}");
+    // A body is an object: serde would read these fields from an array.
+    let (status, bad) = alice.post("/api/v1/context", json!([null, null])).await;
+    assert_eq!((status, bad["errors"][0]["field"].as_str()), (422, Some("body")), "{bad}");
 }

@@ -40,10 +40,13 @@ pub struct ContextRequest {
     /// The agent session whose recent items to include.
     pub session_id: Option<String>,
     /// 16 to 32,000 (default 1,000).
+    #[serde(default, deserialize_with = "crate::inputs::whole_number::option")]
     pub max_tokens: Option<i64>,
     /// Most relevant memories (1 to 50, default 10).
+    #[serde(default, deserialize_with = "crate::inputs::whole_number::option")]
     pub memories: Option<i64>,
     /// Most session items (1 to 50, default 10).
+    #[serde(default, deserialize_with = "crate::inputs::whole_number::option")]
     pub session_items: Option<i64>,
 }
 

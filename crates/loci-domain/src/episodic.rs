@@ -38,7 +38,7 @@ pub struct AddEpisodicInput {
     pub role: Option<String>,
     /// Any JSON object (at most the metadata size limit).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
 }
 

@@ -76,6 +76,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
             if depth(&body) > max_depth {
                 return Err(Problem::new(ErrorCode::MalformedRequest, format!("JSON nesting deeper than {max_depth}")));
             }
+            // Every body of the API is an object: serde would also read a
+            // struct from an array (`[null, null]`), which no client means.
+            if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{') {
+                return Err(Problem::validation(vec![FieldError {
+                    field: "body".to_owned(),
+                    message: "must be a JSON object".to_owned(),
+                }]));
+            }
             let mut de = serde_json::Deserializer::from_slice(&body);
             match serde_path_to_error::deserialize::<_, T>(&mut de) {
                 Ok(v) => match de.end() {

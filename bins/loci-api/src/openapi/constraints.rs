@@ -151,9 +151,11 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
     let text = |max: usize| json!({ "minLength": 1, "maxLength": max, "pattern": not_blank() });
     let name = |max: usize| json!({ "minLength": 1, "maxLength": max, "pattern": name_pattern() });
     let uuid = json!({ "format": "uuid" });
+    let uuid_format = uuid.clone();
     let time = json!({ "format": "date-time" });
     let categories = names(Category::ALL, Category::as_str);
     let scopes = names(Scope::ALL, Scope::as_str);
+    let scopes_list = scopes.clone();
     let artifact_types = names(ArtifactType::ALL, ArtifactType::as_str);
     let sources = names(Source::ALL, Source::as_str);
     let content = json!({
@@ -272,7 +274,29 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
     p.prop("SearchFiltersInput", "source", json!({ "enum": nullable(sources) }));
     p.prop("SearchFiltersInput", "app_id", uuid);
     p.prop("SearchFiltersInput", "from", time.clone());
-    p.prop("SearchFiltersInput", "to", time);
+    p.prop("SearchFiltersInput", "to", time.clone());
+    p.prop("SearchInput", "as_of", time.clone());
+    p.prop("FilterBody", "as_of", time);
+
+    // Scoped retrieval: a comma-separated list of scopes.
+    p.param("/api/v1/memories/scoped", "scopes", json!({ "pattern": comma_list(&scopes_list) }));
+
+    // Sessions (episodic memory) and context.
+    let session = json!({ "pattern": "^[A-Za-z0-9._-]{1,128}$" });
+    p.param("/api/v1/sessions/", "session_id", session.clone());
+    p.param("/api/v1/sessions/", "item_id", uuid_format.clone());
+    p.param("/api/v1/sessions/", "limit", json!({ "minimum": 1, "maximum": loci_domain::episodic::MAX_LIST_LIMIT }));
+    p.prop("AddEpisodicInput", "content", content.clone());
+    p.prop("AddEpisodicInput", "role", json!({ "pattern": "^[a-z_]{1,32}$" }));
+    p.prop("SummarisedInput", "ids", json!({ "minItems": 1, "maxItems": loci_domain::episodic::MAX_IDS }));
+    p.items("SummarisedInput", "ids", uuid_format);
+    p.prop("PromoteInput", "app", name(MAX_APP_NAME_CHARS));
+    p.prop("ContextRequest", "query", json!({ "minLength": 1, "maxLength": MAX_QUERY_CHARS, "pattern": not_blank() }));
+    p.prop("ContextRequest", "session_id", session);
+    let (lo, hi) = (loci_domain::context::TOKEN_BUDGET.start(), loci_domain::context::TOKEN_BUDGET.end());
+    p.prop("ContextRequest", "max_tokens", json!({ "minimum": lo, "maximum": hi }));
+    p.prop("ContextRequest", "memories", json!({ "minimum": 1, "maximum": 50 }));
+    p.prop("ContextRequest", "session_items", json!({ "minimum": 1, "maximum": 50 }));
 
     p.missing
 }

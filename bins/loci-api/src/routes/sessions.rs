@@ -12,7 +12,15 @@ use loci_security::scopes::{MEMORIES_READ, MEMORIES_WRITE};
 use uuid::Uuid;
 
 use loci_app::Services;
+use loci_domain::inputs::id;
 use loci_http::{Authenticated, Problem, ValidJson};
+
+/// A session item's id from the path: a malformed one is a 422 on
+/// `item_id` (a problem document, as every error).
+fn item_id(raw: &str) -> Result<Uuid, Problem> {
+    let mut out = Vec::new();
+    id::<Uuid>("item_id", raw, &mut out).ok_or_else(|| out.into())
+}
 
 #[utoipa::path(post, path = "/api/v1/sessions/{session_id}/items", tag = "sessions", params(("session_id" = String, Path, description = "1 to 128 of A-Z a-z 0-9 . _ -", max_length = 128)), request_body = AddEpisodicInput, responses((status = 201, description = "The item, kept for episodic.ttl_secs", body = EpisodicItemView), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn add(
@@ -36,38 +44,41 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(state.episodic.list(p, &session, &q).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/sessions/{session_id}/items/{item_id}", tag = "sessions", params(("session_id" = String, Path, max_length = 128), ("item_id" = Uuid, Path)), responses((status = 200, description = "The item", body = EpisodicItemView), loci_http::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/sessions/{session_id}/items/{item_id}", tag = "sessions", params(("session_id" = String, Path, max_length = 128), ("item_id" = String, Path, format = Uuid)), responses((status = 200, description = "The item", body = EpisodicItemView), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn get(
     state: web::Data<Services>,
     auth: Authenticated,
-    path: web::Path<(String, Uuid)>,
+    path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[MEMORIES_READ])?;
     let (session, id) = path.into_inner();
+    let id = item_id(&id)?;
     Ok(HttpResponse::Ok().json(state.episodic.get(p, &session, id).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/sessions/{session_id}/items/{item_id}", tag = "sessions", params(("session_id" = String, Path, max_length = 128), ("item_id" = Uuid, Path)), responses((status = 204, description = "Deleted"), loci_http::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/sessions/{session_id}/items/{item_id}", tag = "sessions", params(("session_id" = String, Path, max_length = 128), ("item_id" = String, Path, format = Uuid)), responses((status = 204, description = "Deleted"), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn delete(
     state: web::Data<Services>,
     auth: Authenticated,
-    path: web::Path<(String, Uuid)>,
+    path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[MEMORIES_WRITE])?;
     let (session, id) = path.into_inner();
+    let id = item_id(&id)?;
     state.episodic.delete(p, &session, id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(post, path = "/api/v1/sessions/{session_id}/items/{item_id}/promote", tag = "sessions", params(("session_id" = String, Path, max_length = 128), ("item_id" = Uuid, Path)), request_body = PromoteInput, responses((status = 201, description = "The long-term memory the item became (created as POST /api/v1/memories creates; the item is marked promoted and summarised; a second call answers the same memory)", body = PromotedView), loci_http::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/sessions/{session_id}/items/{item_id}/promote", tag = "sessions", params(("session_id" = String, Path, max_length = 128), ("item_id" = String, Path, format = Uuid)), request_body = PromoteInput, responses((status = 201, description = "The long-term memory the item became (created as POST /api/v1/memories creates; the item is marked promoted and summarised; a second call answers the same memory)", body = PromotedView), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn promote(
     state: web::Data<Services>,
     auth: Authenticated,
-    path: web::Path<(String, Uuid)>,
+    path: web::Path<(String, String)>,
     body: ValidJson<PromoteInput>,
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[MEMORIES_WRITE])?;
     let (session, id) = path.into_inner();
+    let id = item_id(&id)?;
     Ok(HttpResponse::Created().json(state.episodic.promote(p, &session, id, body.0).await?))
 }
 
