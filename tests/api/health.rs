@@ -83,3 +83,30 @@ async fn deps_can_be_closed_by_settings() {
 async fn res_has_challenge(app: &TestApp) -> bool {
     app.get("/health/deps").await.headers().contains_key("www-authenticate")
 }
+
+/// A remote embedding endpoint is a dependency of `/health/deps` (not of
+/// readiness: search degrades to lexical and graph without it).
+#[tokio::test]
+async fn an_unreachable_embedding_endpoint_is_reported_but_not_required() {
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        AppOptions::default().with(|s| {
+            s.embeddings.provider = loci_settings::EmbeddingsProvider::Openai;
+            s.embeddings.url = Some("http://127.0.0.1:9/v1".into());
+            s.embeddings.model = "text-embedding-3-small".into();
+            s.embeddings.dimensions = 8;
+            s.embeddings.timeout_ms = 500;
+        }),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let (status, body) = json(app.get("/health/deps").await).await;
+    assert!(started.elapsed().as_secs() < 10, "checks are bounded");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["dependencies"]["embedder"]["status"], "unavailable", "{body}");
+    assert_eq!(body["dependencies"]["database"]["status"], "healthy");
+    assert_eq!((body["healthy_count"].as_u64(), body["total_count"].as_u64()), (Some(1), Some(2)));
+    let (status, body) = json(app.get("/health/ready").await).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ok")), "{body}");
+    assert!(body["dependencies"].get("embedder").is_none(), "{body}");
+}

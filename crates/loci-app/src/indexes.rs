@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use loci_domain::indexer::Indexes;
-use loci_index::{GraphApi, GraphEngine, IndexError, LexicalIndex, VectorIndex};
+use loci_index::{GraphEngine, IndexError, LexicalIndex, VectorIndex};
 use loci_index_embedded::{EmbeddedLexicalIndex, EmbeddedVectorIndex, VectorOptions};
-use loci_settings::{GraphBackend, LexicalBackend, Settings, VectorBackend};
-use loci_stores::Database;
+use loci_settings::{EmbeddingsProvider, GraphBackend, LexicalBackend, Settings, VectorBackend};
 use loci_stores::graph::EmbeddedGraphIndex;
+use loci_stores::{Database, DependencyCheck, StoreError};
 
 use crate::AppError;
 
@@ -26,7 +26,7 @@ pub fn open(settings: &Settings, db: &Database) -> Result<Indexes, AppError> {
 
 /// [`open`], and the graph and entity API (`/api/v1/graph`,
 /// `/api/v1/entities`) on the same graph engine.
-pub fn open_with_graph_api(settings: &Settings, db: &Database) -> Result<(Indexes, Arc<dyn GraphApi>), AppError> {
+pub fn open_with_graph_api(settings: &Settings, db: &Database) -> Result<(Indexes, Arc<dyn GraphEngine>), AppError> {
     let embedder = match loci_embed::from_settings(&settings.embeddings, &settings.data_dir) {
         Ok(e) => e,
         Err(loci_embed::EmbedError::ModelMissing { dir, missing }) => {
@@ -62,6 +62,69 @@ pub fn open_with_graph_api(settings: &Settings, db: &Database) -> Result<(Indexe
         GraphBackend::Neo4j => neo4j(settings)?,
     };
     Ok((Indexes { vector, lexical, graph: graph.clone(), embedder }, graph))
+}
+
+/// An out-of-process engine or model endpoint as a dependency of
+/// `/health/deps`. Not required for readiness: without it search answers
+/// degraded (`meta.missing_sources`) rather than failing.
+#[derive(Debug)]
+enum Probe {
+    Vector(Arc<dyn VectorIndex>),
+    Lexical(Arc<dyn LexicalIndex>),
+    Graph(Arc<dyn GraphEngine>),
+    Embedder(Arc<dyn loci_embed::Embedder>),
+}
+
+#[derive(Debug)]
+struct EngineCheck {
+    name: &'static str,
+    probe: Probe,
+}
+
+#[async_trait::async_trait]
+impl DependencyCheck for EngineCheck {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn required(&self) -> bool {
+        false
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let outcome = match &self.probe {
+            Probe::Vector(v) => v.ping().await.map_err(|e| e.to_string()),
+            Probe::Lexical(l) => l.ping().await.map_err(|e| e.to_string()),
+            Probe::Graph(g) => g.ping().await.map_err(|e| e.to_string()),
+            Probe::Embedder(e) => e.ping().await.map_err(|e| e.to_string()),
+        };
+        outcome.map_err(StoreError::Unavailable)
+    }
+}
+
+/// Health checks of the engines and endpoints outside this process (the
+/// embedded indexes and a local model live in it and need none):
+/// `vector`, `lexical`, `graph`, `embedder`.
+pub fn dependency_checks(
+    settings: &Settings,
+    indexes: &Indexes,
+    graph: &Arc<dyn GraphEngine>,
+) -> Vec<Arc<dyn DependencyCheck>> {
+    const EMBEDDED: &str = "embedded";
+    let mut checks: Vec<Arc<dyn DependencyCheck>> = Vec::new();
+    if let Some(v) = indexes.vector.as_ref().filter(|v| v.engine() != EMBEDDED) {
+        checks.push(Arc::new(EngineCheck { name: "vector", probe: Probe::Vector(v.clone()) }));
+    }
+    if indexes.lexical.engine() != EMBEDDED {
+        checks.push(Arc::new(EngineCheck { name: "lexical", probe: Probe::Lexical(indexes.lexical.clone()) }));
+    }
+    if graph.engine() != EMBEDDED {
+        checks.push(Arc::new(EngineCheck { name: "graph", probe: Probe::Graph(graph.clone()) }));
+    }
+    if let Some(e) = indexes.embedder.as_ref().filter(|_| settings.embeddings.provider == EmbeddingsProvider::Openai) {
+        checks.push(Arc::new(EngineCheck { name: "embedder", probe: Probe::Embedder(e.clone()) }));
+    }
+    checks
 }
 
 /// The error of a backend this build does not include (unused when every

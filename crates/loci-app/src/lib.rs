@@ -98,8 +98,6 @@ impl Services {
         if let Some(v) = &valkey {
             checks.push(Arc::new(v.clone()));
         }
-        let health = HealthService::new(checks, HealthService::DEFAULT_TIMEOUT);
-
         let limits = Limits::from(&settings.limits);
         let provisioner = Provisioner::default();
         let access_log = AccessLog::start(database.clone());
@@ -112,7 +110,10 @@ impl Services {
         }
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
         let backup = BackupService::new(database.clone(), provisioner, limits);
-        let (indexes, graph_api) = indexes::open_with_graph_api(&settings, &database)?;
+        let (indexes, graph_engine) = indexes::open_with_graph_api(&settings, &database)?;
+        checks.extend(indexes::dependency_checks(&settings, &indexes, &graph_engine));
+        let health = HealthService::new(checks, HealthService::DEFAULT_TIMEOUT);
+        let graph_api: Arc<dyn loci_index::GraphApi> = graph_engine;
         let graph_api = Some(graph_api);
         let entities = EntityService::new(memories.clone(), graph_api.clone());
         let indexer = Arc::new(Indexer::new(

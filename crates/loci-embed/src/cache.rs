@@ -81,6 +81,10 @@ impl<E: Embedder> Embedder for CachedEmbedder<E> {
         self.inner.count_tokens(text)
     }
 
+    async fn ping(&self) -> Result<(), EmbedError> {
+        self.inner.ping().await
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         check_texts(texts)?;
         let keys: Vec<String> = texts.iter().map(|t| cache_key(t)).collect();

@@ -280,6 +280,11 @@ impl Embedder for HttpEmbedder {
         self.dimensions
     }
 
+    /// One tiny embedding through the normal path (retries, breaker).
+    async fn ping(&self) -> Result<(), EmbedError> {
+        self.embed_one("health").await.map(|_| ())
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         check_texts(texts)?;
         let mut out = Vec::with_capacity(texts.len());

@@ -48,6 +48,12 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
     /// Embeds `texts`, one unit vector per text, in input order.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError>;
 
+    /// Whether the model answers (health checks): a remote one is asked to
+    /// embed a word; a local one always answers.
+    async fn ping(&self) -> Result<(), EmbedError> {
+        Ok(())
+    }
+
     /// How many tokens the model's own tokenizer makes of `text` (no
     /// truncation), for budgets counted in the model's tokens; `None` when
     /// the tokenizer is not local (a remote model).
@@ -86,6 +92,10 @@ impl<E: Embedder + ?Sized> Embedder for Arc<E> {
 
     fn count_tokens(&self, text: &str) -> Option<usize> {
         (**self).count_tokens(text)
+    }
+
+    async fn ping(&self) -> Result<(), EmbedError> {
+        (**self).ping().await
     }
 }
 

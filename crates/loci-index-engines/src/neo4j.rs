@@ -257,6 +257,11 @@ impl Neo4jGraphIndex {
 
 #[async_trait]
 impl GraphIndex for Neo4jGraphIndex {
+    async fn ping(&self) -> Result<(), IndexError> {
+        let graph = self.graph().await?;
+        self.timed("ping", graph.run(Query::new("RETURN 1".to_owned()))).await
+    }
+
     fn engine(&self) -> &'static str {
         ENGINE
     }

@@ -159,11 +159,16 @@ impl OpenSearchLexicalIndex {
         &self.options.index
     }
 
-    async fn prepare(&self) -> Result<(), IndexError> {
+    async fn health(&self) -> Result<(), IndexError> {
         let ping = self.client.ping().send().await.map_err(unavailable)?;
         if !ping.status_code().is_success() {
             return Err(unavailable(format!("ping answered {}", ping.status_code())));
         }
+        Ok(())
+    }
+
+    async fn prepare(&self) -> Result<(), IndexError> {
+        self.health().await?;
         let exists =
             self.client.indices().exists(IndicesExistsParts::Index(&[self.index()])).send().await.map_err(err)?;
         if exists.status_code().is_success() {
@@ -266,6 +271,10 @@ fn hits_of(answer: &Value) -> Result<Vec<Hit>, IndexError> {
 
 #[async_trait]
 impl LexicalIndex for OpenSearchLexicalIndex {
+    async fn ping(&self) -> Result<(), IndexError> {
+        self.health().await
+    }
+
     fn engine(&self) -> &'static str {
         ENGINE
     }

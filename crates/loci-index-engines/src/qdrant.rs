@@ -208,6 +208,15 @@ impl QdrantVectorIndex {
         &self.collection
     }
 
+    /// The server's health check, bounded by the timeout.
+    async fn health(&self) -> Result<(), IndexError> {
+        match tokio::time::timeout(self.options.timeout, self.client.health_check()).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(IndexError::Unavailable { engine: ENGINE, reason: e.to_string() }),
+            Err(_) => Err(IndexError::Timeout(format!("{ENGINE}: health check"))),
+        }
+    }
+
     /// Checks the server, creates the collection if it is missing, and its
     /// payload indexes (idempotent).
     async fn prepare(&self) -> Result<(), IndexError> {
@@ -244,6 +253,10 @@ impl QdrantVectorIndex {
 
 #[async_trait]
 impl VectorIndex for QdrantVectorIndex {
+    async fn ping(&self) -> Result<(), IndexError> {
+        self.health().await
+    }
+
     fn engine(&self) -> &'static str {
         ENGINE
     }

@@ -72,6 +72,11 @@ pub trait VectorIndex: Send + Sync + std::fmt::Debug {
     async fn clear(&self, org: Option<&OrgId>) -> Result<(), IndexError>;
     /// Number of documents of `org` (tests, stats).
     async fn count(&self, org: &OrgId) -> Result<u64, IndexError>;
+    /// Whether the engine answers (health checks); in-process indexes
+    /// always do.
+    async fn ping(&self) -> Result<(), IndexError> {
+        Ok(())
+    }
 }
 
 /// Full-text (BM25) search over memory content.
@@ -87,6 +92,11 @@ pub trait LexicalIndex: Send + Sync + std::fmt::Debug {
     async fn flush(&self) -> Result<(), IndexError>;
     async fn clear(&self, org: Option<&OrgId>) -> Result<(), IndexError>;
     async fn count(&self, org: &OrgId) -> Result<u64, IndexError>;
+    /// Whether the engine answers (health checks); in-process indexes
+    /// always do.
+    async fn ping(&self) -> Result<(), IndexError> {
+        Ok(())
+    }
 }
 
 /// Entities mentioned by memories and the memories around them.
@@ -112,4 +122,9 @@ pub trait GraphIndex: Send + Sync + std::fmt::Debug {
     async fn flush(&self) -> Result<(), IndexError>;
     async fn clear(&self, org: Option<&OrgId>) -> Result<(), IndexError>;
     async fn count(&self, org: &OrgId) -> Result<u64, IndexError>;
+    /// Whether the engine answers (health checks); in-process indexes
+    /// always do.
+    async fn ping(&self) -> Result<(), IndexError> {
+        Ok(())
+    }
 }
