@@ -17,21 +17,23 @@ fn chat_endpoint(status: u16, content: &'static str) -> (String, Seen) {
     let recorded = seen.clone();
     let server = HttpServer::new(move || {
         let recorded = recorded.clone();
-        App::new().route(
-            "/v1/chat/completions",
-            web::post().to(move |body: web::Json<Value>| {
-                let recorded = recorded.clone();
-                async move {
-                    recorded.lock().unwrap().push(body.into_inner());
-                    if status == 200 {
-                        HttpResponse::Ok()
-                            .json(json!({"choices": [{"message": {"role": "assistant", "content": content}}]}))
-                    } else {
-                        HttpResponse::InternalServerError().finish()
+        App::new()
+            .route("/v1/models", web::get().to(|| async { HttpResponse::Ok().json(json!({"data": [{"id": "test"}]})) }))
+            .route(
+                "/v1/chat/completions",
+                web::post().to(move |body: web::Json<Value>| {
+                    let recorded = recorded.clone();
+                    async move {
+                        recorded.lock().unwrap().push(body.into_inner());
+                        if status == 200 {
+                            HttpResponse::Ok()
+                                .json(json!({"choices": [{"message": {"role": "assistant", "content": content}}]}))
+                        } else {
+                            HttpResponse::InternalServerError().finish()
+                        }
                     }
-                }
-            }),
-        )
+                }),
+            )
     })
     .workers(1)
     .bind(("127.0.0.1", 0))
@@ -99,4 +101,39 @@ async fn off_by_default() {
     let alice = app.user("alice", "acme", &[]);
     let id = alice.remember("plain", json!({})).await;
     assert_eq!(categories_of(&alice, &id).await, json!([]));
+}
+
+/// The endpoint is a dependency of `/health/deps` (`llm`), healthy when it
+/// lists its models and unavailable when it cannot be reached; readiness
+/// does not depend on it.
+#[tokio::test]
+async fn the_model_endpoint_is_a_reported_dependency() {
+    let (url, _) = chat_endpoint(200, "[]");
+    let up = TestApp::spawn_with(
+        Engine::Sqlite,
+        AppOptions::default().with(move |s| {
+            s.categorizer.enabled = true;
+            s.categorizer.url = Some(url.clone());
+        }),
+    )
+    .await;
+    let res = up.get("/health/deps").await;
+    assert_eq!(res.status().as_u16(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["dependencies"]["llm"]["status"], "healthy", "{body}");
+
+    let down = TestApp::spawn_with(
+        Engine::Sqlite,
+        AppOptions::default().with(|s| {
+            s.categorizer.enabled = true;
+            s.categorizer.url = Some("http://127.0.0.1:9/v1".into());
+            s.categorizer.timeout_ms = 500;
+        }),
+    )
+    .await;
+    let res = down.get("/health/deps").await;
+    assert_eq!(res.status().as_u16(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["dependencies"]["llm"]["status"], "unavailable", "{body}");
+    assert_eq!(down.get("/health/ready").await.status().as_u16(), 200, "not required for readiness");
 }

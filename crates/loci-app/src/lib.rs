@@ -83,6 +83,26 @@ pub struct Services {
     access_log: AccessLog,
 }
 
+/// The categoriser's LLM endpoint as a dependency of `/health/deps` (not
+/// required: categorisation is asynchronous and never blocks a write).
+#[derive(Debug)]
+struct LlmCheck(loci_llm::ChatCategorizer);
+
+#[async_trait::async_trait]
+impl DependencyCheck for LlmCheck {
+    fn name(&self) -> &'static str {
+        "llm"
+    }
+
+    fn required(&self) -> bool {
+        false
+    }
+
+    async fn check(&self) -> Result<(), loci_stores::StoreError> {
+        self.0.ping().await.map_err(|e| loci_stores::StoreError::Unavailable(e.to_string()))
+    }
+}
+
 impl Services {
     /// Connects every configured store (applying migrations when
     /// `database.auto_migrate` is on), opens the indexes and builds the
@@ -105,6 +125,7 @@ impl Services {
         if settings.categorizer.enabled {
             let chat = loci_llm::ChatCategorizer::from_settings(&settings.categorizer)
                 .map_err(|e| AppError::Startup(format!("categorizer: {e}")))?;
+            checks.push(Arc::new(LlmCheck(chat.clone())));
             let auto = loci_domain::categorize::AutoCategorizer::start(database.clone(), Arc::new(chat));
             memories = memories.with_auto_categorizer(auto);
         }

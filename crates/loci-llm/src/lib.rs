@@ -26,6 +26,8 @@ pub enum LlmError {
 pub struct ChatCategorizer {
     http: reqwest::Client,
     endpoint: String,
+    /// `<url>/models`, for health checks.
+    models: String,
     model: String,
     api_key: Option<Secret>,
     max: usize,
@@ -41,10 +43,22 @@ impl ChatCategorizer {
         Ok(Self {
             http,
             endpoint: format!("{}/chat/completions", base.trim_end_matches('/')),
+            models: format!("{}/models", base.trim_end_matches('/')),
             model: s.model.clone(),
             api_key: s.api_key.clone(),
             max: s.max_categories,
         })
+    }
+
+    /// Whether the endpoint answers: `GET <url>/models` (listed by every
+    /// OpenAI-compatible server) with a 2xx.
+    pub async fn ping(&self) -> Result<(), LlmError> {
+        let mut req = self.http.get(&self.models);
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key.expose());
+        }
+        let res = req.send().await.map_err(|e| LlmError::Http(e.without_url().to_string()))?;
+        if res.status().is_success() { Ok(()) } else { Err(LlmError::Http(format!("HTTP {}", res.status()))) }
     }
 
     async fn ask(&self, text: &str) -> Result<Vec<String>, LlmError> {
