@@ -316,8 +316,8 @@ impl EpisodicService {
 
     /// Stores the item's content as a long-term memory of the caller (the
     /// create path: validation, history, outbox, indexes) and marks the item
-    /// promoted and summarised. Promoting an item twice is refused (409 is
-    /// not needed: the answer names the memory it became).
+    /// promoted and summarised. Promoting it again creates nothing and
+    /// answers the memory it became.
     pub async fn promote(
         &self,
         p: &Principal,

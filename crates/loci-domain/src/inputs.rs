@@ -207,11 +207,7 @@ impl ListQuery {
             app_id: self.app_id.as_deref().and_then(|a| id::<AppId>("app_id", a, &mut out)),
             from: self.from.as_deref().and_then(|t| parse_time("from", t, &mut out)),
             to: self.to.as_deref().and_then(|t| parse_time("to", t, &mut out)),
-            category_names: self
-                .categories
-                .as_deref()
-                .map(|c| c.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default(),
+            category_names: comma_separated(self.categories.as_deref()),
             search: search(self.search_query.as_deref(), &mut out),
             states: states(self.state.as_deref(), self.show_archived.unwrap_or(false), &mut out),
             as_of: self.as_of.as_deref().and_then(|t| parse_time("as_of", t, &mut out)),
@@ -223,6 +219,11 @@ impl ListQuery {
         let (filter, page) = resume(filter, page, self.page.is_some(), self.cursor.as_deref(), &mut out);
         if out.is_empty() { Ok((filter, page)) } else { Err(out) }
     }
+}
+
+/// The non-empty, trimmed items of a comma-separated parameter.
+fn comma_separated(raw: Option<&str>) -> Vec<String> {
+    raw.map(|c| c.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()).unwrap_or_default()
 }
 
 /// With `as_of`, what was current then includes memories archived since
@@ -431,8 +432,8 @@ impl ScopedQuery {
         let mut out = Vec::new();
         let page = page(self.page.as_deref(), self.size.as_deref(), &mut out);
         let mut scopes = Vec::new();
-        for raw in self.scopes.as_deref().unwrap_or("").split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            match Scope::from_str(raw).ok() {
+        for raw in comma_separated(self.scopes.as_deref()) {
+            match Scope::from_str(&raw).ok() {
                 Some(scope) if !scopes.contains(&scope) => scopes.push(scope),
                 Some(_) => {}
                 None => out.push(FieldViolation::new(
@@ -443,11 +444,7 @@ impl ScopedQuery {
         }
         let filter = MemoryFilter {
             scopes,
-            category_names: self
-                .categories
-                .as_deref()
-                .map(|c| c.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
-                .unwrap_or_default(),
+            category_names: comma_separated(self.categories.as_deref()),
             search: search(self.search_query.as_deref(), &mut out),
             states: vec![MemoryState::Active],
             ..Default::default()

@@ -254,8 +254,13 @@ impl MemoryService {
         Ok((me, tx, app))
     }
 
-    /// Creates a memory through the named app (created on first use).
-    pub async fn create(&self, p: &Principal, input: CreateMemoryInput) -> Result<MemoryView, DomainError> {
+    /// A create's body checked (all violations at once): its text, the
+    /// app to write through and the metadata.
+    fn checked_create(
+        &self,
+        p: &Principal,
+        input: &CreateMemoryInput,
+    ) -> Result<(String, String, validation::ValidMetadata), DomainError> {
         if input.infer {
             return Err(DomainError::InferUnavailable);
         }
@@ -264,9 +269,15 @@ impl MemoryService {
         let app_name = input.app.as_deref().or(p.client_id.as_deref()).unwrap_or("default").to_owned();
         let app_name = validation::app_name("app", &app_name, &mut errors);
         let metadata = validation::metadata(&input.metadata, &p.org_id, &self.limits, &mut errors);
-        let (Some(text), Some(app_name), Some(metadata)) = (text, app_name, metadata) else {
-            return Err(DomainError::Validation(errors));
-        };
+        match (text, app_name, metadata) {
+            (Some(text), Some(app_name), Some(metadata)) => Ok((text, app_name, metadata)),
+            _ => Err(DomainError::Validation(errors)),
+        }
+    }
+
+    /// Creates a memory through the named app (created on first use).
+    pub async fn create(&self, p: &Principal, input: CreateMemoryInput) -> Result<MemoryView, DomainError> {
+        let (text, app_name, metadata) = self.checked_create(p, &input)?;
         let (me, tx, app) = self.writable_app(p, &app_name).await?;
         let memory = memories::create(
             &tx,
@@ -297,17 +308,7 @@ impl MemoryService {
         id: MemoryId,
         input: CreateMemoryInput,
     ) -> Result<SupersededView, DomainError> {
-        if input.infer {
-            return Err(DomainError::InferUnavailable);
-        }
-        let mut errors = Vec::new();
-        let text = validation::content("text", &input.text, &self.limits, &mut errors);
-        let app_name = input.app.as_deref().or(p.client_id.as_deref()).unwrap_or("default").to_owned();
-        let app_name = validation::app_name("app", &app_name, &mut errors);
-        let metadata = validation::metadata(&input.metadata, &p.org_id, &self.limits, &mut errors);
-        let (Some(text), Some(app_name), Some(metadata)) = (text, app_name, metadata) else {
-            return Err(DomainError::Validation(errors));
-        };
+        let (text, app_name, metadata) = self.checked_create(p, &input)?;
         let (me, tx, app) = self.writable_app(p, &app_name).await?;
         let old = match self.owned(&tx, me, id).await {
             Ok(old) => old,

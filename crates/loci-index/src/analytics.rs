@@ -171,6 +171,26 @@ pub struct MergeReport {
     pub applied: bool,
 }
 
+impl MergeReport {
+    /// The answer to a merge whose `source` no longer exists: `merged_into`
+    /// is the entity an earlier merge recorded it under, if any. Merging it
+    /// into that entity again is a no-op; anything else is refused.
+    pub fn for_gone_source(source: &str, target: &str, merged_into: Option<String>) -> Result<Self, MergeRefusal> {
+        match merged_into {
+            Some(into) if into == target => Ok(Self {
+                source: source.to_owned(),
+                target: into,
+                memories_moved: 0,
+                memories_mentioning_both: 0,
+                already_merged: true,
+                applied: false,
+            }),
+            Some(into) => Err(MergeRefusal::MergedElsewhere { source: source.to_owned(), into }),
+            None => Err(MergeRefusal::UnknownEntity(source.to_owned())),
+        }
+    }
+}
+
 /// Why a merge cannot be done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MergeRefusal {

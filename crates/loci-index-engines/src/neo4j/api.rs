@@ -7,7 +7,7 @@
 //! visible data. The contract suite (`loci_index::contract::graph_api_contract`)
 //! checks that on both.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -20,7 +20,7 @@ use crate::queries::neo4j_api as api;
 use loci_index::analytics::{
     EntityAlias, EntityMemories, GraphStats, MAX_GRAPH_MENTIONS, MentionGraph, MergeRefusal, MergeReport, RelationFacts,
 };
-use loci_index::entities::PATH_VISIT_BUDGET;
+use loci_index::entities::shortest_chain;
 use loci_index::relations::{Predicate, RelationStatement};
 use loci_index::{EntityGraph, EntityNetwork, EntitySummary, GraphAnalytics, IndexError, Neighbour, SearchFilter};
 
@@ -98,65 +98,6 @@ impl Neo4jGraphIndex {
             Some(into) => Ok(self.summaries(&named(into)).await?.pop()),
             None => Ok(None),
         }
-    }
-
-    /// Breadth-first from `from` to `to` over visible co-mentions, one query
-    /// per step; each newly reached entity keeps the smallest-named entity
-    /// it was reached from, so the answer is stable.
-    async fn shortest_chain(
-        &self,
-        f: &SearchFilter,
-        from: &str,
-        to: &str,
-        max_hops: usize,
-    ) -> Result<Option<Vec<String>>, IndexError> {
-        if from == to {
-            return Ok(Some(vec![to.to_owned()]));
-        }
-        let mut parent: HashMap<String, String> = HashMap::new();
-        let mut visited: HashSet<String> = HashSet::from([from.to_owned()]);
-        let mut frontier = vec![from.to_owned()];
-        for _ in 0..max_hops {
-            let mut reached: BTreeMap<String, String> = BTreeMap::new();
-            for chunk in frontier.chunks(CHUNK) {
-                let steps = self
-                    .rows(&api::steps(f, chunk), |row| {
-                        Ok((get::<String>(row, "source")?, get::<String>(row, "target")?))
-                    })
-                    .await?;
-                for (a, b) in steps {
-                    if visited.contains(&b) {
-                        continue;
-                    }
-                    match reached.get(&b) {
-                        Some(best) if *best <= a => {}
-                        _ => {
-                            reached.insert(b, a);
-                        }
-                    }
-                }
-            }
-            if reached.is_empty() {
-                return Ok(None);
-            }
-            for (b, a) in &reached {
-                visited.insert(b.clone());
-                parent.insert(b.clone(), a.clone());
-            }
-            if parent.contains_key(to) {
-                let mut chain = vec![to.to_owned()];
-                while let Some(p) = chain.last().and_then(|c| parent.get(c)) {
-                    chain.push(p.clone());
-                }
-                chain.reverse();
-                return Ok(Some(chain));
-            }
-            if visited.len() > PATH_VISIT_BUDGET {
-                return Ok(None);
-            }
-            frontier = reached.into_keys().collect();
-        }
-        Ok(None)
     }
 
     async fn statement_rows(
@@ -257,7 +198,19 @@ impl EntityGraph for Neo4jGraphIndex {
         else {
             return Ok(None);
         };
-        let Some(chain) = self.shortest_chain(filter, &from.name, &to.name, max_hops).await? else {
+        let step = |frontier: Vec<String>| async move {
+            let mut out = Vec::new();
+            for chunk in frontier.chunks(CHUNK) {
+                let pairs = self
+                    .rows(&api::steps(filter, chunk), |row| {
+                        Ok((get::<String>(row, "source")?, get::<String>(row, "target")?))
+                    })
+                    .await?;
+                out.extend(pairs.into_iter().map(|(a, b)| (a, b.clone(), b)));
+            }
+            Ok::<_, IndexError>(out)
+        };
+        let Some(chain) = shortest_chain((from.name.clone(), from.name), &to.name, max_hops, step).await? else {
             return Ok(None);
         };
         let mut by_name = self.counted(filter, &chain).await?;
@@ -377,18 +330,8 @@ impl GraphAnalytics for Neo4jGraphIndex {
         let Some(source_entity) = self.summaries(&api::entities(filter, Some(&[source.to_owned()]), 1, 1)).await?.pop()
         else {
             // Gone already: merged before, into this target or elsewhere.
-            return Ok(match self.aliases_of(&filter.org, &[source.to_owned()]).await?.remove(source) {
-                Some(into) if into == target_entity.name => Ok(MergeReport {
-                    source: source.to_owned(),
-                    target: target_entity.name,
-                    memories_moved: 0,
-                    memories_mentioning_both: 0,
-                    already_merged: true,
-                    applied: false,
-                }),
-                Some(into) => Err(MergeRefusal::MergedElsewhere { source: source.to_owned(), into }),
-                None => Err(MergeRefusal::UnknownEntity(source.to_owned())),
-            });
+            let merged_into = self.aliases_of(&filter.org, &[source.to_owned()]).await?.remove(source);
+            return Ok(MergeReport::for_gone_source(source, &target_entity.name, merged_into));
         };
         if source_entity.name == target_entity.name {
             return Ok(Err(MergeRefusal::SameEntity(target_entity.name)));

@@ -386,18 +386,7 @@ async fn merge(
     };
     let Some((source_id, _)) = counted(tx, filter, Some(&[source.to_owned()]), None, 1, Some(1)).await?.pop() else {
         // Gone already: merged before, into this target or elsewhere.
-        return Ok(match alias_of(tx, source).await? {
-            Some(into) if into == target_entity.name => Ok(MergeReport {
-                source: source.to_owned(),
-                target: target_entity.name,
-                memories_moved: 0,
-                memories_mentioning_both: 0,
-                already_merged: true,
-                applied: false,
-            }),
-            Some(into) => Err(MergeRefusal::MergedElsewhere { source: source.to_owned(), into }),
-            None => Err(MergeRefusal::UnknownEntity(source.to_owned())),
-        });
+        return Ok(MergeReport::for_gone_source(source, &target_entity.name, alias_of(tx, source).await?));
     };
     if source_id == target_id {
         return Ok(Err(MergeRefusal::SameEntity(target_entity.name)));

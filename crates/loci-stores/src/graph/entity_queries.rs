@@ -4,14 +4,14 @@
 //! [`SearchFilter`] (the same SQL as search), never the org-wide
 //! `graph_edges` weights: those count memories the caller may not see.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order, Query, SelectStatement};
 use uuid::Uuid;
 
-use loci_index::entities::PATH_VISIT_BUDGET;
+use loci_index::entities::shortest_chain;
 use loci_index::{EntityGraph, EntityNetwork, EntitySummary, IndexError, Neighbour, SearchFilter};
 
 use super::{CHUNK, EmbeddedGraphIndex, filter, mentions_col};
@@ -196,61 +196,6 @@ async fn steps(
     Ok(out)
 }
 
-/// Breadth-first from `from` to `to` over co-mentions, one query per step.
-async fn shortest_path(
-    tx: &TenantTx,
-    filter: &SearchFilter,
-    from: (Uuid, String),
-    to: Uuid,
-    max_hops: usize,
-) -> Result<Option<Vec<Uuid>>, StoreError> {
-    if from.0 == to {
-        return Ok(Some(vec![to]));
-    }
-    let mut names: HashMap<Uuid, String> = HashMap::from([(from.0, from.1)]);
-    let mut parent: HashMap<Uuid, Uuid> = HashMap::new();
-    let mut visited: HashSet<Uuid> = HashSet::from([from.0]);
-    let mut frontier = vec![from.0];
-    for _ in 0..max_hops {
-        // Each newly reached entity keeps the smallest-named entity it was
-        // reached from (then the smallest id), so the answer is stable.
-        let mut reached: BTreeMap<Uuid, (String, Uuid)> = BTreeMap::new();
-        for (a, b, name) in steps(tx, filter, &frontier).await? {
-            if visited.contains(&b) {
-                continue;
-            }
-            let via = (names.get(&a).cloned().unwrap_or_default(), a);
-            names.insert(b, name);
-            match reached.get(&b) {
-                Some(best) if *best <= via => {}
-                _ => {
-                    reached.insert(b, via);
-                }
-            }
-        }
-        if reached.is_empty() {
-            return Ok(None);
-        }
-        for (b, (_, a)) in &reached {
-            visited.insert(*b);
-            parent.insert(*b, *a);
-        }
-        if parent.contains_key(&to) {
-            let mut chain = vec![to];
-            while let Some(p) = chain.last().and_then(|c| parent.get(c)) {
-                chain.push(*p);
-            }
-            chain.reverse();
-            return Ok(Some(chain));
-        }
-        if visited.len() > PATH_VISIT_BUDGET {
-            return Ok(None);
-        }
-        frontier = reached.into_keys().collect();
-    }
-    Ok(None)
-}
-
 async fn network_of(
     tx: &TenantTx,
     filter: &SearchFilter,
@@ -287,7 +232,8 @@ async fn path_between(
     else {
         return Ok(None);
     };
-    let Some(chain) = shortest_path(tx, filter, (from_id, from_entity.name), to_id, max_hops).await? else {
+    let step = |frontier: Vec<Uuid>| async move { steps(tx, filter, &frontier).await };
+    let Some(chain) = shortest_chain((from_id, from_entity.name), &to_id, max_hops, step).await? else {
         return Ok(None);
     };
     let mut by_id: HashMap<Uuid, EntitySummary> =

@@ -1088,28 +1088,25 @@ pub async fn scoped_page(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest
     let copies = Alias::new("copies");
     let col = |name: &str| Expr::col((copies.clone(), Alias::new(name)));
 
+    // One pass for every count: per scope, the copies and the kept ones.
     let mut counts = Query::select();
     counts
-        .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
-        .expr_as(Expr::cust("COALESCE(SUM(CASE WHEN \"copy_rank\" = 1 THEN 1 ELSE 0 END), 0)"), Alias::new("kept"))
-        .from_subquery(ranked_copies(tx, &filter), copies.clone());
-    let (before, after) = match tx.conn().query_one(&counts).await? {
-        Some(row) => (row.try_get::<i64>("", "n")?, row.try_get::<i64>("", "kept")?),
-        None => (0, 0),
-    };
-
-    let mut dropped = Query::select();
-    dropped
         .expr(col("scope_name"))
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
+        .expr_as(Expr::cust("SUM(CASE WHEN \"copy_rank\" = 1 THEN 1 ELSE 0 END)"), Alias::new("kept"))
         .from_subquery(ranked_copies(tx, &filter), copies.clone())
-        .and_where(col("copy_rank").gt(1))
         .group_by_col((copies.clone(), Alias::new("scope_name")));
+    let (mut before, mut after) = (0u64, 0u64);
     let mut dedup_by_scope = BTreeMap::new();
-    for row in tx.conn().query_all(&dropped).await? {
+    for row in tx.conn().query_all(&counts).await? {
         let scope: String = row.try_get_by_index(0)?;
-        let n: i64 = row.try_get_by_index(1)?;
-        dedup_by_scope.insert(scope, u64::try_from(n).unwrap_or(0));
+        let n = u64::try_from(row.try_get_by_index::<i64>(1)?).unwrap_or(0);
+        let kept = u64::try_from(row.try_get_by_index::<i64>(2)?).unwrap_or(0);
+        before += n;
+        after += kept;
+        if n > kept {
+            dedup_by_scope.insert(scope, n - kept);
+        }
     }
 
     let mut ids_query = Query::select();
@@ -1133,10 +1130,5 @@ pub async fn scoped_page(tx: &TenantTx, filter: &MemoryFilter, page: PageRequest
         let mut loaded: HashMap<MemoryId, Memory> = loaded.items.into_iter().map(|m| (m.id, m)).collect();
         items.extend(ids.iter().filter_map(|id| loaded.remove(id)));
     }
-    Ok(ScopedPage {
-        items,
-        total_before_dedup: u64::try_from(before).unwrap_or(0),
-        total_after_dedup: u64::try_from(after).unwrap_or(0),
-        dedup_by_scope,
-    })
+    Ok(ScopedPage { items, total_before_dedup: before, total_after_dedup: after, dedup_by_scope })
 }
