@@ -795,7 +795,29 @@ async fn search_and_list_tools_read_the_past_with_as_of() {
     let past = ok(&alice, "search_memory", json!({ "query": "Alice works", "mode": "lexical", "as_of": then })).await;
     assert_eq!(ids(&past, "results"), [old.as_str()]);
     let listed = ok(&alice, "list_memories", json!({ "as_of": then })).await;
-    assert_eq!(ids(&listed, "items"), [old]);
+    assert_eq!(ids(&listed, "items"), [old.as_str()]);
+
+    // Supersede and retract over MCP: the same domain calls as REST.
+    let newer = ok(
+        &alice,
+        "supersede_memory",
+        json!({ "memory_id": new, "text": "Alice works at Initech.", "category": "decision" }),
+    )
+    .await;
+    assert_eq!(newer["superseded"]["id"].as_str(), Some(new.as_str()));
+    assert_eq!(newer["memory"]["metadata"]["category"], "decision");
+    let newest = newer["memory"]["id"].as_str().unwrap().to_owned();
+    let again = err(&alice, "supersede_memory", json!({ "memory_id": new, "text": "again" })).await;
+    assert_eq!(again["code"], "INVALID_STATE_TRANSITION", "{again}");
+    let bad = err(&alice, "supersede_memory", json!({ "memory_id": newest, "text": "x", "colour": "red" })).await;
+    assert_eq!(bad["errors"][0]["field"], "colour", "{bad}");
+    let retracted = ok(&alice, "retract_memory", json!({ "memory_id": newest })).await;
+    assert!(retracted["valid_to"].is_string() && retracted["superseded_by"].is_null(), "{retracted}");
+    let listed = ok(&alice, "list_memories", json!({})).await;
+    assert_eq!(listed["total"], 0, "nothing is current any more");
+    let bob = connect(&app, &app.user("bob", "acme", &[]).token).await;
+    let hidden = err(&bob, "retract_memory", json!({ "memory_id": old })).await;
+    assert_eq!(hidden["code"], "NOT_FOUND");
     let bad = err(&alice, "search_memory", json!({ "query": "Alice", "as_of": "soon" })).await;
     assert_eq!(bad["errors"][0]["field"], "as_of", "{bad}");
 }

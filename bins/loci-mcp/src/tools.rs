@@ -150,6 +150,19 @@ fn session_promote_schema() -> Value {
     object(Value::Object(props), &["session_id", "item_id"])
 }
 
+fn supersede_schema() -> Value {
+    let mut schema = add_memories_schema();
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        props.insert("memory_id".into(), memory_id_property());
+    }
+    schema["required"] = json!(["memory_id", "text"]);
+    schema
+}
+
+fn retract_schema() -> Value {
+    object(json!({ "memory_id": memory_id_property() }), &["memory_id"])
+}
+
 fn search_schema() -> Value {
     object(
         json!({
@@ -442,6 +455,22 @@ pub const TOOLS: &[ToolSpec] = &[
         read_only: true,
         destructive: false,
         schema: get_memory_schema,
+    },
+    ToolSpec {
+        name: "supersede_memory",
+        scopes: &[MEMORIES_WRITE],
+        description: "Replace one of your memories with a newer fact (arguments as add_memories, plus memory_id): the old one stops being current but stays readable with as_of.",
+        read_only: false,
+        destructive: false,
+        schema: supersede_schema,
+    },
+    ToolSpec {
+        name: "retract_memory",
+        scopes: &[MEMORIES_WRITE],
+        description: "Mark one of your memories as no longer true (it stays readable with as_of).",
+        read_only: false,
+        destructive: false,
+        schema: retract_schema,
     },
     ToolSpec {
         name: "update_memory",
@@ -1032,6 +1061,8 @@ impl Tools {
             "list_memories" => self.list_memories(p, &args).await,
             "get_memory" => self.get_memory(p, &args).await,
             "update_memory" => self.update_memory(p, &args).await,
+            "supersede_memory" => self.supersede_memory(p, &args).await,
+            "retract_memory" => self.retract_memory(p, &args).await,
             "delete_memories" => self.delete_memories(p, &args).await,
             "delete_all_memories" => self.delete_all_memories(p, &args).await,
             "graph_related_memories" => self.graph_related(p, &args).await,
@@ -1070,7 +1101,41 @@ impl Tools {
     }
 
     async fn add_memories(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
-        // The flat tool arguments are the REST body with metadata inlined.
+        let input = create_input(args)?;
+        let view = self.memories.create(p, input).await?;
+        let text = format!("Stored memory {}: {}", view.memory.id, one_line(&view.memory.content));
+        Ok((json!({ "memories": [view], "count": 1 }), text))
+    }
+
+    async fn supersede_memory(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let mut rest = args.clone();
+        let raw = match rest.remove("memory_id") {
+            Some(Value::String(s)) => s,
+            _ => return Err(ToolError::invalid(vec![FieldViolation::new("memory_id", "a memory id is required")])),
+        };
+        let id = memory_id("memory_id", &raw)?;
+        let view = self.memories.supersede(p, id, create_input(&rest)?).await?;
+        let text = format!(
+            "Memory {} superseded {}: {}",
+            view.memory.memory.id,
+            view.superseded.memory.id,
+            one_line(&view.memory.memory.content)
+        );
+        Ok((to_value(&view)?, text))
+    }
+
+    async fn retract_memory(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let a: MemoryRef = arguments(args)?;
+        let view = self.memories.retract(p, memory_id("memory_id", &a.memory_id)?).await?;
+        let text = format!("Memory {} is no longer current", view.memory.id);
+        Ok((to_value(&view)?, text))
+    }
+}
+
+/// The flat `add_memories` arguments as the REST create body (metadata
+/// inlined); an unknown argument is a field error.
+fn create_input(args: &JsonObject) -> Result<CreateMemoryInput, ToolError> {
+    {
         let mut body = Map::new();
         let mut metadata = Map::new();
         let metadata_keys = metadata_properties();
@@ -1088,12 +1153,11 @@ impl Tools {
             }
         }
         body.insert("metadata".into(), Value::Object(metadata));
-        let input: CreateMemoryInput = arguments(&body)?;
-        let view = self.memories.create(p, input).await?;
-        let text = format!("Stored memory {}: {}", view.memory.id, one_line(&view.memory.content));
-        Ok((json!({ "memories": [view], "count": 1 }), text))
+        arguments(&body)
     }
+}
 
+impl Tools {
     fn add_memories_status(args: &JsonObject) -> Result<(Value, String), ToolError> {
         let a: JobArgs = arguments(args)?;
         Err(ToolError::new(
