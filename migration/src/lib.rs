@@ -15,11 +15,13 @@ mod m20261206_000002_memory_counts;
 mod m20261207_000001_category_links;
 mod m20261207_000002_graph_relations;
 mod m20261207_000003_temporal_validity;
+mod m20261207_000004_infer_jobs;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
 /// on PostgreSQL each has row-level security forced on it (by the migration
 /// that creates it: [`CORE_TENANT_TABLES`], then [`GRAPH_TENANT_TABLES`],
-/// then `memory_counts`, then `graph_relations` and `graph_aliases`).
+/// then `memory_counts`, then `graph_relations` and `graph_aliases`, then
+/// `memory_jobs`).
 pub const TENANT_TABLES: &[&str] = &[
     "orgs",
     "users",
@@ -35,6 +37,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "memory_counts",
     "graph_relations",
     "graph_aliases",
+    "memory_jobs",
 ];
 
 /// The tenant tables of the core schema (m20261125_000001_core).
@@ -58,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000001_category_links::Migration),
             Box::new(m20261207_000002_graph_relations::Migration),
             Box::new(m20261207_000003_temporal_validity::Migration),
+            Box::new(m20261207_000004_infer_jobs::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ mod entities;
 mod errors;
 mod graph;
 mod health;
+mod infer;
 mod mcp;
 mod memories;
 mod plans;

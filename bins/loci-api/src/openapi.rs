@@ -40,6 +40,7 @@ impl Modify for Security {
         crate::routes::meta::whoami,
         loci_http::common::protected_resource,
         crate::routes::memories::create,
+        crate::routes::memories::job,
         crate::routes::memories::list,
         crate::routes::memories::filter,
         crate::routes::memories::scoped,

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use loci_core::{ErrorCode, MemoryId};
+use loci_core::{ErrorCode, JobId, MemoryId};
 use loci_domain::context::{ContextRequest, ContextService};
 use loci_domain::entities::{
     DEFAULT_ENTITY_LIMIT, DEFAULT_PATH_HOPS, EntityService, MAX_ENTITY_LIMIT, MAX_NAME_CHARS, MAX_SUBGRAPH_DEPTH,
@@ -13,6 +13,7 @@ use loci_domain::entities::{
 };
 use loci_domain::episodic::{AddEpisodicInput, EpisodicListQuery, EpisodicService, MAX_LIST_LIMIT, PromoteInput};
 use loci_domain::graph::{DEFAULT_LIMIT as DEFAULT_GRAPH_LIMIT, Dimension, GraphService, MAX_LIMIT as MAX_GRAPH_LIMIT};
+use loci_domain::infer::{AddOutcome, InferOutcome, InferService};
 use loci_domain::inputs::{FilterBody, IdsBody};
 use loci_domain::knowledge_graph::{
     KgEntity, KgObservations, KgRelation, KnowledgeGraphService, MAX_ITEMS_PER_CALL as MAX_KG_ITEMS,
@@ -95,8 +96,24 @@ fn add_memories_schema() -> Value {
         json!({ "type": "string", "description": "What to remember (one fact, decision or note)." }),
     );
     props.insert("app".into(), json!({ "type": "string", "description": "App name; default: this MCP client." }));
-    props.insert("infer".into(), json!({ "type": "boolean", "default": false, "description": "Extract facts with an LLM (not configured on this server: must be false)." }));
-    object(Value::Object(props), &["text"])
+    props.insert("infer".into(), json!({ "type": "boolean", "default": false, "description": "Take atomic facts from text or messages and reconcile each with your current memories: ADD, UPDATE (supersedes the memory it replaces), DELETE (retracts) or NOOP (already known). Works offline; an LLM is used when the server has one." }));
+    props.insert("messages".into(), json!({
+        "type": "array",
+        "description": "With infer: a conversation to take facts from, instead of text.",
+        "items": {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "role": { "type": "string", "pattern": "^[a-z_]{1,32}$", "default": "user" },
+                "name": { "type": "string", "minLength": 1, "maxLength": 128, "description": "The speaker; facts are attributed to named speakers." },
+                "content": { "type": "string", "minLength": 1 },
+                "id": { "type": "string", "minLength": 1, "maxLength": 128, "description": "Your id of the message, kept as the evidence of its facts." }
+            },
+            "required": ["content"]
+        }
+    }));
+    props.insert("async".into(), json!({ "type": "boolean", "default": false, "description": "With infer: run as a job and return its id at once (add_memories_status reports it). Large inputs always do." }));
+    object(Value::Object(props), &[])
 }
 
 fn session_id_property() -> Value {
@@ -419,7 +436,7 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "add_memories",
         scopes: &[MEMORIES_WRITE],
-        description: "Store a memory (a fact, decision, convention or note) with optional structured metadata. It becomes searchable within a second.",
+        description: "Store a memory (a fact, decision, convention or note) with optional structured metadata; it becomes searchable within a second. With infer, hand over a text or a conversation and the server keeps its facts without duplicates, superseding what they replace.",
         read_only: false,
         destructive: false,
         schema: add_memories_schema,
@@ -427,7 +444,7 @@ pub const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "add_memories_status",
         scopes: &[MEMORIES_READ],
-        description: "State of an add_memories job. This server stores memories synchronously, so add_memories never returns a job id.",
+        description: "State of an add_memories job (queued, running, done or failed), with its results when done.",
         read_only: true,
         destructive: false,
         schema: job_schema,
@@ -963,6 +980,7 @@ pub struct EmbedderInfo {
 #[derive(Debug, Clone)]
 pub struct Tools {
     memories: MemoryService,
+    infer: InferService,
     search: SearchService,
     entities: EntityService,
     graph: GraphService,
@@ -974,8 +992,10 @@ pub struct Tools {
 }
 
 impl Tools {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         memories: MemoryService,
+        infer: InferService,
         search: SearchService,
         entities: EntityService,
         graph: GraphService,
@@ -985,7 +1005,7 @@ impl Tools {
     ) -> Self {
         let knowledge_graph = KnowledgeGraphService::new(memories.clone());
         let context = ContextService::new(memories.clone(), search.clone(), episodic.clone());
-        Self { memories, search, entities, graph, knowledge_graph, episodic, context, embedder, max_results }
+        Self { memories, infer, search, entities, graph, knowledge_graph, episodic, context, embedder, max_results }
     }
 
     pub fn from_services(services: &loci_app::Services) -> Self {
@@ -999,6 +1019,7 @@ impl Tools {
         };
         Self::new(
             services.memories.clone(),
+            services.infer.clone(),
             services.search.clone(),
             services.entities.clone(),
             services.graph.clone(),
@@ -1056,7 +1077,7 @@ impl Tools {
         let outcome = match name {
             "whoami" => Ok(whoami(p)),
             "add_memories" => self.add_memories(p, &args).await,
-            "add_memories_status" => Self::add_memories_status(&args),
+            "add_memories_status" => self.add_memories_status(p, &args).await,
             "search_memory" => self.search_memory(p, &args).await,
             "list_memories" => self.list_memories(p, &args).await,
             "get_memory" => self.get_memory(p, &args).await,
@@ -1102,9 +1123,20 @@ impl Tools {
 
     async fn add_memories(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
         let input = create_input(args)?;
-        let view = self.memories.create(p, input).await?;
-        let text = format!("Stored memory {}: {}", view.memory.id, one_line(&view.memory.content));
-        Ok((json!({ "memories": [view], "count": 1 }), text))
+        match self.infer.add(p, input).await? {
+            AddOutcome::Created(view) => {
+                let text = format!("Stored memory {}: {}", view.memory.id, one_line(&view.memory.content));
+                Ok((json!({ "memories": [view], "count": 1 }), text))
+            }
+            AddOutcome::Inferred(outcome) => {
+                let text = render_inferred(&outcome);
+                Ok((to_value(&outcome)?, text))
+            }
+            AddOutcome::Queued(job) => {
+                let text = format!("Queued as job {}: ask add_memories_status for its results", job.job_id);
+                Ok((to_value(&job)?, text))
+            }
+        }
     }
 
     async fn supersede_memory(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
@@ -1132,6 +1164,16 @@ impl Tools {
     }
 }
 
+/// One line per fact: its event, the memory it touched, the fact.
+fn render_inferred(outcome: &InferOutcome) -> String {
+    let mut lines = vec![format!("{} facts ({} path)", outcome.results.len(), outcome.engine)];
+    for r in &outcome.results {
+        let id = r.memory_id.map(|m| m.to_string()).unwrap_or_else(|| "-".into());
+        lines.push(format!("{} {id}: {} ({})", r.event.as_str(), one_line(&r.fact), r.reason));
+    }
+    lines.join("\n")
+}
+
 /// The flat `add_memories` arguments as the REST create body (metadata
 /// inlined); an unknown argument is a field error.
 fn create_input(args: &JsonObject) -> Result<CreateMemoryInput, ToolError> {
@@ -1141,7 +1183,7 @@ fn create_input(args: &JsonObject) -> Result<CreateMemoryInput, ToolError> {
         let metadata_keys = metadata_properties();
         for (k, v) in args {
             match k.as_str() {
-                "text" | "app" | "infer" => {
+                "text" | "app" | "infer" | "messages" | "async" => {
                     body.insert(k.clone(), v.clone());
                 }
                 known if metadata_keys.contains_key(known) => {
@@ -1158,12 +1200,21 @@ fn create_input(args: &JsonObject) -> Result<CreateMemoryInput, ToolError> {
 }
 
 impl Tools {
-    fn add_memories_status(args: &JsonObject) -> Result<(Value, String), ToolError> {
+    async fn add_memories_status(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
         let a: JobArgs = arguments(args)?;
-        Err(ToolError::new(
-            ErrorCode::NotFound,
-            format!("no job `{}`: add_memories stores memories synchronously and returns them", a.job_id),
-        ))
+        let id = a
+            .job_id
+            .parse::<JobId>()
+            .map_err(|e| ToolError::invalid(vec![FieldViolation::new("job_id", e.to_string())]))?;
+        let job = self.infer.job(p, id).await?;
+        let text = match &job.result {
+            Some(outcome) => format!("Job {} is {}\n{}", job.job_id, job.status, render_inferred(outcome)),
+            None => match &job.error {
+                Some(e) => format!("Job {} failed: {e}", job.job_id),
+                None => format!("Job {} is {}", job.job_id, job.status),
+            },
+        };
+        Ok((to_value(&job)?, text))
     }
 
     async fn search_memory(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {

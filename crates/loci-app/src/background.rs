@@ -14,6 +14,11 @@ use crate::Services;
 /// an hour gets statistics within a minute, not after the hour.
 const OPTIMIZE_EVERY: Duration = Duration::from_secs(60);
 
+/// How often queued jobs are looked for when no enqueue in this process
+/// wakes the runner (jobs queued by another process, retries, leases run
+/// out after a crash).
+const JOB_POLL: Duration = Duration::from_secs(1);
+
 /// Which background tasks to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tasks {
@@ -23,13 +28,16 @@ pub struct Tasks {
     /// Refresh SQLite's planner statistics hourly (a no-op on PostgreSQL,
     /// whose autovacuum does it).
     pub optimize: bool,
+    /// Run queued jobs (asynchronous `infer` adds).
+    pub jobs: bool,
 }
 
 impl Tasks {
     /// A server: every task.
-    pub const SERVER: Self = Self { indexer: true, optimize: true };
-    /// One agent over stdio: only what makes its writes searchable.
-    pub const STDIO: Self = Self { indexer: true, optimize: false };
+    pub const SERVER: Self = Self { indexer: true, optimize: true, jobs: true };
+    /// One agent over stdio: what makes its writes searchable and its jobs
+    /// done.
+    pub const STDIO: Self = Self { indexer: true, optimize: false, jobs: true };
 }
 
 /// Running background tasks. [`Background::shutdown`] stops them, waits for
@@ -50,6 +58,9 @@ impl Background {
         if tasks.indexer {
             let poll = Duration::from_millis(services.settings.search.indexer_poll_ms);
             handles.push(tokio::spawn(services.indexer.clone().run(poll, stopped.clone())));
+        }
+        if tasks.jobs {
+            handles.push(tokio::spawn(services.infer.clone().run_jobs(JOB_POLL, stopped.clone())));
         }
         if tasks.optimize {
             handles.push(tokio::spawn(optimize_periodically(services.clone(), stopped)));

@@ -33,6 +33,7 @@ use loci_domain::episodic::EpisodicService;
 use loci_domain::graph::GraphService;
 use loci_domain::health::HealthService;
 use loci_domain::indexer::{Indexer, IndexingOptions};
+use loci_domain::infer::{InferConfig, InferService};
 use loci_domain::knowledge_graph::KnowledgeGraphService;
 use loci_domain::memories::MemoryService;
 use loci_domain::search::{SearchConfig, SearchService};
@@ -79,6 +80,7 @@ pub struct Services {
     pub knowledge_graph: KnowledgeGraphService,
     pub episodic: EpisodicService,
     pub context: ContextService,
+    pub infer: InferService,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -143,6 +145,13 @@ impl Services {
             IndexingOptions::from_settings(&settings.search),
             settings.search.indexer_batch,
         ));
+        let mut infer =
+            InferService::new(memories.clone(), indexes.clone(), InferConfig::from_settings(&settings.infer));
+        if settings.infer.llm {
+            let model = loci_llm::ChatFactModel::from_settings(&settings.infer, &settings.categorizer)
+                .map_err(|e| AppError::Startup(format!("infer: {e}")))?;
+            infer = infer.with_model(Arc::new(model));
+        }
         let search = SearchService::new(memories.clone(), indexes, SearchConfig::from_settings(&settings.search));
         let graph = GraphService::new(memories.clone(), search.clone(), graph_api);
         let knowledge_graph = KnowledgeGraphService::new(memories.clone());
@@ -173,6 +182,7 @@ impl Services {
             knowledge_graph,
             episodic,
             context,
+            infer,
             indexer,
             access_log,
         })

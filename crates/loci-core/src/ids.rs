@@ -168,3 +168,8 @@ mod tests {
         assert!("not-a-uuid".parse::<MemoryId>().is_err());
     }
 }
+
+uuid_id!(
+    /// An asynchronous job (an `add_memories` with `infer` over a large input).
+    JobId
+);

@@ -136,6 +136,16 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// Where an asynchronous job is.
+    JobStatus, "job status" {
+        Queued => "queued",
+        Running => "running",
+        Done => "done",
+        Failed => "failed",
+    }
+);
+
 /// Normalised form used for deduplication: trimmed, inner whitespace collapsed,
 /// lower-cased.
 pub fn normalise_content(content: &str) -> String {

@@ -267,6 +267,9 @@ pub struct MemoryFilter {
     pub ids: Vec<MemoryId>,
     /// Only memories this user owns.
     pub user_id: Option<UserId>,
+    /// Only memories whose content has one of these hashes
+    /// ([`crate::content_hash`]).
+    pub content_hashes: Vec<String>,
     pub app_id: Option<AppId>,
     pub app_ids: Vec<AppId>,
     pub states: Vec<MemoryState>,
@@ -347,6 +350,7 @@ impl Default for MemoryFilter {
             visible_to: None,
             ids: Vec::new(),
             user_id: None,
+            content_hashes: Vec::new(),
             app_id: None,
             app_ids: Vec::new(),
             states: vec![MemoryState::Active, MemoryState::Paused],
@@ -420,6 +424,9 @@ pub struct StatusChange {
     pub new_state: MemoryState,
     pub changed_by: Option<UserId>,
     pub changed_at: DateTime<Utc>,
+    /// Why (an `infer` decision), when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]

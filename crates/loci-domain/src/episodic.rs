@@ -339,7 +339,7 @@ impl EpisodicService {
                     text: item.content.clone(),
                     app: input.app,
                     metadata: input.metadata,
-                    infer: false,
+                    ..CreateMemoryInput::default()
                 },
             )
             .await?;

@@ -27,8 +27,12 @@ pub enum DomainError {
     InvalidTransition { from: MemoryState, to: MemoryState },
     #[error("the app is paused; writes through it are blocked")]
     AppPaused,
-    #[error("fact inference needs an LLM endpoint, and none is configured")]
-    InferUnavailable,
+    /// The org has this many jobs queued or running already.
+    #[error("too many jobs queued: at most {0} per org; retry when some are done")]
+    TooManyJobs(u64),
+    /// A bug or corrupt stored data; the detail goes to the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("the embedding model is unavailable")]
     EmbedderUnavailable,
     #[error("the graph engine cannot answer this query")]
@@ -59,7 +63,8 @@ impl DomainError {
             Self::Validation(_) => ErrorCode::ValidationFailed,
             Self::InvalidTransition { .. } => ErrorCode::InvalidStateTransition,
             Self::AppPaused => ErrorCode::AppPaused,
-            Self::InferUnavailable => ErrorCode::InferUnavailable,
+            Self::TooManyJobs(_) => ErrorCode::RateLimited,
+            Self::Internal(_) => ErrorCode::Internal,
             Self::EmbedderUnavailable => ErrorCode::EmbedderUnavailable,
             Self::GraphAnalyticsUnavailable => ErrorCode::GraphAnalyticsUnavailable,
             Self::SearchUnavailable(_) => ErrorCode::DependencyUnavailable,
@@ -77,6 +82,10 @@ impl DomainError {
     /// only. Every transport renders errors through this and [`Self::code`].
     pub fn public_detail(&self) -> String {
         match self {
+            Self::Internal(_) => {
+                tracing::error!(error = %self, "internal error");
+                "an internal error occurred".to_owned()
+            }
             Self::Store(_) | Self::Index(_) => {
                 tracing::error!(error = %self, "storage error");
                 match self.code() {

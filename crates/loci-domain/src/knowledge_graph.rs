@@ -300,7 +300,9 @@ impl KnowledgeGraphService {
         tags: Map<String, Value>,
     ) -> Result<(), DomainError> {
         let metadata = MetadataInput { entity: Some(entity.trim().to_owned()), tags, ..Default::default() };
-        self.memories.create(p, CreateMemoryInput { text, app: None, metadata, infer: false }).await?;
+        self.memories
+            .create(p, CreateMemoryInput { text, app: None, metadata, ..CreateMemoryInput::default() })
+            .await?;
         Ok(())
     }
 

@@ -171,6 +171,51 @@ impl MemoryService {
         &self.db
     }
 
+    pub(crate) fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Queues automatic categorisation of a new memory, when it is on.
+    pub(crate) fn categorise_later(&self, p: &Principal, memory: &Memory) {
+        if let Some(auto) = &self.auto_categorizer {
+            auto.enqueue(&p.org_id, memory.id, &memory.content);
+        }
+    }
+
+    /// The caller's own current (active or paused) memories among `ids`,
+    /// with one of `hashes`, and the `recent` newest ones.
+    pub(crate) async fn current_own(
+        &self,
+        p: &Principal,
+        ids: &[MemoryId],
+        hashes: &[String],
+        recent: u64,
+    ) -> Result<Vec<Memory>, DomainError> {
+        let me = self.provisioner.user(&self.db, p).await?;
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let own = MemoryFilter {
+            user_id: Some(me),
+            states: vec![MemoryState::Active, MemoryState::Paused],
+            ..MemoryFilter::default()
+        };
+        let mut found: Vec<Memory> = Vec::new();
+        let all = PageRequest { page: 1, size: rules::MAX_IDS_PER_CALL as u64 };
+        if !ids.is_empty() {
+            found.extend(memories::list(&tx, &MemoryFilter { ids: ids.to_vec(), ..own.clone() }, all).await?.items);
+        }
+        if !hashes.is_empty() {
+            let same = MemoryFilter { content_hashes: hashes.to_vec(), ..own.clone() };
+            found.extend(memories::list(&tx, &same, all).await?.items);
+        }
+        if recent > 0 {
+            found.extend(memories::list(&tx, &own, PageRequest { page: 1, size: recent }).await?.items);
+        }
+        tx.commit().await?;
+        let mut seen = std::collections::HashSet::new();
+        found.retain(|m| seen.insert(m.id));
+        Ok(found)
+    }
+
     pub fn access_log(&self) -> &AccessLog {
         &self.access
     }
@@ -243,7 +288,11 @@ impl MemoryService {
 
     /// The caller's user, a write transaction in their org, and the named
     /// app (created on first use); a paused app refuses writes.
-    async fn writable_app(&self, p: &Principal, app_name: &str) -> Result<(UserId, TenantTx, App), DomainError> {
+    pub(crate) async fn writable_app(
+        &self,
+        p: &Principal,
+        app_name: &str,
+    ) -> Result<(UserId, TenantTx, App), DomainError> {
         let me = self.provisioner.user(&self.db, p).await?;
         let tx = self.db.begin_tenant(&p.org_id).await?;
         let app = apps::ensure(&tx, me, app_name).await?;
@@ -256,15 +305,20 @@ impl MemoryService {
 
     /// A create's body checked (all violations at once): its text, the
     /// app to write through and the metadata.
-    fn checked_create(
+    pub(crate) fn checked_create(
         &self,
         p: &Principal,
         input: &CreateMemoryInput,
     ) -> Result<(String, String, validation::ValidMetadata), DomainError> {
-        if input.infer {
-            return Err(DomainError::InferUnavailable);
-        }
         let mut errors = Vec::new();
+        // Inference goes through `InferService::add`, never here.
+        for (field, given) in
+            [("infer", input.infer), ("messages", input.messages.is_some()), ("async", input.run_async)]
+        {
+            if given {
+                errors.push(FieldViolation::new(field, "not with this operation"));
+            }
+        }
         let text = validation::content("text", &input.text, &self.limits, &mut errors);
         let app_name = input.app.as_deref().or(p.client_id.as_deref()).unwrap_or("default").to_owned();
         let app_name = validation::app_name("app", &app_name, &mut errors);
@@ -291,9 +345,7 @@ impl MemoryService {
         )
         .await?;
         tx.commit().await?;
-        if let Some(auto) = &self.auto_categorizer {
-            auto.enqueue(&p.org_id, memory.id, &memory.content);
-        }
+        self.categorise_later(p, &memory);
         Ok(MemoryView { memory, app_name: app.name, owned: true })
     }
 
@@ -328,7 +380,7 @@ impl MemoryService {
             },
         )
         .await?;
-        let ended = memories::end_validity(&tx, old.id, Some(memory.id), Some(me)).await?;
+        let ended = memories::end_validity(&tx, old.id, Some(memory.id), Some(me), None).await?;
         let old_app = apps::get(&tx, old.app_id).await?.map_or_else(String::new, |a| a.name);
         tx.commit().await?;
         if let Some(auto) = &self.auto_categorizer {
@@ -354,7 +406,7 @@ impl MemoryService {
             }
         };
         let ended =
-            memories::end_validity(&tx, old.id, None, Some(me)).await?.ok_or(DomainError::NotFound("memory"))?;
+            memories::end_validity(&tx, old.id, None, Some(me), None).await?.ok_or(DomainError::NotFound("memory"))?;
         let app_name = apps::get(&tx, ended.app_id).await?.map_or_else(String::new, |a| a.name);
         tx.commit().await?;
         Ok(MemoryView { memory: ended, app_name, owned: true })

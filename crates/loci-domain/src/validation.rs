@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use loci_core::model::MemoryMetadata;
 use loci_core::{AccessEntity, ArtifactType, Category, OrgId, Scope, Source};
 use loci_settings::LimitsSettings;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::FieldViolation;
@@ -38,7 +38,7 @@ impl Default for Limits {
 
 /// Structured metadata as clients send it: enums as strings, so an unknown
 /// value is a per-field error rather than a parse failure of the whole body.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 pub struct MetadataInput {
     /// decision, convention, architecture, dependency, workflow, testing,
     /// security, performance, runbook or glossary.
@@ -69,16 +69,50 @@ pub struct MetadataInput {
 }
 
 /// Input of "create a memory".
-#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateMemoryInput {
+    /// What to remember. With `infer`, the text facts are taken from (or
+    /// give `messages` instead).
+    #[serde(default)]
     pub text: String,
     /// App name; default: the token's client, else `default`.
     pub app: Option<String>,
     #[serde(default)]
     pub metadata: MetadataInput,
+    /// Take atomic facts from the input and reconcile each with the
+    /// caller's current memories: ADD, UPDATE (supersede), DELETE (retract)
+    /// or NOOP (already known). `metadata` applies to every fact.
     #[serde(default)]
     pub infer: bool,
+    /// With `infer`: a conversation to take facts from, instead of `text`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<MessageInput>>,
+    /// With `infer`: run as a job and answer 202 with its id at once (inputs
+    /// above `infer.async_threshold_chars` always do).
+    #[serde(default, rename = "async")]
+    pub run_async: bool,
+}
+
+/// One message of a conversation given to `infer`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MessageInput {
+    /// `user` (default), `assistant`, `system` or `tool`: unnamed assistant,
+    /// system and tool messages give no facts.
+    #[serde(default = "user_role")]
+    pub role: String,
+    /// Who said it: facts are attributed to named speakers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub content: String,
+    /// The client's id of the message, kept as the evidence of its facts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+fn user_role() -> String {
+    "user".to_owned()
 }
 
 /// Input of "update a memory": at least one field; a field left out is

@@ -1,4 +1,5 @@
-//! A small circuit breaker for the embedding endpoint.
+//! A small circuit breaker for a remote endpoint (the embedding and LLM
+//! endpoints).
 //!
 //! Closed: requests go through; consecutive transport failures are counted. After
 //! `failure_threshold` of them the breaker opens: requests fail at once for `cool_down`. Then it
@@ -45,14 +46,14 @@ enum State {
 }
 
 #[derive(Debug)]
-pub(crate) struct CircuitBreaker {
+pub struct CircuitBreaker {
     config: BreakerConfig,
     state: Mutex<State>,
 }
 
 /// Why a request may not go through now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refusal {
+pub enum Refusal {
     /// Open for this much longer.
     Open(Duration),
     /// Half-open, and the one trial request is already in flight.
@@ -60,12 +61,12 @@ pub(crate) enum Refusal {
 }
 
 impl CircuitBreaker {
-    pub(crate) fn new(config: BreakerConfig) -> Self {
+    pub fn new(config: BreakerConfig) -> Self {
         let config = BreakerConfig { failure_threshold: config.failure_threshold.max(1), ..config };
         Self { config, state: Mutex::new(State::Closed { failures: 0 }) }
     }
 
-    pub(crate) fn state(&self) -> BreakerState {
+    pub fn state(&self) -> BreakerState {
         match *self.state.lock() {
             State::Closed { .. } => BreakerState::Closed,
             State::Open { until } if Instant::now() < until => BreakerState::Open,
@@ -75,7 +76,7 @@ impl CircuitBreaker {
 
     /// Asks to send a request now. The permit must be settled with `success` or `failure`;
     /// dropping it unsettled (a cancelled request) lets the next caller make the trial.
-    pub(crate) fn acquire(&self) -> Result<Permit<'_>, Refusal> {
+    pub fn acquire(&self) -> Result<Permit<'_>, Refusal> {
         self.acquire_at(Instant::now())
     }
 
@@ -110,7 +111,7 @@ impl CircuitBreaker {
 
 /// Leave to send one request.
 #[derive(Debug)]
-pub(crate) struct Permit<'a> {
+pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
     trial: bool,
     settled: bool,
@@ -118,13 +119,13 @@ pub(crate) struct Permit<'a> {
 
 impl Permit<'_> {
     /// The endpoint answered (any answer that shows it is up, a 4xx included).
-    pub(crate) fn success(mut self) {
+    pub fn success(mut self) {
         self.settled = true;
         self.breaker.record(self.trial, true, Instant::now());
     }
 
     /// The endpoint could not be reached, timed out or answered 5xx.
-    pub(crate) fn failure(self) {
+    pub fn failure(self) {
         self.failure_at(Instant::now());
     }
 

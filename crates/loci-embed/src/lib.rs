@@ -25,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use loci_settings::{EmbeddingsProvider, EmbeddingsSettings};
 
-pub use breaker::{BreakerConfig, BreakerState};
+pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, Permit, Refusal};
 pub use cache::{CacheStats, CachedEmbedder, cache_key};
 pub use error::EmbedError;
 pub use http::{HttpConfig, HttpEmbedder, RetryPolicy, embeddings_endpoint};

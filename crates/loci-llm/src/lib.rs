@@ -3,6 +3,8 @@
 //! Architecture invariant: this crate only speaks HTTP to model servers; the
 //! rules of when and what to ask live in loci-domain, behind its traits.
 
+mod facts;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,10 +12,12 @@ use loci_domain::categorize::Categorizer;
 use loci_settings::{CategorizerSettings, Secret};
 use serde_json::{Value, json};
 
+pub use facts::ChatFactModel;
+
 /// Errors of LLM calls.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
-    #[error("categorizer.url is not set")]
+    #[error("no LLM url is set (infer.url or categorizer.url)")]
     NotConfigured,
     #[error("request failed: {0}")]
     Http(String),

@@ -116,6 +116,8 @@ pub struct Settings {
     pub mcp: McpSettings,
     #[validate(nested)]
     pub episodic: EpisodicSettings,
+    #[validate(nested)]
+    pub infer: InferSettings,
 }
 
 impl Default for Settings {
@@ -139,6 +141,7 @@ impl Default for Settings {
             search: SearchSettings::default(),
             mcp: McpSettings::default(),
             episodic: EpisodicSettings::default(),
+            infer: InferSettings::default(),
         }
     }
 }
@@ -328,6 +331,9 @@ impl Settings {
         }
         if self.graph.backend == GraphBackend::Neo4j && self.graph.url.is_none() {
             out.push(Problem::new("graph.url", "required when graph.backend = \"neo4j\""));
+        }
+        if self.infer.llm && self.infer.url.is_none() && self.categorizer.url.is_none() {
+            out.push(Problem::new("infer.url", "required when infer.llm = true (or set categorizer.url)"));
         }
         if self.categorizer.enabled && self.categorizer.url.is_none() {
             out.push(Problem::new("categorizer.url", "required when categorizer.enabled = true"));

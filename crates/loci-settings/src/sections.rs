@@ -578,3 +578,85 @@ impl Default for EpisodicSettings {
         Self { ttl_secs: 86_400, max_items_per_session: 1_000 }
     }
 }
+
+/// Fact inference (`infer=true` on a create or `add_memories`): an input
+/// becomes atomic facts, each added, merged with (NOOP), superseding
+/// (UPDATE) or retracting (DELETE) what the caller already has. The local
+/// path needs no LLM; with `llm = true` an OpenAI-compatible model extracts
+/// and decides, and the local path takes over whenever it fails.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct InferSettings {
+    /// A fact this close (cosine) to a current memory is already known.
+    #[validate(range(min = 0.5, max = 1.0))]
+    pub noop_similarity: f32,
+    /// A retraction ends the closest current memory at least this close to
+    /// what it retracts, when no memory has the same subject and attribute.
+    #[validate(range(min = 0.3, max = 1.0))]
+    pub retract_similarity: f32,
+    /// Current memories compared with each fact, per index.
+    #[validate(range(min = 1, max = 100))]
+    pub candidates: usize,
+    /// Most messages in one input.
+    #[validate(range(min = 1, max = 10_000))]
+    pub max_messages: usize,
+    /// Inputs longer than this (characters, all messages together) run as a
+    /// job (202 with its id) rather than within the request.
+    #[validate(range(min = 1, max = 10_000_000))]
+    pub async_threshold_chars: usize,
+    /// Jobs run at once by one process.
+    #[validate(range(min = 1, max = 64))]
+    pub job_concurrency: usize,
+    /// Jobs one org may have queued or running (more: 429).
+    #[validate(range(min = 1, max = 100_000))]
+    pub max_pending_jobs_per_org: u64,
+    /// How long a worker holds a job before another may take it over (a
+    /// worker that died gives its jobs back after this).
+    #[validate(range(min = 1, max = 86_400))]
+    pub job_lease_secs: u64,
+    /// Attempts before a job is marked failed.
+    #[validate(range(min = 1, max = 100))]
+    pub job_max_attempts: u32,
+    /// Ask an LLM (`url`, or the categoriser's when unset).
+    pub llm: bool,
+    #[validate(url)]
+    pub url: Option<String>,
+    #[validate(length(min = 1, max = 200))]
+    pub model: Option<String>,
+    pub api_key: Option<Secret>,
+    #[validate(range(min = 100, max = 300_000))]
+    pub timeout_ms: u64,
+    /// Retries of a failed call (timeouts, 5xx, malformed answers).
+    #[validate(range(min = 0, max = 10))]
+    pub retries: u32,
+    /// Consecutive failed calls that open the circuit breaker; it stays
+    /// open (the local path answers at once) for `breaker_cool_down_secs`.
+    #[validate(range(min = 1, max = 1_000))]
+    pub breaker_failures: u32,
+    #[validate(range(min = 1, max = 3_600))]
+    pub breaker_cool_down_secs: u64,
+}
+
+impl Default for InferSettings {
+    fn default() -> Self {
+        Self {
+            noop_similarity: 0.9,
+            retract_similarity: 0.7,
+            candidates: 8,
+            max_messages: 1_000,
+            async_threshold_chars: 32_768,
+            job_concurrency: 2,
+            max_pending_jobs_per_org: 100,
+            job_lease_secs: 300,
+            job_max_attempts: 3,
+            llm: false,
+            url: None,
+            model: None,
+            api_key: None,
+            timeout_ms: 30_000,
+            retries: 2,
+            breaker_failures: 5,
+            breaker_cool_down_secs: 30,
+        }
+    }
+}

@@ -171,8 +171,11 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
         p.prop(schema, "text", content.clone());
     }
     p.prop("CreateMemoryInput", "app", name(MAX_APP_NAME_CHARS));
-    // Fact extraction is not available on this server: `infer` must be false.
-    p.prop("CreateMemoryInput", "infer", json!({ "enum": [false] }));
+    // A conversation for `infer`: each message's content is a memory's.
+    p.prop("MessageInput", "content", content.clone());
+    p.prop("MessageInput", "role", json!({ "pattern": "^[a-z_]{1,32}$" }));
+    p.prop("MessageInput", "name", name(128));
+    p.prop("MessageInput", "id", name(128));
     p.prop("MetadataInput", "category", json!({ "enum": nullable(categories.clone()) }));
     p.prop("MetadataInput", "scope", json!({ "enum": nullable(scopes.clone()) }));
     p.prop("MetadataInput", "artifact_type", json!({ "enum": nullable(artifact_types.clone()) }));

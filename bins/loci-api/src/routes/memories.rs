@@ -1,8 +1,9 @@
 //! `/api/v1/memories` (memories:read / memories:write / memories:delete).
 
 use actix_web::{HttpResponse, web};
-use loci_core::MemoryId;
 use loci_core::model::CategoryRecord;
+use loci_core::{JobId, MemoryId};
+use loci_domain::infer::AddOutcome;
 use loci_domain::memories::StateAction;
 use loci_domain::memories::{BulkOutcome, MemoryView};
 use loci_domain::validation::{CreateMemoryInput, UpdateMemoryInput};
@@ -39,6 +40,15 @@ pub struct DeleteOutcome {
     skipped: Vec<MemoryId>,
 }
 
+/// What a create answers with 201: the memory, or with `infer` the facts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // the document's shape only: handlers serialise the variants' types
+pub enum Created {
+    Memory(Box<MemoryView>),
+    Inferred(loci_domain::infer::InferOutcome),
+}
+
 /// Related memories.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RelatedList {
@@ -51,15 +61,38 @@ fn memory_id(raw: &str) -> Result<MemoryId, Problem> {
     params::id::<MemoryId>("id", raw, &mut out).ok_or_else(|| out.into())
 }
 
-#[utoipa::path(post, path = "/api/v1/memories", tag = "memories", request_body = loci_domain::validation::CreateMemoryInput, responses((status = 201, description = "Created", body = loci_domain::memories::MemoryView), loci_http::ProblemResponses), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/memories", tag = "memories", request_body = loci_domain::validation::CreateMemoryInput, responses(
+    (status = 201, description = "Created: the memory; with `infer`, the facts and what each did (at least one stored)", body = Created),
+    (status = 200, description = "With `infer`: the facts and what each did, none stored (all already known or retractions)", body = loci_domain::infer::InferOutcome),
+    (status = 202, description = "With `infer`: queued as a job (`async`, or a large input); `GET /api/v1/memories/jobs/{id}` reports it", body = loci_domain::infer::JobView),
+    (status = 429, description = "With `infer` as a job: the org has `infer.max_pending_jobs_per_org` jobs queued or running", body = loci_http::Problem, content_type = "application/problem+json"),
+    loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn create(
     state: web::Data<Services>,
     auth: Authenticated,
     body: ValidJson<CreateMemoryInput>,
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[MEMORIES_WRITE])?;
-    let view = state.memories.create(p, body.0).await?;
-    Ok(HttpResponse::Created().json(view))
+    Ok(match state.infer.add(p, body.0).await? {
+        AddOutcome::Created(view) => HttpResponse::Created().json(view),
+        AddOutcome::Inferred(outcome) if outcome.created_any() => HttpResponse::Created().json(outcome),
+        AddOutcome::Inferred(outcome) => HttpResponse::Ok().json(outcome),
+        AddOutcome::Queued(job) => HttpResponse::Accepted()
+            .insert_header(("Location", format!("/api/v1/memories/jobs/{}", job.job_id)))
+            .json(job),
+    })
+}
+
+#[utoipa::path(get, path = "/api/v1/memories/jobs/{id}", tag = "memories", params(("id" = String, Path, format = Uuid)), responses((status = 200, description = "An asynchronous add of the caller: queued, running, done (with its results) or failed (with its error)", body = loci_domain::infer::JobView), loci_http::ProblemResponses), security(("bearer" = [])))]
+pub async fn job(
+    state: web::Data<Services>,
+    auth: Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[MEMORIES_READ])?;
+    let mut out = Vec::new();
+    let id = params::id::<JobId>("id", &id, &mut out).ok_or_else(|| Problem::from(out))?;
+    Ok(HttpResponse::Ok().json(state.infer.job(p, id).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/memories", tag = "memories", params(ListQuery), responses((status = 200, description = "A page of memories", body = loci_core::model::Page<loci_domain::memories::MemoryView>), loci_http::ProblemResponses), security(("bearer" = [])))]

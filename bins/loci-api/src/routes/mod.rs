@@ -40,6 +40,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(method_not_allowed("GET")),
     )
     .service(
+        web::resource("/api/v1/memories/jobs/{id}")
+            .route(web::get().to(memories::job))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
         web::resource("/api/v1/memories/categories")
             .route(web::get().to(memories::categories))
             .default_service(method_not_allowed("GET")),

@@ -11,6 +11,7 @@ pub struct Model {
     pub new_state: String,
     pub changed_by: Option<Uuid>,
     pub changed_at: DateTimeUtc,
+    pub reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -87,6 +87,7 @@ async fn record_history(
     old: Option<MemoryState>,
     new: MemoryState,
     actor: Option<UserId>,
+    reason: Option<&str>,
 ) -> Result<(), StoreError> {
     let row = memory_status_history::ActiveModel {
         id: Set(uuid_v7()),
@@ -96,6 +97,7 @@ async fn record_history(
         new_state: Set(new.as_str().to_owned()),
         changed_by: Set(actor.map(|a| a.as_uuid())),
         changed_at: Set(now()),
+        reason: Set(reason.map(str::to_owned)),
     };
     memory_status_history::Entity::insert(row).exec_without_returning(tx.conn()).await?;
     Ok(())
@@ -143,7 +145,12 @@ fn new_row(
 /// Inserts a new memory with its categories, one history row (nothing ->
 /// its state) and an outbox row, after checking that user and app belong to
 /// the tenant (and the app to the user); otherwise `NotFound`.
-async fn insert(tx: &TenantTx, input: NewMemory, times: ImportedTimes) -> Result<Memory, StoreError> {
+async fn insert(
+    tx: &TenantTx,
+    input: NewMemory,
+    times: ImportedTimes,
+    reason: Option<&str>,
+) -> Result<Memory, StoreError> {
     let app = repo::apps::get(tx, input.app_id).await?.ok_or(StoreError::NotFound("app"))?;
     if app.owner_id != input.user_id {
         return Err(StoreError::NotFound("app"));
@@ -154,7 +161,7 @@ async fn insert(tx: &TenantTx, input: NewMemory, times: ImportedTimes) -> Result
     let id = MemoryId::new();
     memories::Entity::insert(new_row(tx, id, &input, &times)?).exec_without_returning(tx.conn()).await?;
     repo::categories::assign(tx, id, &input.categories).await?;
-    record_history(tx, id, None, times.state, Some(input.user_id)).await?;
+    record_history(tx, id, None, times.state, Some(input.user_id), reason).await?;
     let op = if times.state == MemoryState::Deleted { OutboxOperation::Delete } else { OutboxOperation::Upsert };
     outbox::enqueue_memory(tx, id, op).await?;
     get_any_state(tx, id).await?.ok_or(StoreError::NotFound("memory"))
@@ -162,13 +169,34 @@ async fn insert(tx: &TenantTx, input: NewMemory, times: ImportedTimes) -> Result
 
 /// Creates an active memory in the transaction's tenant (see [`insert`]).
 pub async fn create(tx: &TenantTx, input: NewMemory) -> Result<Memory, StoreError> {
+    create_because(tx, input, None).await
+}
+
+/// [`create`], with why in its history row (an `infer` decision).
+pub async fn create_because(tx: &TenantTx, input: NewMemory, reason: Option<&str>) -> Result<Memory, StoreError> {
     let t = now();
     insert(
         tx,
         input,
         ImportedTimes { state: MemoryState::Active, created_at: t, updated_at: t, archived_at: None, deleted_at: None },
+        reason,
     )
     .await
+}
+
+/// Records a decision that changed nothing (an `infer` NOOP: the memory
+/// already says it) as a history row whose state stays the same.
+pub async fn note_unchanged(
+    tx: &TenantTx,
+    id: MemoryId,
+    actor: Option<UserId>,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let Some(memory) = get(tx, id).await? else {
+        return Ok(false);
+    };
+    record_history(tx, id, Some(memory.state), memory.state, actor, Some(reason)).await?;
+    Ok(true)
 }
 
 /// The memory unless it is deleted; `None` for another tenant's memory.
@@ -244,6 +272,9 @@ fn base_condition(tx: &TenantTx, filter: &MemoryFilter) -> Condition {
     }
     if let Some(user) = filter.user_id {
         all = all.add(memories::Column::UserId.eq(user.as_uuid()));
+    }
+    if !filter.content_hashes.is_empty() {
+        all = all.add(memories::Column::ContentHash.is_in(filter.content_hashes.iter().cloned()));
     }
     if let Some(app) = filter.app_id {
         all = all.add(memories::Column::AppId.eq(app.as_uuid()));
@@ -698,6 +729,17 @@ pub async fn set_state(
     next: MemoryState,
     actor: Option<UserId>,
 ) -> Result<Option<Memory>, StoreError> {
+    set_state_because(tx, id, next, actor, None).await
+}
+
+/// [`set_state`], with why in its history row.
+async fn set_state_because(
+    tx: &TenantTx,
+    id: MemoryId,
+    next: MemoryState,
+    actor: Option<UserId>,
+    reason: Option<&str>,
+) -> Result<Option<Memory>, StoreError> {
     let Some(model) = scoped(tx).filter(memories::Column::Id.eq(id.as_uuid())).one(tx.conn()).await? else {
         return Ok(None);
     };
@@ -721,7 +763,7 @@ pub async fn set_state(
         MemoryState::Paused => {}
     }
     let updated = row.update(tx.conn()).await?;
-    record_history(tx, id, Some(current), next, actor).await?;
+    record_history(tx, id, Some(current), next, actor, reason).await?;
     let op = if next == MemoryState::Deleted { OutboxOperation::Delete } else { OutboxOperation::Upsert };
     outbox::enqueue_memory(tx, id, op).await?;
     let mut memory = to_record(tx, updated)?;
@@ -731,16 +773,17 @@ pub async fn set_state(
 
 /// Ends a current (active or paused) memory: archived, with `valid_to` now
 /// and `superseded_by` the memory that replaces it (none: retracted), in
-/// the caller's transaction, with its history row and outbox entry.
-/// `None` for a missing memory; a memory not current is an invalid
-/// transition.
+/// the caller's transaction, with its history row (saying why, when
+/// `reason` is given) and outbox entry. `None` for a missing memory; a
+/// memory not current is an invalid transition.
 pub async fn end_validity(
     tx: &TenantTx,
     id: MemoryId,
     superseded_by: Option<MemoryId>,
     actor: Option<UserId>,
+    reason: Option<&str>,
 ) -> Result<Option<Memory>, StoreError> {
-    let Some(mut memory) = set_state(tx, id, MemoryState::Archived, actor).await? else {
+    let Some(mut memory) = set_state_because(tx, id, MemoryState::Archived, actor, reason).await? else {
         return Ok(None);
     };
     let at = memory.archived_at.unwrap_or_else(now);
@@ -783,6 +826,7 @@ pub async fn history(tx: &TenantTx, id: MemoryId) -> Result<Vec<StatusChange>, S
                 new_state: r.new_state.parse().map_err(StoreError::corrupt)?,
                 changed_by: r.changed_by.map(UserId::from_uuid),
                 changed_at: r.changed_at,
+                reason: r.reason,
             })
         })
         .collect()
@@ -828,7 +872,7 @@ pub struct ImportedTimes {
 /// Creates a memory from a backup, with a fresh id, its original state and
 /// times; one history row records the import, and an outbox row re-indexes it.
 pub async fn import(tx: &TenantTx, input: NewMemory, times: ImportedTimes) -> Result<Memory, StoreError> {
-    insert(tx, input, times).await
+    insert(tx, input, times, None).await
 }
 
 /// Rows per multi-row `INSERT`: the widest table (memories, 21 columns) stays
@@ -863,6 +907,7 @@ pub async fn create_many(tx: &TenantTx, inputs: Vec<(NewMemory, ImportedTimes)>)
             new_state: Set(times.state.as_str().to_owned()),
             changed_by: Set(Some(input.user_id.as_uuid())),
             changed_at: Set(now()),
+            reason: Set(None),
         });
         let op = if times.state == MemoryState::Deleted { OutboxOperation::Delete } else { OutboxOperation::Upsert };
         outbox_rows.push(outbox::memory_row(tx, *id, op));

@@ -6,6 +6,7 @@
 pub mod access_logs;
 pub mod apps;
 pub mod categories;
+pub mod jobs;
 pub mod memories;
 pub mod memory_analytics;
 pub mod orgs;
