@@ -94,8 +94,8 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
     assert_eq!(bad["errors"][0]["field"], "text");
     let bad = err(&client, "add_memories", json!({ "text": "x", "colour": "red" })).await;
     assert_eq!((bad["code"].as_str(), bad["errors"][0]["field"].as_str()), (Some("INVALID_INPUT"), Some("colour")));
-    let bad = err(&client, "add_memories", json!({ "text": "x", "infer": true })).await;
-    assert_eq!(bad["code"], "INFER_UNAVAILABLE");
+    let bad = err(&client, "add_memories", json!({ "infer": true, "messages": [] })).await;
+    assert_eq!((bad["code"].as_str(), bad["errors"][0]["field"].as_str()), (Some("INVALID_INPUT"), Some("messages")));
     let bad = err(&client, "add_memories", json!({ "text": "x", "category": "nonsense" })).await;
     assert_eq!(bad["code"], "INVALID_INPUT");
 
@@ -145,7 +145,32 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
     let info = ok(&client, "get_embedder_info", json!({})).await;
     assert_eq!(info["available"], true);
     let job = err(&client, "add_memories_status", json!({ "job_id": "j-1" })).await;
+    assert_eq!((job["code"].as_str(), job["errors"][0]["field"].as_str()), (Some("INVALID_INPUT"), Some("job_id")));
+    let job = err(&client, "add_memories_status", json!({ "job_id": uuid::Uuid::now_v7().to_string() })).await;
     assert_eq!(job["code"], "NOT_FOUND");
+    // Inference over MCP: within the call, and as a job.
+    let inferred = ok(
+        &client,
+        "add_memories",
+        json!({ "infer": true, "messages": [{ "name": "Dana", "content": "I live in Oslo. Thanks!", "id": "x1" }] }),
+    )
+    .await;
+    assert_eq!(inferred["engine"], "local", "{inferred}");
+    assert_eq!(inferred["results"][0]["event"], "ADD");
+    assert_eq!(inferred["results"][0]["fact"], "Dana lives in Oslo");
+    let queued = ok(&client, "add_memories", json!({ "infer": true, "async": true, "text": "Dana moved to Bergen" })).await;
+    let job_id = queued["job_id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let done = loop {
+        let job = ok(&client, "add_memories_status", json!({ "job_id": job_id })).await;
+        if job["status"] == "done" {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(done["result"]["results"][0]["event"], "UPDATE", "{done}");
+    assert_eq!(done["result"]["results"][0]["replaces"], inferred["results"][0]["memory_id"], "{done}");
     let missing_entity = err(&client, "graph_subgraph", json!({})).await;
     assert_eq!(missing_entity["code"], "INVALID_INPUT", "{missing_entity}");
     assert!(
@@ -159,7 +184,9 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
         (Some(m1.as_str()), Some(missing.as_str()))
     );
     let all = ok(&client, "delete_all_memories", json!({})).await;
-    assert_eq!(all["deleted"], json!([m2]));
+    let deleted: Vec<&str> = all["deleted"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert!(deleted.contains(&m2.as_str()), "{all}");
+    assert_eq!(deleted.len(), 3, "m2 and the two inferred ones (one superseded): {all}");
     let page = ok(&client, "list_memories", json!({})).await;
     assert_eq!(page["total"], 0);
     // Reads through MCP are in the access log.

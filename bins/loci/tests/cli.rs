@@ -259,7 +259,13 @@ fn token_rejects_bad_input_and_refuses_in_production() {
 
 /// Starts `loci serve` in `dir` and returns the child and its port.
 fn start_server(dir: &std::path::Path) -> (std::process::Child, u64) {
+    start_server_with(dir, &[])
+}
+
+/// [`start_server`] with more settings.
+fn start_server_with(dir: &std::path::Path, env: &[(&str, String)]) -> (std::process::Child, u64) {
     let mut child = loci(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("LOCI__SERVER__PORT", "0")
         .arg("serve")
         .stdout(Stdio::piped())
@@ -340,6 +346,130 @@ async fn sigkill_during_indexing_loses_no_write() {
         let first = body["results"][0]["content"].as_str().unwrap_or_default().to_owned();
         assert_eq!(first, format!("note about zebra{i} and its stripes"), "{body}");
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// An OpenAI-compatible chat endpoint for the job test: extracts three
+/// facts and adds each; while `slow` is set it answers after 30 s.
+fn fact_model(slow: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let server = HttpServer::new(move || {
+        let slow = slow.clone();
+        App::new().route(
+            "/v1/chat/completions",
+            web::post().to(move |body: web::Json<serde_json::Value>| {
+                let slow = slow.clone();
+                async move {
+                    if slow.load(std::sync::atomic::Ordering::SeqCst) {
+                        tokio::time::sleep(Duration::from_secs(30)).await;
+                    }
+                    let content = if body["response_format"]["json_schema"]["name"] == "facts" {
+                        serde_json::json!({ "facts": [
+                            { "text": "Alice keeps bees", "messages": [0] },
+                            { "text": "Alice sells honey at the market", "messages": [0] },
+                            { "text": "Alice has twelve hives", "messages": [0] }
+                        ]})
+                    } else {
+                        let decisions: Vec<serde_json::Value> = (0..3)
+                            .map(|i| serde_json::json!({ "fact": i, "event": "ADD", "known": null, "reason": "new" }))
+                            .collect();
+                        serde_json::json!({ "decisions": decisions })
+                    };
+                    HttpResponse::Ok().json(serde_json::json!({
+                        "choices": [{ "message": { "role": "assistant", "content": content.to_string() } }]
+                    }))
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+/// A job's effect and its end commit together: killed while a job runs,
+/// the restarted server runs it again once its lease ends, and its
+/// memories exist exactly once.
+#[tokio::test]
+async fn sigkill_during_a_job_runs_it_again_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let slow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let url = fact_model(slow.clone());
+    let env = [
+        ("LOCI__INFER__LLM", "true".to_owned()),
+        ("LOCI__INFER__URL", url),
+        ("LOCI__INFER__TIMEOUT_MS", "60000".to_owned()),
+        ("LOCI__INFER__JOB_LEASE_SECS", "2".to_owned()),
+    ];
+    let (mut child, port) = start_server_with(dir.path(), &env);
+    let out =
+        loci(dir.path()).args(["token", "--user", "alice", "--org", "acme", "--roles", "admin"]).output().unwrap();
+    let token = text(&out).0.trim().to_owned();
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let body =
+        serde_json::json!({ "infer": true, "async": true, "text": "I keep bees and sell honey from my twelve hives." });
+    let res = client.post(format!("{base}/api/v1/memories")).bearer_auth(&token).json(&body).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 202);
+    let job: serde_json::Value = res.json().await.unwrap();
+    let id = job["job_id"].as_str().unwrap().to_owned();
+    let status = |base: String| {
+        let (client, token, id) = (client.clone(), token.clone(), id.clone());
+        async move {
+            let job: serde_json::Value = client
+                .get(format!("{base}/api/v1/memories/jobs/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            job
+        }
+    };
+    // Killed while the job waits for the model.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(base.clone()).await["status"] != "running" {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    slow.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (mut child, port) = start_server_with(dir.path(), &env);
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job = status(base.clone()).await;
+        if job["status"] == "done" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the job never finished: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(job["result"]["engine"], "llm", "{job}");
+    // A while later: still exactly one copy of each fact.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let list: serde_json::Value = client
+        .get(format!("{base}/api/v1/memories?size=100"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut contents: Vec<&str> =
+        list["items"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+    contents.sort_unstable();
+    assert_eq!(contents, ["Alice has twelve hives", "Alice keeps bees", "Alice sells honey at the market"]);
     child.kill().unwrap();
     child.wait().unwrap();
 }

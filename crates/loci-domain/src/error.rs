@@ -30,6 +30,9 @@ pub enum DomainError {
     /// The org has this many jobs queued or running already.
     #[error("too many jobs queued: at most {0} per org; retry when some are done")]
     TooManyJobs(u64),
+    /// The job had ended (another run of it finished first).
+    #[error("the job has ended already")]
+    JobEnded,
     /// A bug or corrupt stored data; the detail goes to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,6 +68,7 @@ impl DomainError {
             Self::AppPaused => ErrorCode::AppPaused,
             Self::TooManyJobs(_) => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
+            Self::JobEnded => ErrorCode::InvalidStateTransition,
             Self::EmbedderUnavailable => ErrorCode::EmbedderUnavailable,
             Self::GraphAnalyticsUnavailable => ErrorCode::GraphAnalyticsUnavailable,
             Self::SearchUnavailable(_) => ErrorCode::DependencyUnavailable,

@@ -686,7 +686,29 @@ impl InferService {
         }
     }
 
+    /// Runs a claimed job, extending its lease while it runs (a worker that
+    /// dies stops extending it, and the job is claimed again once the lease
+    /// ends).
     async fn run_job(&self, job: jobs::ClaimedJob) {
+        let lease = self.config.job_lease;
+        let work = self.run_claimed(&job);
+        tokio::pin!(work);
+        let mut beat = tokio::time::interval(lease / 3);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                () = &mut work => return,
+                _ = beat.tick() => {
+                    if let Err(e) = jobs::available_after(self.memories.db(), job.id, lease).await {
+                        tracing::warn!(error = %e, job = %job.id, "could not extend a job's lease");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_claimed(&self, job: &jobs::ClaimedJob) {
+        let job = job.clone();
         let outcome = async {
             let tx = self.memories.db().begin_tenant(&job.org_id).await?;
             jobs::start(&tx, job.id, job.attempts).await?;
@@ -694,10 +716,19 @@ impl InferService {
             tx.commit().await?;
             let request: JobRequest = serde_json::from_value(record.request)
                 .map_err(|e| DomainError::Internal(format!("job request unreadable: {e}")))?;
+            if matches!(record.status, JobStatus::Done | JobStatus::Failed) {
+                // Ended by another worker whose queue row removal this
+                // claim raced with.
+                return Err(DomainError::JobEnded);
+            }
             let p = job_principal(&job, &request.caller, record.created_at);
             self.infer(&p, &request.input, Some(job.id)).await
         }
         .await;
+        if let Err(DomainError::JobEnded) = outcome {
+            tracing::info!(job = %job.id, "job already ended by another run; this run changed nothing");
+            return;
+        }
         if let Err(e) = outcome {
             let detail = e.public_detail();
             let last = u32::try_from(job.attempts).unwrap_or(u32::MAX) >= self.config.job_max_attempts;
@@ -706,7 +737,7 @@ impl InferService {
                 self.fail_job(&job, &detail).await
             } else {
                 let delay = JOB_RETRY_STEP * u32::try_from(job.attempts).unwrap_or(1);
-                jobs::retry_later(self.memories.db(), job.id, delay).await
+                jobs::available_after(self.memories.db(), job.id, delay).await
             };
             if let Err(store) = result {
                 tracing::warn!(error = %store, job = %job.id, "could not record a job failure");
@@ -818,7 +849,10 @@ impl InferService {
         let outcome = InferOutcome { results, engine: engine.to_owned(), fallback: fallback.map(str::to_owned) };
         if let Some(job) = job {
             let value = serde_json::to_value(&outcome).map_err(|e| DomainError::Internal(e.to_string()))?;
-            jobs::finish(&tx, job, Ok(value)).await?;
+            if !jobs::finish(&tx, job, Ok(value)).await? {
+                tx.rollback().await?;
+                return Err(DomainError::JobEnded);
+            }
         }
         tx.commit().await?;
         for m in created.iter().flatten() {

@@ -610,8 +610,8 @@ pub struct InferSettings {
     /// Jobs one org may have queued or running (more: 429).
     #[validate(range(min = 1, max = 100_000))]
     pub max_pending_jobs_per_org: u64,
-    /// How long a worker holds a job before another may take it over (a
-    /// worker that died gives its jobs back after this).
+    /// A job's lease: its worker extends it while the job runs; a worker
+    /// that died gives its jobs back when it ends.
     #[validate(range(min = 1, max = 86_400))]
     pub job_lease_secs: u64,
     /// Attempts before a job is marked failed.
@@ -647,7 +647,7 @@ impl Default for InferSettings {
             async_threshold_chars: 32_768,
             job_concurrency: 2,
             max_pending_jobs_per_org: 100,
-            job_lease_secs: 300,
+            job_lease_secs: 30,
             job_max_attempts: 3,
             llm: false,
             url: None,

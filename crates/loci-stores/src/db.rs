@@ -270,6 +270,13 @@ pub struct MigrationState {
 
 /// Schema migrations (`loci migrate up|down|status|fresh`).
 impl Database {
+    /// How many steps down revert the migration `name` and every later one
+    /// (`None` when no migration has that name).
+    pub async fn steps_down_through(&self, name: &str) -> Result<Option<u32>, StoreError> {
+        let status = self.migration_status().await?;
+        Ok(status.iter().position(|m| m.name == name).and_then(|i| u32::try_from(status.len() - i).ok()))
+    }
+
     pub async fn migrate_up(&self) -> Result<(), StoreError> {
         Migrator::up(self.writer(), None).await?;
         Ok(())

@@ -162,31 +162,39 @@ pub async fn start(tx: &TenantTx, id: JobId, attempts: i32) -> Result<(), StoreE
 
 /// Ends a job (`done` with its result, or `failed` with its error) and
 /// takes it off the queue, in the caller's transaction: the transaction
-/// that also writes the job's effect.
-pub async fn finish(tx: &TenantTx, id: JobId, outcome: Result<serde_json::Value, String>) -> Result<(), StoreError> {
+/// that also writes the job's effect. `false` when the job had ended
+/// already (another worker finished it): the caller must roll back, so a
+/// job takes effect once even when two workers ran it.
+pub async fn finish(tx: &TenantTx, id: JobId, outcome: Result<serde_json::Value, String>) -> Result<bool, StoreError> {
     let (status, result, error) = match outcome {
         Ok(result) => (JobStatus::Done, Some(result), None),
         Err(error) => (JobStatus::Failed, None, Some(error)),
     };
-    memory_jobs::Entity::update_many()
+    // Row-locking update: a second worker's finish waits for the first's
+    // commit, then finds the job ended and changes nothing.
+    let ended = memory_jobs::Entity::update_many()
         .col_expr(memory_jobs::Column::Status, Expr::value(status.as_str()))
         .col_expr(memory_jobs::Column::Result, Expr::value(result))
         .col_expr(memory_jobs::Column::Error, Expr::value(error))
         .col_expr(memory_jobs::Column::FinishedAt, Expr::value(now()))
         .filter(memory_jobs::Column::OrgId.eq(tx.org_str()))
         .filter(memory_jobs::Column::Id.eq(id.as_uuid()))
+        .filter(memory_jobs::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Running.as_str()]))
         .exec(tx.conn())
-        .await?;
+        .await?
+        .rows_affected
+        == 1;
     job_queue::Entity::delete_many()
         .filter(job_queue::Column::OrgId.eq(tx.org_str()))
         .filter(job_queue::Column::Id.eq(id.as_uuid()))
         .exec(tx.conn())
         .await?;
-    Ok(())
+    Ok(ended)
 }
 
-/// Gives a claimed job back for another attempt after `delay`.
-pub async fn retry_later(db: &Database, id: JobId, delay: Duration) -> Result<(), StoreError> {
+/// Makes a claimed job claimable again after `delay`: a retry after a
+/// failure, or (called while it runs) its worker extending its lease.
+pub async fn available_after(db: &Database, id: JobId, delay: Duration) -> Result<(), StoreError> {
     let at = now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::seconds(5));
     job_queue::Entity::update_many()
         .col_expr(job_queue::Column::AvailableAt, Expr::value(at))
