@@ -158,7 +158,8 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
     assert_eq!(inferred["engine"], "local", "{inferred}");
     assert_eq!(inferred["results"][0]["event"], "ADD");
     assert_eq!(inferred["results"][0]["fact"], "Dana lives in Oslo");
-    let queued = ok(&client, "add_memories", json!({ "infer": true, "async": true, "text": "Dana moved to Bergen" })).await;
+    let queued =
+        ok(&client, "add_memories", json!({ "infer": true, "async": true, "text": "Dana moved to Bergen" })).await;
     let job_id = queued["job_id"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let done = loop {

@@ -16,9 +16,10 @@ use loci_core::model::MemoryMetadata;
 use loci_domain::Provisioner;
 use loci_domain::access_log::AccessLog;
 use loci_domain::indexer::{Indexer, IndexingOptions};
+use loci_domain::infer::{AddOutcome, FactEvent, InferConfig, InferService};
 use loci_domain::memories::{ImportItem, MemoryService};
 use loci_domain::search::{SearchConfig, SearchMode, SearchRequest, SearchService, Weights};
-use loci_domain::validation::Limits;
+use loci_domain::validation::{CreateMemoryInput, Limits, MessageInput};
 use loci_index::VectorIndex;
 use loci_index_embedded::vector as vector_embedded;
 use loci_security::Principal;
@@ -42,12 +43,22 @@ pub struct LocomoArgs {
     /// Fusion weights vector,lexical,graph (default from settings).
     #[arg(long)]
     weights: Option<String>,
+    /// Ingest through fact inference (`infer=true`, local path) instead of
+    /// one memory per turn.
+    #[arg(long)]
+    infer: bool,
 }
 
 struct Turn {
     dia_id: String,
+    session: u32,
+    speaker: String,
+    text: String,
     content: String,
 }
+
+/// Messages per `infer` add of `--infer`.
+const INFER_BATCH: usize = 10;
 
 struct Question {
     question: String,
@@ -73,14 +84,20 @@ fn load(path: &Path) -> anyhow::Result<Conversation> {
         .collect();
     sessions.sort_by_key(|(n, _)| *n);
     let mut turns = Vec::new();
-    for (_, session) in sessions {
+    for (n, session) in sessions {
         for t in session {
             let (Some(speaker), Some(text), Some(dia)) =
                 (t["speaker"].as_str(), t["text"].as_str(), t["dia_id"].as_str())
             else {
                 continue;
             };
-            turns.push(Turn { dia_id: dia.to_owned(), content: format!("{speaker}: {text}") });
+            turns.push(Turn {
+                dia_id: dia.to_owned(),
+                session: n,
+                speaker: speaker.to_owned(),
+                text: text.to_owned(),
+                content: format!("{speaker}: {text}"),
+            });
         }
     }
     let questions = raw["qa"]
@@ -139,6 +156,82 @@ impl Scores {
             pct(0.95)
         )
     }
+}
+
+/// What `--infer` ingestion did.
+#[derive(Default)]
+struct InferredStats {
+    calls_ms: Vec<f64>,
+    events: std::collections::BTreeMap<&'static str, usize>,
+    current: usize,
+}
+
+impl InferredStats {
+    fn print(&mut self, turns: usize) {
+        self.calls_ms.sort_by(f64::total_cmp);
+        let pct = |q: f64| {
+            let i = ((self.calls_ms.len() as f64 * q) as usize).min(self.calls_ms.len().saturating_sub(1));
+            self.calls_ms.get(i).copied().unwrap_or(0.0)
+        };
+        println!(
+            "infer (local path): {} adds of up to {INFER_BATCH} messages, p50 {:.1} ms, p95 {:.1} ms; events {:?}; \
+             {} current memories for {turns} turns ({:.2} per turn)",
+            self.calls_ms.len(),
+            pct(0.5),
+            pct(0.95),
+            self.events,
+            self.current,
+            self.current as f64 / turns.max(1) as f64
+        );
+    }
+}
+
+/// One conversation through `infer`: session by session, up to
+/// [`INFER_BATCH`] messages per add, the indexes drained after each (as a
+/// live server indexes within a second).
+async fn ingest_inferred(
+    infer: &InferService,
+    indexer: &Indexer,
+    p: &Principal,
+    conv: &Conversation,
+    stats: &mut InferredStats,
+) -> anyhow::Result<()> {
+    let mut start = 0;
+    while start < conv.turns.len() {
+        let session = conv.turns[start].session;
+        let end = conv.turns[start..].iter().take(INFER_BATCH).take_while(|t| t.session == session).count() + start;
+        let messages = conv.turns[start..end]
+            .iter()
+            .map(|t| MessageInput {
+                role: "user".into(),
+                name: Some(t.speaker.clone()),
+                content: t.text.clone(),
+                id: Some(t.dia_id.clone()),
+            })
+            .collect();
+        let input = CreateMemoryInput {
+            infer: true,
+            app: Some("locomo".into()),
+            messages: Some(messages),
+            ..CreateMemoryInput::default()
+        };
+        let t = Instant::now();
+        let outcome = infer.add(p, input).await.map_err(|e| anyhow::anyhow!("infer: {e}"))?;
+        stats.calls_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        if let AddOutcome::Inferred(outcome) = outcome {
+            for r in &outcome.results {
+                *stats.events.entry(r.event.as_str()).or_default() += 1;
+                match r.event {
+                    FactEvent::Add => stats.current += 1,
+                    FactEvent::Delete => stats.current = stats.current.saturating_sub(1),
+                    FactEvent::Update | FactEvent::Noop => {}
+                }
+            }
+        }
+        indexer.drain().await?;
+        start = end;
+    }
+    Ok(())
 }
 
 fn principal(org: &OrgId) -> Principal {
@@ -219,6 +312,12 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
     let services: HashMap<SearchMode, SearchService> =
         modes.iter().map(|m| (*m, SearchService::new(memories_service.clone(), indexes.clone(), config))).collect();
 
+    let infer = InferService::new(
+        memories_service.clone(),
+        indexes.clone(),
+        InferConfig { async_threshold_chars: usize::MAX, ..InferConfig::from_settings(&settings.infer) },
+    );
+    let mut inferred = InferredStats::default();
     let mut scores: HashMap<SearchMode, Scores> = HashMap::new();
     let (mut turns_total, mut questions_total) = (0, 0);
     let mut index_secs = 0.0;
@@ -227,22 +326,26 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         let org = OrgId::parse(&format!("locomo-{}", conv.name)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let p = principal(&org);
         let started = Instant::now();
-        let t0 = chrono::Utc::now() - chrono::Duration::days(1);
-        let items = conv
-            .turns
-            .iter()
-            .enumerate()
-            .map(|(i, turn)| {
-                let mut metadata = MemoryMetadata::default();
-                metadata.extra.insert("dia_id".into(), serde_json::Value::String(turn.dia_id.clone()));
-                ImportItem {
-                    content: turn.content.clone(),
-                    metadata,
-                    created_at: t0 + chrono::Duration::seconds(i as i64),
-                }
-            })
-            .collect();
-        memories_service.import_many(&p, "locomo", items).await?;
+        if args.infer {
+            ingest_inferred(&infer, &indexer, &p, &conv, &mut inferred).await?;
+        } else {
+            let t0 = chrono::Utc::now() - chrono::Duration::days(1);
+            let items = conv
+                .turns
+                .iter()
+                .enumerate()
+                .map(|(i, turn)| {
+                    let mut metadata = MemoryMetadata::default();
+                    metadata.extra.insert("dia_id".into(), serde_json::Value::String(turn.dia_id.clone()));
+                    ImportItem {
+                        content: turn.content.clone(),
+                        metadata,
+                        created_at: t0 + chrono::Duration::seconds(i as i64),
+                    }
+                })
+                .collect();
+            memories_service.import_many(&p, "locomo", items).await?;
+        }
         indexer.drain().await?;
         index_secs += started.elapsed().as_secs_f64();
         turns_total += conv.turns.len();
@@ -262,13 +365,21 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
                 let search = services.get(mode).context("a service per mode")?;
                 let response = search.search(&p, request).await?;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
-                let ranked: Vec<String> = response
-                    .results
-                    .iter()
-                    .filter_map(|r| {
-                        r.memory.memory.metadata.extra.get("dia_id").and_then(|v| v.as_str()).map(str::to_owned)
-                    })
-                    .collect();
+                // The turns each result stands for: its own (one memory per
+                // turn), or those its fact came from (inferred), first seen first.
+                let mut ranked: Vec<String> = Vec::new();
+                for r in &response.results {
+                    let md = &r.memory.memory.metadata;
+                    let turns = match md.extra.get("dia_id").and_then(|v| v.as_str()) {
+                        Some(d) => vec![d.to_owned()],
+                        None => md.evidence.clone(),
+                    };
+                    for t in turns {
+                        if !ranked.contains(&t) {
+                            ranked.push(t);
+                        }
+                    }
+                }
                 scores.entry(*mode).or_default().add(&ranked, &q.evidence, ms);
             }
         }
@@ -280,6 +391,9 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         settings.search.context_window,
         args.embed_context
     );
+    if args.infer {
+        inferred.print(turns_total);
+    }
     println!("| mode     | R@5   | R@10  | MRR   | p50 ms | p95 ms |");
     println!("|----------|-------|-------|-------|--------|--------|");
     for mode in &modes {
