@@ -29,6 +29,12 @@ ending="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/memories" \
     -d '{"text": "Schemathesis seed: the office moves next spring", "app": "schemathesis"}')"
 LOCI_ENDING_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$ending")"
 export LOCI_ENDING_ID
+# An experiment for the {id} routes of /api/v1/experiments.
+experiment="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/experiments" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"name": "schemathesis", "traffic_percentage": 1, "variants": [{"name": "a", "weight": 0.5, "config": {}}, {"name": "b", "weight": 0.5, "config": {"mode": "lexical"}}]}')"
+LOCI_EXPERIMENT_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])' <<<"$experiment")"
+export LOCI_EXPERIMENT_ID
 # Entities for the merge route (the `entity-names` dictionary of the config).
 curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/memories" \
     -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \

@@ -16,12 +16,13 @@ mod m20261207_000001_category_links;
 mod m20261207_000002_graph_relations;
 mod m20261207_000003_temporal_validity;
 mod m20261207_000004_infer_jobs;
+mod m20261207_000005_learning;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
 /// on PostgreSQL each has row-level security forced on it (by the migration
 /// that creates it: [`CORE_TENANT_TABLES`], then [`GRAPH_TENANT_TABLES`],
 /// then `memory_counts`, then `graph_relations` and `graph_aliases`, then
-/// `memory_jobs`).
+/// `memory_jobs`, then `feedback_events` and the experiments').
 pub const TENANT_TABLES: &[&str] = &[
     "orgs",
     "users",
@@ -38,6 +39,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "graph_relations",
     "graph_aliases",
     "memory_jobs",
+    "feedback_events",
+    "experiments",
+    "experiment_history",
+    "experiment_assignments",
 ];
 
 /// The tenant tables of the core schema (m20261125_000001_core).
@@ -62,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000002_graph_relations::Migration),
             Box::new(m20261207_000003_temporal_validity::Migration),
             Box::new(m20261207_000004_infer_jobs::Migration),
+            Box::new(m20261207_000005_learning::Migration),
         ]
     }
 }

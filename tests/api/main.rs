@@ -8,6 +8,8 @@ mod backup;
 mod categorize;
 mod entities;
 mod errors;
+mod experiments;
+mod feedback;
 mod graph;
 mod health;
 mod infer;

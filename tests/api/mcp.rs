@@ -102,6 +102,16 @@ async fn an_agent_initializes_lists_the_tools_and_uses_every_one_over_http() {
     app.indexed().await;
     let found = ok(&client, "search_memory", json!({ "query": "how does payments deploy", "limit": 5 })).await;
     assert_eq!(found["results"][0]["memory_id"], m1.as_str(), "{found}");
+    let reported = ok(
+        &client,
+        "report_feedback",
+        json!({ "outcome": "accepted", "query_id": found["query_id"], "result_index": 0, "decision_time_ms": 1200 }),
+    )
+    .await;
+    assert_eq!(reported["tool_name"], "search_memory", "{reported}");
+    assert!(reported["sources"].as_array().is_some_and(|s| !s.is_empty()), "sources from the search: {reported}");
+    let bad = err(&client, "report_feedback", json!({ "outcome": "meh" })).await;
+    assert_eq!(bad["errors"][0]["field"], "outcome", "{bad}");
     let lexical = ok(&client, "search_memory", json!({ "query": "rollbacks", "mode": "lexical" })).await;
     assert_eq!(lexical["results"][0]["memory_id"], m2.as_str());
     let bad = err(&client, "search_memory", json!({ "query": "x", "limit": 51 })).await;

@@ -342,7 +342,7 @@ async fn bad_input_is_rejected_without_side_effects(engine: Engine) {
         ("scope disagrees", reqwest::Method::POST, "/api/v1/memories".into(), "application/json", br#"{"text": "x", "metadata": {"scope": "org", "access_entity": "user:alice"}}"#.to_vec(), 422, "VALIDATION_FAILED"),
         ("foreign org entity", reqwest::Method::POST, "/api/v1/memories".into(), "application/json", br#"{"text": "x", "metadata": {"access_entity": "org:globex"}}"#.to_vec(), 422, "VALIDATION_FAILED"),
         ("empty text", reqwest::Method::POST, "/api/v1/memories".into(), "application/json", br#"{"text": "   "}"#.to_vec(), 422, "VALIDATION_FAILED"),
-        ("infer without LLM", reqwest::Method::POST, "/api/v1/memories".into(), "application/json", br#"{"text": "x", "infer": true}"#.to_vec(), 422, "INFER_UNAVAILABLE"),
+        ("infer with messages and text", reqwest::Method::POST, "/api/v1/memories".into(), "application/json", br#"{"text": "x", "infer": true, "messages": [{"content": "y"}]}"#.to_vec(), 422, "VALIDATION_FAILED"),
         ("non-UTF-8", reqwest::Method::POST, "/api/v1/memories".into(), "application/json", vec![b'{', b'"', 0xff, 0xfe, b'"', b'}'], 400, "MALFORMED_REQUEST"),
         ("wrong content type", reqwest::Method::POST, "/api/v1/memories".into(), "text/plain", b"text=x".to_vec(), 415, "UNSUPPORTED_MEDIA_TYPE"),
         ("too deep", reqwest::Method::POST, "/api/v1/memories/filter".into(), "application/json", deep.into_bytes(), 400, "MALFORMED_REQUEST"),

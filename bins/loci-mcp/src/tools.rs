@@ -12,6 +12,7 @@ use loci_domain::entities::{
     MergeRequest, MergeView, PATH_HOPS, RELATION_TYPES, RelationsRequest,
 };
 use loci_domain::episodic::{AddEpisodicInput, EpisodicListQuery, EpisodicService, MAX_LIST_LIMIT, PromoteInput};
+use loci_domain::feedback::{FeedbackInput, FeedbackService};
 use loci_domain::graph::{DEFAULT_LIMIT as DEFAULT_GRAPH_LIMIT, Dimension, GraphService, MAX_LIMIT as MAX_GRAPH_LIMIT};
 use loci_domain::infer::{AddOutcome, InferOutcome, InferService};
 use loci_domain::inputs::{FilterBody, IdsBody};
@@ -24,7 +25,9 @@ use loci_domain::search::{SearchInput, SearchResponse, SearchService};
 use loci_domain::validation::{CreateMemoryInput, UpdateMemoryInput};
 use loci_domain::{DomainError, FieldViolation};
 use loci_security::Principal;
-use loci_security::scopes::{ENTITIES_WRITE, GRAPH_READ, MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE};
+use loci_security::scopes::{
+    ENTITIES_WRITE, FEEDBACK_WRITE, GRAPH_READ, MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE,
+};
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
@@ -419,6 +422,23 @@ fn open_nodes_schema() -> Value {
     object(json!({ "names": kg_array(json!({ "type": "string" })) }), &["names"])
 }
 
+fn feedback_schema() -> Value {
+    object(
+        json!({
+            "query_id": { "type": "string", "minLength": 1, "maxLength": 128, "description": "The query_id of the search_memory answer." },
+            "result_index": { "type": "integer", "minimum": 0, "maximum": 999, "description": "The result's position in that answer (0 first)." },
+            "result_id": { "type": "string", "format": "uuid", "description": "The result's memory_id." },
+            "outcome": { "type": "string", "enum": ["accepted", "modified", "rejected", "ignored"] },
+            "tool_name": { "type": "string", "minLength": 1, "maxLength": 64, "default": "search_memory" },
+            "feedback_type": { "type": "string", "enum": ["implicit", "explicit"], "default": "explicit" },
+            "decision_time_ms": { "type": "integer", "minimum": 0, "maximum": 86400000 },
+            "session_id": { "type": "string", "minLength": 1, "maxLength": 128 },
+            "metadata": { "type": "object" }
+        }),
+        &["outcome"],
+    )
+}
+
 fn job_schema() -> Value {
     object(json!({ "job_id": { "type": "string" } }), &["job_id"])
 }
@@ -680,6 +700,14 @@ pub const TOOLS: &[ToolSpec] = &[
         read_only: false,
         destructive: false,
         schema: session_promote_schema,
+    },
+    ToolSpec {
+        name: "report_feedback",
+        scopes: &[FEEDBACK_WRITE],
+        description: "Tell Loci what you did with a search result (accepted, modified, rejected or ignored), naming the search by its query_id and the result by its index: it learns which retrieval works for your organisation.",
+        read_only: false,
+        destructive: false,
+        schema: feedback_schema,
     },
     ToolSpec {
         name: "get_context",
@@ -981,6 +1009,7 @@ pub struct EmbedderInfo {
 pub struct Tools {
     memories: MemoryService,
     infer: InferService,
+    feedback: FeedbackService,
     search: SearchService,
     entities: EntityService,
     graph: GraphService,
@@ -996,6 +1025,7 @@ impl Tools {
     pub fn new(
         memories: MemoryService,
         infer: InferService,
+        feedback: FeedbackService,
         search: SearchService,
         entities: EntityService,
         graph: GraphService,
@@ -1005,7 +1035,19 @@ impl Tools {
     ) -> Self {
         let knowledge_graph = KnowledgeGraphService::new(memories.clone());
         let context = ContextService::new(memories.clone(), search.clone(), episodic.clone());
-        Self { memories, infer, search, entities, graph, knowledge_graph, episodic, context, embedder, max_results }
+        Self {
+            memories,
+            infer,
+            feedback,
+            search,
+            entities,
+            graph,
+            knowledge_graph,
+            episodic,
+            context,
+            embedder,
+            max_results,
+        }
     }
 
     pub fn from_services(services: &loci_app::Services) -> Self {
@@ -1020,6 +1062,7 @@ impl Tools {
         Self::new(
             services.memories.clone(),
             services.infer.clone(),
+            services.feedback.clone(),
             services.search.clone(),
             services.entities.clone(),
             services.graph.clone(),
@@ -1105,6 +1148,7 @@ impl Tools {
             "search_nodes" => self.search_nodes(p, &args).await,
             "open_nodes" => self.open_nodes(p, &args).await,
             "session_context_add" => self.session_add(p, &args).await,
+            "report_feedback" => self.report_feedback(p, &args).await,
             "session_context_get" => self.session_get(p, &args).await,
             "session_context_promote" => self.session_promote(p, &args).await,
             "get_context" => self.get_context(p, &args).await,
@@ -1161,6 +1205,17 @@ impl Tools {
         let view = self.memories.retract(p, memory_id("memory_id", &a.memory_id)?).await?;
         let text = format!("Memory {} is no longer current", view.memory.id);
         Ok((to_value(&view)?, text))
+    }
+}
+
+impl Tools {
+    async fn report_feedback(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let mut args = args.clone();
+        args.entry("tool_name").or_insert_with(|| json!("search_memory"));
+        let input: FeedbackInput = arguments(&args)?;
+        let event = self.feedback.record(p, input).await?;
+        let text = format!("Recorded: {} ({})", event.outcome, event.event_id);
+        Ok((to_value(&event)?, text))
     }
 }
 
@@ -1636,6 +1691,7 @@ fn render_search(r: &SearchResponse) -> String {
             .collect::<Vec<_>>()
             .join("\n")
     };
+    out.push_str(&format!("\n(query_id {}: report_feedback on what you use)", r.query_id));
     if r.meta.degraded_mode {
         out.push_str(&format!("\n(degraded: missing {})", r.meta.missing_sources.join(", ")));
     }

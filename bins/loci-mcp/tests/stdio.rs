@@ -62,7 +62,7 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
     let dir = tempfile::tempdir().unwrap();
     let t = token(
         dir.path(),
-        &["memories:read", "memories:write", "memories:delete", "graph:read", "entities:write"],
+        &["memories:read", "memories:write", "memories:delete", "graph:read", "entities:write", "feedback:write"],
         Duration::from_secs(600),
     );
     let client = start(dir.path(), &t).await;
@@ -102,7 +102,8 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
             // Both end the memory the loop uses; tools/mcp.rs runs them.
             "supersede_memory" | "retract_memory" => continue,
             "delete_all_memories" => continue,
-            "add_memories_status" => json!({ "job_id": "j" }),
+            "add_memories_status" => json!({ "job_id": "00000000-0000-7000-8000-000000000000" }),
+            "report_feedback" => json!({ "outcome": "accepted", "result_index": 0 }),
             "graph_entity_network" => json!({ "entity": "nobody here" }),
             "graph_path_between_entities" => json!({ "from": "nobody", "to": "nothing" }),
             "graph_subgraph" | "graph_entity_relations" => json!({ "entity": "nobody here" }),

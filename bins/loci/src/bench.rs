@@ -679,3 +679,130 @@ pub async fn episodic(args: &EpisodicArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[derive(Debug, clap::Args)]
+pub struct LearningArgs {
+    /// Feedback events written, by `tasks` concurrent writers.
+    #[arg(long, default_value_t = 5_000)]
+    pub events: usize,
+    /// Concurrent writers.
+    #[arg(long, default_value_t = 8)]
+    pub tasks: usize,
+    /// Users assigned to a running experiment (one at a time, for latency).
+    #[arg(long, default_value_t = 2_000)]
+    pub users: usize,
+    /// Also run on PostgreSQL at this URL (a database the bench may migrate).
+    #[arg(long)]
+    pub postgres: Option<String>,
+}
+
+/// `loci bench learning`: feedback write throughput (events/s, through
+/// `FeedbackService::record`, each event its own transaction) and the
+/// latency of assigning users to a running experiment
+/// (`ExperimentService::assign`: read, hash, store), on SQLite and, given a
+/// URL, PostgreSQL.
+pub async fn learning(base: &Settings, args: &LearningArgs) -> anyhow::Result<()> {
+    use loci_domain::experiments::{ExperimentInput, ExperimentService, StatusInput};
+    use loci_domain::feedback::{FeedbackInput, FeedbackService};
+    let work = tempfile::tempdir()?;
+    let mut targets = vec![("sqlite", None)];
+    if let Some(url) = &args.postgres {
+        targets.push(("postgresql", Some(url.clone())));
+    }
+    println!("| database | feedback events | events/s | assignments | assign p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (name, url) in targets {
+        let mut settings = base.clone();
+        settings.data_dir = work.path().join(name);
+        settings.database.url = url.map(Secret::new);
+        if settings.database.url.is_none() {
+            settings.ensure_data_dir()?;
+        }
+        let db = Database::connect(&settings.database_url(), &PoolConfig::from_settings(&settings)).await?;
+        db.migrate_up().await?;
+        let memories = MemoryService::new(
+            db.clone(),
+            Provisioner::default(),
+            AccessLog::start(db.clone()),
+            Limits::from(&settings.limits),
+        );
+        let org = OrgId::parse(&format!("bench-learning-{}", uuid::Uuid::new_v4().simple()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let feedback = FeedbackService::new(
+            memories.clone(),
+            Default::default(),
+            std::time::Duration::from_secs(30 * 86_400),
+            SearchConfig::default().weights,
+        );
+        // Writers: each its own user, events spread evenly.
+        let per_task = args.events / args.tasks.max(1);
+        let started = Instant::now();
+        let mut writers = Vec::new();
+        for t in 0..args.tasks {
+            let (feedback, org) = (feedback.clone(), org.clone());
+            writers.push(tokio::spawn(async move {
+                let mut p = principal(&org);
+                p.subject = format!("writer{t}");
+                for i in 0..per_task {
+                    let input = FeedbackInput {
+                        tool_name: "search_memory".into(),
+                        outcome: ["accepted", "rejected", "ignored", "modified"][i % 4].into(),
+                        decision_time_ms: Some((i % 900) as i64),
+                        sources: Some(vec!["lexical".into()]),
+                        ..Default::default()
+                    };
+                    feedback.record(&p, input).await.map_err(|e| anyhow::anyhow!("feedback: {e}"))?;
+                }
+                Ok::<(), anyhow::Error>(())
+            }));
+        }
+        for w in writers {
+            w.await??;
+        }
+        let written = per_task * args.tasks.max(1);
+        let events_per_s = written as f64 / started.elapsed().as_secs_f64();
+
+        let experiments = ExperimentService::new(memories.clone());
+        let owner = principal(&org);
+        let body = serde_json::json!({
+            "name": "bench",
+            "traffic_percentage": 0.8,
+            "variants": [
+                { "name": "a", "weight": 0.5, "config": {} },
+                { "name": "b", "weight": 0.5, "config": { "mode": "lexical" } }
+            ]
+        });
+        let input: ExperimentInput = serde_json::from_value(body)?;
+        let experiment = experiments.create(&owner, input).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        experiments
+            .set_status(&owner, experiment.experiment_id, StatusInput { status: "running".into() })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut latencies = Vec::with_capacity(args.users);
+        for u in 0..args.users {
+            let mut p = principal(&org);
+            p.subject = format!("user{u}");
+            // The user's first request provisions them; assignment alone is timed.
+            memories.visibility(&p).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let t = Instant::now();
+            experiments.assign(&p, experiment.experiment_id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            latencies.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        latencies.sort_by(f64::total_cmp);
+        let pct = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        println!(
+            "| {name} | {written} ({} writers) | {events_per_s:.0} | {} | {:.2} | {:.2} |",
+            args.tasks,
+            args.users,
+            pct(0.5),
+            pct(0.99)
+        );
+        db.close().await?;
+    }
+    Ok(())
+}

@@ -64,6 +64,8 @@ enum BenchAction {
     Search(bench::SearchArgs),
     /// Episodic (session) memory ops/s, in process and on Valkey.
     Episodic(bench::EpisodicArgs),
+    /// Feedback write throughput and experiment assignment latency.
+    Learning(bench::LearningArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -168,6 +170,7 @@ fn main() -> ExitCode {
                 BenchAction::Locomo(args) => rt.block_on(bench::locomo(&settings, args)),
                 BenchAction::Search(args) => rt.block_on(bench::search(&settings, args)),
                 BenchAction::Episodic(args) => rt.block_on(bench::episodic(args)),
+                BenchAction::Learning(args) => rt.block_on(bench::learning(&settings, args)),
             };
             match rt.map_err(anyhow::Error::from).and_then(run) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -30,6 +30,8 @@ use loci_domain::backup::BackupService;
 use loci_domain::context::ContextService;
 use loci_domain::entities::EntityService;
 use loci_domain::episodic::EpisodicService;
+use loci_domain::experiments::ExperimentService;
+use loci_domain::feedback::FeedbackService;
 use loci_domain::graph::GraphService;
 use loci_domain::health::HealthService;
 use loci_domain::indexer::{Indexer, IndexingOptions};
@@ -81,6 +83,8 @@ pub struct Services {
     pub episodic: EpisodicService,
     pub context: ContextService,
     pub infer: InferService,
+    pub feedback: FeedbackService,
+    pub experiments: ExperimentService,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -152,7 +156,15 @@ impl Services {
                 .map_err(|e| AppError::Startup(format!("infer: {e}")))?;
             infer = infer.with_model(Arc::new(model));
         }
-        let search = SearchService::new(memories.clone(), indexes, SearchConfig::from_settings(&settings.search));
+        let experiments = ExperimentService::new(memories.clone());
+        let search = SearchService::new(memories.clone(), indexes, SearchConfig::from_settings(&settings.search))
+            .with_experiments(experiments.clone());
+        let feedback = FeedbackService::new(
+            memories.clone(),
+            search.recent_queries().clone(),
+            std::time::Duration::from_secs(settings.feedback.retention_days * 86_400),
+            SearchConfig::from_settings(&settings.search).weights,
+        );
         let graph = GraphService::new(memories.clone(), search.clone(), graph_api);
         let knowledge_graph = KnowledgeGraphService::new(memories.clone());
         // Sessions are shared by every instance when Valkey is there.
@@ -183,6 +195,8 @@ impl Services {
             episodic,
             context,
             infer,
+            feedback,
+            experiments,
             indexer,
             access_log,
         })

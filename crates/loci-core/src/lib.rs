@@ -14,7 +14,10 @@ pub mod model;
 pub use access::{AccessEntity, MAX_SEGMENT_CHARS as MAX_ACCESS_SEGMENT_CHARS};
 pub use error_code::ErrorCode;
 pub use ids::{AppId, CategoryId, JobId, MemoryId, OrgId, UserId};
-pub use memory::{ArtifactType, Category, JobStatus, MemoryState, Scope, Source, content_hash, normalise_content};
+pub use memory::{
+    ArtifactType, Category, ExperimentStatus, FeedbackOutcome, FeedbackType, JobStatus, MemoryState, Scope, Source,
+    content_hash, normalise_content,
+};
 
 /// Errors raised while parsing shared vocabulary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

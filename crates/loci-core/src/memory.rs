@@ -146,6 +146,47 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// What became of a search result an agent was given.
+    FeedbackOutcome, "outcome" {
+        Accepted => "accepted",
+        Modified => "modified",
+        Rejected => "rejected",
+        Ignored => "ignored",
+    }
+);
+
+string_enum!(
+    /// Whether the agent said so or its client inferred it.
+    FeedbackType, "feedback_type" {
+        Implicit => "implicit",
+        Explicit => "explicit",
+    }
+);
+
+string_enum!(
+    /// Where an experiment is in its life.
+    ExperimentStatus, "experiment status" {
+        Draft => "draft",
+        Running => "running",
+        Paused => "paused",
+        Completed => "completed",
+        RolledBack => "rolled_back",
+    }
+);
+
+impl ExperimentStatus {
+    /// draft -> running; running -> paused, completed, rolled_back;
+    /// paused -> running, completed, rolled_back. Nothing else.
+    pub fn can_transition_to(self, next: Self) -> bool {
+        use ExperimentStatus::*;
+        matches!(
+            (self, next),
+            (Draft, Running) | (Running, Paused | Completed | RolledBack) | (Paused, Running | Completed | RolledBack)
+        )
+    }
+}
+
 /// Normalised form used for deduplication: trimmed, inner whitespace collapsed,
 /// lower-cased.
 pub fn normalise_content(content: &str) -> String {
@@ -160,6 +201,25 @@ pub fn content_hash(content: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn experiments_move_only_along_their_machine() {
+        use ExperimentStatus::*;
+        let allowed = [
+            (Draft, Running),
+            (Running, Paused),
+            (Running, Completed),
+            (Running, RolledBack),
+            (Paused, Running),
+            (Paused, Completed),
+            (Paused, RolledBack),
+        ];
+        for &from in ExperimentStatus::ALL {
+            for &to in ExperimentStatus::ALL {
+                assert_eq!(from.can_transition_to(to), allowed.contains(&(from, to)), "{from} -> {to}");
+            }
+        }
+    }
 
     #[test]
     fn state_machine_allows_exactly_the_specified_transitions() {

@@ -6,10 +6,12 @@
 use std::collections::BTreeMap;
 
 use crate::{
-    AccessEntity, AppId, ArtifactType, Category, CategoryId, MemoryId, MemoryState, OrgId, Scope, Source, UserId,
+    AccessEntity, AppId, ArtifactType, Category, CategoryId, FeedbackOutcome, FeedbackType, MemoryId, MemoryState,
+    OrgId, Scope, Source, UserId,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// Current time at the precision both engines store (microseconds), so a
 /// value read back equals the value written on PostgreSQL and on SQLite.
@@ -476,6 +478,118 @@ pub struct MemoryStats {
     pub total_memories: u64,
     pub by_state: BTreeMap<String, u64>,
     pub by_category: BTreeMap<String, u64>,
+}
+
+/// A feedback event as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FeedbackEvent {
+    pub event_id: Uuid,
+    pub user_id: UserId,
+    pub query_id: Option<String>,
+    pub session_id: Option<String>,
+    pub tool_name: String,
+    pub outcome: FeedbackOutcome,
+    pub feedback_type: FeedbackType,
+    pub timestamp: DateTime<Utc>,
+    pub decision_time_ms: Option<i64>,
+    #[schema(value_type = Option<Object>)]
+    pub rrf_weights: Option<serde_json::Value>,
+    pub reranker_used: Option<String>,
+    pub result_index: Option<i32>,
+    pub result_id: Option<MemoryId>,
+    /// The retrieval sources that found the result (`vector`, `lexical`,
+    /// `graph`).
+    pub sources: Option<Vec<String>>,
+    pub experiment_id: Option<Uuid>,
+    pub variant_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+}
+
+/// Counts of a set of events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FeedbackCounts {
+    pub total_events: u64,
+    /// accepted / (total - ignored); 0 when nothing is left.
+    pub acceptance_rate: f64,
+    /// Events per outcome (every outcome listed).
+    pub outcome_distribution: BTreeMap<String, u64>,
+    /// Mean of the events that carry a decision time.
+    pub average_decision_time_ms: Option<f64>,
+}
+
+impl FeedbackCounts {
+    /// From event counts per outcome and the mean decision time.
+    pub fn from_outcomes(outcomes: &BTreeMap<String, u64>, mean_ms: Option<f64>) -> Self {
+        let mut distribution: BTreeMap<String, u64> =
+            FeedbackOutcome::ALL.iter().map(|o| (o.as_str().to_owned(), 0)).collect();
+        for (k, v) in outcomes {
+            *distribution.entry(k.clone()).or_default() += v;
+        }
+        let total: u64 = distribution.values().sum();
+        let get = |o: FeedbackOutcome| distribution.get(o.as_str()).copied().unwrap_or(0);
+        let considered = total - get(FeedbackOutcome::Ignored);
+        let acceptance_rate =
+            if considered == 0 { 0.0 } else { get(FeedbackOutcome::Accepted) as f64 / considered as f64 };
+        Self {
+            total_events: total,
+            acceptance_rate,
+            outcome_distribution: distribution,
+            average_decision_time_ms: mean_ms,
+        }
+    }
+}
+
+/// One variant of an experiment: its share of the experiment's users and
+/// the search configuration they get.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Variant {
+    pub name: String,
+    /// Share of the experiment's users, 0 to 1 (the variants sum to 1).
+    pub weight: f64,
+    /// `{ "weights": {vector, lexical, graph}, "mode": "hybrid" }`, either
+    /// or both.
+    #[schema(value_type = Object)]
+    pub config: serde_json::Value,
+}
+
+/// An experiment of an org.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Experiment {
+    pub experiment_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub variants: Vec<Variant>,
+    /// Share of the org's users in the experiment, 0 to 1.
+    pub traffic_percentage: f64,
+    pub status: crate::ExperimentStatus,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When it first ran.
+    pub start_time: Option<DateTime<Utc>>,
+    /// When it was completed or rolled back.
+    pub end_time: Option<DateTime<Utc>>,
+}
+
+/// A status change of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExperimentChange {
+    pub experiment_id: Uuid,
+    pub old_status: Option<crate::ExperimentStatus>,
+    pub new_status: crate::ExperimentStatus,
+    pub changed_by: UserId,
+    pub changed_at: DateTime<Utc>,
+}
+
+/// A user's place in an experiment, fixed on first assignment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Assignment {
+    pub experiment_id: Uuid,
+    pub user_id: UserId,
+    /// The variant; `None`: left out by the traffic share.
+    pub variant: Option<String>,
+    pub assigned_at: DateTime<Utc>,
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ pub enum DomainError {
     /// The org has this many jobs queued or running already.
     #[error("too many jobs queued: at most {0} per org; retry when some are done")]
     TooManyJobs(u64),
+    #[error("illegal experiment status transition {from} -> {to}")]
+    InvalidExperimentTransition { from: loci_core::ExperimentStatus, to: loci_core::ExperimentStatus },
+    /// The request conflicts with the current state (the message says how).
+    #[error("{0}")]
+    Conflict(String),
     /// The job had ended (another run of it finished first).
     #[error("the job has ended already")]
     JobEnded,
@@ -69,6 +74,8 @@ impl DomainError {
             Self::TooManyJobs(_) => ErrorCode::RateLimited,
             Self::Internal(_) => ErrorCode::Internal,
             Self::JobEnded => ErrorCode::InvalidStateTransition,
+            Self::InvalidExperimentTransition { .. } => ErrorCode::InvalidStateTransition,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::EmbedderUnavailable => ErrorCode::EmbedderUnavailable,
             Self::GraphAnalyticsUnavailable => ErrorCode::GraphAnalyticsUnavailable,
             Self::SearchUnavailable(_) => ErrorCode::DependencyUnavailable,

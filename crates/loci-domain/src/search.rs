@@ -135,6 +135,9 @@ pub struct SearchMeta {
     /// With `dedupe`: what deduplication left out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dedup: Option<DedupReport>,
+    /// The experiment variant whose configuration the search used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub experiment: Option<crate::experiments::ExperimentTag>,
 }
 
 /// What a scoped deduplication left out.
@@ -192,6 +195,9 @@ pub fn dedupe_by_scope(results: Vec<SearchResult>) -> (Vec<SearchResult>, DedupR
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SearchResponse {
+    /// This search's id: feedback on its results names it (and a result by
+    /// its index).
+    pub query_id: String,
     pub results: Vec<SearchResult>,
     pub total_count: usize,
     pub took_ms: f64,
@@ -375,10 +381,49 @@ pub struct SearchService {
     /// are embedded by the indexer without it, so they never evict queries).
     query_embedder: Option<Arc<dyn Embedder>>,
     config: SearchConfig,
+    recent: RecentQueries,
+    experiments: Option<crate::experiments::ExperimentService>,
 }
 
 /// Query embeddings kept per process.
 const QUERY_CACHE: usize = 4096;
+
+/// Searches remembered per process for the feedback that follows them.
+const RECENT_QUERIES: usize = 10_000;
+
+/// What feedback on a recent search needs to know: whose it was, and which
+/// sources found each result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentQuery {
+    pub org: loci_core::OrgId,
+    pub user: loci_core::UserId,
+    /// Per result, in answer order: its memory and the sources that found it.
+    pub results: Vec<(MemoryId, Vec<&'static str>)>,
+    /// The experiment variant the search ran under.
+    pub experiment: Option<crate::experiments::ExperimentTag>,
+}
+
+/// The newest searches by `query_id` (bounded, least recently used out).
+#[derive(Debug, Clone)]
+pub struct RecentQueries(Arc<parking_lot::Mutex<lru::LruCache<String, RecentQuery>>>);
+
+impl Default for RecentQueries {
+    fn default() -> Self {
+        let cap = std::num::NonZeroUsize::new(RECENT_QUERIES).unwrap_or(std::num::NonZeroUsize::MIN);
+        Self(Arc::new(parking_lot::Mutex::new(lru::LruCache::new(cap))))
+    }
+}
+
+impl RecentQueries {
+    fn remember(&self, id: String, query: RecentQuery) {
+        self.0.lock().put(id, query);
+    }
+
+    /// The search `id`, when it is recent and was made in `org`.
+    pub fn get(&self, org: &loci_core::OrgId, id: &str) -> Option<RecentQuery> {
+        self.0.lock().get(id).filter(|q| &q.org == org).cloned()
+    }
+}
 
 /// Outcome of one source: its hits or why it is missing.
 type SourceOutcome = Result<Vec<Hit>, String>;
@@ -389,7 +434,18 @@ impl SearchService {
             .embedder
             .clone()
             .map(|e| Arc::new(loci_embed::CachedEmbedder::new(e, QUERY_CACHE)) as Arc<dyn Embedder>);
-        Self { memories, indexes, query_embedder, config }
+        Self { memories, indexes, query_embedder, config, recent: RecentQueries::default(), experiments: None }
+    }
+
+    /// Applies the org's running experiment to its users' searches.
+    pub fn with_experiments(mut self, experiments: crate::experiments::ExperimentService) -> Self {
+        self.experiments = Some(experiments);
+        self
+    }
+
+    /// The searches feedback may refer to.
+    pub fn recent_queries(&self) -> &RecentQueries {
+        &self.recent
     }
 
     /// Tokens of `text` by the embedding model's own tokenizer; `None`
@@ -448,12 +504,29 @@ impl SearchService {
         Self::validate(&req)?;
         let started = Instant::now();
         let vis = self.memories.visibility(p).await?;
+        let vis_user = vis.user_id;
         let mut filter = self.filter(p, vis, &req.filters);
         if let Some(at) = req.as_of {
             // Memories archived since may have been current then; the store
             // checks their validity when it loads them.
             filter.states = vec![loci_core::MemoryState::Active, loci_core::MemoryState::Archived];
             filter.to = Some(filter.to.map_or(at, |to| to.min(at)));
+        }
+        // The caller's experiment variant, unless the request chose weights.
+        let mut req = req;
+        let mut experiment = None;
+        if let (Some(exps), None) = (&self.experiments, req.weights) {
+            match exps.active_variant(p, vis_user).await {
+                Ok(Some(active)) => {
+                    req.weights = active.config.weights;
+                    if let (Some(mode), SearchMode::Auto) = (active.config.mode, req.mode) {
+                        req.mode = mode;
+                    }
+                    experiment = Some(active.tag);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "experiment lookup failed; default search configuration used"),
+            }
         }
         let weights = req.weights.unwrap_or(self.config.weights);
         let depth = self.config.candidates.max(req.limit);
@@ -598,11 +671,38 @@ impl SearchService {
             (results, None)
         };
         timings.fuse = ms(t);
+        let query_id = uuid::Uuid::now_v7().to_string();
+        let sources_of = |s: &SourceScores| {
+            let mut out = Vec::new();
+            for (name, score) in [(VECTOR, s.vector), (LEXICAL, s.lexical), (GRAPH, s.graph)] {
+                if score.is_some() {
+                    out.push(name);
+                }
+            }
+            out
+        };
+        self.recent.remember(
+            query_id.clone(),
+            RecentQuery {
+                org: p.org_id.clone(),
+                user: vis_user,
+                results: results.iter().map(|r| (r.memory_id, sources_of(&r.scores))).collect(),
+                experiment: experiment.clone(),
+            },
+        );
         Ok(SearchResponse {
+            query_id,
             total_count: results.len(),
             results,
             took_ms: ms(started),
-            meta: SearchMeta { mode, degraded_mode: degraded, missing_sources: missing, timings_ms: timings, dedup },
+            meta: SearchMeta {
+                mode,
+                degraded_mode: degraded,
+                missing_sources: missing,
+                timings_ms: timings,
+                dedup,
+                experiment,
+            },
         })
     }
 

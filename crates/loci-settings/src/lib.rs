@@ -118,6 +118,8 @@ pub struct Settings {
     pub episodic: EpisodicSettings,
     #[validate(nested)]
     pub infer: InferSettings,
+    #[validate(nested)]
+    pub feedback: FeedbackSettings,
 }
 
 impl Default for Settings {
@@ -142,6 +144,7 @@ impl Default for Settings {
             mcp: McpSettings::default(),
             episodic: EpisodicSettings::default(),
             infer: InferSettings::default(),
+            feedback: FeedbackSettings::default(),
         }
     }
 }

@@ -660,3 +660,18 @@ impl Default for InferSettings {
         }
     }
 }
+
+/// Feedback on retrieval (`/api/v1/feedback`, the `report_feedback` tool).
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedbackSettings {
+    /// Events older than this are purged.
+    #[validate(range(min = 1, max = 3650))]
+    pub retention_days: u64,
+}
+
+impl Default for FeedbackSettings {
+    fn default() -> Self {
+        Self { retention_days: 30 }
+    }
+}

@@ -301,5 +301,41 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
     p.prop("ContextRequest", "memories", json!({ "minimum": 1, "maximum": 50 }));
     p.prop("ContextRequest", "session_items", json!({ "minimum": 1, "maximum": 50 }));
 
+    // Feedback.
+    let outcomes = names(loci_core::FeedbackOutcome::ALL, loci_core::FeedbackOutcome::as_str);
+    let kinds = names(loci_core::FeedbackType::ALL, loci_core::FeedbackType::as_str);
+    p.prop("FeedbackInput", "outcome", json!({ "enum": outcomes }));
+    p.prop("FeedbackInput", "feedback_type", json!({ "enum": nullable(kinds) }));
+    p.prop("FeedbackInput", "tool_name", name(64));
+    for (field, max) in [("query_id", 128), ("session_id", 128), ("reranker_used", 64), ("variant_id", 64)] {
+        p.prop("FeedbackInput", field, name(max));
+    }
+    p.prop("FeedbackInput", "result_index", json!({ "minimum": 0, "maximum": 999 }));
+    p.prop("FeedbackInput", "decision_time_ms", json!({ "minimum": 0, "maximum": 86_400_000 }));
+    p.prop("FeedbackInput", "result_id", json!({ "format": "uuid" }));
+    p.prop("FeedbackInput", "experiment_id", json!({ "format": "uuid" }));
+    p.prop("FeedbackInput", "timestamp", json!({ "format": "date-time" }));
+    p.prop("FeedbackInput", "sources", json!({ "maxItems": 3 }));
+    p.items("FeedbackInput", "sources", json!({ "enum": ["vector", "lexical", "graph"] }));
+    // (`rrf_weights` is a `Weights`, bounded with search above.)
+
+    // Experiments.
+    p.prop("ExperimentInput", "name", name(128));
+    p.prop("ExperimentInput", "description", json!({ "maxLength": 2000 }));
+    p.prop("ExperimentInput", "traffic_percentage", json!({ "minimum": 0, "maximum": 1 }));
+    p.prop("ExperimentInput", "variants", json!({ "minItems": 2, "maxItems": loci_domain::experiments::MAX_VARIANTS }));
+    p.prop("Variant", "name", json!({ "pattern": "^[A-Za-z0-9._-]{1,64}$" }));
+    p.prop("Variant", "weight", json!({ "minimum": 0, "maximum": 1 }));
+    let statuses = names(loci_core::ExperimentStatus::ALL, loci_core::ExperimentStatus::as_str);
+    p.prop("StatusInput", "status", json!({ "enum": statuses.clone() }));
+    p.param("/api/v1/experiments", "status", json!({ "enum": statuses }));
+    p.param("/api/v1/experiments/", "id", json!({ "format": "uuid" }));
+    p.param("/api/v1/feedback", "scope", json!({ "enum": ["mine", "org"] }));
+    p.param("/api/v1/feedback", "query_id", name(128));
+    p.param("/api/v1/feedback", "tool_name", name(64));
+    p.param("/api/v1/feedback", "experiment_id", json!({ "format": "uuid" }));
+    p.param("/api/v1/feedback", "from", json!({ "format": "date-time" }));
+    p.param("/api/v1/feedback", "to", json!({ "format": "date-time" }));
+
     p.missing
 }

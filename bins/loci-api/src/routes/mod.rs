@@ -4,6 +4,8 @@ use loci_http::method_not_allowed;
 pub(crate) mod apps;
 pub(crate) mod backup;
 pub(crate) mod entities;
+pub(crate) mod experiments;
+pub(crate) mod feedback;
 pub(crate) mod graph;
 pub(crate) mod memories;
 pub(crate) mod meta;
@@ -38,6 +40,63 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/memories/scoped")
             .route(web::get().to(memories::scoped))
             .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/experiments")
+            .route(web::get().to(experiments::list))
+            .route(web::post().to(experiments::create))
+            .default_service(method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/api/v1/experiments/{id}")
+            .route(web::get().to(experiments::get))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/experiments/{id}/status")
+            .route(web::put().to(experiments::set_status))
+            .default_service(method_not_allowed("PUT")),
+    )
+    .service(
+        web::resource("/api/v1/experiments/{id}/assign")
+            .route(web::post().to(experiments::assign))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/experiments/{id}/assignment")
+            .route(web::get().to(experiments::assignment))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/experiments/{id}/history")
+            .route(web::get().to(experiments::history))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/feedback")
+            .route(web::post().to(feedback::record))
+            .route(web::get().to(feedback::list))
+            .default_service(method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/api/v1/feedback/metrics")
+            .route(web::get().to(feedback::metrics))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/feedback/by-tool")
+            .route(web::get().to(feedback::by_tool))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/feedback/weights/proposal")
+            .route(web::get().to(feedback::proposal))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/feedback/purge")
+            .route(web::post().to(feedback::purge))
+            .default_service(method_not_allowed("POST")),
     )
     .service(
         web::resource("/api/v1/memories/jobs/{id}")

@@ -3,6 +3,10 @@
 
 pub mod apps;
 pub mod categories;
+pub mod experiment_assignments;
+pub mod experiment_history;
+pub mod experiments;
+pub mod feedback_events;
 pub mod graph_aliases;
 pub mod graph_edges;
 pub mod graph_entities;

@@ -6,6 +6,8 @@
 pub mod access_logs;
 pub mod apps;
 pub mod categories;
+pub mod experiments;
+pub mod feedback;
 pub mod jobs;
 pub mod memories;
 pub mod memory_analytics;
