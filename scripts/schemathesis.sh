@@ -35,6 +35,12 @@ experiment="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/experiments" \
     -d '{"name": "schemathesis", "traffic_percentage": 1, "variants": [{"name": "a", "weight": 0.5, "config": {}}, {"name": "b", "weight": 0.5, "config": {"mode": "lexical"}}]}')"
 LOCI_EXPERIMENT_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])' <<<"$experiment")"
 export LOCI_EXPERIMENT_ID
+# A job for GET /api/v1/memories/jobs/{id}: an inferred add run as a job.
+job="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/memories" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d '{"infer": true, "async": true, "text": "Schemathesis seed: the team uses Rust for services", "app": "schemathesis"}')"
+LOCI_JOB_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["job_id"])' <<<"$job")"
+export LOCI_JOB_ID
 # Entities for the merge route (the `entity-names` dictionary of the config).
 curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/memories" \
     -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \

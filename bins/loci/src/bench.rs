@@ -744,11 +744,14 @@ pub async fn learning(base: &Settings, args: &LearningArgs) -> anyhow::Result<()
                 let mut p = principal(&org);
                 p.subject = format!("writer{t}");
                 for i in 0..per_task {
+                    // Synthetic evidence: results BM25 found are accepted 9 times
+                    // in 10, those the vectors found 2 in 10.
+                    let (source, accepted) = if i % 2 == 0 { ("lexical", i % 20 != 0) } else { ("vector", i % 10 < 2) };
                     let input = FeedbackInput {
                         tool_name: "search_memory".into(),
-                        outcome: ["accepted", "rejected", "ignored", "modified"][i % 4].into(),
+                        outcome: if accepted { "accepted" } else { "rejected" }.into(),
                         decision_time_ms: Some((i % 900) as i64),
-                        sources: Some(vec!["lexical".into()]),
+                        sources: Some(vec![source.into()]),
                         ..Default::default()
                     };
                     feedback.record(&p, input).await.map_err(|e| anyhow::anyhow!("feedback: {e}"))?;
@@ -762,8 +765,11 @@ pub async fn learning(base: &Settings, args: &LearningArgs) -> anyhow::Result<()
         let written = per_task * args.tasks.max(1);
         let events_per_s = written as f64 / started.elapsed().as_secs_f64();
 
+        let mut owner = principal(&org);
+        owner.scopes.insert(loci_security::scopes::ADMIN_READ.to_owned());
+        let proposal = feedback.proposal(&owner, &Default::default()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!("{name}: weight proposal from the synthetic feedback: {}", serde_json::to_string(&proposal)?);
         let experiments = ExperimentService::new(memories.clone());
-        let owner = principal(&org);
         let body = serde_json::json!({
             "name": "bench",
             "traffic_percentage": 0.8,

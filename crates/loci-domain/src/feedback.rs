@@ -87,7 +87,9 @@ pub struct FeedbackQuery {
     pub from: Option<String>,
     /// RFC 3339; events before it.
     pub to: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 1)]
     pub page: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub size: Option<String>,
 }
 
@@ -315,8 +317,8 @@ impl FeedbackService {
     /// New fusion weights for the org from its feedback (see
     /// [`propose_weights`]).
     pub async fn proposal(&self, p: &Principal, q: &FeedbackQuery) -> Result<WeightProposal, DomainError> {
-        let (mut filter, _) = self.filter(p, &FeedbackQuery { scope: None, ..q.clone() }).await?;
-        // The org's events: weights are the org's.
+        let (mut filter, _) = self.filter(p, q).await?;
+        // The org's events whatever the scope: weights are the org's.
         filter.user_id = None;
         let tx = self.memories.db().begin_tenant_read(&p.org_id).await?;
         let events = store::outcomes_with_sources(&tx, &filter, OPTIMISER_CAP).await?;

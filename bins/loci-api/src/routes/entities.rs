@@ -36,6 +36,13 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(state.entities.get(p, &name).await?))
 }
 
+/// `GET /api/v1/entities/import`: the entity named `import` (the path is
+/// also the import route's, which takes POST).
+pub async fn get_named_import(state: web::Data<Services>, auth: Authenticated) -> Result<HttpResponse, Problem> {
+    let p = auth.require(&[ENTITIES_READ])?;
+    Ok(HttpResponse::Ok().json(state.entities.get(p, "import").await?))
+}
+
 #[utoipa::path(get, path = "/api/v1/entities/{name}/network", tag = "entities", params(("name" = String, Path, max_length = 200), NetworkQuery), responses((status = 200, description = "The entity and the entities co-mentioned with it in visible memories", body = NetworkView), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn network(
     state: web::Data<Services>,

@@ -239,6 +239,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/entities/import")
             .route(web::post().to(entities::import))
+            // GET is `/api/v1/entities/{name}` of the entity named `import`;
+            // the document lists it there, so `Allow` names this path's own.
+            .route(web::get().to(entities::get_named_import))
             .default_service(method_not_allowed("POST")),
     )
     .service(
