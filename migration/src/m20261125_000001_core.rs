@@ -128,11 +128,11 @@ enum Outbox {
     ProcessedAt,
 }
 
-fn ts<T: IntoIden>(col: T) -> ColumnDef {
+pub(crate) fn ts<T: IntoIden>(col: T) -> ColumnDef {
     ColumnDef::new(col).timestamp_with_time_zone().not_null().take()
 }
 
-fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
+pub(crate) fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
     ColumnDef::new(col).timestamp_with_time_zone().null().take()
 }
 

@@ -14,7 +14,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::m20261125_000001_core::{enable_tenant_rls, fk, index, org_col};
+use crate::m20261125_000001_core::{enable_tenant_rls, fk, index, org_col, ts, ts_null};
 
 #[derive(DeriveMigrationName, Debug)]
 pub struct Migration;
@@ -56,14 +56,6 @@ enum JobQueue {
     AvailableAt,
     Attempts,
     CreatedAt,
-}
-
-fn ts<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().not_null().take()
-}
-
-fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().null().take()
 }
 
 #[async_trait::async_trait]

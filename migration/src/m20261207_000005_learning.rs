@@ -9,7 +9,7 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
-use crate::m20261125_000001_core::{enable_tenant_rls, fk, index, org_col};
+use crate::m20261125_000001_core::{enable_tenant_rls, fk, index, org_col, ts, ts_null};
 
 #[derive(DeriveMigrationName, Debug)]
 pub struct Migration;
@@ -82,14 +82,6 @@ enum ExperimentAssignments {
     AssignedAt,
 }
 
-fn ts<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().not_null().take()
-}
-
-fn ts_null<T: IntoIden>(col: T) -> ColumnDef {
-    ColumnDef::new(col).timestamp_with_time_zone().null().take()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -107,7 +99,7 @@ impl MigrationTrait for Migration {
                     .col(string_len(FeedbackEvents::Outcome, 16))
                     // implicit | explicit
                     .col(string_len(FeedbackEvents::FeedbackType, 16))
-                    .col(ColumnDef::new(FeedbackEvents::OccurredAt).timestamp_with_time_zone().not_null())
+                    .col(ts(FeedbackEvents::OccurredAt))
                     .col(big_integer_null(FeedbackEvents::DecisionTimeMs))
                     .col(json_binary_null(FeedbackEvents::RrfWeights))
                     .col(string_len_null(FeedbackEvents::RerankerUsed, 64))

@@ -25,6 +25,7 @@ use crate::inputs::{self, whole_number};
 use crate::memories::{MemoryService, parse_time};
 use crate::rules::{has_control, is_blank};
 use crate::search::{RecentQueries, Weights};
+use crate::validation::parse_enum;
 use crate::{DomainError, FieldViolation};
 
 /// Events a purge deletes per statement.
@@ -143,8 +144,8 @@ impl FeedbackService {
     /// Stores an event of the caller.
     pub async fn record(&self, p: &Principal, input: FeedbackInput) -> Result<FeedbackEvent, DomainError> {
         let mut errors = Vec::new();
-        let outcome = parse_enum::<FeedbackOutcome>("outcome", Some(&input.outcome), &mut errors);
-        let feedback_type = parse_enum::<FeedbackType>("feedback_type", input.feedback_type.as_ref(), &mut errors)
+        let outcome = parse_enum::<FeedbackOutcome>("outcome", &Some(input.outcome.clone()), &mut errors);
+        let feedback_type = parse_enum::<FeedbackType>("feedback_type", &input.feedback_type, &mut errors)
             .unwrap_or(FeedbackType::Explicit);
         let tool_name = token("tool_name", Some(&input.tool_name), 64, &mut errors);
         let query_id = token("query_id", input.query_id.as_ref(), 128, &mut errors);
@@ -239,37 +240,30 @@ impl FeedbackService {
     /// Deletes the org's events older than the retention (admin:write is
     /// the caller's check); how many.
     pub async fn purge(&self, p: &Principal) -> Result<u64, DomainError> {
+        Ok(self.purge_org(&p.org_id).await?)
+    }
+
+    /// Purges the org's old events after a write, at most every
+    /// [`PURGE_EVERY`] per org; a failure is logged, never the writer's.
+    async fn purge_now_and_then(&self, org: &OrgId) {
+        let due = self.purged.lock().get(org).is_none_or(|at| at.elapsed() >= PURGE_EVERY);
+        if due && let Err(e) = self.purge_org(org).await {
+            tracing::warn!(error = %e, "feedback retention purge failed");
+        }
+    }
+
+    async fn purge_org(&self, org: &OrgId) -> Result<u64, loci_stores::StoreError> {
+        self.purged.lock().insert(org.clone(), Instant::now());
         let before = now() - chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::days(30));
         let mut total = 0;
         loop {
-            let tx = self.memories.db().begin_tenant(&p.org_id).await?;
+            let tx = self.memories.db().begin_tenant(org).await?;
             let n = store::purge(&tx, before, PURGE_BATCH).await?;
             tx.commit().await?;
             total += n;
             if n < PURGE_BATCH {
-                break;
+                return Ok(total);
             }
-        }
-        self.purged.lock().insert(p.org_id.clone(), Instant::now());
-        Ok(total)
-    }
-
-    async fn purge_now_and_then(&self, org: &OrgId) {
-        let due = self.purged.lock().get(org).is_none_or(|at| at.elapsed() >= PURGE_EVERY);
-        if !due {
-            return;
-        }
-        self.purged.lock().insert(org.clone(), Instant::now());
-        let before = now() - chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::days(30));
-        let result = async {
-            let tx = self.memories.db().begin_tenant(org).await?;
-            let n = store::purge(&tx, before, PURGE_BATCH).await?;
-            tx.commit().await?;
-            Ok::<u64, loci_stores::StoreError>(n)
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "feedback retention purge failed");
         }
     }
 
@@ -324,19 +318,6 @@ impl FeedbackService {
         let events = store::outcomes_with_sources(&tx, &filter, OPTIMISER_CAP).await?;
         tx.commit().await?;
         Ok(propose_weights(self.weights, &events))
-    }
-}
-
-fn parse_enum<T: std::str::FromStr>(field: &str, raw: Option<&String>, out: &mut Vec<FieldViolation>) -> Option<T>
-where
-    T::Err: std::fmt::Display,
-{
-    match raw?.parse() {
-        Ok(v) => Some(v),
-        Err(e) => {
-            out.push(FieldViolation::new(field, e.to_string()));
-            None
-        }
     }
 }
 

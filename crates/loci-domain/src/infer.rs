@@ -362,9 +362,7 @@ impl InferService {
             }
         }
         // The app and metadata rules of a plain create.
-        let probe =
-            CreateMemoryInput { text: "x".into(), infer: false, messages: None, run_async: false, ..input.clone() };
-        if let Err(DomainError::Validation(more)) = self.memories.checked_create(p, &probe) {
+        if let Err(DomainError::Validation(more)) = self.memories.checked_create(p, &as_plain_create(input)) {
             errors.extend(more);
         }
         if errors.is_empty() { Ok(size) } else { Err(DomainError::Validation(errors)) }
@@ -708,7 +706,6 @@ impl InferService {
     }
 
     async fn run_claimed(&self, job: &jobs::ClaimedJob) {
-        let job = job.clone();
         let outcome = async {
             let tx = self.memories.db().begin_tenant(&job.org_id).await?;
             jobs::start(&tx, job.id, job.attempts).await?;
@@ -721,7 +718,7 @@ impl InferService {
                 // claim raced with.
                 return Err(DomainError::JobEnded);
             }
-            let p = job_principal(&job, &request.caller, record.created_at);
+            let p = job_principal(job, &request.caller, record.created_at);
             self.infer(&p, &request.input, Some(job.id)).await
         }
         .await;
@@ -734,7 +731,7 @@ impl InferService {
             let last = u32::try_from(job.attempts).unwrap_or(u32::MAX) >= self.config.job_max_attempts;
             let permanent = matches!(e, DomainError::Validation(_) | DomainError::NotFound(_) | DomainError::AppPaused);
             let result = if last || permanent {
-                self.fail_job(&job, &detail).await
+                self.fail_job(job, &detail).await
             } else {
                 let delay = JOB_RETRY_STEP * u32::try_from(job.attempts).unwrap_or(1);
                 jobs::available_after(self.memories.db(), job.id, delay).await
@@ -769,9 +766,7 @@ impl InferService {
         fallback: Option<&str>,
         job: Option<JobId>,
     ) -> Result<InferOutcome, DomainError> {
-        let probe =
-            CreateMemoryInput { text: "x".into(), infer: false, messages: None, run_async: false, ..input.clone() };
-        let (_, app_name, metadata) = self.memories.checked_create(p, &probe)?;
+        let (_, app_name, metadata) = self.memories.checked_create(p, &as_plain_create(input))?;
         let (me, tx, app) = self.memories.writable_app(p, &app_name).await?;
         let mut created: Vec<Option<Memory>> = vec![None; decisions.len()];
         let mut results = Vec::with_capacity(decisions.len());
@@ -797,11 +792,10 @@ impl InferService {
                 evidence: d.fact.evidence.clone(),
                 speaker: d.fact.speaker.clone(),
             };
-            let store = |event: FactEvent| {
+            let new_memory = || {
                 let mut md = metadata.metadata.clone();
                 md.source.get_or_insert(loci_core::Source::Inference);
                 md.evidence = evidence_of(&d.fact, &metadata.metadata.evidence);
-                let _ = event;
                 NewMemory {
                     user_id: me,
                     app_id: app.id,
@@ -817,14 +811,14 @@ impl InferService {
                     } else {
                         reason
                     };
-                    let m = memories::create_because(&tx, store(FactEvent::Add), Some(why)).await?;
+                    let m = memories::create_because(&tx, new_memory(), Some(why)).await?;
                     result.event = FactEvent::Add;
                     result.reason = why.to_owned();
                     result.memory_id = Some(m.id);
                     created[i] = Some(m);
                 }
                 (FactEvent::Update, Some(old)) => {
-                    let m = memories::create_because(&tx, store(FactEvent::Update), Some(reason)).await?;
+                    let m = memories::create_because(&tx, new_memory(), Some(reason)).await?;
                     memories::end_validity(&tx, old.id, Some(m.id), Some(me), Some(reason)).await?;
                     result.memory_id = Some(m.id);
                     result.replaces = Some(old.id);
@@ -860,6 +854,12 @@ impl InferService {
         }
         Ok(outcome)
     }
+}
+
+/// An inference's app and metadata as a plain create's (a placeholder
+/// text): what the create path checks and writes them with.
+fn as_plain_create(input: &CreateMemoryInput) -> CreateMemoryInput {
+    CreateMemoryInput { text: "x".into(), infer: false, messages: None, run_async: false, ..input.clone() }
 }
 
 /// The text whose meaning is matched: what a retraction ends, else the

@@ -143,7 +143,11 @@ pub struct ValidMetadata {
     pub categories: Vec<String>,
 }
 
-fn parse_enum<T: std::str::FromStr>(field: &str, value: &Option<String>, out: &mut Vec<FieldViolation>) -> Option<T>
+pub(crate) fn parse_enum<T: std::str::FromStr>(
+    field: &str,
+    value: &Option<String>,
+    out: &mut Vec<FieldViolation>,
+) -> Option<T>
 where
     T::Err: std::fmt::Display,
 {
