@@ -16,6 +16,7 @@ mod infer;
 mod mcp;
 mod memories;
 mod plans;
+mod recovery;
 mod scoped;
 mod search;
 mod sessions;

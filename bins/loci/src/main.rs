@@ -2,6 +2,7 @@
 //! (in `bench.rs`) also holds its evaluation protocol and timing loops.
 
 mod bench;
+mod recovery;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,13 @@ enum Command {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Back up every table to one archive (`backup verify` checks one).
+    Backup(recovery::BackupArgs),
+    /// Restore an archive written by `loci backup`, then rebuild the indexes.
+    Restore(recovery::RestoreArgs),
+    /// Move every table to another database (SQLite -> PostgreSQL),
+    /// resumable, verified, then re-indexed.
+    MigrateData(recovery::MigrateDataArgs),
     /// Benchmarks that print figures.
     Bench {
         #[command(subcommand)]
@@ -99,7 +107,12 @@ struct TokenArgs {
 #[derive(Debug, Subcommand)]
 enum MigrateAction {
     /// Apply every pending migration.
-    Up,
+    Up {
+        /// Compare row counts per table before and after (on PostgreSQL the
+        /// role needs BYPASSRLS to count every tenant).
+        #[arg(long)]
+        verify: bool,
+    },
     /// Revert the last N migrations.
     Down {
         #[arg(long, default_value_t = 1)]
@@ -193,6 +206,29 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Backup(args) => {
+            let Some(settings) = load(&sources) else { return ExitCode::from(2) };
+            let run = |rt: tokio::runtime::Runtime| match &args.action {
+                Some(recovery::BackupAction::Verify(v)) => rt.block_on(recovery::verify(v)),
+                None => rt.block_on(recovery::backup(&settings, &args)).map(|()| true),
+            };
+            match tokio_runtime().and_then(run) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Command::Restore(args) => {
+            let Some(settings) = load(&sources) else { return ExitCode::from(2) };
+            report(tokio_runtime().and_then(|rt| rt.block_on(recovery::restore(&settings, &args))))
+        }
+        Command::MigrateData(args) => {
+            let Some(settings) = load(&sources) else { return ExitCode::from(2) };
+            report(tokio_runtime().and_then(|rt| rt.block_on(recovery::migrate_data(&settings, &args))))
+        }
         Command::Migrate { action } => {
             let Some(settings) = load(&sources) else { return ExitCode::from(2) };
             match tokio_runtime().and_then(|rt| rt.block_on(migrate(&settings, action))) {
@@ -202,6 +238,17 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+/// Exit code of a command: failure with its message chain on error.
+fn report(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -254,13 +301,15 @@ fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<()> {
+    // `anyhow` here so that `--verify` mismatches keep their message.
     if settings.database.url.is_none() {
         settings.ensure_data_dir()?;
     }
     let db = Database::connect(&settings.migration_database_url(), &loci_stores::PoolConfig::from_settings(settings))
         .await?;
     match action {
-        MigrateAction::Up => {
+        MigrateAction::Up { verify: true } => recovery::migrate_up_verified(&db).await?,
+        MigrateAction::Up { verify: false } => {
             db.migrate_up().await?;
             println!("migrations applied");
         }

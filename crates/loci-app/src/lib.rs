@@ -18,6 +18,7 @@
 
 mod background;
 pub mod indexes;
+pub mod recovery;
 mod security;
 pub mod telemetry;
 

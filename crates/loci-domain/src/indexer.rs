@@ -161,7 +161,6 @@ impl Indexer {
             None => outbox::orgs(&self.db).await?,
         };
         let targets = |name: &str| only.as_ref().is_none_or(|o| o.iter().any(|n| n == name));
-        let mut enqueued = 0;
         for org in &orgs {
             if targets(LEXICAL) {
                 self.indexes.lexical.clear(Some(org)).await?;
@@ -176,10 +175,8 @@ impl Indexer {
                 vector.clear(Some(org)).await?;
                 vector.flush().await?;
             }
-            let tx = self.db.begin_tenant(org).await?;
-            enqueued += outbox::enqueue_all(&tx, only.as_deref()).await?;
-            tx.commit().await?;
         }
+        let enqueued = requeue(&self.db, &orgs, only.as_deref()).await?;
         self.drain().await?;
         Ok(enqueued)
     }
@@ -332,6 +329,20 @@ impl Indexer {
         vector.flush().await.map_err(|e| e.to_string())?;
         Ok(())
     }
+}
+
+/// Enqueues every memory of `orgs` for the named indexes (all when `only`
+/// is `None`) without emptying or draining anything, and without opening
+/// an index: the indexer of a running server picks them up (a restore under
+/// a live server). Returns how many memories were enqueued.
+pub async fn requeue(db: &Database, orgs: &[OrgId], only: Option<&[String]>) -> Result<u64, DomainError> {
+    let mut enqueued = 0;
+    for org in orgs {
+        let tx = db.begin_tenant(org).await?;
+        enqueued += outbox::enqueue_all(&tx, only).await?;
+        tx.commit().await?;
+    }
+    Ok(enqueued)
 }
 
 #[cfg(test)]

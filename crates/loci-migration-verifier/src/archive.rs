@@ -49,13 +49,17 @@ impl ArchiveWriter {
         partial.push(".partial");
         let partial = PathBuf::from(partial);
         let file = File::create(&partial).map_err(VerifierError::io(&partial))?;
-        Ok(Self { zip: ZipWriter::new(file), path: path.to_owned(), partial: PartialFile(Some(partial)), tables: Vec::new() })
+        Ok(Self {
+            zip: ZipWriter::new(file),
+            path: path.to_owned(),
+            partial: PartialFile(Some(partial)),
+            tables: Vec::new(),
+        })
     }
 
     /// Starts the member of `table`; rows are pushed in primary-key order.
     pub fn table(&mut self, table: &str) -> Result<TableWriter<'_>, VerifierError> {
-        let options =
-            SimpleFileOptions::default().compression_method(CompressionMethod::Deflated).large_file(true);
+        let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated).large_file(true);
         let file = member(table);
         self.zip.start_file(file.as_str(), options).map_err(|e| self.damaged(e))?;
         Ok(TableWriter { archive: self, name: table.to_owned(), file, digest: TableDigest::new() })
@@ -71,7 +75,8 @@ impl ArchiveWriter {
         self.zip.start_file(MANIFEST, options).map_err(|e| self.damaged(e))?;
         self.zip.write_all(&json).map_err(VerifierError::io(self.partial.path()))?;
         let partial = self.partial.path().to_owned();
-        let file = self.zip.finish().map_err(|e| VerifierError::Corrupt { path: partial.clone(), detail: e.to_string() })?;
+        let file =
+            self.zip.finish().map_err(|e| VerifierError::Corrupt { path: partial.clone(), detail: e.to_string() })?;
         file.sync_all().map_err(VerifierError::io(&partial))?;
         std::fs::rename(&partial, &self.path).map_err(VerifierError::io(&self.path))?;
         self.partial.0 = None;
@@ -200,7 +205,8 @@ impl ArchiveReader {
             if n == 0 {
                 break;
             }
-            let text = line.strip_suffix('\n').ok_or_else(|| corrupt(format!("{}: the last line is cut", entry.file)))?;
+            let text =
+                line.strip_suffix('\n').ok_or_else(|| corrupt(format!("{}: the last line is cut", entry.file)))?;
             digest.push_line(text);
             let row: Value = serde_json::from_str(text).map_err(|e| VerifierError::Row {
                 table: table.to_owned(),
@@ -285,7 +291,8 @@ mod tests {
     #[test]
     fn rows_come_back_in_order_with_the_manifest_checksum() {
         let dir = tempfile::tempdir().unwrap();
-        let rows: Vec<Value> = (0..500).map(|i| json!({"id": i, "text": format!("row {i}"), "m": {"b": 1, "a": 2}})).collect();
+        let rows: Vec<Value> =
+            (0..500).map(|i| json!({"id": i, "text": format!("row {i}"), "m": {"b": 1, "a": 2}})).collect();
         let path = write(dir.path(), &rows);
         assert!(!dir.path().join("b.zip.partial").exists());
         let mut r = ArchiveReader::open(&path).unwrap();

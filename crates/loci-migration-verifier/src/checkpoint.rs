@@ -49,10 +49,8 @@ impl Checkpoint {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(VerifierError::Io { path: path.to_owned(), source: e }),
         };
-        let mut checkpoint: Self = serde_json::from_slice(&bytes).map_err(|e| VerifierError::Corrupt {
-            path: path.to_owned(),
-            detail: format!("not a checkpoint: {e}"),
-        })?;
+        let mut checkpoint: Self = serde_json::from_slice(&bytes)
+            .map_err(|e| VerifierError::Corrupt { path: path.to_owned(), detail: format!("not a checkpoint: {e}") })?;
         checkpoint.path = path.to_owned();
         Ok(Some(checkpoint))
     }

@@ -67,7 +67,9 @@ pub fn compare(before: &[TableSummary], after: &[TableSummary]) -> VerificationR
     for b in before {
         match after.iter().find(|a| a.name == b.name) {
             Some(a) if a.rows == b.rows && a.sha256 == b.sha256 => {}
-            found => mismatches.push(Mismatch { table: b.name.clone(), before: Some(state(b)), after: found.map(state) }),
+            found => {
+                mismatches.push(Mismatch { table: b.name.clone(), before: Some(state(b)), after: found.map(state) })
+            }
         }
     }
     for a in after.iter().filter(|a| !before.iter().any(|b| b.name == a.name)) {

@@ -210,6 +210,11 @@ impl Database {
         Ok(())
     }
 
+    /// The read-only pool (on PostgreSQL the same pool as the writer).
+    pub(crate) fn reader_conn(&self) -> &DatabaseConnection {
+        &self.reader
+    }
+
     /// The connection used by migrations and non-tenant maintenance.
     pub(crate) fn writer(&self) -> &DatabaseConnection {
         &self.writer

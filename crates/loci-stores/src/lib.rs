@@ -12,6 +12,7 @@
 //!   contract: `None`, `false`, empty lists; never an error that reveals it).
 
 mod db;
+pub mod dump;
 mod entities;
 pub mod episodic;
 mod error;

@@ -111,6 +111,26 @@ impl TestDatabase {
         db
     }
 
+    /// A URL that reads and writes every tenant: on PostgreSQL the superuser
+    /// on this database (what backups and restores need), on SQLite the file.
+    pub fn maintenance_url(&self) -> Secret {
+        match self.engine {
+            Engine::Sqlite => self.secret_url(),
+            Engine::Postgres => {
+                let mut url = url::Url::parse(&admin_url()).expect("admin url");
+                let name = url::Url::parse(&self.url).expect("url").path().to_owned();
+                url.set_path(&name);
+                Secret::new(url.to_string())
+            }
+        }
+    }
+
+    /// The PostgreSQL superuser URL (on its maintenance database), for
+    /// scratch databases.
+    pub fn server_admin_url() -> Secret {
+        Secret::new(admin_url())
+    }
+
     /// A connection with a superuser (PostgreSQL only), for assertions that
     /// must see past RLS.
     pub async fn admin_connection(&self) -> sea_orm::DatabaseConnection {

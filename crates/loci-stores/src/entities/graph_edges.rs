@@ -2,7 +2,7 @@ use sea_orm::entity::prelude::*;
 
 /// A co-mention edge, stored once per pair with `a < b`; `weight` is the
 /// number of memories mentioning both.
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "graph_edges")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
