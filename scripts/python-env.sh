@@ -25,9 +25,15 @@ python_env() {
         fi
         echo "[python-env] creating $dir from scripts/python/$name.txt" >&2
         rm -rf "$dir"
-        python3 -m venv "$dir" >&2
-        "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
-            --isolated -r "$requirements" >&2
+        python3 -m venv "$dir" >&2 || { rm -rf "$dir"; return 1; }
+        # A failed install leaves no stamp (and no environment), so the next
+        # call tries again instead of using a half-installed one.
+        if ! "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-input \
+            --isolated -r "$requirements" >&2; then
+            echo "[python-env] installing scripts/python/$name.txt failed" >&2
+            rm -rf "$dir"
+            return 1
+        fi
         echo "$stamp" > "$dir/.loci-requirements"
     fi
     py="$dir/bin/python"

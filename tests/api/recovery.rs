@@ -253,7 +253,7 @@ async fn backup_verify_names_what_is_wrong_with_a_damaged_archive() {
 
     // A row removed.
     let shorter = copy("shorter.zip");
-    rewrite_member(&shorter, "tables/memories.jsonl", |t| t.splitn(2, '\n').nth(1).unwrap().to_owned());
+    rewrite_member(&shorter, "tables/memories.jsonl", |t| t.split_once('\n').unwrap().1.to_owned());
     let report = problems(recovery::verify(&shorter, &Scratch::Sqlite, &Quiet).await.unwrap());
     assert!(report.contains("memories: the manifest says 40 rows, the archive holds 39"), "{report}");
 

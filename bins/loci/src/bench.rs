@@ -812,3 +812,137 @@ pub async fn learning(base: &Settings, args: &LearningArgs) -> anyhow::Result<()
     }
     Ok(())
 }
+
+#[derive(Debug, clap::Args)]
+pub struct RecoveryArgs {
+    /// Memories in the backed-up tenant.
+    #[arg(long, default_value_t = 100_000)]
+    memories: usize,
+    /// A PostgreSQL server URL whose role may create databases and bypass
+    /// row-level security (e.g. postgres://postgres@127.0.0.1/postgres):
+    /// measures PostgreSQL too, and `migrate-data` from SQLite to it.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+}
+
+/// Backup, verify, restore and re-index times and archive sizes for one
+/// tenant of `--memories` memories, on SQLite and (with `--postgres`) on
+/// PostgreSQL, and the throughput of `migrate-data` from SQLite to
+/// PostgreSQL. The memories are grown through the memory service's import
+/// path and indexed by the outbox indexer (lexical and graph; no model, so
+/// the graph tables hold what they hold in use).
+pub async fn recovery(base: &Settings, args: &RecoveryArgs) -> anyhow::Result<()> {
+    use loci_app::recovery::{self, Quiet, Rebuild, Scratch};
+    use loci_stores::dump::ScratchDatabase;
+    let work = tempfile::tempdir()?;
+    let mut settings = base.clone();
+    settings.data_dir = work.path().to_path_buf();
+    settings.database.url = None;
+    // No model: the bench measures the relational store and its archive.
+    settings.embeddings.model_dir = Some(work.path().join("no-model"));
+    let sqlite_url = |name: &str| Secret::new(format!("sqlite://{}?mode=rwc", work.path().join(name).display()));
+    let mut engines = vec![("SQLite", sqlite_url("source.db"), sqlite_url("restored.db"), None, None)];
+    if let Some(server) = &args.postgres {
+        let server = Secret::new(server.clone());
+        let source = ScratchDatabase::create(&server).await?;
+        let target = ScratchDatabase::create(&server).await?;
+        let (s, t) = (source.url.clone(), target.url.clone());
+        engines.push(("PostgreSQL", s, t, Some(source), Some(target)));
+    }
+    println!("| engine | grow s | backup s | archive MiB | verify s | restore s | re-index s |");
+    println!("|---|---|---|---|---|---|---|");
+    let mut sqlite_source = None;
+    for (name, source_url, target_url, source_scratch, target_scratch) in engines {
+        let db = Database::connect(&source_url, &PoolConfig::from_settings(&settings)).await?;
+        db.migrate_up().await?;
+        let org = OrgId::parse("bench-recovery").map_err(|e| anyhow::anyhow!("{e}"))?;
+        let p = principal(&org);
+        let started = Instant::now();
+        let memories = MemoryService::new(
+            db.clone(),
+            Provisioner::default(),
+            AccessLog::start(db.clone()),
+            Limits::from(&settings.limits),
+        );
+        let mut done = 0;
+        while done < args.memories {
+            let end = (done + 5000).min(args.memories);
+            let t0 = chrono::Utc::now();
+            let items = (done..end)
+                .map(|i| ImportItem {
+                    content: synthetic(i),
+                    metadata: MemoryMetadata::default(),
+                    created_at: t0 + chrono::Duration::milliseconds(i as i64),
+                })
+                .collect();
+            memories.import_many(&p, "bench", items).await?;
+            done = end;
+        }
+        let indexes = loci_app::indexes::open(&settings, &db)?;
+        Indexer::new(db.clone(), indexes, IndexingOptions::from_settings(&settings.search), 512).drain().await?;
+        let grown = started.elapsed().as_secs_f64();
+
+        let archive = work.path().join(format!("loci-backup-{name}.zip"));
+        let started = Instant::now();
+        recovery::backup(&settings, &db, &archive, &Quiet).await?;
+        let backed_up = started.elapsed().as_secs_f64();
+        let mib = std::fs::metadata(&archive)?.len() as f64 / (1024.0 * 1024.0);
+        let started = Instant::now();
+        let report = recovery::verify(&archive, &Scratch::Sqlite, &Quiet).await?;
+        anyhow::ensure!(report.ok(), "the archive did not verify: {:?}", report.archive_problems);
+        let verified = started.elapsed().as_secs_f64();
+        let target = Database::connect(&target_url, &PoolConfig::from_settings(&settings)).await?;
+        let started = Instant::now();
+        recovery::restore(&settings, &target, &archive, false, Rebuild::Queue, &Quiet).await?;
+        let restored = started.elapsed().as_secs_f64();
+        let mut restored_settings = settings.clone();
+        restored_settings.data_dir = work.path().join(format!("restored-{name}"));
+        let indexes = loci_app::indexes::open(&restored_settings, &target)?;
+        let started = Instant::now();
+        Indexer::new(target.clone(), indexes, IndexingOptions::from_settings(&settings.search), 512).drain().await?;
+        let reindexed = started.elapsed().as_secs_f64();
+        target.close().await?;
+        println!(
+            "| {name} | {grown:.1} | {backed_up:.1} | {mib:.1} | {verified:.1} | {restored:.1} | {reindexed:.1} |"
+        );
+        if source_scratch.is_none() {
+            sqlite_source = Some(db);
+        } else {
+            db.close().await?;
+        }
+        if let Some(s) = source_scratch {
+            s.drop_now().await?;
+        }
+        if let Some(t) = target_scratch {
+            t.drop_now().await?;
+        }
+    }
+    if let (Some(server), Some(source)) = (&args.postgres, sqlite_source) {
+        let target = ScratchDatabase::create(&Secret::new(server.clone())).await?;
+        let to = Database::connect(&target.url, &PoolConfig::from_settings(&settings)).await?;
+        let mut moved_settings = settings.clone();
+        moved_settings.data_dir = work.path().join("moved");
+        let started = Instant::now();
+        let report = recovery::migrate_data(
+            &moved_settings,
+            &source,
+            &to,
+            ("sqlite bench", "postgres bench"),
+            &work.path().join("move.json"),
+            1000,
+            &Quiet,
+        )
+        .await?;
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "migrate-data SQLite -> PostgreSQL: {} rows in {secs:.1} s ({:.0} rows/s, copy + verify of both sides + re-index of {} memories)",
+            report.copied,
+            report.copied as f64 / secs.max(1e-9),
+            report.reindexed
+        );
+        to.close().await?;
+        target.drop_now().await?;
+        source.close().await?;
+    }
+    Ok(())
+}

@@ -74,6 +74,9 @@ enum BenchAction {
     Episodic(bench::EpisodicArgs),
     /// Feedback write throughput and experiment assignment latency.
     Learning(bench::LearningArgs),
+    /// Backup, verify, restore and re-index times, archive size, and the
+    /// throughput of migrate-data.
+    Recovery(bench::RecoveryArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -184,6 +187,7 @@ fn main() -> ExitCode {
                 BenchAction::Search(args) => rt.block_on(bench::search(&settings, args)),
                 BenchAction::Episodic(args) => rt.block_on(bench::episodic(args)),
                 BenchAction::Learning(args) => rt.block_on(bench::learning(&settings, args)),
+                BenchAction::Recovery(args) => rt.block_on(bench::recovery(&settings, args)),
             };
             match rt.map_err(anyhow::Error::from).and_then(run) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -473,3 +473,139 @@ async fn sigkill_during_a_job_runs_it_again_exactly_once() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Memories in a fresh embedded server, grown through REST; the server is
+/// stopped (SIGTERM) before the data is moved.
+async fn embedded_server_with_memories(dir: &std::path::Path, n: usize) {
+    let (mut child, port) = start_server(dir);
+    let out = loci(dir).args(["token", "--user", "alice", "--org", "acme", "--roles", "editor"]).output().unwrap();
+    let token = text(&out).0.trim().to_owned();
+    let client = reqwest::Client::new();
+    for i in 0..n {
+        let body = serde_json::json!({
+            "text": format!("Note {i}: Alice Martin met Bob Stone about the Atlas release {}", i % 7),
+            "metadata": { "categories": [format!("topic-{}", i % 3)] },
+        });
+        let res = client
+            .post(format!("http://127.0.0.1:{port}/api/v1/memories"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 201);
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    child.wait().unwrap();
+}
+
+/// `loci backup` and `loci backup verify` as an operator runs them: a
+/// verified archive exits 0, a damaged one exits 1 and says what is wrong.
+#[tokio::test]
+async fn backup_and_verify_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    embedded_server_with_memories(dir.path(), 30).await;
+    let out = loci(dir.path()).args(["backup", "--output", "nightly.zip"]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("backup written: nightly.zip") && stdout.contains("valkey"), "{stdout}");
+    let out = loci(dir.path()).args(["backup", "--output", "nightly.zip"]).output().unwrap();
+    assert!(!out.status.success(), "an archive is never overwritten");
+
+    let out = loci(dir.path()).args(["backup", "verify", "nightly.zip"]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("all 19 tables match the manifest") && stdout.contains("VERIFIED"), "{stdout}");
+
+    let path = dir.path().join("nightly.zip");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 3;
+    bytes[at] ^= 0xff;
+    std::fs::write(dir.path().join("damaged.zip"), &bytes).unwrap();
+    let out = loci(dir.path()).args(["backup", "verify", "damaged.zip", "--json"]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(!report["archive_problems"].as_array().unwrap().is_empty(), "{report}");
+
+    // Restored into a new data directory, with the indexes rebuilt.
+    let out = loci(dir.path())
+        .env("LOCI__DATA_DIR", dir.path().join("restored"))
+        .args(["restore", "nightly.zip"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("30 memories re-indexed"), "{stdout}");
+    let out = loci(dir.path())
+        .env("LOCI__DATA_DIR", dir.path().join("restored"))
+        .args(["restore", "nightly.zip"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success() && stderr.contains("--force"), "{stderr}");
+}
+
+/// The embedded user moves to PostgreSQL with one command; killed mid-way,
+/// the move resumes where it stopped and ends verified; run again, it has
+/// nothing to do.
+#[tokio::test]
+async fn migrate_data_killed_midway_resumes_verified_and_then_has_nothing_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    embedded_server_with_memories(dir.path(), 120).await;
+    let target = loci_stores::testing::TestDatabase::postgres().await;
+    target.migrated().await.close().await.unwrap();
+    let from = format!("sqlite://{}?mode=ro", dir.path().join("loci-data/loci.db").display());
+    let to = target.maintenance_url().expose().to_owned();
+    let checkpoint = dir.path().join("move.json");
+    let run = || {
+        let mut cmd = loci(dir.path());
+        cmd.env("LOCI__DATA_DIR", dir.path().join("production-indexes")).args([
+            "migrate-data",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--batch",
+            "1",
+            "--checkpoint",
+            checkpoint.to_str().unwrap(),
+        ]);
+        cmd
+    };
+    let mut child = run().stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let copied = std::fs::read(&checkpoint)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|c| c["rows"]["memories"].as_u64())
+            .unwrap_or(0);
+        if copied >= 10 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the move never reached the memories");
+        assert!(child.try_wait().unwrap().is_none(), "the move ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&checkpoint).unwrap()).unwrap();
+    assert_eq!(state["verified"], false, "{state}");
+
+    let out = run().output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("resumed after") && stdout.contains("verified: 19 tables"), "{stdout}");
+    let out = run().output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("nothing to do"), "{stdout}");
+
+    let db =
+        loci_stores::Database::connect(&target.maintenance_url(), &loci_stores::PoolConfig::default()).await.unwrap();
+    assert_eq!(db.count_all("memories").await.unwrap(), 120);
+    assert_eq!(db.count_all("memory_categories").await.unwrap(), 120);
+    db.close().await.unwrap();
+}

@@ -16,6 +16,10 @@
 //! the file checks of [`validator`] (exists, non-empty, fresh, format magic,
 //! latest backup).
 
+// zip's `deflate-flate2` feature picks no backend by itself: this crate's
+// flate2 dependency (default: miniz_oxide, pure Rust) is what it deflates with.
+use flate2 as _;
+
 mod archive;
 mod batch;
 mod canonical;

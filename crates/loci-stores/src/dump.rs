@@ -389,7 +389,8 @@ where
             };
         }
         if skip > 0 {
-            query = query.offset(skip);
+            // SQLite accepts OFFSET only after a LIMIT.
+            query = query.limit(i64::MAX as u64).offset(skip);
         }
         let stream = query.stream(txn).await?;
         let timestamps = timestamp_columns::<E>();
