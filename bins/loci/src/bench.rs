@@ -935,10 +935,14 @@ pub async fn recovery(base: &Settings, args: &RecoveryArgs) -> anyhow::Result<()
         .await?;
         let secs = started.elapsed().as_secs_f64();
         println!(
-            "migrate-data SQLite -> PostgreSQL: {} rows in {secs:.1} s ({:.0} rows/s, copy + verify of both sides + re-index of {} memories)",
+            "migrate-data SQLite -> PostgreSQL: {} rows in {secs:.1} s: copy {:.1} s ({:.0} rows/s), verify of both \
+             sides {:.1} s, re-index of {} memories {:.1} s",
             report.copied,
-            report.copied as f64 / secs.max(1e-9),
-            report.reindexed
+            report.copy_secs,
+            report.copied as f64 / report.copy_secs.max(1e-9),
+            report.verify_secs,
+            report.reindexed,
+            report.reindex_secs
         );
         to.close().await?;
         target.drop_now().await?;

@@ -116,10 +116,18 @@ enum MigrateAction {
         #[arg(long)]
         verify: bool,
     },
-    /// Revert the last N migrations.
+    /// Revert the last N migrations. First checks, with everything rolled
+    /// back, which tables and columns they would drop and how many rows hold
+    /// data there; refuses when any does, unless --yes.
     Down {
         #[arg(long, default_value_t = 1)]
         steps: u32,
+        /// Only report the rows at risk.
+        #[arg(long)]
+        check: bool,
+        /// Revert even though rows would be lost.
+        #[arg(long)]
+        yes: bool,
     },
     /// List migrations and whether each is applied.
     Status,
@@ -317,9 +325,27 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
             db.migrate_up().await?;
             println!("migrations applied");
         }
-        MigrateAction::Down { steps } => {
-            db.migrate_down(steps).await?;
-            println!("reverted {steps} migration(s)");
+        MigrateAction::Down { steps, check, yes } => {
+            let at_risk: Vec<_> = db.rows_at_risk(steps).await?.into_iter().filter(|r| r.rows > 0).collect();
+            for r in &at_risk {
+                match &r.column {
+                    Some(column) => println!("at risk: {} rows with a value in {}.{column}", r.rows, r.table),
+                    None => println!("at risk: {} rows of table {}", r.rows, r.table),
+                }
+            }
+            if check {
+                if at_risk.is_empty() {
+                    println!("reverting {steps} migration(s) would lose no data");
+                }
+            } else if !at_risk.is_empty() && !yes {
+                anyhow::bail!(
+                    "reverting {steps} migration(s) would lose the data above; take a backup (`loci backup`) and \
+                     pass --yes, or restore a backup instead"
+                );
+            } else {
+                db.migrate_down(steps).await?;
+                println!("reverted {steps} migration(s)");
+            }
         }
         MigrateAction::Status => {
             for m in db.migration_status().await? {

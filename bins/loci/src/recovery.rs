@@ -34,7 +34,12 @@ pub enum BackupAction {
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
+    /// An archive, or a directory: then its newest `loci-backup-*.zip`.
     pub archive: PathBuf,
+    /// Also fail when the archive is older than this many hours (a backup
+    /// schedule that stopped).
+    #[arg(long, value_name = "HOURS")]
+    pub max_age_hours: Option<u64>,
     /// Restore into a temporary database on this PostgreSQL server (its role
     /// needs CREATEDB and BYPASSRLS) instead of a temporary SQLite file.
     #[arg(long, value_name = "URL")]
@@ -160,8 +165,19 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<bool> {
         Some(url) => Scratch::Postgres(Secret::new(url.clone())),
         None => Scratch::Sqlite,
     };
+    let archive = if args.archive.is_dir() {
+        loci_migration_verifier::validator::latest_backup(&args.archive)
+            .ok_or_else(|| anyhow::anyhow!("{} holds no loci-backup-*.zip archive", args.archive.display()))?
+    } else {
+        args.archive.clone()
+    };
     let started = std::time::Instant::now();
-    let report = recovery::verify(&args.archive, &scratch, &Bars::default()).await?;
+    let mut report = recovery::verify(&archive, &scratch, &Bars::default()).await?;
+    if let Some(hours) = args.max_age_hours {
+        let max = std::time::Duration::from_secs(hours.saturating_mul(3600));
+        let file = loci_migration_verifier::validator::check_file(&archive, Some(max), None);
+        report.archive_problems.extend(file.problems.into_iter().filter(|p| p.starts_with("stale")));
+    }
     if args.json {
         let value = serde_json::json!({
             "archive": report.archive,
@@ -254,18 +270,21 @@ pub async fn migrate_data(settings: &Settings, args: &MigrateDataArgs) -> anyhow
         );
     } else {
         println!(
-            "copied {} rows in {:.1} s ({:.0} rows/s){}; verified: {} tables, {} rows match; {} memories re-indexed",
+            "copied {} rows in {:.1} s ({:.0} rows/s){}; verified in {:.1} s: {} tables, {} rows match; {} memories \
+             re-indexed in {:.1} s (total {secs:.1} s)",
             report.copied,
-            secs,
-            report.copied as f64 / secs.max(1e-9),
+            report.copy_secs,
+            report.copied as f64 / report.copy_secs.max(1e-9),
             if report.resumed_from > 0 {
                 format!(", resumed after {} rows of an earlier run", report.resumed_from)
             } else {
                 String::new()
             },
+            report.verify_secs,
             report.verification.tables,
             report.verification.rows,
-            report.reindexed
+            report.reindexed,
+            report.reindex_secs
         );
     }
     println!("checkpoint: {}", checkpoint.display());

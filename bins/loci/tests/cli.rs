@@ -517,6 +517,20 @@ async fn backup_and_verify_from_the_command_line() {
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("all 19 tables match the manifest") && stdout.contains("VERIFIED"), "{stdout}");
 
+    // A directory: its newest loci-backup-*.zip; and a schedule that stopped.
+    std::fs::copy(dir.path().join("nightly.zip"), dir.path().join("loci-backup-20261207T000000Z.zip")).unwrap();
+    let out = loci(dir.path()).args(["backup", "verify", "."]).output().unwrap();
+    let (stdout, _) = text(&out);
+    assert!(out.status.success() && stdout.contains("loci-backup-20261207T000000Z.zip"), "{stdout}");
+    let out = loci(dir.path()).args(["backup", "verify", ".", "--max-age-hours", "0"]).output().unwrap();
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("PROBLEM  stale"), "{stdout}");
+    let out = loci(dir.path()).args(["backup", "verify", "missing.zip"]).output().unwrap();
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("cannot read it"), "{stdout}");
+
     let path = dir.path().join("nightly.zip");
     let mut bytes = std::fs::read(&path).unwrap();
     let at = bytes.len() / 3;
@@ -597,7 +611,10 @@ async fn migrate_data_killed_midway_resumes_verified_and_then_has_nothing_to_do(
     let out = run().output().unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("resumed after") && stdout.contains("verified: 19 tables"), "{stdout}");
+    assert!(
+        stdout.contains("resumed after") && stdout.contains(": 19 tables, ") && stdout.contains(" rows match"),
+        "{stdout}"
+    );
     let out = run().output().unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -608,4 +625,35 @@ async fn migrate_data_killed_midway_resumes_verified_and_then_has_nothing_to_do(
     assert_eq!(db.count_all("memories").await.unwrap(), 120);
     assert_eq!(db.count_all("memory_categories").await.unwrap(), 120);
     db.close().await.unwrap();
+}
+
+/// `migrate down` first reverts inside a transaction it rolls back, to
+/// report the tables and columns it would drop that hold data; it refuses
+/// to lose them unless told to.
+#[tokio::test]
+async fn migrate_down_names_the_rows_at_risk_and_refuses_without_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    embedded_server_with_memories(dir.path(), 12).await;
+    let status = || text(&loci(dir.path()).args(["migrate", "status"]).output().unwrap()).0;
+    let before = status();
+    // Back through m20261207_000001_category_links, whose columns of
+    // memory_categories hold a copy of each link's memory.
+    let steps = before.lines().rev().position(|l| l.ends_with("m20261207_000001_category_links")).unwrap() + 1;
+    let steps = steps.to_string();
+    let out = loci(dir.path()).args(["migrate", "down", "--steps", &steps, "--check"]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("at risk: 12 rows with a value in memory_categories.user_id"), "{stdout}");
+    assert_eq!(status(), before, "a check changes nothing");
+    let out = loci(dir.path()).args(["migrate", "down", "--steps", &steps]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(!out.status.success() && stderr.contains("--yes"), "{stdout}\n{stderr}");
+    assert_eq!(status(), before, "nothing was reverted");
+    let out = loci(dir.path()).args(["migrate", "down", "--steps", &steps, "--yes"]).output().unwrap();
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert_ne!(status(), before);
+    let out = loci(dir.path()).args(["migrate", "up", "--verify"]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("row counts unchanged"), "{stdout}");
 }

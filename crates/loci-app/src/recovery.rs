@@ -15,7 +15,7 @@ use loci_core::OrgId;
 use loci_domain::indexer::{self, GRAPH, Indexer, IndexingOptions, LEXICAL, VECTOR};
 use loci_migration_verifier::{
     ArchiveReader, ArchiveWriter, BatchPlan, Checkpoint, Manifest, StoreEntry, StoreStatus, TableDigest, TableSummary,
-    VerificationResult, compare,
+    VerificationResult, compare, validator,
 };
 use loci_settings::{DatabaseKind, GraphBackend, LexicalBackend, Secret, Settings, VectorBackend};
 use loci_stores::dump::{BACKUP_TABLES, DERIVED_TABLES, ScratchDatabase, Snapshot};
@@ -372,6 +372,12 @@ pub async fn verify(archive: &Path, scratch: &Scratch, progress: &dyn Progress) 
         scratch: String::new(),
         result: None,
     };
+    // The file itself first: present, non-empty, a zip by its magic bytes.
+    let file = validator::check_file(archive, None, Some(validator::BackupFormat::Zip));
+    if !file.ok() {
+        report.archive_problems = file.problems.iter().map(|p| format!("{}: {p}", archive.display())).collect();
+        return Ok(report);
+    }
     let owned = archive.to_owned();
     let opened = tokio::task::spawn_blocking(move || {
         let mut reader = ArchiveReader::open(&owned)?;
@@ -486,6 +492,10 @@ pub struct MoveReport {
     pub reindexed: u64,
     /// True when a previous run had already finished and verified the move.
     pub already_done: bool,
+    /// Seconds spent copying, verifying and re-indexing.
+    pub copy_secs: f64,
+    pub verify_secs: f64,
+    pub reindex_secs: f64,
 }
 
 /// Copies every table from `from` to `to` in batches, resumable: rows go in
@@ -537,11 +547,21 @@ pub async fn migrate_data(
         if !verification.success {
             return Err(RecoveryError::Mismatch(describe(&verification)));
         }
-        return Ok(MoveReport { copied: 0, resumed_from: 0, verification, reindexed: 0, already_done: true });
+        return Ok(MoveReport {
+            copied: 0,
+            resumed_from: 0,
+            verification,
+            reindexed: 0,
+            already_done: true,
+            copy_secs: 0.0,
+            verify_secs: 0.0,
+            reindex_secs: 0.0,
+        });
     }
     let mut copied = 0;
     let mut resumed_from = 0;
     let batch = batch.max(1);
+    let clock = std::time::Instant::now();
     for table in BACKUP_TABLES {
         if state.is_done(table) {
             continue;
@@ -578,6 +598,8 @@ pub async fn migrate_data(
         drop(rows);
         state.finish_table(table)?;
     }
+    let copy_secs = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
     let source = digests(&snapshot, BACKUP_TABLES, progress).await?;
     snapshot.close().await?;
     let target = target_digests(to, progress).await?;
@@ -587,9 +609,21 @@ pub async fn migrate_data(
     }
     state.verified = true;
     state.save()?;
+    let verify_secs = clock.elapsed().as_secs_f64();
+    let clock = std::time::Instant::now();
     let orgs = to.all_orgs().await?;
     let reindexed = rebuild_indexes(settings, to, &orgs, Rebuild::Now).await?;
-    Ok(MoveReport { copied, resumed_from, verification, reindexed, already_done: false })
+    let reindex_secs = clock.elapsed().as_secs_f64();
+    Ok(MoveReport {
+        copied,
+        resumed_from,
+        verification,
+        reindexed,
+        already_done: false,
+        copy_secs,
+        verify_secs,
+        reindex_secs,
+    })
 }
 
 async fn target_digests(db: &Database, progress: &dyn Progress) -> Result<Vec<TableSummary>, RecoveryError> {

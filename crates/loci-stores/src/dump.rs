@@ -17,6 +17,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 
 use futures::{Stream, TryStreamExt};
+use loci_migration::MigratorTrait;
 use loci_settings::DatabaseKind;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
@@ -242,28 +243,52 @@ impl Database {
     /// Every table of the schema with its columns, from the catalogue (tests
     /// check that backups cover them all).
     pub async fn schema_columns(&self) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-        let conn = self.writer();
-        let (backend, sql) = match self.kind() {
-            DatabaseKind::Sqlite => (
-                DbBackend::Sqlite,
-                "SELECT m.name AS tbl, p.name AS col FROM sqlite_master m JOIN pragma_table_info(m.name) p \
-                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid",
-            ),
-            DatabaseKind::Postgres => (
-                DbBackend::Postgres,
-                "SELECT table_name::text AS tbl, column_name::text AS col FROM information_schema.columns \
-                 WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
-            ),
+        schema_columns(self.writer()).await
+    }
+
+    /// What reverting the last `steps` migrations would destroy: each table
+    /// it drops and each column it drops, with the rows holding data there.
+    /// The migrations run inside one transaction (their own transactions
+    /// become savepoints), the schema is read, and everything is rolled
+    /// back; nothing changes. Counting every tenant's rows needs, on
+    /// PostgreSQL, a role that bypasses row-level security.
+    pub async fn rows_at_risk(&self, steps: u32) -> Result<Vec<RowsAtRisk>, StoreError> {
+        let before = self.schema_columns().await?;
+        let txn = self.writer().begin().await?;
+        let reverted = loci_migration::Migrator::down(&txn, Some(steps)).await;
+        let after = match reverted {
+            Ok(()) => schema_columns(&txn).await,
+            Err(e) => Err(e.into()),
         };
-        let mut out: Vec<(String, Vec<String>)> = Vec::new();
-        for row in conn.query_all_raw(Statement::from_string(backend, sql)).await? {
-            let (table, column): (String, String) = (row.try_get("", "tbl")?, row.try_get("", "col")?);
-            match out.last_mut() {
-                Some((t, columns)) if *t == table => columns.push(column),
-                _ => out.push((table, vec![column])),
+        txn.rollback().await?;
+        let after = after?;
+        let mut at_risk = Vec::new();
+        let txn = self.maintenance_txn().await?;
+        let backend = txn.get_database_backend();
+        let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+        for (table, columns) in &before {
+            if table == "seaql_migrations" {
+                continue;
+            }
+            let kept = after.iter().find(|(t, _)| t == table).map(|(_, c)| c);
+            let targets: Vec<Option<&String>> = match kept {
+                None => vec![None],
+                Some(kept) => columns.iter().filter(|c| !kept.contains(c)).map(Some).collect(),
+            };
+            for column in targets {
+                let filter = column.map(|c| format!(" WHERE {} IS NOT NULL", quote(c))).unwrap_or_default();
+                let sql = format!("SELECT COUNT(*) AS n FROM {}{filter}", quote(table));
+                let row = txn.query_one_raw(Statement::from_string(backend, sql)).await?;
+                let n = row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0);
+                at_risk.push(RowsAtRisk {
+                    table: table.clone(),
+                    column: column.cloned(),
+                    rows: u64::try_from(n).unwrap_or(0),
+                });
             }
         }
-        Ok(out)
+        txn.rollback().await?;
+        Ok(at_risk)
     }
 
     /// On PostgreSQL, fails unless the role may read every tenant's rows
@@ -340,6 +365,40 @@ impl ScratchDatabase {
         conn.close().await?;
         Ok(())
     }
+}
+
+/// A table (or one column of it) that a `down` migration drops, and how many
+/// rows hold data there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowsAtRisk {
+    pub table: String,
+    /// `None` when the whole table goes.
+    pub column: Option<String>,
+    pub rows: u64,
+}
+
+async fn schema_columns(conn: &impl ConnectionTrait) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    let (backend, sql) = match conn.get_database_backend() {
+        DbBackend::Postgres => (
+            DbBackend::Postgres,
+            "SELECT table_name::text AS tbl, column_name::text AS col FROM information_schema.columns \
+             WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position",
+        ),
+        _ => (
+            DbBackend::Sqlite,
+            "SELECT m.name AS tbl, p.name AS col FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' ORDER BY m.name, p.cid",
+        ),
+    };
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for row in conn.query_all_raw(Statement::from_string(backend, sql)).await? {
+        let (table, column): (String, String) = (row.try_get("", "tbl")?, row.try_get("", "col")?);
+        match out.last_mut() {
+            Some((t, columns)) if *t == table => columns.push(column),
+            _ => out.push((table, vec![column])),
+        }
+    }
+    Ok(out)
 }
 
 async fn count(txn: &DatabaseTransaction, table: &str) -> Result<u64, StoreError> {
