@@ -233,6 +233,7 @@ pub async fn restore(
     let mut rows = 0;
     for entry in &tables {
         progress.begin(&entry.name, entry.rows);
+        let clock = std::time::Instant::now();
         let mut table = loader.table(&entry.name).await?;
         let mut problem = None;
         let found = loop {
@@ -264,7 +265,9 @@ pub async fn restore(
             loader.rollback().await?;
             return Err(RecoveryError::Mismatch(format!("{problem}; nothing was restored")));
         }
-        rows += table.release().await?;
+        let loaded = table.release().await?;
+        tracing::info!(table = %entry.name, rows = loaded, secs = clock.elapsed().as_secs_f64(), "table restored");
+        rows += loaded;
     }
     loader.commit().await?;
     let mut orgs = db.all_orgs().await?;

@@ -128,7 +128,20 @@ impl Loader {
         Ok(TableLoad { savepoint: self.txn.begin().await?, io, rows: 0 })
     }
 
+    /// Commits; on PostgreSQL first recounts `memory_counts` in one
+    /// statement and turns its insert trigger back on (see
+    /// [`Database::loader`]).
     pub async fn commit(self) -> Result<(), StoreError> {
+        if self.txn.get_database_backend() == DbBackend::Postgres {
+            self.txn
+                .execute_unprepared(
+                    "DELETE FROM memory_counts; \
+                     INSERT INTO memory_counts (org_id, user_id, state, slot, n) \
+                     SELECT org_id, user_id, state, 0, COUNT(*) FROM memories GROUP BY org_id, user_id, state; \
+                     ALTER TABLE memories ENABLE TRIGGER memory_counts_insert",
+                )
+                .await?;
+        }
         self.txn.commit().await?;
         Ok(())
     }
@@ -187,8 +200,20 @@ impl Database {
     }
 
     /// Starts a transaction that loads rows (see [`Loader`]).
+    ///
+    /// On PostgreSQL the per-row trigger that keeps `memory_counts` is off
+    /// for this transaction's inserts (the change is transactional and the
+    /// table locked meanwhile) and the counts are rebuilt in one statement
+    /// at commit: each insert would otherwise update one of a user's few
+    /// counter rows, and within one transaction every update adds a row
+    /// version the next must step over, so a load grew quadratically (20,000
+    /// updates of 16 rows took 0.39 s, 40,000 took 1.49 s).
     pub async fn loader(&self) -> Result<Loader, StoreError> {
-        Ok(Loader { txn: self.maintenance_txn().await? })
+        let txn = self.maintenance_txn().await?;
+        if self.kind() == DatabaseKind::Postgres {
+            txn.execute_unprepared("ALTER TABLE memories DISABLE TRIGGER memory_counts_insert").await?;
+        }
+        Ok(Loader { txn })
     }
 
     /// Inserts one batch of `table` in its own transaction, skipping rows
