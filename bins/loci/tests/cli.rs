@@ -657,3 +657,21 @@ async fn migrate_down_names_the_rows_at_risk_and_refuses_without_yes() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("row counts unchanged"), "{stdout}");
 }
+
+/// The production example of deploy/ is a valid configuration once the
+/// secrets it leaves to the environment are given.
+#[test]
+fn the_deploy_production_example_passes_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/loci.production.toml");
+    let out = loci(dir.path())
+        .env("LOCI_CONFIG", &example)
+        .env("LOCI__DATABASE__URL", "postgres://loci_app@postgres:5432/loci")
+        .env("LOCI__VALKEY__URL", "redis://valkey:6379")
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("profile production") && stdout.contains("# configuration OK"), "{stdout}");
+}
