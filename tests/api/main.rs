@@ -10,6 +10,7 @@ mod entities;
 mod errors;
 mod experiments;
 mod feedback;
+mod gdpr;
 mod graph;
 mod health;
 mod infer;

@@ -115,6 +115,9 @@ async fn round_trip(source_engine: Engine, target_engine: Engine) {
     let source = TestApp::spawn_with(source_engine, options.clone()).await;
     seed(&source).await;
     let before = answers(&source).await;
+    // Searches log access in the background; flushed, so the database stays
+    // as the backup saw it.
+    source.flush_access_log().await;
     let dir = tempfile::tempdir().unwrap();
     let archive = archive_in(dir.path());
     let source_db = maintenance(&source).await;
@@ -163,6 +166,10 @@ async fn round_trip(source_engine: Engine, target_engine: Engine) {
     assert!(matches!(err, RecoveryError::NotEmpty(_)), "{err}");
     assert!(err.to_string().contains("memories: 7 rows"), "{err}");
     target.user("carol", "initech", &[]).remember("Initech prints TPS reports", json!({})).await;
+    // Quiesced first, as the runbook says: the server's indexer writes the
+    // embedded graph's rows, and a write racing the restore would land after it.
+    target.indexed().await;
+    target.flush_access_log().await;
     let report = recovery::restore(&target.state.services.settings, &target_db, &archive, true, Rebuild::Queue, &Quiet)
         .await
         .unwrap();

@@ -32,6 +32,7 @@ pub mod infer;
 pub mod inputs;
 pub mod knowledge_graph;
 pub mod memories;
+pub mod pii;
 pub mod rules;
 pub mod search;
 pub mod validation;

@@ -29,4 +29,4 @@ pub use error::StoreError;
 pub use health::DependencyCheck;
 pub use loci_settings::DatabaseKind;
 pub use tenant::TenantTx;
-pub use valkey::{Valkey, ValkeyReplayCache, ValkeySessionStore};
+pub use valkey::{VALKEY_KEY_FAMILIES, Valkey, ValkeyReplayCache, ValkeySessionStore};

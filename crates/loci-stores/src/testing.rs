@@ -131,6 +131,13 @@ impl TestDatabase {
         Secret::new(admin_url())
     }
 
+    /// Runs `sql` as the database's owner (a schema change a test makes).
+    pub async fn execute_as_owner(&self, sql: &str) {
+        let conn = sea_orm::Database::connect(self.maintenance_url().expose()).await.expect("connect");
+        conn.execute_unprepared(sql).await.expect("execute");
+        conn.close().await.ok();
+    }
+
     /// A connection with a superuser (PostgreSQL only), for assertions that
     /// must see past RLS.
     pub async fn admin_connection(&self) -> sea_orm::DatabaseConnection {

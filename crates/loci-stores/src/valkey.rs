@@ -7,6 +7,15 @@ use loci_settings::{Secret, ValkeySettings};
 
 use crate::StoreError;
 
+/// Every key family the stores write, after the configured prefix (the PII
+/// inventory classifies each; `{x}` is one segment).
+pub const VALKEY_KEY_FAMILIES: &[&str] = &[
+    "episodic:{org}:{user}:{session}:{memory}",
+    "episodic:session:{org}:{user}:{session}",
+    "mcp:session:{id}",
+    "dpop:{jkt}:{jti}",
+];
+
 /// A pooled Valkey client with the configured key prefix.
 #[derive(Clone)]
 pub struct Valkey {
