@@ -4,7 +4,8 @@
 
 use loci_domain::pii::PiiInventory;
 use loci_stores::{Database, PoolConfig, VALKEY_KEY_FAMILIES};
-use loci_tests::{Engine, TestDatabase};
+use loci_tests::{AppOptions, Engine, TestApp, TestDatabase, valkey_url};
+use serde_json::json;
 
 async fn schema(db: &TestDatabase) -> Vec<(String, Vec<String>)> {
     let conn = Database::connect(&db.maintenance_url(), &PoolConfig::default()).await.unwrap();
@@ -75,4 +76,36 @@ fn every_index_document_field_is_classified() {
     ];
     let drift = PiiInventory::shipped().unwrap().index_drift(&fields);
     assert!(drift.is_empty(), "{}", drift.join("\n"));
+}
+
+/// What a server really writes to Valkey belongs to a classified family:
+/// episodic items and their session index, an MCP session binding.
+#[tokio::test]
+async fn every_key_valkey_holds_is_of_a_classified_family() {
+    let prefix = format!("loci-gdpr-{}", uuid::Uuid::new_v4().simple());
+    let options = AppOptions::default().valkey(valkey_url()).with({
+        let prefix = prefix.clone();
+        move |s| s.valkey.key_prefix = prefix.clone()
+    });
+    let app = TestApp::spawn_with(Engine::Sqlite, options).await;
+    let alice = app.user("alice", "acme", &[]);
+    let (status, body) =
+        alice.post("/api/v1/sessions/chat-1/items", json!({ "content": "We are fixing retries." })).await;
+    assert_eq!(status, 201, "{body}");
+    let token = app.token("alice", "acme", &["memories:read"]);
+    let client = crate::mcp::connect(&app, &token).await;
+    let valkey = app.state.services.valkey.clone().expect("valkey configured");
+    let keys = valkey.scan_keys("*").await.unwrap();
+    client.cancel().await.ok();
+    let inventory = PiiInventory::shipped().unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for key in &keys {
+        let family = inventory.family_of(key).unwrap_or_else(|| panic!("key {key} is of no classified family"));
+        seen.insert(family.family.clone());
+    }
+    for expected in
+        ["episodic:{org}:{user}:{session}:{memory}", "episodic:session:{org}:{user}:{session}", "mcp:session:{id}"]
+    {
+        assert!(seen.contains(expected), "{expected} not written: {keys:?}");
+    }
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 type Client = RunningService<RoleClient, InitializeRequestParams>;
 
-async fn connect(app: &TestApp, token: &str) -> Client {
+pub(crate) async fn connect(app: &TestApp, token: &str) -> Client {
     let config = StreamableHttpClientTransportConfig::with_uri(app.url("/mcp")).auth_header(token.to_owned());
     let transport = StreamableHttpClientTransport::from_config(config);
     let info = InitializeRequestParams::new(ClientCapabilities::default(), Implementation::new("test-agent", "1.0"));

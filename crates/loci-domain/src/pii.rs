@@ -151,6 +151,15 @@ impl PiiInventory {
         out
     }
 
+    /// The family a concrete key (after the prefix) belongs to: of those it
+    /// matches, the one with the most literal segments
+    /// (`episodic:session:a:b:c` is a session index, not an item of org
+    /// `session`).
+    pub fn family_of(&self, key: &str) -> Option<&KeyEntry> {
+        let literals = |family: &str| family.split(':').filter(|p| !p.starts_with('{')).count();
+        self.keys.iter().filter(|k| key_matches(&k.family, key)).max_by_key(|k| literals(&k.family))
+    }
+
     /// Index document fields (`fields`) against the inventory.
     pub fn index_drift(&self, fields: &[&str]) -> Vec<String> {
         let mut out: Vec<String> = fields
@@ -229,5 +238,10 @@ mod tests {
         assert!(key_matches("episodic:{org}:{user}:{session}:{memory}", "episodic:acme:u1:s1:m1"));
         assert!(!key_matches("mcp:session:{id}", "mcp:session:"));
         assert!(!key_matches("dpop:{jkt}:{jti}", "dpop:abc"));
+        let inventory = PiiInventory::shipped().unwrap();
+        let family = |key: &str| inventory.family_of(key).map(|k| k.family.as_str());
+        assert_eq!(family("episodic:session:acme:u1:s1"), Some("episodic:session:{org}:{user}:{session}"));
+        assert_eq!(family("episodic:acme:u1:s1:m1"), Some("episodic:{org}:{user}:{session}:{memory}"));
+        assert_eq!(family("ratelimit:acme"), None);
     }
 }

@@ -71,6 +71,23 @@ impl Valkey {
         self.timeout
     }
 
+    /// Every key under this prefix matching `pattern` (a glob after the
+    /// prefix, e.g. `episodic:*`), without the prefix. SCAN, so the server is
+    /// never blocked; keys written meanwhile may or may not be seen.
+    pub async fn scan_keys(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        use futures::TryStreamExt;
+        let full = self.key(pattern);
+        let strip = format!("{}:", self.prefix);
+        let keys: Vec<fred::types::Key> = self
+            .pool
+            .next()
+            .scan_buffered(full, Some(500), None)
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::Valkey(e.details().to_owned()))?;
+        Ok(keys.iter().filter_map(|k| k.as_str()).map(|k| k.strip_prefix(&strip).unwrap_or(k).to_owned()).collect())
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let reply: Result<String, Error> = match tokio::time::timeout(self.timeout, self.pool.next().ping(None)).await {
             Ok(r) => r,
