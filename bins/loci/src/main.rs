@@ -380,9 +380,13 @@ async fn reindex(settings: &Settings, index: &str, org: Option<&str>) -> anyhow:
     let indexes = loci_app::indexes::open(settings, &db)?;
     let options = IndexingOptions::from_settings(&settings.search);
     let indexer = Indexer::new(db.clone(), indexes, options, settings.search.indexer_batch);
-    let n = indexer.reindex(orgs, only).await?;
+    let bars = recovery::Bars::default();
+    loci_app::recovery::Progress::begin(&bars, "re-index", 0);
+    let n =
+        indexer.reindex_with(orgs, only, &|done, total| loci_app::recovery::Progress::set(&bars, done, total)).await;
+    loci_app::recovery::Progress::end(&bars);
     db.close().await?;
-    Ok(n)
+    Ok(n?)
 }
 
 fn split_list(raw: &str) -> Vec<String> {

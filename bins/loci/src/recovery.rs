@@ -110,6 +110,15 @@ impl Progress for Bars {
         }
     }
 
+    fn set(&self, done: u64, total: u64) {
+        if let Ok(slot) = self.bar.lock()
+            && let Some(bar) = slot.as_ref()
+        {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
     fn end(&self) {
         if let Ok(mut slot) = self.bar.lock()
             && let Some(bar) = slot.take()

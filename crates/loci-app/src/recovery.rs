@@ -29,6 +29,9 @@ pub trait Progress: Send + Sync {
     /// A stage of `total` units begins.
     fn begin(&self, label: &str, total: u64);
     fn advance(&self, n: u64);
+    /// Moves the stage to `done` of `total` (for work whose size is known
+    /// only once it started).
+    fn set(&self, done: u64, total: u64);
     /// The stage ended.
     fn end(&self);
 }
@@ -40,6 +43,7 @@ pub struct Quiet;
 impl Progress for Quiet {
     fn begin(&self, _: &str, _: u64) {}
     fn advance(&self, _: u64) {}
+    fn set(&self, _: u64, _: u64) {}
     fn end(&self) {}
 }
 
@@ -276,7 +280,7 @@ pub async fn restore(
             orgs.push(org);
         }
     }
-    let queued = rebuild_indexes(settings, db, &orgs, rebuild).await?;
+    let queued = rebuild_indexes(settings, db, &orgs, rebuild, progress).await?;
     Ok(RestoreReport { tables: tables.len(), rows, replaced, queued })
 }
 
@@ -320,6 +324,7 @@ async fn rebuild_indexes(
     db: &Database,
     orgs: &[OrgId],
     rebuild: Rebuild,
+    progress: &dyn Progress,
 ) -> Result<u64, RecoveryError> {
     let mut only = vec![VECTOR.to_owned(), LEXICAL.to_owned()];
     if settings.graph.backend != GraphBackend::Embedded {
@@ -331,7 +336,11 @@ async fn rebuild_indexes(
             let indexes = crate::indexes::open(settings, db)?;
             let options = IndexingOptions::from_settings(&settings.search);
             let indexer = Indexer::new(db.clone(), indexes, options, settings.search.indexer_batch);
-            Ok(indexer.reindex(Some(orgs.to_vec()), Some(only)).await?)
+            progress.begin("re-index", 0);
+            let done =
+                indexer.reindex_with(Some(orgs.to_vec()), Some(only), &|done, total| progress.set(done, total)).await;
+            progress.end();
+            Ok(done?)
         }
     }
 }
@@ -615,7 +624,7 @@ pub async fn migrate_data(
     let verify_secs = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
     let orgs = to.all_orgs().await?;
-    let reindexed = rebuild_indexes(settings, to, &orgs, Rebuild::Now).await?;
+    let reindexed = rebuild_indexes(settings, to, &orgs, Rebuild::Now, progress).await?;
     let reindex_secs = clock.elapsed().as_secs_f64();
     Ok(MoveReport {
         copied,

@@ -140,10 +140,17 @@ impl Indexer {
     /// Runs passes until the outbox has nothing due (tests, benchmarks,
     /// `loci reindex`). Stops early when a pass completes nothing.
     pub async fn drain(&self) -> Result<usize, DomainError> {
+        self.drain_with(&|_| {}).await
+    }
+
+    /// [`drain`](Self::drain), calling `on_pass` with the rows completed so
+    /// far after every pass (progress of long rebuilds).
+    pub async fn drain_with(&self, on_pass: &(dyn Fn(usize) + Sync)) -> Result<usize, DomainError> {
         let mut done = 0;
         loop {
             let pass = self.run_once().await?;
             done += pass.completed;
+            on_pass(done);
             if pass.claimed == 0 || pass.completed == 0 {
                 return Ok(done);
             }
@@ -156,6 +163,17 @@ impl Indexer {
     /// outbox. Crash-safe: what was enqueued stays enqueued. Returns how many
     /// memories were enqueued.
     pub async fn reindex(&self, orgs: Option<Vec<OrgId>>, only: Option<Vec<String>>) -> Result<u64, DomainError> {
+        self.reindex_with(orgs, only, &|_, _| {}).await
+    }
+
+    /// [`reindex`](Self::reindex), calling `on_progress(done, enqueued)`
+    /// while the outbox drains.
+    pub async fn reindex_with(
+        &self,
+        orgs: Option<Vec<OrgId>>,
+        only: Option<Vec<String>>,
+        on_progress: &(dyn Fn(u64, u64) + Sync),
+    ) -> Result<u64, DomainError> {
         let orgs = match orgs {
             Some(o) => o,
             None => outbox::orgs(&self.db).await?,
@@ -177,7 +195,7 @@ impl Indexer {
             }
         }
         let enqueued = requeue(&self.db, &orgs, only.as_deref()).await?;
-        self.drain().await?;
+        self.drain_with(&|done| on_progress(done as u64, enqueued)).await?;
         Ok(enqueued)
     }
 
