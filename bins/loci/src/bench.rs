@@ -480,6 +480,32 @@ fn percentiles(mut v: Vec<f64>) -> (f64, f64, f64) {
 /// embedded indexes, local model when present) and measures search latency
 /// with query embedding (hybrid, distinct queries so the cache never
 /// answers) and without (lexical), plus the process's memory.
+/// Stores `n` synthetic memories for `p` through the memory service's import
+/// path, 5,000 per call; returns the service.
+async fn grow_synthetic(db: &Database, settings: &Settings, p: &Principal, n: usize) -> anyhow::Result<MemoryService> {
+    let memories = MemoryService::new(
+        db.clone(),
+        Provisioner::default(),
+        AccessLog::start(db.clone()),
+        Limits::from(&settings.limits),
+    );
+    let mut done = 0;
+    while done < n {
+        let end = (done + 5000).min(n);
+        let t0 = chrono::Utc::now();
+        let items = (done..end)
+            .map(|i| ImportItem {
+                content: synthetic(i),
+                metadata: MemoryMetadata::default(),
+                created_at: t0 + chrono::Duration::milliseconds(i as i64),
+            })
+            .collect();
+        memories.import_many(p, "bench", items).await?;
+        done = end;
+    }
+    Ok(memories)
+}
+
 pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let mut settings = base.clone();
@@ -508,26 +534,7 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
     let org = OrgId::parse("bench-search").map_err(|e| anyhow::anyhow!("{e}"))?;
     let p = principal(&org);
     let started = Instant::now();
-    let mut done = 0;
-    let memories_service = MemoryService::new(
-        db.clone(),
-        Provisioner::default(),
-        AccessLog::start(db.clone()),
-        Limits::from(&settings.limits),
-    );
-    while done < args.memories {
-        let end = (done + 5000).min(args.memories);
-        let t0 = chrono::Utc::now();
-        let items = (done..end)
-            .map(|i| ImportItem {
-                content: synthetic(i),
-                metadata: MemoryMetadata::default(),
-                created_at: t0 + chrono::Duration::milliseconds(i as i64),
-            })
-            .collect();
-        memories_service.import_many(&p, "bench", items).await?;
-        done = end;
-    }
+    let memories_service = grow_synthetic(&db, &settings, &p, args.memories).await?;
     let stored = started.elapsed().as_secs_f64();
     let started = Instant::now();
     let options = IndexingOptions::from_settings(&settings.search);
@@ -858,26 +865,7 @@ pub async fn recovery(base: &Settings, args: &RecoveryArgs) -> anyhow::Result<()
         let org = OrgId::parse("bench-recovery").map_err(|e| anyhow::anyhow!("{e}"))?;
         let p = principal(&org);
         let started = Instant::now();
-        let memories = MemoryService::new(
-            db.clone(),
-            Provisioner::default(),
-            AccessLog::start(db.clone()),
-            Limits::from(&settings.limits),
-        );
-        let mut done = 0;
-        while done < args.memories {
-            let end = (done + 5000).min(args.memories);
-            let t0 = chrono::Utc::now();
-            let items = (done..end)
-                .map(|i| ImportItem {
-                    content: synthetic(i),
-                    metadata: MemoryMetadata::default(),
-                    created_at: t0 + chrono::Duration::milliseconds(i as i64),
-                })
-                .collect();
-            memories.import_many(&p, "bench", items).await?;
-            done = end;
-        }
+        grow_synthetic(&db, &settings, &p, args.memories).await?;
         let indexes = loci_app::indexes::open(&settings, &db)?;
         Indexer::new(db.clone(), indexes, IndexingOptions::from_settings(&settings.search), 512).drain().await?;
         let grown = started.elapsed().as_secs_f64();

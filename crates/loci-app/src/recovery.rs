@@ -18,7 +18,7 @@ use loci_migration_verifier::{
     VerificationResult, compare, validator,
 };
 use loci_settings::{DatabaseKind, GraphBackend, LexicalBackend, Secret, Settings, VectorBackend};
-use loci_stores::dump::{BACKUP_TABLES, DERIVED_TABLES, ScratchDatabase, Snapshot};
+use loci_stores::dump::{BACKUP_TABLES, ScratchDatabase, Snapshot};
 use loci_stores::{Database, PoolConfig};
 
 use crate::AppError;
@@ -66,6 +66,14 @@ pub enum RecoveryError {
     Mismatch(String),
     #[error("{0}")]
     Refused(String),
+}
+
+impl RecoveryError {
+    /// The target's tables that hold rows, listed.
+    fn not_empty(present: &[(String, u64)]) -> Self {
+        let listed: Vec<String> = present.iter().map(|(t, n)| format!("{t}: {n} rows")).collect();
+        Self::NotEmpty(listed.join(", "))
+    }
 }
 
 /// Rows per insert batch while loading.
@@ -224,8 +232,7 @@ pub async fn restore(
     } else if force {
         db.all_orgs().await?
     } else {
-        let listed: Vec<String> = present.iter().map(|(t, n)| format!("{t}: {n} rows")).collect();
-        return Err(RecoveryError::NotEmpty(listed.join(", ")));
+        return Err(RecoveryError::not_empty(&present));
     };
     let tables: Vec<_> = reader.manifest().tables.clone();
     if let Some(unknown) = tables.iter().find(|t| !BACKUP_TABLES.contains(&t.name.as_str())) {
@@ -410,7 +417,8 @@ pub async fn verify(archive: &Path, scratch: &Scratch, progress: &dyn Progress) 
         report.archive_problems = problems;
         return Ok(report);
     }
-    let settings = scratch_settings();
+    // A scratch restore opens no index: the rebuild is only queued.
+    let settings = Settings::default();
     let (db, cleanup) = match scratch {
         Scratch::Sqlite => {
             let dir = tempfile::tempdir().map_err(AppError::from)?;
@@ -462,12 +470,6 @@ impl Cleanup {
         }
         Ok(())
     }
-}
-
-/// Settings of a scratch restore: no index is opened (the rebuild is only
-/// queued and never run).
-fn scratch_settings() -> Settings {
-    Settings::default()
 }
 
 /// Count and checksum of each table as `snapshot` sees it.
@@ -542,8 +544,7 @@ pub async fn migrate_data(
         None => {
             let present = to.non_empty_tables().await?;
             if !present.is_empty() {
-                let listed: Vec<String> = present.iter().map(|(t, n)| format!("{t}: {n} rows")).collect();
-                return Err(RecoveryError::NotEmpty(listed.join(", ")));
+                return Err(RecoveryError::not_empty(&present));
             }
             let state = Checkpoint::new(checkpoint, source_id, target_id);
             state.save()?;
@@ -552,13 +553,7 @@ pub async fn migrate_data(
     };
     let snapshot = from.snapshot().await?;
     if state.verified {
-        let source = digests(&snapshot, BACKUP_TABLES, progress).await?;
-        snapshot.close().await?;
-        let target = target_digests(to, progress).await?;
-        let verification = compare(&source, &target);
-        if !verification.success {
-            return Err(RecoveryError::Mismatch(describe(&verification)));
-        }
+        let verification = verify_move(snapshot, to, progress).await?;
         return Ok(MoveReport {
             copied: 0,
             resumed_from: 0,
@@ -612,13 +607,7 @@ pub async fn migrate_data(
     }
     let copy_secs = clock.elapsed().as_secs_f64();
     let clock = std::time::Instant::now();
-    let source = digests(&snapshot, BACKUP_TABLES, progress).await?;
-    snapshot.close().await?;
-    let target = target_digests(to, progress).await?;
-    let verification = compare(&source, &target);
-    if !verification.success {
-        return Err(RecoveryError::Mismatch(describe(&verification)));
-    }
+    let verification = verify_move(snapshot, to, progress).await?;
     state.verified = true;
     state.save()?;
     let verify_secs = clock.elapsed().as_secs_f64();
@@ -638,11 +627,20 @@ pub async fn migrate_data(
     })
 }
 
-async fn target_digests(db: &Database, progress: &dyn Progress) -> Result<Vec<TableSummary>, RecoveryError> {
-    let snapshot = db.snapshot().await?;
-    let found = digests(&snapshot, BACKUP_TABLES, progress).await;
+/// Compares every table of the source (as `snapshot` sees it) with the
+/// target; a difference is an error naming each table.
+async fn verify_move(
+    snapshot: Snapshot,
+    to: &Database,
+    progress: &dyn Progress,
+) -> Result<VerificationResult, RecoveryError> {
+    let source = digests(&snapshot, BACKUP_TABLES, progress).await;
     snapshot.close().await?;
-    found
+    let target_snapshot = to.snapshot().await?;
+    let target = digests(&target_snapshot, BACKUP_TABLES, progress).await;
+    target_snapshot.close().await?;
+    let verification = compare(&source?, &target?);
+    if verification.success { Ok(verification) } else { Err(RecoveryError::Mismatch(describe(&verification))) }
 }
 
 /// Row counts of the backed-up tables that exist (checksums left empty),
@@ -662,9 +660,4 @@ pub async fn row_counts(db: &Database) -> Result<Vec<TableSummary>, RecoveryErro
 /// The mismatches of a failed comparison, one per line.
 pub fn describe(result: &VerificationResult) -> String {
     result.mismatches.iter().map(|m| m.describe()).collect::<Vec<_>>().join("; ")
-}
-
-/// The tables a backup leaves out, with the reason (for reports).
-pub fn derived_tables() -> &'static [(&'static str, &'static str)] {
-    DERIVED_TABLES
 }

@@ -30,30 +30,6 @@ use serde_json::Value;
 use crate::entities::*;
 use crate::{Database, StoreError};
 
-/// The tables a backup holds, parents before children: the order a restore
-/// inserts them in (foreign keys hold at every step).
-pub const BACKUP_TABLES: &[&str] = &[
-    "orgs",
-    "users",
-    "apps",
-    "categories",
-    "memories",
-    "memory_categories",
-    "memory_status_history",
-    "memory_access_logs",
-    "graph_entities",
-    "graph_mentions",
-    "graph_edges",
-    "graph_relations",
-    "graph_aliases",
-    "memory_jobs",
-    "job_queue",
-    "feedback_events",
-    "experiments",
-    "experiment_history",
-    "experiment_assignments",
-];
-
 /// The tables a backup leaves out, and why nothing is lost.
 pub const DERIVED_TABLES: &[(&str, &str)] = &[
     ("memory_counts", "rebuilt by the triggers on `memories` as the rows are inserted"),
@@ -547,6 +523,10 @@ fn normalise_timestamps(mut row: Value, columns: &[&str]) -> Value {
 
 macro_rules! tables {
     ($($module:ident),* $(,)?) => {
+        /// The tables a backup holds, parents before children: the order a
+        /// restore inserts them in (foreign keys hold at every step).
+        pub const BACKUP_TABLES: &[&str] = &[$(stringify!($module)),*];
+
         /// The export and import of `table` (a backed-up table only).
         fn table_io(table: &str) -> Result<&'static dyn TableIo, StoreError> {
             match table {
