@@ -17,12 +17,14 @@ mod m20261207_000002_graph_relations;
 mod m20261207_000003_temporal_validity;
 mod m20261207_000004_infer_jobs;
 mod m20261207_000005_learning;
+mod m20261207_000006_gdpr;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
 /// on PostgreSQL each has row-level security forced on it (by the migration
 /// that creates it: [`CORE_TENANT_TABLES`], then [`GRAPH_TENANT_TABLES`],
 /// then `memory_counts`, then `graph_relations` and `graph_aliases`, then
-/// `memory_jobs`, then `feedback_events` and the experiments').
+/// `memory_jobs`, then `feedback_events` and the experiments', then
+/// `gdpr_audit_logs` and `user_keys`).
 pub const TENANT_TABLES: &[&str] = &[
     "orgs",
     "users",
@@ -43,6 +45,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "experiments",
     "experiment_history",
     "experiment_assignments",
+    "gdpr_audit_logs",
+    "user_keys",
 ];
 
 /// The tenant tables of the core schema (m20261125_000001_core).
@@ -68,6 +72,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000003_temporal_validity::Migration),
             Box::new(m20261207_000004_infer_jobs::Migration),
             Box::new(m20261207_000005_learning::Migration),
+            Box::new(m20261207_000006_gdpr::Migration),
         ]
     }
 }

@@ -33,7 +33,7 @@ pub async fn serve_stdio(settings: Settings, token: &str) -> Result<(), McpError
     // Only what the tools use: the services, the authenticator, and the
     // indexer that makes this process's writes searchable.
     let services = Services::build(settings).await?;
-    let security = Security::build(&services.settings, services.valkey.as_ref()).await?;
+    let security = Security::build(&services.settings, services.valkey.as_ref(), services.sessions.clone()).await?;
     let authorization = format!("Bearer {}", token.trim());
     let request = AuthRequest {
         method: "POST",

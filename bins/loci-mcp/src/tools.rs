@@ -26,7 +26,7 @@ use loci_domain::validation::{CreateMemoryInput, UpdateMemoryInput};
 use loci_domain::{DomainError, FieldViolation};
 use loci_security::Principal;
 use loci_security::scopes::{
-    ENTITIES_WRITE, FEEDBACK_WRITE, GRAPH_READ, MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE,
+    ENTITIES_WRITE, FEEDBACK_WRITE, GDPR_READ, GRAPH_READ, MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE,
 };
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use serde::de::DeserializeOwned;
@@ -534,6 +534,14 @@ pub const TOOLS: &[ToolSpec] = &[
         schema: no_arguments,
     },
     ToolSpec {
+        name: "export_my_data",
+        scopes: &[GDPR_READ],
+        description: "Everything Loci holds about you (GDPR subject access): your memories in every state with their history, access logs, jobs, feedback, experiment assignments, index documents (no raw vectors), graph entities and relations from your memories, and your episodic sessions. Erasure is over REST only.",
+        read_only: true,
+        destructive: false,
+        schema: no_arguments,
+    },
+    ToolSpec {
         name: "graph_related_memories",
         scopes: &[GRAPH_READ],
         description: "Memories that mention the same entities (people, services, code identifiers) as a memory.",
@@ -1018,6 +1026,7 @@ pub struct Tools {
     context: ContextService,
     embedder: EmbedderInfo,
     max_results: u64,
+    gdpr: Option<loci_domain::gdpr::GdprService>,
 }
 
 impl Tools {
@@ -1047,7 +1056,14 @@ impl Tools {
             context,
             embedder,
             max_results,
+            gdpr: None,
         }
+    }
+
+    /// Offers `export_my_data`.
+    pub fn with_gdpr(mut self, gdpr: loci_domain::gdpr::GdprService) -> Self {
+        self.gdpr = Some(gdpr);
+        self
     }
 
     pub fn from_services(services: &loci_app::Services) -> Self {
@@ -1070,6 +1086,7 @@ impl Tools {
             embedder,
             s.mcp.max_results,
         )
+        .with_gdpr(services.gdpr.clone())
     }
 
     /// Every listed tool, with this deployment's result cap as the
@@ -1129,6 +1146,7 @@ impl Tools {
             "retract_memory" => self.retract_memory(p, &args).await,
             "delete_memories" => self.delete_memories(p, &args).await,
             "delete_all_memories" => self.delete_all_memories(p, &args).await,
+            "export_my_data" => self.export_my_data(p, &args).await,
             "graph_related_memories" => self.graph_related(p, &args).await,
             "graph_similar_memories" => self.graph_similar(p, &args).await,
             "graph_entity_network" => self.graph_entity_network(p, &args).await,
@@ -1361,6 +1379,26 @@ impl Tools {
         let outcome = self.memories.delete_all(p).await?;
         let text = format!("Deleted {} memories ({} remaining)", outcome.deleted.len(), outcome.remaining);
         Ok((to_value(&outcome)?, text))
+    }
+
+    async fn export_my_data(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
+        let _: Empty = arguments(args)?;
+        let Some(gdpr) = &self.gdpr else {
+            return Err(ToolError::new(ErrorCode::NotImplemented, "this server offers no GDPR export"));
+        };
+        let mut document = Vec::new();
+        gdpr.export(p, &loci_domain::gdpr::Subject::Caller, &mut document).await?;
+        let document: Value = serde_json::from_slice(&document)
+            .map_err(|e| ToolError::new(ErrorCode::Internal, format!("the export is not JSON: {e}")))?;
+        let count = |section: &str| document["relational"][section].as_array().map_or(0, Vec::len);
+        let text = format!(
+            "Exported {} memories, {} history rows, {} access log rows{}",
+            count("memories"),
+            count("memory_status_history"),
+            count("memory_access_logs"),
+            if document["partial"] == json!(true) { format!("; partial: {}", document["errors"]) } else { String::new() }
+        );
+        Ok((document, text))
     }
 
     async fn graph_related(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {

@@ -33,6 +33,7 @@ use loci_domain::entities::EntityService;
 use loci_domain::episodic::EpisodicService;
 use loci_domain::experiments::ExperimentService;
 use loci_domain::feedback::FeedbackService;
+use loci_domain::gdpr::GdprService;
 use loci_domain::graph::GraphService;
 use loci_domain::health::HealthService;
 use loci_domain::indexer::{Indexer, IndexingOptions};
@@ -86,6 +87,9 @@ pub struct Services {
     pub infer: InferService,
     pub feedback: FeedbackService,
     pub experiments: ExperimentService,
+    pub gdpr: GdprService,
+    /// MCP session bindings (shared with [`Security`]).
+    pub sessions: Arc<dyn loci_security::SessionStore>,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -137,7 +141,7 @@ impl Services {
             memories = memories.with_auto_categorizer(auto);
         }
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
-        let backup = BackupService::new(database.clone(), provisioner, limits);
+        let backup = BackupService::new(database.clone(), provisioner.clone(), limits);
         let (indexes, graph_engine) = indexes::open_with_graph_api(&settings, &database)?;
         checks.extend(indexes::dependency_checks(&settings, &indexes, &graph_engine));
         let health = HealthService::new(checks, HealthService::DEFAULT_TIMEOUT);
@@ -158,7 +162,8 @@ impl Services {
             infer = infer.with_model(Arc::new(model));
         }
         let experiments = ExperimentService::new(memories.clone());
-        let search = SearchService::new(memories.clone(), indexes, SearchConfig::from_settings(&settings.search))
+        let search =
+            SearchService::new(memories.clone(), indexes.clone(), SearchConfig::from_settings(&settings.search))
             .with_experiments(experiments.clone());
         let feedback = FeedbackService::new(
             memories.clone(),
@@ -173,6 +178,15 @@ impl Services {
             Some(v) => Arc::new(ValkeyEpisodicStore::new(v.clone())),
             None => Arc::new(InProcessEpisodicStore::new()),
         };
+        let sessions = security::session_store(valkey.as_ref());
+        let gdpr = GdprService::new(
+            database.clone(),
+            indexes,
+            Arc::clone(&episodic_store),
+            Arc::clone(&sessions),
+            provisioner.clone(),
+            memories.clone(),
+        );
         let episodic = EpisodicService::new(
             episodic_store,
             memories.clone(),
@@ -198,6 +212,8 @@ impl Services {
             infer,
             feedback,
             experiments,
+            gdpr,
+            sessions,
             indexer,
             access_log,
         })

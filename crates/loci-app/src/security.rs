@@ -24,9 +24,14 @@ pub struct Security {
 }
 
 impl Security {
-    /// The replay cache and session store live in Valkey when it is
-    /// configured, so every instance sees the same ones.
-    pub async fn build(settings: &Settings, valkey: Option<&Valkey>) -> Result<Self, AppError> {
+    /// The replay cache lives in Valkey when it is configured, so every
+    /// instance sees the same one; the session store is the services' (see
+    /// [`session_store`]), which erasure reaches too.
+    pub async fn build(
+        settings: &Settings,
+        valkey: Option<&Valkey>,
+        sessions: Arc<dyn SessionStore>,
+    ) -> Result<Self, AppError> {
         let local_issuer = if uses_local_issuer(settings) {
             Some(Arc::new(LocalIssuer::load_or_create(settings.ensure_data_dir()?)?))
         } else {
@@ -36,13 +41,18 @@ impl Security {
             Some(v) => Arc::new(ValkeyReplayCache::new(v.clone())),
             None => Arc::new(InMemoryReplayCache::new(settings.dpop.replay_cache_capacity)),
         };
-        let sessions: Arc<dyn SessionStore> = match valkey {
-            Some(v) => Arc::new(ValkeySessionStore::new(v.clone())),
-            None => Arc::new(InMemorySessionStore::default()),
-        };
         let config = AuthenticatorConfig::from_settings(settings, local_issuer.as_deref()).await?;
         let auth = Arc::new(Authenticator::new(config, replay));
         Ok(Self { auth, local_issuer, sessions })
+    }
+}
+
+/// MCP session bindings: in Valkey when configured (shared by every
+/// instance), else in process.
+pub fn session_store(valkey: Option<&Valkey>) -> Arc<dyn SessionStore> {
+    match valkey {
+        Some(v) => Arc::new(ValkeySessionStore::new(v.clone())),
+        None => Arc::new(InMemorySessionStore::default()),
     }
 }
 
@@ -65,7 +75,7 @@ mod tests {
     async fn the_local_key_is_used_only_when_no_jwks_is_configured() {
         let dir = tempfile::tempdir().unwrap();
         let settings = Settings { data_dir: dir.path().to_path_buf(), ..Settings::default() };
-        let security = Security::build(&settings, None).await.unwrap();
+        let security = Security::build(&settings, None, session_store(None)).await.unwrap();
         assert!(security.local_issuer.is_some(), "embedded defaults sign with the local key");
 
         let jwks_file = dir.path().join("jwks.json");
@@ -74,7 +84,7 @@ mod tests {
         external.data_dir = dir.path().join("other");
         external.auth.jwks_path = Some(jwks_file);
         assert!(!uses_local_issuer(&external));
-        let security = Security::build(&external, None).await.unwrap();
+        let security = Security::build(&external, None, session_store(None)).await.unwrap();
         assert!(security.local_issuer.is_none(), "an external JWKS replaces the local key");
         assert!(!external.data_dir.join("keys").exists(), "and no local key is created");
     }

@@ -52,6 +52,12 @@ impl Provisioner {
         Ok(id)
     }
 
+    /// Drops what the cache knows of a subject (after an erasure, whose
+    /// user row is gone; the next request provisions a new one).
+    pub fn forget(&self, org: &OrgId, subject: &str) {
+        self.known.lock().remove(&(org.clone(), subject.to_owned()));
+    }
+
     async fn ensure_in(tx: &TenantTx, principal: &Principal) -> Result<UserId, DomainError> {
         orgs::ensure(tx).await?;
         Ok(users::ensure(tx, &principal.subject).await?.id)

@@ -25,6 +25,7 @@ mod error;
 pub mod experiments;
 pub mod facts;
 pub mod feedback;
+pub mod gdpr;
 pub mod graph;
 pub mod health;
 pub mod indexer;

@@ -220,6 +220,13 @@ impl MemoryService {
         &self.access
     }
 
+    /// Drops what the caches know of a user's apps (after an erasure).
+    pub fn forget_user(&self, user: UserId) {
+        self.apps.readers.lock().retain(|(owner, _), _| *owner != user);
+        // App ids are not kept per owner here; names are cheap to look up.
+        self.apps.names.lock().clear();
+    }
+
     /// The caller's visibility (owner id plus grants).
     pub async fn visibility(&self, p: &Principal) -> Result<Visibility, DomainError> {
         let user_id = self.provisioner.user(&self.db, p).await?;

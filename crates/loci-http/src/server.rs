@@ -32,7 +32,7 @@ impl HttpState {
     /// Composes the services and authentication from settings.
     pub async fn init(settings: loci_settings::Settings) -> Result<Self, HttpError> {
         let services = Services::build(settings).await?;
-        let security = Security::build(&services.settings, services.valkey.as_ref()).await?;
+        let security = Security::build(&services.settings, services.valkey.as_ref(), services.sessions.clone()).await?;
         let metrics = Metrics::new().map_err(|e| HttpError::Startup(format!("metrics: {e}")))?;
         Ok(Self { services, security, metrics })
     }

@@ -314,6 +314,21 @@ impl Inner {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Commits, merges every segment into one (which drops deleted
+    /// documents) and deletes the files nothing uses any more.
+    fn expunge(&self) -> Result<(), IndexError> {
+        {
+            let mut writer = self.lock_writer();
+            writer.commit().map_err(index_error("commit"))?;
+            let segments = writer.index().searchable_segment_ids().map_err(index_error("listing segments"))?;
+            if !segments.is_empty() {
+                writer.merge(&segments).wait().map_err(index_error("merging segments"))?;
+            }
+            writer.garbage_collect_files().wait().map_err(index_error("removing unused files"))?;
+        }
+        self.reader.reload().map_err(index_error("reloading the reader"))
+    }
+
     fn commit(&self) -> Result<(), IndexError> {
         self.lock_writer().commit().map_err(index_error("commit"))?;
         self.reader.reload().map_err(index_error("reloading the reader"))
@@ -743,6 +758,10 @@ impl LexicalIndex for EmbeddedLexicalIndex {
 
     async fn flush(&self) -> Result<(), IndexError> {
         self.blocking(Inner::commit).await
+    }
+
+    async fn expunge(&self) -> Result<(), IndexError> {
+        self.blocking(Inner::expunge).await
     }
 
     async fn clear(&self, org: Option<&OrgId>) -> Result<(), IndexError> {

@@ -578,6 +578,15 @@ impl VectorIndex for EmbeddedVectorIndex {
         self.blocking(|inner| inner.flush()).await
     }
 
+    async fn expunge(&self) -> Result<(), IndexError> {
+        self.blocking(|inner| {
+            let _m = inner.maintenance.lock();
+            inner.write_out(true)?;
+            inner.compact()
+        })
+        .await
+    }
+
     async fn clear(&self, org: Option<&OrgId>) -> Result<(), IndexError> {
         let org = org.cloned();
         self.blocking(move |inner| inner.clear(org.as_ref())).await

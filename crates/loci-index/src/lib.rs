@@ -72,6 +72,12 @@ pub trait VectorIndex: Send + Sync + std::fmt::Debug {
     async fn clear(&self, org: Option<&OrgId>) -> Result<(), IndexError>;
     /// Number of documents of `org` (tests, stats).
     async fn count(&self, org: &OrgId) -> Result<u64, IndexError>;
+    /// Removes deleted documents from storage for good (after an erasure,
+    /// so no file keeps them until a later merge). Engines that purge on
+    /// their own keep this default.
+    async fn expunge(&self) -> Result<(), IndexError> {
+        Ok(())
+    }
     /// Whether the engine answers (health checks); in-process indexes
     /// always do.
     async fn ping(&self) -> Result<(), IndexError> {
@@ -92,6 +98,12 @@ pub trait LexicalIndex: Send + Sync + std::fmt::Debug {
     async fn flush(&self) -> Result<(), IndexError>;
     async fn clear(&self, org: Option<&OrgId>) -> Result<(), IndexError>;
     async fn count(&self, org: &OrgId) -> Result<u64, IndexError>;
+    /// Removes deleted documents from storage for good (after an erasure,
+    /// so no file keeps them until a later merge). Engines that purge on
+    /// their own keep this default.
+    async fn expunge(&self) -> Result<(), IndexError> {
+        Ok(())
+    }
     /// Whether the engine answers (health checks); in-process indexes
     /// always do.
     async fn ping(&self) -> Result<(), IndexError> {

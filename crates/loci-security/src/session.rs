@@ -87,6 +87,9 @@ pub trait SessionStore: Send + Sync + std::fmt::Debug {
     /// The binding, refreshing its expiry to `ttl` (sessions expire when idle).
     async fn get(&self, id: &str, ttl: Duration) -> Result<Option<SessionBinding>, SessionStoreError>;
     async fn delete(&self, id: &str) -> Result<(), SessionStoreError>;
+    /// Deletes every session bound to `subject` in `org` (erasure); returns
+    /// how many.
+    async fn delete_bound_to(&self, org: &str, subject: &str) -> Result<u64, SessionStoreError>;
 }
 
 /// Bindings in process memory (embedded profile: one instance), bounded.
@@ -144,6 +147,13 @@ impl SessionStore for InMemorySessionStore {
     async fn delete(&self, id: &str) -> Result<(), SessionStoreError> {
         self.entries.lock().remove(id);
         Ok(())
+    }
+
+    async fn delete_bound_to(&self, org: &str, subject: &str) -> Result<u64, SessionStoreError> {
+        let mut entries = self.entries.lock();
+        let before = entries.len();
+        entries.retain(|_, (b, _)| !(b.org == org && b.user == subject));
+        Ok((before - entries.len()) as u64)
     }
 }
 

@@ -37,6 +37,16 @@ pub const DERIVED_TABLES: &[(&str, &str)] = &[
     ("seaql_migrations", "the schema revision, recorded in the manifest; the target is migrated first"),
 ];
 
+/// Tables never written into a backup archive, and why. `user_keys` holds
+/// the per-user data keys that seal each user's rows in an archive: kept
+/// only in the live database, so erasing a key makes that user's rows in
+/// every older archive unreadable (crypto-shredding). A restore leaves it
+/// as it is.
+pub const KEY_TABLES: &[(&str, &str)] = &[(
+    "user_keys",
+    "the per-user data keys sealing each user's rows in archives; only in the live database, so an erased key shreds the user's rows in every older archive",
+)];
+
 /// Rows of one table, in primary-key order.
 pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<Value, StoreError>> + Send + 'a>>;
 
@@ -557,6 +567,7 @@ tables!(
     experiments,
     experiment_history,
     experiment_assignments,
+    gdpr_audit_logs,
 );
 
 /// The column names of a backed-up table as its entity knows them (tests

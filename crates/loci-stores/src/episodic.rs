@@ -102,6 +102,25 @@ pub trait EpisodicStore: Send + Sync + std::fmt::Debug {
 
     /// Deletes every item of the session; returns how many there were.
     async fn expire_session(&self, key: &SessionKey) -> Result<u64, StoreError>;
+
+    /// The names of the user's sessions that hold live items (export).
+    async fn sessions_of(&self, org: &OrgId, user: UserId) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes every item and session of the user in the org (erasure);
+    /// returns how many items there were. A second call finds none.
+    async fn erase_user(&self, org: &OrgId, user: UserId) -> Result<u64, StoreError>;
+}
+
+/// `text` with the glob characters of SCAN's MATCH escaped.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Multiplies the recency of every live item by `factor`; returns how many.
@@ -256,6 +275,37 @@ impl EpisodicStore for InProcessEpisodicStore {
             s.items.len() as u64
         }))
     }
+
+    async fn sessions_of(&self, org: &OrgId, user: UserId) -> Result<Vec<String>, StoreError> {
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock();
+        let mut names: Vec<String> = sessions
+            .iter_mut()
+            .filter(|(k, _)| &k.org == org && k.user == user)
+            .filter_map(|(k, s)| {
+                s.purge(now);
+                (!s.items.is_empty()).then(|| k.session.clone())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn erase_user(&self, org: &OrgId, user: UserId) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        let mut sessions = self.sessions.lock();
+        let mut items = 0;
+        sessions.retain(|k, s| {
+            if &k.org == org && k.user == user {
+                s.purge(now);
+                items += s.items.len() as u64;
+                false
+            } else {
+                true
+            }
+        });
+        Ok(items)
+    }
 }
 
 // ------------------------------------------------------------------ Valkey
@@ -283,6 +333,13 @@ impl ValkeyEpisodicStore {
         match tokio::time::timeout(self.valkey.timeout(), command).await {
             Ok(reply) => reply.map_err(|e| StoreError::Valkey(format!("{what}: {}", e.details()))),
             Err(_) => Err(StoreError::Timeout(format!("valkey {what}"))),
+        }
+    }
+
+    async fn bounded_scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {
+        match tokio::time::timeout(self.valkey.timeout() * 4, self.valkey.scan_keys(pattern)).await {
+            Ok(keys) => keys,
+            Err(_) => Err(StoreError::Timeout("valkey scan".into())),
         }
     }
 
@@ -433,5 +490,26 @@ impl EpisodicStore for ValkeyEpisodicStore {
         let deleted: i64 = self.bounded("del", self.valkey.pool().del(keys)).await?;
         // The index counted too, when it existed; expired items did not.
         Ok(u64::try_from(deleted).unwrap_or(0).saturating_sub(u64::from(items > 0)).min(items as u64))
+    }
+
+    async fn sessions_of(&self, org: &OrgId, user: UserId) -> Result<Vec<String>, StoreError> {
+        let prefix = format!("episodic:session:{}:{user}:", org.as_str());
+        let pattern = format!("{}*", glob_escape(&prefix));
+        let keys = self.bounded_scan(&pattern).await?;
+        let mut names: Vec<String> = keys.iter().filter_map(|k| k.strip_prefix(&prefix)).map(str::to_owned).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn erase_user(&self, org: &OrgId, user: UserId) -> Result<u64, StoreError> {
+        let user_path = format!("{}:{user}:", org.as_str());
+        let items = self.bounded_scan(&format!("episodic:{}*", glob_escape(&user_path))).await?;
+        let sets = self.bounded_scan(&format!("episodic:session:{}*", glob_escape(&user_path))).await?;
+        let n = items.len() as u64;
+        for chunk in items.iter().chain(&sets).collect::<Vec<_>>().chunks(500) {
+            let keys: Vec<String> = chunk.iter().map(|k| self.valkey.key(k)).collect();
+            let _: i64 = self.bounded("del", self.valkey.pool().del(keys)).await?;
+        }
+        Ok(n)
     }
 }

@@ -217,4 +217,24 @@ impl loci_security::SessionStore for ValkeySessionStore {
         let del = self.valkey.pool.del::<i64, _>(self.key(id));
         self.bounded("session delete", del).await.map(|_| ())
     }
+
+    async fn delete_bound_to(&self, org: &str, subject: &str) -> Result<u64, loci_security::SessionStoreError> {
+        let keys = match tokio::time::timeout(self.valkey.timeout * 4, self.valkey.scan_keys("mcp:session:*")).await {
+            Ok(keys) => keys.map_err(|e| loci_security::SessionStoreError::Unavailable(e.to_string()))?,
+            Err(_) => return Err(loci_security::SessionStoreError::Unavailable("session scan timed out".into())),
+        };
+        let mut n = 0;
+        for key in keys {
+            let full = self.valkey.key(&key);
+            let value: Option<String> = self.bounded("session get", self.valkey.pool.get(&full)).await?;
+            let bound = value
+                .and_then(|json| serde_json::from_str::<loci_security::SessionBinding>(&json).ok())
+                .is_some_and(|b| b.org == org && b.user == subject);
+            if bound {
+                let _: i64 = self.bounded("session delete", self.valkey.pool.del(&full)).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }

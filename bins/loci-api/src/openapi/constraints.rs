@@ -337,5 +337,17 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
     p.param("/api/v1/feedback", "from", json!({ "format": "date-time" }));
     p.param("/api/v1/feedback", "to", json!({ "format": "date-time" }));
 
+    // GDPR.
+    use loci_domain::gdpr::{REASON_MAX_CHARS, REASON_MIN_CHARS};
+    let subject = crate::routes::gdpr::MAX_SUBJECT_CHARS;
+    p.prop(
+        "EraseRequest",
+        "reason",
+        json!({ "minLength": REASON_MIN_CHARS, "maxLength": REASON_MAX_CHARS, "pattern": name_pattern() }),
+    );
+    p.prop("EraseRequest", "subject", name(subject));
+    p.param("/api/v1/gdpr/export", "subject", name(subject));
+    p.param("/api/v1/gdpr/audit", "limit", json!({ "minimum": 1, "maximum": 1000 }));
+
     p.missing
 }

@@ -6,6 +6,7 @@ pub(crate) mod backup;
 pub(crate) mod entities;
 pub(crate) mod experiments;
 pub(crate) mod feedback;
+pub(crate) mod gdpr;
 pub(crate) mod graph;
 pub(crate) mod memories;
 pub(crate) mod meta;
@@ -333,5 +334,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/backup/import")
             .route(web::post().to(backup::import))
             .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/gdpr/export")
+            .route(web::post().to(gdpr::export))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/gdpr/erase").route(web::post().to(gdpr::erase)).default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/gdpr/audit").route(web::get().to(gdpr::audit)).default_service(method_not_allowed("GET")),
     );
 }

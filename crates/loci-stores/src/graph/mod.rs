@@ -372,6 +372,24 @@ async fn replace_mentions(tx: &TenantTx, changes: &[(Uuid, MemoryGraph)]) -> Res
     remove_orphans(tx, &dropped).await
 }
 
+/// Takes `ids` out of the graph (their mentions and relations, the edge
+/// weights they gave, the entities only they mentioned), in the caller's
+/// transaction; the number of mentions removed.
+pub(crate) async fn forget_memories(tx: &TenantTx, ids: &[MemoryId]) -> Result<u64, StoreError> {
+    let mut removed = 0;
+    for chunk in ids.chunks(CHUNK) {
+        removed += graph_mentions::Entity::find()
+            .filter(graph_mentions::Column::OrgId.eq(tx.org_str()))
+            .filter(graph_mentions::Column::MemoryId.is_in(chunk.iter().map(|id| id.as_uuid())))
+            .count(tx.conn())
+            .await?;
+        let changes: Vec<(Uuid, MemoryGraph)> =
+            chunk.iter().map(|id| (id.as_uuid(), MemoryGraph::default())).collect();
+        replace_mentions(tx, &changes).await?;
+    }
+    Ok(removed)
+}
+
 /// The entity each of `names` that was merged away is now: alias -> name.
 async fn resolve_aliases(tx: &TenantTx, names: &[String]) -> Result<HashMap<String, String>, StoreError> {
     let names: BTreeSet<&String> = names.iter().collect();

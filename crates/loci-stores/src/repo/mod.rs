@@ -8,6 +8,7 @@ pub mod apps;
 pub mod categories;
 pub mod experiments;
 pub mod feedback;
+pub mod gdpr;
 pub mod jobs;
 pub mod memories;
 pub mod memory_analytics;
