@@ -135,6 +135,16 @@ impl TestApp {
         TestUser { app: self, token }
     }
 
+    /// A caller with these roles and extra scopes.
+    pub fn user_with_roles(&self, subject: &str, org: &str, scopes: &[&str], roles: &[&str]) -> TestUser<'_> {
+        TestUser { app: self, token: self.mint_full(subject, org, scopes, roles, &[], None) }
+    }
+
+    /// The server's data directory (embedded indexes, keys).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data_dir.path()
+    }
+
     /// A caller with exactly these scopes.
     pub fn user_with_scopes(&self, subject: &str, org: &str, scopes: &[&str]) -> TestUser<'_> {
         TestUser { app: self, token: self.token(subject, org, scopes) }
@@ -246,6 +256,21 @@ impl ThrowawayValkey {
             std::thread::sleep(Duration::from_millis(20));
         }
         Self { url: format!("redis://127.0.0.1:{port}"), child }
+    }
+
+    /// Freezes the server (SIGSTOP): commands time out, nothing is lost.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success(), "kill {signal}");
     }
 
     pub fn kill(&mut self) {

@@ -33,7 +33,7 @@ async fn call(client: &Client, tool: &str, args: Value) -> CallToolResult {
 }
 
 /// The structured result of a successful call.
-async fn ok(client: &Client, tool: &str, args: Value) -> Value {
+pub(crate) async fn ok(client: &Client, tool: &str, args: Value) -> Value {
     let result = call(client, tool, args).await;
     assert_ne!(result.is_error, Some(true), "{tool} failed: {:?}", result.structured_content);
     assert!(!result.content.is_empty(), "{tool}: a text rendering accompanies the structured result");

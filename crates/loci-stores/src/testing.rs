@@ -132,6 +132,35 @@ impl TestDatabase {
     }
 
     /// Runs `sql` as the database's owner (a schema change a test makes).
+    /// The tables holding `needle` in any column (as text), read past
+    /// row-level security: proves an erasure left nothing behind.
+    pub async fn tables_containing(&self, needle: &str) -> Vec<String> {
+        let db = crate::Database::connect(&self.maintenance_url(), &crate::PoolConfig::default()).await.expect("connect");
+        let schema = db.schema_columns().await.expect("schema");
+        let conn = sea_orm::Database::connect(self.maintenance_url().expose()).await.expect("connect");
+        let backend = conn.get_database_backend();
+        let mut found = Vec::new();
+        for (table, columns) in schema {
+            let cast = |c: &String| match backend {
+                sea_orm::DbBackend::Postgres => format!("CAST(\"{c}\" AS TEXT) ILIKE $1"),
+                _ => format!("CAST(\"{c}\" AS TEXT) LIKE ?1"),
+            };
+            let predicate = columns.iter().map(cast).collect::<Vec<_>>().join(" OR ");
+            let sql = format!("SELECT COUNT(*) AS n FROM \"{table}\" WHERE {predicate}");
+            let row = conn
+                .query_one_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [format!("%{needle}%").into()]))
+                .await
+                .expect("scan");
+            let n: i64 = row.map(|r| r.try_get::<i64>("", "n").expect("count")).unwrap_or(0);
+            if n > 0 {
+                found.push(table);
+            }
+        }
+        conn.close().await.ok();
+        db.close().await.ok();
+        found
+    }
+
     pub async fn execute_as_owner(&self, sql: &str) {
         let conn = sea_orm::Database::connect(self.maintenance_url().expose()).await.expect("connect");
         conn.execute_unprepared(sql).await.expect("execute");

@@ -1,6 +1,7 @@
-//! `/api/v1/gdpr`: the subject access export (gdpr:read; another subject of
-//! the org also admin:read), the erasure (gdpr:delete; another subject also
-//! admin:write) and their audit (admin:read). See `loci_domain::gdpr`.
+//! `/api/v1/gdpr`: the subject access export (gdpr:read), the erasure
+//! (gdpr:delete) and their audit (admin:read). Naming another subject of the
+//! org needs admin:write too (every role reads `*:read` scopes, so only the
+//! write scope marks an administrator). See `loci_domain::gdpr`.
 
 use actix_web::{HttpResponse, web};
 use futures::{SinkExt, StreamExt};
@@ -17,7 +18,7 @@ use loci_http::{Authenticated, Problem, ValidJson};
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
-    /// Another subject of the caller's org (needs admin:read); default: the caller.
+    /// Another subject of the caller's org (needs admin:write); default: the caller.
     subject: Option<String>,
 }
 
@@ -80,7 +81,7 @@ pub async fn export(
     let p = auth.require(&[GDPR_READ])?;
     let who = subject(q.into_inner().subject, p)?;
     if who != Subject::Caller {
-        auth.require(&[GDPR_READ, ADMIN_READ])?;
+        auth.require(&[GDPR_READ, ADMIN_WRITE])?;
     }
     let (tx, mut rx) = futures::channel::mpsc::channel::<Vec<u8>>(8);
     let principal = p.clone();
