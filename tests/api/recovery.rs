@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use loci_app::recovery::{self, Quiet, Rebuild, RecoveryError, Scratch};
+use loci_app::recovery::{self, KeyRing, Quiet, Rebuild, RecoveryError, Scratch};
 use loci_migration_verifier::{ArchiveReader, TableSummary, compare};
 use loci_stores::dump::BACKUP_TABLES;
 use loci_stores::{Database, PoolConfig};
@@ -20,6 +20,26 @@ async fn digests(db: &Database) -> Vec<TableSummary> {
     let found = recovery::digests(&snapshot, BACKUP_TABLES, &Quiet).await.unwrap();
     snapshot.close().await.unwrap();
     found
+}
+
+/// What an archive of `db` holds: each table's rows as a backup seals them.
+async fn archive_digests(db: &Database, ring: &KeyRing) -> Vec<TableSummary> {
+    let snapshot = db.snapshot().await.unwrap();
+    let found = recovery::archive_digests(&snapshot, ring, &Quiet).await.unwrap();
+    snapshot.close().await.unwrap();
+    found
+}
+
+/// The data keys of `db`, opened with the master key of `app`.
+async fn ring(app: &TestApp, db: &Database) -> KeyRing {
+    KeyRing::load(recovery::master_key(&app.state.services.settings).unwrap(), db).await.unwrap()
+}
+
+/// Servers sharing one backup master key (as the instances of one
+/// deployment do).
+fn sharing_a_master_key(options: AppOptions) -> AppOptions {
+    let key = loci_security::sealing::MasterKey::generate_base64();
+    options.with(move |s| s.gdpr.master_key = Some(loci_settings::Secret::new(key.clone())))
 }
 
 fn rows_of(found: &[TableSummary], table: &str) -> u64 {
@@ -111,7 +131,7 @@ fn archive_in(dir: &Path) -> PathBuf {
 }
 
 async fn round_trip(source_engine: Engine, target_engine: Engine) {
-    let options = AppOptions::default().with_model();
+    let options = sharing_a_master_key(AppOptions::default().with_model());
     let source = TestApp::spawn_with(source_engine, options.clone()).await;
     seed(&source).await;
     let before = answers(&source).await;
@@ -123,7 +143,13 @@ async fn round_trip(source_engine: Engine, target_engine: Engine) {
     let source_db = maintenance(&source).await;
     let manifest = recovery::backup(&source.state.services.settings, &source_db, &archive, &Quiet).await.unwrap();
     let source_digests = digests(&source_db).await;
-    assert!(compare(&manifest.summaries(), &source_digests).success, "the archive holds what the database holds");
+    let keys = ring(&source, &source_db).await;
+    let sealed = archive_digests(&source_db, &keys).await;
+    assert!(compare(&manifest.summaries(), &sealed).success, "the archive holds what the database holds");
+    let raw = std::fs::read(&archive).unwrap();
+    let reader = ArchiveReader::open(&archive).unwrap();
+    drop(reader);
+    assert!(find(&raw, b"Alice Martin").is_none(), "personal columns are sealed");
     for (table, at_least) in [
         ("memories", 7),
         ("memory_status_history", 7),
@@ -145,11 +171,20 @@ async fn round_trip(source_engine: Engine, target_engine: Engine) {
     // Into an empty server: the same rows, checksums and answers.
     let target = TestApp::spawn_with(target_engine, options).await;
     let target_db = maintenance(&target).await;
+    // Another database holds no keys: the restore refuses rather than lose
+    // every sealed row.
+    let err = recovery::restore(&target.state.services.settings, &target_db, &archive, false, Rebuild::Queue, &Quiet)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no data key is available"), "{err}");
+    assert!(target_db.non_empty_tables().await.unwrap().is_empty(), "nothing was restored");
+    let settings = &target.state.services.settings;
     let report =
-        recovery::restore(&target.state.services.settings, &target_db, &archive, false, Rebuild::Queue, &Quiet)
+        recovery::restore_with_keys(settings, &target_db, &archive, false, Rebuild::Queue, Some(&source_db), &Quiet)
             .await
             .unwrap();
     assert_eq!(report.rows, manifest.total_rows());
+    assert!(report.shredded.is_empty());
     assert_eq!(report.queued, 7);
     let restored = digests(&target_db).await;
     let result = compare(&source_digests, &restored);
@@ -164,15 +199,24 @@ async fn round_trip(source_engine: Engine, target_engine: Engine) {
         .await
         .unwrap_err();
     assert!(matches!(err, RecoveryError::NotEmpty(_)), "{err}");
+
     assert!(err.to_string().contains("memories: 7 rows"), "{err}");
     target.user("carol", "initech", &[]).remember("Initech prints TPS reports", json!({})).await;
     // Quiesced first, as the runbook says: the server's indexer writes the
     // embedded graph's rows, and a write racing the restore would land after it.
     target.indexed().await;
     target.flush_access_log().await;
-    let report = recovery::restore(&target.state.services.settings, &target_db, &archive, true, Rebuild::Queue, &Quiet)
-        .await
-        .unwrap();
+    let report = recovery::restore_with_keys(
+        &target.state.services.settings,
+        &target_db,
+        &archive,
+        true,
+        Rebuild::Queue,
+        Some(&source_db),
+        &Quiet,
+    )
+    .await
+    .unwrap();
     assert!(report.replaced > 0);
     assert!(compare(&source_digests, &digests(&target_db).await).success);
     target.indexed().await;
@@ -186,7 +230,7 @@ async fn round_trip(source_engine: Engine, target_engine: Engine) {
         Engine::Postgres => vec![Scratch::Sqlite, Scratch::Postgres(TestDatabase::server_admin_url())],
     };
     for scratch in scratches {
-        let verified = recovery::verify(&archive, &scratch, &Quiet).await.unwrap();
+        let verified = recovery::verify(&archive, &scratch, &keys, &Quiet).await.unwrap();
         assert!(verified.ok(), "{verified:?}");
         assert_eq!(verified.result.unwrap().rows, manifest.total_rows());
     }
@@ -240,7 +284,8 @@ async fn backup_verify_names_what_is_wrong_with_a_damaged_archive() {
     let good = archive_in(dir.path());
     let db = maintenance(&app).await;
     recovery::backup(&app.state.services.settings, &db, &good, &Quiet).await.unwrap();
-    assert!(recovery::verify(&good, &Scratch::Sqlite, &Quiet).await.unwrap().ok());
+    let keys = ring(&app, &db).await;
+    assert!(recovery::verify(&good, &Scratch::Sqlite, &keys, &Quiet).await.unwrap().ok());
     let copy = |name: &str| {
         let path = dir.path().join(name);
         std::fs::copy(&good, &path).unwrap();
@@ -254,14 +299,14 @@ async fn backup_verify_names_what_is_wrong_with_a_damaged_archive() {
     // A changed row: the member is a valid zip entry, its checksum is not
     // the manifest's.
     let changed = copy("changed.zip");
-    rewrite_member(&changed, "tables/memories.jsonl", |t| t.replacen("memory number 7", "memory number 8", 1));
-    let report = problems(recovery::verify(&changed, &Scratch::Sqlite, &Quiet).await.unwrap());
+    rewrite_member(&changed, "tables/memories.jsonl", |t| t.replacen("\"state\":\"active\"", "\"state\":\"archived\"", 1));
+    let report = problems(recovery::verify(&changed, &Scratch::Sqlite, &keys, &Quiet).await.unwrap());
     assert!(report.contains("memories: 40 rows as the manifest says, but their checksum differs"), "{report}");
 
     // A row removed.
     let shorter = copy("shorter.zip");
     rewrite_member(&shorter, "tables/memories.jsonl", |t| t.split_once('\n').unwrap().1.to_owned());
-    let report = problems(recovery::verify(&shorter, &Scratch::Sqlite, &Quiet).await.unwrap());
+    let report = problems(recovery::verify(&shorter, &Scratch::Sqlite, &keys, &Quiet).await.unwrap());
     assert!(report.contains("memories: the manifest says 40 rows, the archive holds 39"), "{report}");
 
     // A flipped byte inside the compressed memories member.
@@ -272,14 +317,14 @@ async fn backup_verify_names_what_is_wrong_with_a_damaged_archive() {
     let at = find(&bytes, b"tables/memories.jsonl").unwrap() + "tables/memories.jsonl".len() + 40;
     bytes[at] ^= 0x55;
     std::fs::write(&flipped, &bytes).unwrap();
-    let report = problems(recovery::verify(&flipped, &Scratch::Sqlite, &Quiet).await.unwrap());
+    let report = problems(recovery::verify(&flipped, &Scratch::Sqlite, &keys, &Quiet).await.unwrap());
     assert!(report.starts_with("memories:"), "{report}");
 
     // A truncated file.
     let cut = copy("cut.zip");
     let bytes = std::fs::read(&cut).unwrap();
     std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
-    let report = problems(recovery::verify(&cut, &Scratch::Sqlite, &Quiet).await.unwrap());
+    let report = problems(recovery::verify(&cut, &Scratch::Sqlite, &keys, &Quiet).await.unwrap());
     assert!(report.contains("the archive is damaged"), "{report}");
 
     // And a restore of a damaged archive restores nothing.

@@ -876,12 +876,13 @@ pub async fn recovery(base: &Settings, args: &RecoveryArgs) -> anyhow::Result<()
         let backed_up = started.elapsed().as_secs_f64();
         let mib = std::fs::metadata(&archive)?.len() as f64 / (1024.0 * 1024.0);
         let started = Instant::now();
-        let report = recovery::verify(&archive, &Scratch::Sqlite, &Quiet).await?;
+        let keys = recovery::KeyRing::load(recovery::master_key(&settings)?, &db).await?;
+        let report = recovery::verify(&archive, &Scratch::Sqlite, &keys, &Quiet).await?;
         anyhow::ensure!(report.ok(), "the archive did not verify: {:?}", report.archive_problems);
         let verified = started.elapsed().as_secs_f64();
         let target = Database::connect(&target_url, &PoolConfig::from_settings(&settings)).await?;
         let started = Instant::now();
-        recovery::restore(&settings, &target, &archive, false, Rebuild::Queue, &Quiet).await?;
+        recovery::restore_with_keys(&settings, &target, &archive, false, Rebuild::Queue, Some(&db), &Quiet).await?;
         let restored = started.elapsed().as_secs_f64();
         let mut restored_settings = settings.clone();
         restored_settings.data_dir = work.path().join(format!("restored-{name}"));

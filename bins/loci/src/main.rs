@@ -221,7 +221,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => {
             let Some(settings) = load(&sources) else { return ExitCode::from(2) };
             let run = |rt: tokio::runtime::Runtime| match &args.action {
-                Some(recovery::BackupAction::Verify(v)) => rt.block_on(recovery::verify(v)),
+                Some(recovery::BackupAction::Verify(v)) => rt.block_on(recovery::verify(&settings, v)),
                 None => rt.block_on(recovery::backup(&settings, &args)).map(|()| true),
             };
             match tokio_runtime().and_then(run) {

@@ -47,6 +47,10 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The database holding the users' data keys (default: the configured
+    /// one, as `loci backup` uses it): sealed rows are opened with them.
+    #[arg(long, value_name = "URL", env = "LOCI_KEYS_DATABASE_URL", hide_env_values = true)]
+    pub keys_from: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -63,6 +67,11 @@ pub struct RestoreArgs {
     /// indexes); by default they are rebuilt now, with the server stopped.
     #[arg(long)]
     pub queue_only: bool,
+    /// The database holding the users' data keys, when it is not the target
+    /// (restoring elsewhere than the live database): sealed rows are opened
+    /// with them; an erased user's rows stay out.
+    #[arg(long, value_name = "URL", env = "LOCI_KEYS_DATABASE_URL", hide_env_values = true)]
+    pub keys_from: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -169,7 +178,7 @@ pub async fn backup(settings: &Settings, args: &BackupArgs) -> anyhow::Result<()
 }
 
 /// Returns whether the archive verified.
-pub async fn verify(args: &VerifyArgs) -> anyhow::Result<bool> {
+pub async fn verify(settings: &Settings, args: &VerifyArgs) -> anyhow::Result<bool> {
     let scratch = match &args.scratch_url {
         Some(url) => Scratch::Postgres(Secret::new(url.clone())),
         None => Scratch::Sqlite,
@@ -181,7 +190,10 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<bool> {
         args.archive.clone()
     };
     let started = std::time::Instant::now();
-    let mut report = recovery::verify(&archive, &scratch, &Bars::default()).await?;
+    let keys_db = connect(&database_url(settings, args.keys_from.as_deref())?).await?;
+    let keys = recovery::KeyRing::load(recovery::master_key(settings)?, &keys_db).await?;
+    keys_db.close().await?;
+    let mut report = recovery::verify(&archive, &scratch, &keys, &Bars::default()).await?;
     if let Some(hours) = args.max_age_hours {
         let max = std::time::Duration::from_secs(hours.saturating_mul(3600));
         let file = loci_migration_verifier::validator::check_file(&archive, Some(max), None);
@@ -194,6 +206,7 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<bool> {
             "archive_problems": report.archive_problems,
             "scratch": report.scratch,
             "result": report.result,
+            "shredded": report.shredded,
             "manifest": report.manifest,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
@@ -221,6 +234,9 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<bool> {
         if result.success {
             println!("all {} tables match the manifest ({} rows)", result.tables, result.rows);
         }
+        for (table, rows) in &report.shredded {
+            println!("SHREDDED {table}: {rows} rows of erased users (their data keys are gone)");
+        }
     }
     println!("{} in {:.1} s", if report.ok() { "VERIFIED" } else { "FAILED" }, started.elapsed().as_secs_f64());
     Ok(report.ok())
@@ -231,8 +247,28 @@ pub async fn restore(settings: &Settings, args: &RestoreArgs) -> anyhow::Result<
     let db = connect(&url).await?;
     let rebuild = if args.queue_only { Rebuild::Queue } else { Rebuild::Now };
     let started = std::time::Instant::now();
-    let report = recovery::restore(settings, &db, &args.archive, args.force, rebuild, &Bars::default()).await?;
+    let keys = match &args.keys_from {
+        Some(url) => Some(connect(&Secret::new(url.clone())).await?),
+        None => None,
+    };
+    let report = recovery::restore_with_keys(
+        settings,
+        &db,
+        &args.archive,
+        args.force,
+        rebuild,
+        keys.as_ref(),
+        &Bars::default(),
+    )
+    .await?;
     db.close().await?;
+    if let Some(keys) = keys {
+        keys.close().await?;
+    }
+    let shredded: u64 = report.shredded.values().sum();
+    if shredded > 0 {
+        println!("left out {shredded} rows of erased users (their data keys are gone)");
+    }
     println!(
         "restored {} rows in {} tables from {} in {:.1} s{}; {} memories {}",
         report.rows,

@@ -20,6 +20,7 @@ mod background;
 pub mod indexes;
 pub mod recovery;
 mod security;
+pub mod shredding;
 pub mod telemetry;
 
 use std::sync::Arc;

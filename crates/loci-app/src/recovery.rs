@@ -18,10 +18,12 @@ use loci_migration_verifier::{
     VerificationResult, compare, validator,
 };
 use loci_settings::{DatabaseKind, GraphBackend, LexicalBackend, Secret, Settings, VectorBackend};
-use loci_stores::dump::{BACKUP_TABLES, ScratchDatabase, Snapshot};
+use loci_stores::dump::{BACKUP_TABLES, KEY_TABLES, ScratchDatabase, Snapshot};
 use loci_stores::{Database, PoolConfig};
 
 use crate::AppError;
+pub use crate::shredding::{KeyRing, master_key};
+use crate::shredding::{Sealer, Unsealer};
 
 /// Progress of a long command: one stage per table. The CLI draws bars;
 /// tests and non-terminals use [`Quiet`].
@@ -105,7 +107,8 @@ pub fn store_entries(settings: &Settings, kind: DatabaseKind) -> Vec<StoreEntry>
             engine(kind),
             StoreStatus::Included,
             "every table in primary-key order, except derived ones (memory_counts: rebuilt by triggers; outbox: \
-             requeued on restore)",
+             requeued on restore); each user's personal columns sealed with the user's data key, which only the \
+             live database holds (user_keys): an erased user's rows cannot be restored from any archive",
         ),
         entry("vector", vector, StoreStatus::Rebuilt, "re-embedded from the memories on restore"),
         entry("lexical", lexical, StoreStatus::Rebuilt, "re-indexed from the memories on restore"),
@@ -143,6 +146,8 @@ pub async fn backup(
 ) -> Result<Manifest, RecoveryError> {
     let started_at = chrono::Utc::now();
     let schema_revision = db.schema_revision().await?;
+    let mut ring = KeyRing::load(master_key(settings)?, db).await?;
+    let mut sealer = Sealer::default();
     let snapshot = db.snapshot().await?;
     let mut archive = ArchiveWriter::create(output)?;
     for table in BACKUP_TABLES {
@@ -151,7 +156,7 @@ pub async fn backup(
         let mut member = archive.table(table)?;
         let mut rows = snapshot.rows(table, 0).await?;
         while let Some(row) = rows.next().await {
-            member.push(&row?)?;
+            member.push(&sealer.seal(&mut ring, true, table, row?).await?)?;
             progress.advance(1);
         }
         drop(rows);
@@ -201,6 +206,9 @@ pub struct RestoreReport {
     pub replaced: u64,
     /// Memories queued for indexing.
     pub queued: u64,
+    /// Rows left out per table: their user's data key is gone (the user was
+    /// erased after the backup), or they belong to such rows.
+    pub shredded: std::collections::BTreeMap<String, u64>,
 }
 
 /// Restores `archive` into `db`: migrates it, refuses one that holds data
@@ -213,6 +221,35 @@ pub async fn restore(
     archive: &Path,
     force: bool,
     rebuild: Rebuild,
+    progress: &dyn Progress,
+) -> Result<RestoreReport, RecoveryError> {
+    restore_with_keys(settings, db, archive, force, rebuild, None, progress).await
+}
+
+/// [`restore`], opening sealed rows with the data keys of `keys_from` (the
+/// live database, when restoring elsewhere) instead of the target's own.
+#[allow(clippy::too_many_arguments)]
+pub async fn restore_with_keys(
+    settings: &Settings,
+    db: &Database,
+    archive: &Path,
+    force: bool,
+    rebuild: Rebuild,
+    keys_from: Option<&Database>,
+    progress: &dyn Progress,
+) -> Result<RestoreReport, RecoveryError> {
+    db.migrate_up().await?;
+    let ring = KeyRing::load(master_key(settings)?, keys_from.unwrap_or(db)).await?;
+    restore_inner(settings, db, archive, force, rebuild, &ring, progress).await
+}
+
+async fn restore_inner(
+    settings: &Settings,
+    db: &Database,
+    archive: &Path,
+    force: bool,
+    rebuild: Rebuild,
+    ring: &KeyRing,
     progress: &dyn Progress,
 ) -> Result<RestoreReport, RecoveryError> {
     let reader = ArchiveReader::open(archive)?;
@@ -242,6 +279,7 @@ pub async fn restore(
     let replaced = if force { loader.clear().await? } else { 0 };
     let mut feed = read_members(reader, tables.iter().map(|t| t.name.clone()).collect());
     let mut rows = 0;
+    let mut unsealer = Unsealer::default();
     for entry in &tables {
         progress.begin(&entry.name, entry.rows);
         let clock = std::time::Instant::now();
@@ -251,8 +289,23 @@ pub async fn restore(
             match feed.recv().await {
                 Some(Feed::Rows(batch)) if problem.is_none() => {
                     let n = batch.len() as u64;
-                    match table.insert(batch).await {
-                        Ok(_) => progress.advance(n),
+                    let opened: Result<Vec<_>, _> = batch
+                        .into_iter()
+                        .filter_map(|row| unsealer.open(ring, &entry.name, row).transpose())
+                        .collect();
+                    if ring.is_empty() && unsealer.total() > 0 {
+                        problem = Some(
+                            "the archive's rows are sealed and no data key is available: restore into the live \
+                             database, or name the database that holds the keys (--keys-from)"
+                                .to_owned(),
+                        );
+                        continue;
+                    }
+                    match opened {
+                        Ok(opened) => match table.insert(opened).await {
+                            Ok(_) => progress.advance(n),
+                            Err(e) => problem = Some(format!("{}: {e}", entry.name)),
+                        },
                         Err(e) => problem = Some(format!("{}: {e}", entry.name)),
                     }
                 }
@@ -280,6 +333,10 @@ pub async fn restore(
         tracing::info!(table = %entry.name, rows = loaded, secs = clock.elapsed().as_secs_f64(), "table restored");
         rows += loaded;
     }
+    if unsealer.total() > 0 {
+        let pruned = loader.prune_unmentioned_entities().await?;
+        *unsealer.shredded.entry("graph_entities".to_owned()).or_default() += pruned;
+    }
     loader.commit().await?;
     let mut orgs = db.all_orgs().await?;
     for org in previous_orgs {
@@ -288,7 +345,10 @@ pub async fn restore(
         }
     }
     let queued = rebuild_indexes(settings, db, &orgs, rebuild, progress).await?;
-    Ok(RestoreReport { tables: tables.len(), rows, replaced, queued })
+    if unsealer.total() > 0 {
+        tracing::warn!(rows = unsealer.total(), "rows of erased users left out (their data keys are gone)");
+    }
+    Ok(RestoreReport { tables: tables.len(), rows, replaced, queued, shredded: unsealer.shredded })
 }
 
 /// What the archive reader sends to the loader: batches of a table's rows,
@@ -364,6 +424,9 @@ pub struct VerifyReport {
     pub scratch: String,
     /// The restored database compared with the manifest.
     pub result: Option<VerificationResult>,
+    /// Rows of erased users the restore left out, per table (those tables
+    /// are checked by count: manifest = restored + left out).
+    pub shredded: std::collections::BTreeMap<String, u64>,
 }
 
 impl VerifyReport {
@@ -383,13 +446,19 @@ pub enum Scratch {
 /// Checks `archive` against its manifest, restores it into a scratch
 /// database and compares the restored tables' counts and checksums with the
 /// manifest.
-pub async fn verify(archive: &Path, scratch: &Scratch, progress: &dyn Progress) -> Result<VerifyReport, RecoveryError> {
+pub async fn verify(
+    archive: &Path,
+    scratch: &Scratch,
+    ring: &KeyRing,
+    progress: &dyn Progress,
+) -> Result<VerifyReport, RecoveryError> {
     let mut report = VerifyReport {
         archive: archive.to_owned(),
         manifest: None,
         archive_problems: Vec::new(),
         scratch: String::new(),
         result: None,
+        shredded: std::collections::BTreeMap::new(),
     };
     // The file itself first: present, non-empty, a zip by its magic bytes.
     let file = validator::check_file(archive, None, Some(validator::BackupFormat::Zip));
@@ -440,17 +509,34 @@ pub async fn verify(archive: &Path, scratch: &Scratch, progress: &dyn Progress) 
         }
     };
     let outcome = async {
-        restore(&settings, &db, archive, false, Rebuild::Queue, progress).await?;
+        db.migrate_up().await?;
+        let restored = restore_inner(&settings, &db, archive, false, Rebuild::Queue, ring, progress).await?;
         let snapshot = db.snapshot().await?;
-        let found = digests(&snapshot, BACKUP_TABLES, progress).await;
+        let found = archive_digests(&snapshot, ring, progress).await;
         snapshot.close().await?;
-        Ok::<_, RecoveryError>(compare(&manifest.summaries(), &found?))
+        let found = found?;
+        // Tables with rows left out are checked by count.
+        let shredded = restored.shredded;
+        let mut expected = manifest.summaries();
+        for (table, left_out) in &shredded {
+            let restored_rows = found.iter().find(|t| &t.name == table).map_or(0, |t| t.rows);
+            if let Some(entry) = expected.iter_mut().find(|t| &t.name == table) {
+                if restored_rows + left_out == entry.rows {
+                    entry.rows = restored_rows;
+                    entry.sha256.clone_from(&found.iter().find(|t| &t.name == table).map(|t| t.sha256.clone()).unwrap_or_default());
+                }
+            }
+        }
+        Ok::<_, RecoveryError>((compare(&expected, &found), shredded))
     }
     .await;
     db.close().await?;
     cleanup.run().await?;
     match outcome {
-        Ok(result) => report.result = Some(result),
+        Ok((result, shredded)) => {
+            report.result = Some(result);
+            report.shredded = shredded;
+        }
         Err(RecoveryError::Mismatch(problem)) => report.archive_problems.push(problem),
         Err(e) => return Err(e),
     }
@@ -485,6 +571,31 @@ pub async fn digests(
         let mut rows = snapshot.rows(table, 0).await?;
         while let Some(row) = rows.next().await {
             digest.push(&row?);
+            progress.advance(1);
+        }
+        progress.end();
+        let (rows, sha256) = digest.finish();
+        out.push(TableSummary { name: (*table).to_owned(), rows, sha256 });
+    }
+    Ok(out)
+}
+
+/// [`digests`] of the backed-up tables with each row sealed as a backup
+/// seals it: what the manifest of an archive of this data says.
+pub async fn archive_digests(
+    snapshot: &Snapshot,
+    ring: &KeyRing,
+    progress: &dyn Progress,
+) -> Result<Vec<TableSummary>, RecoveryError> {
+    let mut ring = ring.clone();
+    let mut sealer = Sealer::default();
+    let mut out = Vec::with_capacity(BACKUP_TABLES.len());
+    for table in BACKUP_TABLES {
+        progress.begin(&format!("checksum {table}"), snapshot.count(table).await?);
+        let mut digest = TableDigest::new();
+        let mut rows = snapshot.rows(table, 0).await?;
+        while let Some(row) = rows.next().await {
+            digest.push(&sealer.seal(&mut ring, false, table, row?).await?);
             progress.advance(1);
         }
         progress.end();
@@ -569,7 +680,7 @@ pub async fn migrate_data(
     let mut resumed_from = 0;
     let batch = batch.max(1);
     let clock = std::time::Instant::now();
-    for table in BACKUP_TABLES {
+    for table in moved_tables() {
         if state.is_done(table) {
             continue;
         }
@@ -627,6 +738,12 @@ pub async fn migrate_data(
     })
 }
 
+/// What a data move copies: the backed-up tables and the data keys (which
+/// an archive never holds, but the new database must).
+fn moved_tables() -> Vec<&'static str> {
+    BACKUP_TABLES.iter().copied().chain(KEY_TABLES.iter().map(|(t, _)| *t)).collect()
+}
+
 /// Compares every table of the source (as `snapshot` sees it) with the
 /// target; a difference is an error naming each table.
 async fn verify_move(
@@ -634,10 +751,11 @@ async fn verify_move(
     to: &Database,
     progress: &dyn Progress,
 ) -> Result<VerificationResult, RecoveryError> {
-    let source = digests(&snapshot, BACKUP_TABLES, progress).await;
+    let tables = moved_tables();
+    let source = digests(&snapshot, &tables, progress).await;
     snapshot.close().await?;
     let target_snapshot = to.snapshot().await?;
-    let target = digests(&target_snapshot, BACKUP_TABLES, progress).await;
+    let target = digests(&target_snapshot, &tables, progress).await;
     target_snapshot.close().await?;
     let verification = compare(&source?, &target?);
     if verification.success { Ok(verification) } else { Err(RecoveryError::Mismatch(describe(&verification))) }

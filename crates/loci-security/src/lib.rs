@@ -22,6 +22,7 @@ mod local_issuer;
 mod principal;
 mod replay;
 pub mod scopes;
+pub mod sealing;
 mod session;
 mod thumbprint;
 

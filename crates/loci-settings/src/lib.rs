@@ -120,6 +120,8 @@ pub struct Settings {
     pub infer: InferSettings,
     #[validate(nested)]
     pub feedback: FeedbackSettings,
+    #[validate(nested)]
+    pub gdpr: GdprSettings,
 }
 
 impl Default for Settings {
@@ -145,6 +147,7 @@ impl Default for Settings {
             episodic: EpisodicSettings::default(),
             infer: InferSettings::default(),
             feedback: FeedbackSettings::default(),
+            gdpr: GdprSettings::default(),
         }
     }
 }

@@ -21,7 +21,7 @@ use loci_migration::MigratorTrait;
 use loci_settings::DatabaseKind;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    AccessMode, ColumnTrait, ColumnType, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IdenStatic,
+    AccessMode, ColumnTrait, ColumnType, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IdenStatic, QueryFilter,
     IntoActiveModel, IsolationLevel, Iterable, Order, PrimaryKeyToColumn, QueryOrder, QuerySelect, Statement,
     TransactionTrait,
 };
@@ -46,6 +46,42 @@ pub const KEY_TABLES: &[(&str, &str)] = &[(
     "user_keys",
     "the per-user data keys sealing each user's rows in archives; only in the live database, so an erased key shreds the user's rows in every older archive",
 )];
+
+/// Whose a row of a sealed table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The user named by this column of the row.
+    Column(&'static str),
+    /// The owner of the memory named by this column (a memory row of the
+    /// same archive, read before: `memories` comes first).
+    MemoryOf(&'static str),
+}
+
+/// A table whose personal columns a backup seals with the owner's data key
+/// (the PII inventory's content and person columns; keys, org, times and
+/// states stay readable, so an archive is still verifiable and
+/// restorable around a shredded user).
+#[derive(Debug, Clone, Copy)]
+pub struct SealedTable {
+    pub table: &'static str,
+    pub owner: Owner,
+    pub columns: &'static [&'static str],
+}
+
+/// The sealed tables; each has an `id` primary key and an `org_id`.
+pub const SEALED_TABLES: &[SealedTable] = &[
+    SealedTable { table: "users", owner: Owner::Column("id"), columns: &["subject", "display_name"] },
+    SealedTable { table: "apps", owner: Owner::Column("owner_id"), columns: &["name", "description", "metadata"] },
+    SealedTable {
+        table: "memories",
+        owner: Owner::Column("user_id"),
+        columns: &["content", "content_hash", "artifact_ref", "entity", "evidence", "tags", "metadata"],
+    },
+    SealedTable { table: "memory_status_history", owner: Owner::MemoryOf("memory_id"), columns: &["reason"] },
+    SealedTable { table: "memory_access_logs", owner: Owner::Column("user_id"), columns: &["metadata"] },
+    SealedTable { table: "memory_jobs", owner: Owner::Column("user_id"), columns: &["request", "result", "error"] },
+    SealedTable { table: "feedback_events", owner: Owner::Column("user_id"), columns: &["metadata", "session_id"] },
+];
 
 /// Rows of one table, in primary-key order.
 pub type RowStream<'a> = Pin<Box<dyn Stream<Item = Result<Value, StoreError>> + Send + 'a>>;
@@ -106,6 +142,16 @@ impl Loader {
             deleted += self.txn.execute_raw(Statement::from_string(backend, sql)).await?.rows_affected();
         }
         Ok(deleted)
+    }
+
+    /// Deletes the embedded graph's entities that no memory mentions (a
+    /// restore that left out an erased user's memories leaves their
+    /// entities so); their edges and relations go with them (foreign keys).
+    pub async fn prune_unmentioned_entities(&self) -> Result<u64, StoreError> {
+        let sql = "DELETE FROM graph_entities WHERE NOT EXISTS (SELECT 1 FROM graph_mentions m \
+                   WHERE m.org_id = graph_entities.org_id AND m.entity_id = graph_entities.id)";
+        let backend = self.txn.get_database_backend();
+        Ok(self.txn.execute_raw(Statement::from_string(backend, sql)).await?.rows_affected())
     }
 
     /// Opens a savepoint for loading `table`.
@@ -244,6 +290,42 @@ impl Database {
             orgs::Entity::find().select_only().column(orgs::Column::Id).into_tuple().all(&txn).await?;
         txn.commit().await?;
         ids.iter().map(|o| loci_core::OrgId::parse(o).map_err(StoreError::corrupt)).collect()
+    }
+
+    /// Every wrapped data key: `(org, user, wrapped key)`.
+    pub async fn user_keys(&self) -> Result<Vec<(String, uuid::Uuid, String)>, StoreError> {
+        let txn = self.maintenance_txn().await?;
+        let rows = user_keys::Entity::find().all(&txn).await?;
+        txn.commit().await?;
+        Ok(rows.into_iter().map(|r| (r.org_id, r.user_id, r.wrapped_key)).collect())
+    }
+
+    /// Stores a user's wrapped data key unless one is there; returns the
+    /// one stored (a concurrent backup may have made it first).
+    pub async fn add_user_key(&self, org: &str, user: uuid::Uuid, wrapped: &str) -> Result<String, StoreError> {
+        let txn = self.maintenance_txn().await?;
+        let row = user_keys::ActiveModel {
+            org_id: sea_orm::ActiveValue::Set(org.to_owned()),
+            user_id: sea_orm::ActiveValue::Set(user),
+            wrapped_key: sea_orm::ActiveValue::Set(wrapped.to_owned()),
+            created_at: sea_orm::ActiveValue::Set(chrono::Utc::now()),
+        };
+        user_keys::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([user_keys::Column::OrgId, user_keys::Column::UserId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        let stored = user_keys::Entity::find()
+            .filter(user_keys::Column::OrgId.eq(org.to_owned()))
+            .filter(user_keys::Column::UserId.eq(user))
+            .one(&txn)
+            .await?
+            .ok_or(StoreError::NotFound("user key"))?;
+        txn.commit().await?;
+        Ok(stored.wrapped_key)
     }
 
     /// The last applied schema migration.
@@ -541,6 +623,8 @@ macro_rules! tables {
         fn table_io(table: &str) -> Result<&'static dyn TableIo, StoreError> {
             match table {
                 $(stringify!($module) => Ok(&Table::<$module::Entity>(PhantomData)),)*
+                // Never in an archive, but moved with the data (migrate-data).
+                "user_keys" => Ok(&Table::<user_keys::Entity>(PhantomData)),
                 other => Err(StoreError::Config(format!("`{other}` is not a table a backup holds"))),
             }
         }
