@@ -334,8 +334,11 @@ async fn restore_inner(
         rows += loaded;
     }
     if unsealer.total() > 0 {
-        let pruned = loader.prune_unmentioned_entities().await?;
-        *unsealer.shredded.entry("graph_entities".to_owned()).or_default() += pruned;
+        for (table, pruned) in loader.prune_unmentioned_entities().await? {
+            if pruned > 0 {
+                *unsealer.shredded.entry(table.to_owned()).or_default() += pruned;
+            }
+        }
     }
     loader.commit().await?;
     let mut orgs = db.all_orgs().await?;

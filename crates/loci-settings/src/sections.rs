@@ -676,8 +676,8 @@ impl Default for FeedbackSettings {
     }
 }
 
-/// GDPR: crypto-shredded backups and the purge of deleted memories.
-#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+/// GDPR: crypto-shredded backups.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct GdprSettings {
     /// Base64 of 32 random bytes: wraps the per-user data keys that seal
@@ -685,15 +685,4 @@ pub struct GdprSettings {
     /// `<data_dir>/keys/backup-master.key`, created on first use.
     /// Production: required by `loci backup` and `loci restore`.
     pub master_key: Option<Secret>,
-    /// Soft-deleted memories are hard-deleted (`loci purge`, and the
-    /// server's hourly purge) this many days after their deletion:
-    /// `purge_after = deleted_at + deleted_retention_days`.
-    #[validate(range(min = 1, max = 3650))]
-    pub deleted_retention_days: u64,
-}
-
-impl Default for GdprSettings {
-    fn default() -> Self {
-        Self { master_key: None, deleted_retention_days: 30 }
-    }
 }

@@ -146,12 +146,24 @@ impl Loader {
 
     /// Deletes the embedded graph's entities that no memory mentions (a
     /// restore that left out an erased user's memories leaves their
-    /// entities so); their edges and relations go with them (foreign keys).
-    pub async fn prune_unmentioned_entities(&self) -> Result<u64, StoreError> {
-        let sql = "DELETE FROM graph_entities WHERE NOT EXISTS (SELECT 1 FROM graph_mentions m \
-                   WHERE m.org_id = graph_entities.org_id AND m.entity_id = graph_entities.id)";
+    /// entities so), with their edges and relations: rows deleted per table.
+    pub async fn prune_unmentioned_entities(&self) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        let orphan = "SELECT e.id FROM graph_entities e WHERE NOT EXISTS (SELECT 1 FROM graph_mentions m \
+                      WHERE m.org_id = e.org_id AND m.entity_id = e.id)";
         let backend = self.txn.get_database_backend();
-        Ok(self.txn.execute_raw(Statement::from_string(backend, sql)).await?.rows_affected())
+        let mut out = Vec::new();
+        for (table, sql) in [
+            ("graph_edges", format!("DELETE FROM graph_edges WHERE a IN ({orphan}) OR b IN ({orphan})")),
+            (
+                "graph_relations",
+                format!("DELETE FROM graph_relations WHERE subject_id IN ({orphan}) OR object_id IN ({orphan})"),
+            ),
+            ("graph_entities", format!("DELETE FROM graph_entities WHERE id IN ({orphan})")),
+        ] {
+            let n = self.txn.execute_raw(Statement::from_string(backend, sql)).await?.rows_affected();
+            out.push((table, n));
+        }
+        Ok(out)
     }
 
     /// Opens a savepoint for loading `table`.
