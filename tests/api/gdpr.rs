@@ -158,8 +158,7 @@ fn ids(body: &serde_json::Value, list: &str, field: &str) -> Vec<String> {
 /// row holds her words; Bob's data and results are as before.
 async fn erasure_reaches_every_store_and_spares_others(engine: Engine) {
     let valkey = loci_tests::ThrowawayValkey::start();
-    let options =
-        AppOptions::default().with_model().valkey(valkey.url.clone()).with(|s| s.valkey.timeout_ms = 300);
+    let options = AppOptions::default().with_model().valkey(valkey.url.clone()).with(|s| s.valkey.timeout_ms = 300);
     let app = TestApp::spawn_with(engine, options).await;
     let alice = app.user_with_roles("alice", "acme", &["gdpr:delete"], &["editor"]);
     let bob = app.user("bob", "acme", &["org:acme"]);
@@ -197,7 +196,7 @@ async fn erasure_reaches_every_store_and_spares_others(engine: Engine) {
 
     // Before: everything is there, and Bob sees the shared memory.
     let (_, found) = bob.post("/api/v1/search/lexical", json!({"query": a})).await;
-    assert_eq!(ids(&found, "results", "memory_id"), [shared.clone()], "{found}");
+    assert_eq!(ids(&found, "results", "memory_id"), std::slice::from_ref(&shared), "{found}");
     let (_, entities) = alice.get(&format!("/api/v1/graph/search/entities?q={a}")).await;
     assert_eq!(entities["total"], 1, "{entities}");
     assert!(!app.db.tables_containing(&a).await.is_empty());
@@ -282,12 +281,16 @@ async fn erasure_reaches_every_store_and_spares_others(engine: Engine) {
     // The audit survives her: three erasures, the first partial.
     let (status, audit) = admin.get("/api/v1/gdpr/audit").await;
     assert_eq!(status, 200, "{audit}");
-    let statuses: Vec<&str> =
-        audit.as_array().unwrap().iter().filter(|r| r["operation"] == "erase").map(|r| r["status"].as_str().unwrap()).collect();
+    let statuses: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["operation"] == "erase")
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
     assert_eq!(statuses, ["completed", "completed", "partial"], "{audit}");
     assert!(!audit.to_string().contains("alice"), "the audit names no subject: {audit}");
 }
-
 
 #[tokio::test]
 async fn erasure_needs_its_scope_and_a_reason() {
@@ -355,15 +358,19 @@ async fn export_covers_every_store(engine: Engine) {
     assert_eq!(status, 200);
     assert_eq!(named["relational"]["memories"], rel["memories"]);
     let (_, audit) = admin.get("/api/v1/gdpr/audit").await;
-    let exports: Vec<&str> =
-        audit.as_array().unwrap().iter().filter(|r| r["operation"] == "export").map(|r| r["status"].as_str().unwrap()).collect();
+    let exports: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["operation"] == "export")
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
     assert_eq!(exports, ["completed", "completed"], "{audit}");
     // An unknown subject exports an empty document.
     let (status, none) = admin.post("/api/v1/gdpr/export?subject=nobody", json!({})).await;
     assert_eq!((status, none["user_id"].clone()), (200, serde_json::Value::Null), "{none}");
     assert_eq!(none["relational"]["memories"], json!([]));
 }
-
 
 // ------------------------------------------------------- crypto-shredding
 
@@ -416,10 +423,9 @@ async fn an_erased_users_rows_in_old_backups_are_unreadable(engine: Engine) {
     // Restored into a scratch database with the live keys.
     let scratch = TestDatabase::new(engine).await;
     let target = Database::connect(&scratch.maintenance_url(), &PoolConfig::default()).await.unwrap();
-    let report =
-        recovery::restore_with_keys(settings, &target, &archive, false, Rebuild::Queue, Some(&live), &Quiet)
-            .await
-            .unwrap();
+    let report = recovery::restore_with_keys(settings, &target, &archive, false, Rebuild::Queue, Some(&live), &Quiet)
+        .await
+        .unwrap();
     assert_eq!(report.shredded.get("users"), Some(&1), "{:?}", report.shredded);
     assert_eq!(report.shredded.get("memories"), Some(&4), "{:?}", report.shredded);
     assert!(report.shredded.contains_key("memory_status_history"), "{:?}", report.shredded);

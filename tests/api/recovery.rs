@@ -299,7 +299,9 @@ async fn backup_verify_names_what_is_wrong_with_a_damaged_archive() {
     // A changed row: the member is a valid zip entry, its checksum is not
     // the manifest's.
     let changed = copy("changed.zip");
-    rewrite_member(&changed, "tables/memories.jsonl", |t| t.replacen("\"state\":\"active\"", "\"state\":\"archived\"", 1));
+    rewrite_member(&changed, "tables/memories.jsonl", |t| {
+        t.replacen("\"state\":\"active\"", "\"state\":\"archived\"", 1)
+    });
     let report = problems(recovery::verify(&changed, &Scratch::Sqlite, &keys, &Quiet).await.unwrap());
     assert!(report.contains("memories: 40 rows as the manifest says, but their checksum differs"), "{report}");
 
@@ -367,11 +369,8 @@ async fn backups_cover_every_table_and_column(engine: Engine) {
     let maintenance = Database::connect(&db.maintenance_url(), &PoolConfig::default()).await.unwrap();
     let schema = maintenance.schema_columns().await.unwrap();
     maintenance.close().await.unwrap();
-    let derived: Vec<&str> = loci_stores::dump::DERIVED_TABLES
-        .iter()
-        .chain(loci_stores::dump::KEY_TABLES)
-        .map(|(t, _)| *t)
-        .collect();
+    let derived: Vec<&str> =
+        loci_stores::dump::DERIVED_TABLES.iter().chain(loci_stores::dump::KEY_TABLES).map(|(t, _)| *t).collect();
     for (table, columns) in &schema {
         if derived.contains(&table.as_str()) {
             continue;

@@ -1396,7 +1396,11 @@ impl Tools {
             count("memories"),
             count("memory_status_history"),
             count("memory_access_logs"),
-            if document["partial"] == json!(true) { format!("; partial: {}", document["errors"]) } else { String::new() }
+            if document["partial"] == json!(true) {
+                format!("; partial: {}", document["errors"])
+            } else {
+                String::new()
+            }
         );
         Ok((document, text))
     }

@@ -62,7 +62,15 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
     let dir = tempfile::tempdir().unwrap();
     let t = token(
         dir.path(),
-        &["memories:read", "memories:write", "memories:delete", "graph:read", "entities:write", "feedback:write", "gdpr:read"],
+        &[
+            "memories:read",
+            "memories:write",
+            "memories:delete",
+            "graph:read",
+            "entities:write",
+            "feedback:write",
+            "gdpr:read",
+        ],
         Duration::from_secs(600),
     );
     let client = start(dir.path(), &t).await;

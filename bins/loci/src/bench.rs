@@ -939,3 +939,83 @@ pub async fn recovery(base: &Settings, args: &RecoveryArgs) -> anyhow::Result<()
     }
     Ok(())
 }
+
+#[derive(Debug, clap::Args)]
+pub struct GdprArgs {
+    /// Memories of the exported and erased user.
+    #[arg(long, default_value_t = 10_000)]
+    memories: usize,
+    /// A PostgreSQL server URL whose role may create databases: measures
+    /// PostgreSQL too.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
+}
+
+/// Counts what an export writes and keeps none of it.
+#[derive(Debug, Default)]
+struct CountingSink(u64);
+
+#[async_trait::async_trait]
+impl loci_domain::gdpr::ExportSink for CountingSink {
+    async fn write(&mut self, bytes: Vec<u8>) -> Result<(), loci_domain::DomainError> {
+        self.0 += bytes.len() as u64;
+        Ok(())
+    }
+}
+
+/// The subject access export (time, size) and the erasure (time, rows) of
+/// one user with `--memories` memories, indexed (lexical and graph; no
+/// model), beside another user's, on SQLite and (with `--postgres`)
+/// PostgreSQL, through the services REST and MCP call.
+pub async fn gdpr(base: &Settings, args: &GdprArgs) -> anyhow::Result<()> {
+    use loci_domain::gdpr::Subject;
+    use loci_stores::dump::ScratchDatabase;
+    let work = tempfile::tempdir()?;
+    let mut engines = vec![("SQLite", None)];
+    if let Some(server) = &args.postgres {
+        engines.push(("PostgreSQL", Some(ScratchDatabase::create(&Secret::new(server.clone())).await?)));
+    }
+    println!(
+        "| engine | memories | export s | export MiB | erase s | relational rows removed | index documents removed |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (name, scratch) in engines {
+        let mut settings = base.clone();
+        settings.data_dir = work.path().join(name);
+        settings.database.url = scratch.as_ref().map(|s| s.url.clone());
+        // The scratch role owns the database (the bench needs no RLS proof).
+        settings.database.allow_rls_bypass = true;
+        settings.embeddings.model_dir = Some(work.path().join("no-model"));
+        let services = loci_app::Services::build(settings.clone()).await?;
+        let org = OrgId::parse("bench-gdpr").map_err(|e| anyhow::anyhow!("{e}"))?;
+        let p = principal(&org);
+        let mut other = principal(&org);
+        other.subject = "someone-else".into();
+        grow_synthetic(&services.database, &settings, &p, args.memories).await?;
+        grow_synthetic(&services.database, &settings, &other, args.memories / 10).await?;
+        services.indexer.drain().await?;
+
+        let mut sink = CountingSink::default();
+        let started = Instant::now();
+        services.gdpr.export(&p, &Subject::Caller, &mut sink).await?;
+        let exported = started.elapsed().as_secs_f64();
+        let started = Instant::now();
+        let report = services.gdpr.erase(&p, &Subject::Caller, "benchmark of an erasure").await?;
+        let erased = started.elapsed().as_secs_f64();
+        anyhow::ensure!(report.status == "completed", "the erasure was {}: {:?}", report.status, report.stores);
+        let relational = report.stores.get("relational").map_or(0, |s| s.count);
+        let indexes: u64 =
+            ["lexical", "graph", "vector"].iter().filter_map(|s| report.stores.get(*s)).map(|s| s.count).sum();
+        println!(
+            "| {name} | {} | {exported:.2} | {:.1} | {erased:.2} | {relational} | {indexes} |",
+            args.memories,
+            sink.0 as f64 / (1024.0 * 1024.0)
+        );
+        services.access_log().flush().await;
+        services.database.clone().close().await?;
+        if let Some(s) = scratch {
+            s.drop_now().await?;
+        }
+    }
+    Ok(())
+}

@@ -77,6 +77,8 @@ enum BenchAction {
     /// Backup, verify, restore and re-index times, archive size, and the
     /// throughput of migrate-data.
     Recovery(bench::RecoveryArgs),
+    /// GDPR subject access export and erasure of one user's memories.
+    Gdpr(bench::GdprArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -196,6 +198,7 @@ fn main() -> ExitCode {
                 BenchAction::Episodic(args) => rt.block_on(bench::episodic(args)),
                 BenchAction::Learning(args) => rt.block_on(bench::learning(&settings, args)),
                 BenchAction::Recovery(args) => rt.block_on(bench::recovery(&settings, args)),
+                BenchAction::Gdpr(args) => rt.block_on(bench::gdpr(&settings, args)),
             };
             match rt.map_err(anyhow::Error::from).and_then(run) {
                 Ok(()) => ExitCode::SUCCESS,

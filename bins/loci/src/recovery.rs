@@ -251,16 +251,9 @@ pub async fn restore(settings: &Settings, args: &RestoreArgs) -> anyhow::Result<
         Some(url) => Some(connect(&Secret::new(url.clone())).await?),
         None => None,
     };
-    let report = recovery::restore_with_keys(
-        settings,
-        &db,
-        &args.archive,
-        args.force,
-        rebuild,
-        keys.as_ref(),
-        &Bars::default(),
-    )
-    .await?;
+    let report =
+        recovery::restore_with_keys(settings, &db, &args.archive, args.force, rebuild, keys.as_ref(), &Bars::default())
+            .await?;
     db.close().await?;
     if let Some(keys) = keys {
         keys.close().await?;

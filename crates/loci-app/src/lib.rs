@@ -165,7 +165,7 @@ impl Services {
         let experiments = ExperimentService::new(memories.clone());
         let search =
             SearchService::new(memories.clone(), indexes.clone(), SearchConfig::from_settings(&settings.search))
-            .with_experiments(experiments.clone());
+                .with_experiments(experiments.clone());
         let feedback = FeedbackService::new(
             memories.clone(),
             search.recent_queries().clone(),

@@ -289,10 +289,8 @@ async fn restore_inner(
             match feed.recv().await {
                 Some(Feed::Rows(batch)) if problem.is_none() => {
                     let n = batch.len() as u64;
-                    let opened: Result<Vec<_>, _> = batch
-                        .into_iter()
-                        .filter_map(|row| unsealer.open(ring, &entry.name, row).transpose())
-                        .collect();
+                    let opened: Result<Vec<_>, _> =
+                        batch.into_iter().filter_map(|row| unsealer.open(ring, &entry.name, row).transpose()).collect();
                     if ring.is_empty() && unsealer.total() > 0 {
                         problem = Some(
                             "the archive's rows are sealed and no data key is available: restore into the live \
@@ -522,12 +520,13 @@ pub async fn verify(
         let shredded = restored.shredded;
         let mut expected = manifest.summaries();
         for (table, left_out) in &shredded {
-            let restored_rows = found.iter().find(|t| &t.name == table).map_or(0, |t| t.rows);
-            if let Some(entry) = expected.iter_mut().find(|t| &t.name == table) {
-                if restored_rows + left_out == entry.rows {
-                    entry.rows = restored_rows;
-                    entry.sha256.clone_from(&found.iter().find(|t| &t.name == table).map(|t| t.sha256.clone()).unwrap_or_default());
-                }
+            let restored = found.iter().find(|t| &t.name == table);
+            let restored_rows = restored.map_or(0, |t| t.rows);
+            if let Some(entry) = expected.iter_mut().find(|t| &t.name == table)
+                && restored_rows + left_out == entry.rows
+            {
+                entry.rows = restored_rows;
+                entry.sha256 = restored.map(|t| t.sha256.clone()).unwrap_or_default();
             }
         }
         Ok::<_, RecoveryError>((compare(&expected, &found), shredded))

@@ -70,9 +70,9 @@ impl KeyRing {
     pub async fn load(master: MasterKey, source: &Database) -> Result<Self, RecoveryError> {
         let mut keys = HashMap::new();
         for (org, user, wrapped) in source.user_keys().await? {
-            let key = master.unwrap_key(&wrapped, &key_context(&org, user)).map_err(|e| {
-                RecoveryError::Refused(format!("the data key of a user of org {org}: {e}"))
-            })?;
+            let key = master
+                .unwrap_key(&wrapped, &key_context(&org, user))
+                .map_err(|e| RecoveryError::Refused(format!("the data key of a user of org {org}: {e}")))?;
             keys.insert((org, user), key);
         }
         Ok(Self { master, source: source.clone(), keys })
@@ -194,7 +194,10 @@ impl Unsealer {
             return Err(RecoveryError::Refused(format!("a row of {table} is not an object")));
         };
         let refers = |column: &str, gone: &HashSet<Uuid>| {
-            obj.get(column).and_then(Value::as_str).and_then(|s| s.parse::<Uuid>().ok()).is_some_and(|id| gone.contains(&id))
+            obj.get(column)
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<Uuid>().ok())
+                .is_some_and(|id| gone.contains(&id))
         };
         let orphan = refers("user_id", &self.gone_users)
             || refers("owner_id", &self.gone_users)

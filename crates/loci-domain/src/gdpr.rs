@@ -101,13 +101,7 @@ pub struct StoreOutcome {
 
 impl StoreOutcome {
     fn done(count: u64) -> Self {
-        Self {
-            status: "completed".into(),
-            count,
-            tables: BTreeMap::new(),
-            pseudonymised: BTreeMap::new(),
-            error: None,
-        }
+        Self { status: "completed".into(), count, tables: BTreeMap::new(), pseudonymised: BTreeMap::new(), error: None }
     }
 
     fn failed(error: impl std::fmt::Display) -> Self {
@@ -358,7 +352,9 @@ impl GdprService {
             let sep = if i == 0 { "" } else { "," };
             sink.write(format!("{sep}\"{}\":[", section.name()).into_bytes()).await?;
             let mut first = true;
-            if let Some(user) = t.user.or(if section == SubjectRows::GdprAudit { Some(UserId::from_uuid(Uuid::nil())) } else { None }) {
+            if let Some(user) =
+                t.user.or(if section == SubjectRows::GdprAudit { Some(UserId::from_uuid(Uuid::nil())) } else { None })
+            {
                 let mut after = None;
                 loop {
                     let (rows, next) = match store::page(&tx, section, user, &t.hash, after, PAGE).await {
@@ -496,7 +492,9 @@ impl GdprService {
                 for (store, value) in map {
                     let listed = value.as_array().into_iter().flatten();
                     let set = pending.entry(store.clone()).or_default();
-                    set.extend(listed.filter_map(Value::as_str).filter_map(|s| s.parse().ok()).map(MemoryId::from_uuid));
+                    set.extend(
+                        listed.filter_map(Value::as_str).filter_map(|s| s.parse().ok()).map(MemoryId::from_uuid),
+                    );
                 }
             }
             // Anything older than the newest completed call is done.

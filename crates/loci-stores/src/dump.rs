@@ -21,9 +21,9 @@ use loci_migration::MigratorTrait;
 use loci_settings::DatabaseKind;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{
-    AccessMode, ColumnTrait, ColumnType, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IdenStatic, QueryFilter,
-    IntoActiveModel, IsolationLevel, Iterable, Order, PrimaryKeyToColumn, QueryOrder, QuerySelect, Statement,
-    TransactionTrait,
+    AccessMode, ColumnTrait, ColumnType, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait, IdenStatic,
+    IntoActiveModel, IsolationLevel, Iterable, Order, PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect,
+    Statement, TransactionTrait,
 };
 use serde_json::Value;
 
@@ -324,9 +324,7 @@ impl Database {
         };
         user_keys::Entity::insert(row)
             .on_conflict(
-                OnConflict::columns([user_keys::Column::OrgId, user_keys::Column::UserId])
-                    .do_nothing()
-                    .to_owned(),
+                OnConflict::columns([user_keys::Column::OrgId, user_keys::Column::UserId]).do_nothing().to_owned(),
             )
             .exec_without_returning(&txn)
             .await?;

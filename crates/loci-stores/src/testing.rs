@@ -135,7 +135,8 @@ impl TestDatabase {
     /// The tables holding `needle` in any column (as text), read past
     /// row-level security: proves an erasure left nothing behind.
     pub async fn tables_containing(&self, needle: &str) -> Vec<String> {
-        let db = crate::Database::connect(&self.maintenance_url(), &crate::PoolConfig::default()).await.expect("connect");
+        let db =
+            crate::Database::connect(&self.maintenance_url(), &crate::PoolConfig::default()).await.expect("connect");
         let schema = db.schema_columns().await.expect("schema");
         let conn = sea_orm::Database::connect(self.maintenance_url().expose()).await.expect("connect");
         let backend = conn.get_database_backend();

@@ -341,9 +341,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/gdpr/erase").route(web::post().to(gdpr::erase)).default_service(method_not_allowed("POST")),
+        web::resource("/api/v1/gdpr/erase")
+            .route(web::post().to(gdpr::erase))
+            .default_service(method_not_allowed("POST")),
     )
     .service(
-        web::resource("/api/v1/gdpr/audit").route(web::get().to(gdpr::audit)).default_service(method_not_allowed("GET")),
+        web::resource("/api/v1/gdpr/audit")
+            .route(web::get().to(gdpr::audit))
+            .default_service(method_not_allowed("GET")),
     );
 }

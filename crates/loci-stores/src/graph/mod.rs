@@ -383,8 +383,7 @@ pub(crate) async fn forget_memories(tx: &TenantTx, ids: &[MemoryId]) -> Result<u
             .filter(graph_mentions::Column::MemoryId.is_in(chunk.iter().map(|id| id.as_uuid())))
             .count(tx.conn())
             .await?;
-        let changes: Vec<(Uuid, MemoryGraph)> =
-            chunk.iter().map(|id| (id.as_uuid(), MemoryGraph::default())).collect();
+        let changes: Vec<(Uuid, MemoryGraph)> = chunk.iter().map(|id| (id.as_uuid(), MemoryGraph::default())).collect();
         replace_mentions(tx, &changes).await?;
     }
     Ok(removed)

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use loci_core::{MemoryId, UserId};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Statement,
@@ -124,7 +124,12 @@ pub async fn page(
         SubjectRows::Apps => rows!(apps, Id, id, apps::Column::OwnerId.eq(u)),
         SubjectRows::Memories => rows!(memories, Id, id, memories::Column::UserId.eq(u)),
         SubjectRows::History => {
-            rows!(memory_status_history, Id, id, memory_status_history::Column::MemoryId.in_subquery(memories_of(tx, user)))
+            rows!(
+                memory_status_history,
+                Id,
+                id,
+                memory_status_history::Column::MemoryId.in_subquery(memories_of(tx, user))
+            )
         }
         SubjectRows::AccessLogs => rows!(
             memory_access_logs,
