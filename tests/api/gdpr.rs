@@ -37,6 +37,7 @@ loci_tests::on_both!(
     erasure_reaches_every_store_and_spares_others,
     export_covers_every_store,
     an_erased_users_rows_in_old_backups_are_unreadable,
+    deleted_memories_are_purged_after_their_retention,
 );
 
 #[test]
@@ -440,4 +441,41 @@ async fn an_erased_users_rows_in_old_backups_are_unreadable(engine: Engine) {
     assert!(verified.ok(), "{verified:?}");
     assert_eq!(verified.shredded.get("memories"), Some(&4));
     live.close().await.unwrap();
+}
+
+// ---------------------------------------------------------------- purge
+
+/// A memory deleted longer ago than the retention is hard-deleted with its
+/// history and access logs; one deleted recently and the active ones stay.
+async fn deleted_memories_are_purged_after_their_retention(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let alice = app.user("alice", "acme", &[]);
+    let old = alice.remember("an old note to purge", json!({})).await;
+    let recent = alice.remember("a recent note, deleted today", json!({})).await;
+    let kept = alice.remember("a note that stays", json!({})).await;
+    alice.get(&format!("/api/v1/memories/{old}")).await;
+    for id in [&old, &recent] {
+        let (status, body) = alice.delete("/api/v1/memories", json!({"memory_ids": [id]})).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    app.indexed().await;
+    app.flush_access_log().await;
+    app.db
+        .execute_as_owner(
+            "UPDATE memories SET deleted_at = '2020-01-01 00:00:00+00' WHERE content = 'an old note to purge'",
+        )
+        .await;
+    let history = app.count_rows("acme", "memory_status_history").await;
+    let reads = app.count_rows("acme", "memory_access_logs").await;
+
+    let retention = std::time::Duration::from_secs(30 * 86_400);
+    let purged = app.state.services.gdpr.purge_deleted(retention).await.unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(app.db.tables_containing("an old note to purge").await, Vec::<String>::new());
+    assert_eq!(app.count_rows("acme", "memory_status_history").await, history - 2, "its creation and deletion");
+    assert_eq!(app.count_rows("acme", "memory_access_logs").await, reads - 1, "its read");
+    assert_eq!(app.db.tables_containing("a recent note").await, ["memories"]);
+    let (_, body) = alice.get(&format!("/api/v1/memories/{kept}")).await;
+    assert_eq!(body["id"], kept.as_str());
+    assert_eq!(app.state.services.gdpr.purge_deleted(retention).await.unwrap(), 0, "nothing left to purge");
 }

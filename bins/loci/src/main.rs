@@ -50,6 +50,9 @@ enum Command {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Hard-delete deleted memories past `gdpr.deleted_retention_days` (the
+    /// server does it every hour; stop it first in the embedded profile).
+    Purge,
     /// Back up every table to one archive (`backup verify` checks one).
     Backup(recovery::BackupArgs),
     /// Restore an archive written by `loci backup`, then rebuild the indexes.
@@ -221,6 +224,19 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Purge => {
+            let Some(settings) = load(&sources) else { return ExitCode::from(2) };
+            match tokio_runtime().and_then(|rt| rt.block_on(purge(&settings))) {
+                Ok(n) => {
+                    println!("purged {n} memories deleted more than {} days ago", settings.gdpr.deleted_retention_days);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Backup(args) => {
             let Some(settings) = load(&sources) else { return ExitCode::from(2) };
             let run = |rt: tokio::runtime::Runtime| match &args.action {
@@ -363,6 +379,14 @@ async fn migrate(settings: &Settings, action: MigrateAction) -> anyhow::Result<(
     }
     db.close().await?;
     Ok(())
+}
+
+async fn purge(settings: &Settings) -> anyhow::Result<u64> {
+    let services = loci_app::Services::build(settings.clone()).await?;
+    let retention = std::time::Duration::from_secs(settings.gdpr.deleted_retention_days * 86_400);
+    let n = services.gdpr.purge_deleted(retention).await?;
+    services.access_log().flush().await;
+    Ok(n)
 }
 
 async fn reindex(settings: &Settings, index: &str, org: Option<&str>) -> anyhow::Result<u64> {

@@ -13,6 +13,8 @@ use crate::Services;
 /// that did not grow, so it can run often: a tenant that grows from nothing to 100,000 memories in
 /// an hour gets statistics within a minute, not after the hour.
 const OPTIMIZE_EVERY: Duration = Duration::from_secs(60);
+/// How often deleted memories past their retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often queued jobs are looked for when no enqueue in this process
 /// wakes the runner (jobs queued by another process, retries, leases run
@@ -63,6 +65,7 @@ impl Background {
             handles.push(tokio::spawn(services.infer.clone().run_jobs(JOB_POLL, stopped.clone())));
         }
         if tasks.optimize {
+            handles.push(tokio::spawn(purge_periodically(services.clone(), stopped.clone())));
             handles.push(tokio::spawn(optimize_periodically(services.clone(), stopped)));
         }
         Self { stop, tasks: handles, services: services.clone() }
@@ -78,6 +81,27 @@ impl Background {
             }
         }
         self.services.access_log().flush().await;
+    }
+}
+
+/// Hard-deletes deleted memories past `gdpr.deleted_retention_days`, once
+/// at start and then every hour; a failure is logged and tried again.
+async fn purge_periodically(services: Services, mut stop: watch::Receiver<bool>) {
+    let retention = Duration::from_secs(services.settings.gdpr.deleted_retention_days * 86_400);
+    let mut every = tokio::time::interval(PURGE_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                if let Err(e) = services.gdpr.purge_deleted(retention).await {
+                    tracing::warn!(error = %e, "purge of deleted memories failed");
+                }
+            }
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
     }
 }
 

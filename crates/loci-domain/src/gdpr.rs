@@ -467,6 +467,47 @@ impl GdprService {
         Ok(json!({"backend": self.episodic.backend(), "sessions": sessions}))
     }
 
+    // -------------------------------------------------------------- purge
+
+    /// Hard-deletes, in every org, the memories deleted more than
+    /// `retention` ago (with their history, access logs, graph mentions and
+    /// outbox rows) and drops them from the indexes; how many.
+    pub async fn purge_deleted(&self, retention: std::time::Duration) -> Result<u64, DomainError> {
+        const BATCH: u64 = 1000;
+        let before = Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+        let mut total = 0;
+        for org in loci_stores::repo::outbox::orgs(&self.db).await? {
+            loop {
+                let tx = self.db.begin_tenant(&org).await?;
+                let ids = store::purge_deleted(&tx, before, BATCH).await?;
+                tx.commit().await?;
+                if ids.is_empty() {
+                    break;
+                }
+                total += ids.len() as u64;
+                // Deleted memories left the indexes when they were deleted;
+                // this only makes sure.
+                let ports = [
+                    self.indexes.vector.clone().map(IndexPort::Vector),
+                    Some(IndexPort::Lexical(Arc::clone(&self.indexes.lexical))),
+                    Some(IndexPort::Graph(Arc::clone(&self.indexes.graph))),
+                ];
+                for port in ports.into_iter().flatten() {
+                    if let Err(e) = port.delete(&org, &ids).await {
+                        tracing::warn!(error = %e, "purge: an index delete failed (the indexer drops deleted memories too)");
+                    }
+                }
+                if (ids.len() as u64) < BATCH {
+                    break;
+                }
+            }
+        }
+        if total > 0 {
+            tracing::info!(memories = total, "purged deleted memories past their retention");
+        }
+        Ok(total)
+    }
+
     // ------------------------------------------------------------ erasure
 
     /// Erases `subject`'s data from every store (see the module docs).
@@ -633,6 +674,24 @@ enum IndexPort {
 }
 
 impl IndexPort {
+    /// Deletes the documents and flushes.
+    async fn delete(&self, org: &OrgId, ids: &[MemoryId]) -> Result<(), loci_index::IndexError> {
+        match self {
+            Self::Vector(v) => {
+                v.delete(org, ids).await?;
+                v.flush().await
+            }
+            Self::Lexical(l) => {
+                l.delete(org, ids).await?;
+                l.flush().await
+            }
+            Self::Graph(g) => {
+                g.delete(org, ids).await?;
+                g.flush().await
+            }
+        }
+    }
+
     /// Deletes the documents, flushes, and expunges them from storage.
     async fn erase(&self, org: &OrgId, ids: &[MemoryId]) -> Result<(), loci_index::IndexError> {
         match self {

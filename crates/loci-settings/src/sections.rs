@@ -676,8 +676,8 @@ impl Default for FeedbackSettings {
     }
 }
 
-/// GDPR: crypto-shredded backups.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, Validate)]
+/// GDPR: crypto-shredded backups and the purge of deleted memories.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct GdprSettings {
     /// Base64 of 32 random bytes: wraps the per-user data keys that seal
@@ -685,4 +685,15 @@ pub struct GdprSettings {
     /// `<data_dir>/keys/backup-master.key`, created on first use.
     /// Production: required by `loci backup` and `loci restore`.
     pub master_key: Option<Secret>,
+    /// A deleted memory is kept this many days, then hard-deleted with its
+    /// history and access logs (`purge_after = deleted_at + this`): by the
+    /// server every hour, or by `loci purge`.
+    #[validate(range(min = 1, max = 3650))]
+    pub deleted_retention_days: u64,
+}
+
+impl Default for GdprSettings {
+    fn default() -> Self {
+        Self { master_key: None, deleted_retention_days: 30 }
+    }
 }

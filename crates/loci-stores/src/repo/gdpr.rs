@@ -430,3 +430,45 @@ pub async fn graph_of(tx: &TenantTx, user: UserId) -> Result<(Vec<Value>, Vec<Va
         json(relations.iter().map(serde_json::to_value).collect())?,
     ))
 }
+
+/// Hard-deletes up to `limit` of the org's memories soft-deleted before
+/// `before` (their purge date, `deleted_at + retention`, has passed), with
+/// what hangs off them: history, access logs and category links (foreign
+/// keys), graph mentions and relations (and entities only they mentioned),
+/// outbox rows. Returns their ids, for the indexes.
+pub async fn purge_deleted(tx: &TenantTx, before: DateTime<Utc>, limit: u64) -> Result<Vec<MemoryId>, StoreError> {
+    let ids: Vec<Uuid> = memories::Entity::find()
+        .select_only()
+        .column(memories::Column::Id)
+        .filter(memories::Column::OrgId.eq(tx.org_str()))
+        .filter(memories::Column::State.eq(loci_core::MemoryState::Deleted.as_str()))
+        .filter(memories::Column::DeletedAt.lt(before))
+        .order_by_asc(memories::Column::DeletedAt)
+        .limit(limit)
+        .into_tuple()
+        .all(tx.conn())
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let memory_ids: Vec<MemoryId> = ids.iter().copied().map(MemoryId::from_uuid).collect();
+    crate::graph::forget_memories(tx, &memory_ids).await?;
+    outbox::Entity::delete_many()
+        .filter(outbox::Column::OrgId.eq(tx.org_str()))
+        .filter(outbox::Column::AggregateId.is_in(ids.iter().copied()))
+        .exec(tx.conn())
+        .await?;
+    // Another memory may name one of these as its successor.
+    memories::Entity::update_many()
+        .col_expr(memories::Column::SupersededBy, Expr::value(Option::<Uuid>::None))
+        .filter(memories::Column::OrgId.eq(tx.org_str()))
+        .filter(memories::Column::SupersededBy.is_in(ids.iter().copied()))
+        .exec(tx.conn())
+        .await?;
+    memories::Entity::delete_many()
+        .filter(memories::Column::OrgId.eq(tx.org_str()))
+        .filter(memories::Column::Id.is_in(ids.iter().copied()))
+        .exec(tx.conn())
+        .await?;
+    Ok(memory_ids)
+}
