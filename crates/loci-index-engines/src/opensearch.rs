@@ -29,7 +29,9 @@ use opensearch::auth::Credentials;
 use opensearch::http::request::JsonBody;
 use opensearch::http::response::Response;
 use opensearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use opensearch::indices::{IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesRefreshParts};
+use opensearch::indices::{
+    IndicesCreateParts, IndicesDeleteParts, IndicesExistsParts, IndicesForcemergeParts, IndicesRefreshParts,
+};
 use opensearch::{BulkParts, CountParts, DeleteByQueryParts, OpenSearch, SearchParts};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
@@ -334,6 +336,20 @@ impl LexicalIndex for OpenSearchLexicalIndex {
 
     async fn flush(&self) -> Result<(), IndexError> {
         self.refresh().await
+    }
+
+    /// `POST /{index}/_forcemerge?only_expunge_deletes=true`: segments
+    /// holding deleted documents are rewritten without them (an erasure).
+    async fn expunge(&self) -> Result<(), IndexError> {
+        let response = self
+            .client
+            .indices()
+            .forcemerge(IndicesForcemergeParts::Index(&[self.index()]))
+            .only_expunge_deletes(true)
+            .send()
+            .await
+            .map_err(err)?;
+        success("forcemerge", response).await.map(drop)
     }
 
     /// One org: its documents, through its alias. Every org: the index is
