@@ -47,6 +47,16 @@ curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/memories" \
     -d '{"text": "Caroline met Melanie and Oscar in Denver. Zoe, Quentin and Priya flew to Paris with Ahmed. Lena called Tokyo and Berlin.", "app": "schemathesis"}'
 
 
+# Every operation but the GDPR erasure, which would erase the caller's seeded
+# data mid-run...
 "$py" -I -m schemathesis.cli --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
     --max-examples "$examples" \
+    --exclude-operation-id gdpr_erase \
     --header "Authorization: Bearer $token"
+# ...which runs on its own, as another admin of another org (it erases itself
+# or subjects that hold nothing).
+erasable="$("$loci" token --user schemathesis-erasable --org schemathesis-gdpr --roles admin --ttl 2h)"
+"$py" -I -m schemathesis.cli --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
+    --max-examples "$examples" \
+    --include-operation-id gdpr_erase \
+    --header "Authorization: Bearer $erasable"

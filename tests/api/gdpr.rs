@@ -353,6 +353,7 @@ async fn export_covers_every_store(engine: Engine) {
     let entities: Vec<&str> =
         doc["graph"]["entities"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert!(entities.contains(&a.to_lowercase().as_str()) && entities.contains(&"lisbon"), "{entities:?}");
+    assert_eq!(doc["graph"]["mentions"].as_array().unwrap().len(), 2, "both memories mention an entity: {doc}");
     assert!(doc["episodic"]["sessions"]["s1"][0]["content"].as_str().unwrap().contains(&a));
 
     let (status, named) = admin.post("/api/v1/gdpr/export?subject=alice", json!({})).await;

@@ -147,6 +147,7 @@ impl Services {
         checks.extend(indexes::dependency_checks(&settings, &indexes, &graph_engine));
         let health = HealthService::new(checks, HealthService::DEFAULT_TIMEOUT);
         let graph_api: Arc<dyn loci_index::GraphApi> = graph_engine;
+        let gdpr_graph = Arc::clone(&graph_api);
         let graph_api = Some(graph_api);
         let entities = EntityService::new(memories.clone(), graph_api.clone());
         let indexer = Arc::new(Indexer::new(
@@ -187,7 +188,8 @@ impl Services {
             Arc::clone(&sessions),
             provisioner.clone(),
             memories.clone(),
-        );
+        )
+        .with_graph_api(gdpr_graph);
         let episodic = EpisodicService::new(
             episodic_store,
             memories.clone(),

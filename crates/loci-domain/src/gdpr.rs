@@ -7,8 +7,9 @@
 //! episodic, partial, errors}`: the relational rows page by page (every
 //! state, history, access logs, jobs, feedback, assignments, audit rows),
 //! which memories the vector index holds (dimensions, never the vector),
-//! the lexical documents' indexed fields, the graph entities and relations
-//! derived from the user's memories, and the episodic sessions. A store that
+//! the lexical documents, the graph entities, mentions and relations
+//! derived from the user's memories (on any graph engine), and the episodic
+//! sessions. A store that
 //! fails is named in `errors` and `partial` is true; the rest is still
 //! written.
 //!
@@ -28,7 +29,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
+use loci_core::model::Visibility;
 use loci_core::{MemoryId, OrgId, UserId};
+use loci_index::analytics::MAX_GRAPH_MENTIONS;
+use loci_index::{GraphApi, SearchFilter};
 use loci_security::{Principal, SessionStore};
 use loci_stores::Database;
 use loci_stores::episodic::EpisodicStore;
@@ -52,6 +56,8 @@ pub const REASON_MAX_CHARS: usize = 500;
 const PAGE: u64 = 1000;
 /// Ids per index delete.
 const DELETE_CHUNK: usize = 1000;
+/// Relation statements read per entity (engine graphs).
+const MAX_RELATIONS: usize = 10_000;
 /// The stores an erasure reaches besides the relational one.
 pub const EPISODIC: &str = "episodic";
 pub const SESSIONS: &str = "sessions";
@@ -201,6 +207,7 @@ pub struct GdprService {
     sessions: Arc<dyn SessionStore>,
     provisioner: Provisioner,
     memories: MemoryService,
+    graph_api: Option<Arc<dyn GraphApi>>,
 }
 
 impl std::fmt::Debug for GdprService {
@@ -227,7 +234,14 @@ impl GdprService {
         provisioner: Provisioner,
         memories: MemoryService,
     ) -> Self {
-        Self { db, indexes, episodic, sessions, provisioner, memories }
+        Self { db, indexes, episodic, sessions, provisioner, memories, graph_api: None }
+    }
+
+    /// Exports the graph through this engine's entity API (without one,
+    /// the export's graph section is empty).
+    pub fn with_graph_api(mut self, graph_api: Arc<dyn GraphApi>) -> Self {
+        self.graph_api = Some(graph_api);
+        self
     }
 
     async fn target(&self, p: &Principal, subject: &Subject) -> Result<Target, DomainError> {
@@ -436,21 +450,63 @@ impl GdprService {
         }))
     }
 
+    /// The entities the subject's memories mention (any graph engine, through
+    /// its mention graph under the subject's own visibility, every state) and
+    /// the relations they state.
     async fn graph_section(&self, t: &Target) -> Result<Value, String> {
         let engine = self.indexes.graph.engine();
-        if engine != "embedded" {
-            return Err(format!(
-                "NOT_IMPLEMENTED: the export does not read the {engine} graph yet; its entities and relations are \
-                 derived from relational.memories"
-            ));
-        }
-        let Some(user) = t.user else {
-            return Ok(json!({"engine": engine, "entities": [], "relations": []}));
+        let (Some(user), Some(api)) = (t.user, &self.graph_api) else {
+            return Ok(json!({"engine": engine, "entities": [], "mentions": [], "relations": []}));
         };
-        let tx = self.db.begin_tenant_read(&t.org).await.map_err(|e| e.to_string())?;
-        let (entities, relations) = store::graph_of(&tx, user).await.map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())?;
-        Ok(json!({"engine": engine, "entities": entities, "relations": relations}))
+        let mut filter = SearchFilter::new(t.org.clone(), Some(Visibility { user_id: user, grants: Vec::new() }));
+        filter.states = loci_core::MemoryState::ALL.to_vec();
+        let graph = api.mention_graph(&filter, MAX_GRAPH_MENTIONS).await.map_err(|e| e.to_string())?;
+        let entities: Vec<Value> = graph
+            .entities
+            .iter()
+            .map(|e| json!({"name": e.name, "display_name": e.display_name, "kind": e.kind, "memories": e.memories}))
+            .collect();
+        let name = |i: &u32| graph.entities.get(*i as usize).map(|e| e.name.clone());
+        let mentions: Vec<Value> = graph
+            .memories
+            .iter()
+            .map(|(id, found)| json!({"memory_id": id, "entities": found.iter().filter_map(name).collect::<Vec<_>>()}))
+            .collect();
+        let relations = if engine == "embedded" {
+            let tx = self.db.begin_tenant_read(&t.org).await.map_err(|e| e.to_string())?;
+            let (_, relations) = store::graph_of(&tx, user).await.map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())?;
+            relations
+        } else {
+            // An engine answers per entity: the statements of the subject's
+            // memories around each one, once each.
+            let mut seen = BTreeSet::new();
+            let mut out = Vec::new();
+            for e in &graph.entities {
+                let Some(facts) =
+                    api.relation_statements(&filter, &e.name, MAX_RELATIONS).await.map_err(|e| e.to_string())?
+                else {
+                    continue;
+                };
+                for r in facts.statements {
+                    let key = (r.memory, r.subject.clone(), r.predicate.as_str(), r.object.clone());
+                    if seen.insert(key) {
+                        out.push(json!({
+                            "memory_id": r.memory, "subject": r.subject,
+                            "predicate": r.predicate.as_str(), "object": r.object,
+                        }));
+                    }
+                }
+            }
+            out
+        };
+        Ok(json!({
+            "engine": engine,
+            "entities": entities,
+            "mentions": mentions,
+            "relations": relations,
+            "truncated": graph.truncated,
+        }))
     }
 
     async fn episodic_section(&self, t: &Target) -> Result<Value, String> {
