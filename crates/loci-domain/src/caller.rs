@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use loci_core::{OrgId, UserId};
 use loci_security::Principal;
@@ -28,27 +29,36 @@ pub(crate) fn insert_bounded<K: std::hash::Hash + Eq, V>(
 }
 
 /// Maps (org, subject) to the internal user id, provisioning on first sight.
-/// The cache saves two queries per request; it only ever holds ids that
-/// exist (users are not deleted while the process runs).
+/// The cache saves two queries per request. A user row goes only with a
+/// GDPR erasure, which drops the entry in its own process ([`Provisioner::forget`]);
+/// other instances learn it within [`Provisioner::TTL`], after which an
+/// entry is looked up again.
 #[derive(Debug, Clone, Default)]
 pub struct Provisioner {
-    known: Arc<Mutex<HashMap<(OrgId, String), UserId>>>,
+    known: Arc<Mutex<HashMap<Subject, (UserId, Instant)>>>,
 }
+
+/// A subject of an org.
+type Subject = (OrgId, String);
 
 impl Provisioner {
     const CAPACITY: usize = 100_000;
+    /// How long an id is trusted without a lookup.
+    pub const TTL: Duration = Duration::from_secs(60);
 
     /// The caller's user id, inside `tx` (which must be a write transaction
     /// the first time a user is seen).
     pub async fn user(&self, db: &Database, principal: &Principal) -> Result<UserId, DomainError> {
         let key = (principal.org_id.clone(), principal.subject.clone());
-        if let Some(id) = self.known.lock().get(&key) {
+        if let Some((id, at)) = self.known.lock().get(&key)
+            && at.elapsed() < Self::TTL
+        {
             return Ok(*id);
         }
         let tx = db.begin_tenant(&principal.org_id).await?;
         let id = Self::ensure_in(&tx, principal).await?;
         tx.commit().await?;
-        insert_bounded(&self.known, key, id, Self::CAPACITY);
+        insert_bounded(&self.known, key, (id, Instant::now()), Self::CAPACITY);
         Ok(id)
     }
 
