@@ -245,6 +245,7 @@ async fn erasure_reaches_every_store_and_spares_others(engine: Engine) {
     assert!(!ids(&found, "results", "memory_id").contains(&shared), "{found}");
     for path in [
         format!("/api/v1/memories/{m1}"),
+        format!("/api/v1/memories/{m1}/access-log"),
         format!("/api/v1/memories/{archived}/history"),
         format!("/api/v1/memories/{m1}/related"),
         format!("/api/v1/memories/{m1}/similar"),
@@ -368,6 +369,16 @@ async fn export_covers_every_store(engine: Engine) {
         .map(|r| r["status"].as_str().unwrap())
         .collect();
     assert_eq!(exports, ["completed", "completed"], "{audit}");
+    let subject_of = |r: &serde_json::Value| r["subject_hash"].as_str().map(str::to_owned);
+    let hashes: Vec<_> = audit.as_array().unwrap().iter().filter_map(subject_of).collect();
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]), "both exports are of alice: {audit}");
+    // Over MCP, the caller's own export, the same document.
+    let token = app.mint_full("alice", "acme", &["gdpr:read"], &[], &[], None);
+    let client = crate::mcp::connect(&app, &token).await;
+    let over_mcp = crate::mcp::ok(&client, "export_my_data", json!({})).await;
+    client.cancel().await.ok();
+    assert_eq!(over_mcp["relational"]["memories"], rel["memories"]);
+    assert_eq!(over_mcp["graph"]["entities"], doc["graph"]["entities"]);
     // An unknown subject exports an empty document.
     let (status, none) = admin.post("/api/v1/gdpr/export?subject=nobody", json!({})).await;
     assert_eq!((status, none["user_id"].clone()), (200, serde_json::Value::Null), "{none}");
