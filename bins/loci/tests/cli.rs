@@ -692,3 +692,20 @@ fn the_deploy_production_example_passes_config_check() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("profile production") && stdout.contains("# configuration OK"), "{stdout}");
 }
+
+/// `loci purge` runs the purge of deleted memories with the configured
+/// retention (the purge itself: tests/api/gdpr.rs), and a retention out of
+/// range is a configuration error.
+#[tokio::test]
+async fn purge_runs_with_the_configured_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    embedded_server_with_memories(dir.path(), 3).await;
+    let out = loci(dir.path()).env("LOCI__GDPR__DELETED_RETENTION_DAYS", "7").arg("purge").output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("purged 0 memories deleted more than 7 days ago"), "{stdout}");
+    let out = loci(dir.path()).env("LOCI__GDPR__DELETED_RETENTION_DAYS", "0").arg("purge").output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("gdpr.deleted_retention_days"), "{stderr}");
+}
