@@ -203,6 +203,9 @@ async fn erasure_reaches_every_store_and_spares_others(engine: Engine) {
     assert!(!app.db.tables_containing(&a).await.is_empty());
     assert!(!files_containing(app.data_dir(), &a).is_empty(), "the lexical index holds the words");
     assert!(!files_containing(app.data_dir(), &secret_tag).is_empty(), "the vector index holds the tags");
+    if let Some(dir) = app.db.sqlite_dir() {
+        assert!(!files_containing(dir, &a).is_empty(), "the SQLite files hold the words");
+    }
     let (_, bob_before) = bob.get("/api/v1/memories?size=100").await;
     let (_, bob_lisbon_before) = bob.post("/api/v1/search/lexical", json!({"query": "Lisbon spring"})).await;
 
@@ -276,6 +279,11 @@ async fn erasure_reaches_every_store_and_spares_others(engine: Engine) {
     assert_eq!(app.db.tables_containing(&secret_tag).await, Vec::<String>::new());
     assert_eq!(files_containing(app.data_dir(), &a), Vec::<String>::new());
     assert_eq!(files_containing(app.data_dir(), &secret_tag), Vec::<String>::new());
+    if let Some(dir) = app.db.sqlite_dir() {
+        // The database file and its log too: deleted content is zeroed and
+        // the log truncated.
+        assert_eq!(files_containing(dir, &a), Vec::<String>::new());
+    }
     let keys = app.state.services.valkey.clone().unwrap().scan_keys("*").await.unwrap();
     assert!(keys.iter().all(|k| !k.contains("episodic")), "{keys:?}");
     assert!(!keys.iter().any(|k| k.starts_with("mcp:session:")), "{keys:?}");

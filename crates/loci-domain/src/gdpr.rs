@@ -710,6 +710,12 @@ impl GdprService {
             tx.commit().await?;
             Ok::<_, DomainError>(erased)
         };
+        let run = async {
+            let erased = run.await?;
+            // SQLite's log keeps old pages until a checkpoint truncates it.
+            self.db.checkpoint().await?;
+            Ok::<_, DomainError>(erased)
+        };
         match run.await {
             Ok(erased) => StoreOutcome {
                 count: erased.total(),

@@ -100,6 +100,9 @@ impl Database {
                         .pragma("mmap_size", mmap.clone())
                         .pragma("cache_size", "-8192")
                         .pragma("temp_store", "memory")
+                        // Deleted content is overwritten with zeros, so an
+                        // erased user's words do not linger in free pages.
+                        .pragma("secure_delete", "ON")
                 };
                 let mut w = options(url, pool, 1);
                 w.min_connections(1).map_sqlx_sqlite_opts(sqlite.clone());
@@ -182,6 +185,16 @@ impl Database {
     }
 
     /// Cheap liveness check of the connection pool.
+    /// On SQLite, copies the write-ahead log into the database and
+    /// truncates it, so the log keeps no old page (after an erasure); a
+    /// no-op on PostgreSQL.
+    pub async fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.kind == DatabaseKind::Sqlite {
+            self.writer.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+        }
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.reader.ping().await?;
         Ok(())

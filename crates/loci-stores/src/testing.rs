@@ -132,6 +132,11 @@ impl TestDatabase {
     }
 
     /// Runs `sql` as the database's owner (a schema change a test makes).
+    /// The directory of a SQLite database's files (`None` on PostgreSQL).
+    pub fn sqlite_dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
+    }
+
     /// The tables holding `needle` in any column (as text), read past
     /// row-level security: proves an erasure left nothing behind.
     pub async fn tables_containing(&self, needle: &str) -> Vec<String> {
