@@ -110,3 +110,28 @@ async fn an_unreachable_embedding_endpoint_is_reported_but_not_required() {
     assert_eq!((status, body["status"].as_str()), (200, Some("ok")), "{body}");
     assert!(body["dependencies"].get("embedder").is_none(), "{body}");
 }
+
+/// `/metrics` carries each dependency's health as checked at scrape time;
+/// with `telemetry.metrics_enabled = false` nothing is recorded and the
+/// route is 404.
+#[tokio::test]
+async fn metrics_show_dependency_health_and_can_be_turned_off() {
+    let app = TestApp::spawn_with(Engine::Sqlite, AppOptions::default().valkey(valkey_url())).await;
+    let admin = app.token("root", "acme", &["admin:read"]);
+    let res = app.client.get(app.url("/metrics")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    let text = res.text().await.unwrap();
+    for dependency in ["database", "valkey"] {
+        assert!(text.contains(&format!("dependency_health{{dependency=\"{dependency}\"}} 1")), "{text}");
+    }
+
+    let off =
+        TestApp::spawn_with(Engine::Sqlite, AppOptions::default().with(|s| s.telemetry.metrics_enabled = false)).await;
+    let admin = off.token("root", "acme", &["admin:read"]);
+    let res = off.client.get(off.url("/metrics")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(res.status().as_u16(), 404);
+    let problem: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(problem["code"], "NOT_FOUND");
+    let text = off.state.metrics.render();
+    assert!(!text.contains("http_requests_total{") && !text.contains("dependency_health{"), "nothing recorded: {text}");
+}

@@ -66,9 +66,16 @@ async fn metrics(
     auth: Authenticated,
 ) -> Result<HttpResponse, Problem> {
     auth.require(&[scopes::ADMIN_READ])?;
+    if !services.settings.telemetry.metrics_enabled {
+        return Err(Problem::new(ErrorCode::NotFound, "metrics are off (telemetry.metrics_enabled = false)"));
+    }
+    let health = services.health.all().await;
     match services.indexer.lag().await {
         Ok(lag) => metrics.outbox(lag.pending, lag.oldest_seconds),
         Err(e) => tracing::warn!(error = %e, "reading the outbox lag failed"),
+    }
+    for dependency in &health.dependencies {
+        metrics.dependency(dependency.name, dependency.status == loci_domain::health::DependencyState::Healthy);
     }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics.render()))
 }

@@ -4,16 +4,19 @@ use prometheus::{Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, Int
 
 #[derive(Debug, Clone)]
 pub struct Metrics {
+    /// `telemetry.metrics_enabled`: off, nothing is recorded.
+    enabled: bool,
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
     auth_failures: IntCounterVec,
     outbox_pending: IntGauge,
     outbox_lag: Gauge,
+    dependency_health: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
-    pub fn new() -> Result<Self, prometheus::Error> {
+    pub fn new(enabled: bool) -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let http_requests =
             IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests"), &["method", "route", "status"])?;
@@ -34,15 +37,35 @@ impl Metrics {
         )?;
         registry.register(Box::new(outbox_pending.clone()))?;
         registry.register(Box::new(outbox_lag.clone()))?;
-        Ok(Self { registry, http_requests, http_duration, auth_failures, outbox_pending, outbox_lag })
+        let dependency_health = prometheus::IntGaugeVec::new(
+            Opts::new("dependency_health", "1 when the dependency answered its health check (at scrape time), else 0"),
+            &["dependency"],
+        )?;
+        registry.register(Box::new(dependency_health.clone()))?;
+        Ok(Self {
+            enabled,
+            registry,
+            http_requests,
+            http_duration,
+            auth_failures,
+            outbox_pending,
+            outbox_lag,
+            dependency_health,
+        })
     }
 
     pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        if !self.enabled {
+            return;
+        }
         self.http_requests.with_label_values(&[method, route, &status.to_string()]).inc();
         self.http_duration.with_label_values(&[method, route]).observe(seconds);
     }
 
     pub fn auth_failure(&self, code: &str) {
+        if !self.enabled {
+            return;
+        }
         self.auth_failures.with_label_values(&[code]).inc();
     }
 
@@ -50,6 +73,11 @@ impl Metrics {
     pub fn outbox(&self, pending: u64, oldest_seconds: f64) {
         self.outbox_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
         self.outbox_lag.set(oldest_seconds);
+    }
+
+    /// Records each dependency's health (checked at scrape time).
+    pub fn dependency(&self, name: &str, healthy: bool) {
+        self.dependency_health.with_label_values(&[name]).set(i64::from(healthy));
     }
 
     /// The Prometheus text exposition.

@@ -33,7 +33,8 @@ impl HttpState {
     pub async fn init(settings: loci_settings::Settings) -> Result<Self, HttpError> {
         let services = Services::build(settings).await?;
         let security = Security::build(&services.settings, services.valkey.as_ref(), services.sessions.clone()).await?;
-        let metrics = Metrics::new().map_err(|e| HttpError::Startup(format!("metrics: {e}")))?;
+        let metrics = Metrics::new(services.settings.telemetry.metrics_enabled)
+            .map_err(|e| HttpError::Startup(format!("metrics: {e}")))?;
         Ok(Self { services, security, metrics })
     }
 
