@@ -117,6 +117,16 @@ async fn an_unreachable_embedding_endpoint_is_reported_but_not_required() {
 #[tokio::test]
 async fn metrics_show_dependency_health_and_can_be_turned_off() {
     let app = TestApp::spawn_with(Engine::Sqlite, AppOptions::default().valkey(valkey_url())).await;
+    let alice = app.user("alice", "acme", &[]);
+    alice.remember("the deploy runs on Fridays", serde_json::json!({})).await;
+    app.indexed().await;
+    let (status, _) = alice.post("/api/v1/search/lexical", serde_json::json!({"query": "deploy"})).await;
+    assert_eq!(status, 200);
+    let token = app.mint_full("alice", "acme", &["memories:write"], &[], &[], None);
+    let client = crate::mcp::connect(&app, &token).await;
+    crate::mcp::ok(&client, "add_memories", serde_json::json!({"text": "the canary runs on Mondays"})).await;
+    client.cancel().await.ok();
+
     let admin = app.token("root", "acme", &["admin:read"]);
     let res = app.client.get(app.url("/metrics")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(res.status().as_u16(), 200);
@@ -124,6 +134,10 @@ async fn metrics_show_dependency_health_and_can_be_turned_off() {
     for dependency in ["database", "valkey"] {
         assert!(text.contains(&format!("dependency_health{{dependency=\"{dependency}\"}} 1")), "{text}");
     }
+    assert!(text.contains("memories_created_total 2"), "one over REST, one over MCP: {text}");
+    assert!(text.contains("search_queries_total{mode=\"lexical\"} 1"), "{text}");
+    assert!(text.contains("search_stage_duration_seconds_count{stage=\"lexical\"} 1"), "{text}");
+    assert!(!text.contains("stage=\"vector\""), "a stage the search skipped is not observed: {text}");
 
     let off =
         TestApp::spawn_with(Engine::Sqlite, AppOptions::default().with(|s| s.telemetry.metrics_enabled = false)).await;

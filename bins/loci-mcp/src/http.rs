@@ -92,7 +92,11 @@ impl RmcpSessionStore for BindingState {
 
 impl McpHttp {
     pub fn new(services: &Services, security: &Security) -> Self {
-        let tools = Arc::new(Tools::from_services(services));
+        Self::with_tools(services, security, Tools::from_services(services))
+    }
+
+    fn with_tools(services: &Services, security: &Security, tools: Tools) -> Self {
+        let tools = Arc::new(tools);
         let ttl = Duration::from_secs(services.settings.mcp.session_ttl_secs);
         let mut config = StreamableHttpServerConfig::default()
             // Host and Origin are checked here, with Loci's settings and errors.
@@ -111,7 +115,11 @@ impl McpHttp {
 
     /// `/mcp` for the services and security of an HTTP server.
     pub fn for_server(state: &HttpState) -> Self {
-        Self::new(&state.services, &state.security)
+        Self::with_tools(
+            &state.services,
+            &state.security,
+            Tools::from_services(&state.services).with_metrics(state.metrics.clone()),
+        )
     }
 
     /// Mounts `/mcp` (POST, GET, DELETE).

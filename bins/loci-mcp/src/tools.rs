@@ -1027,6 +1027,8 @@ pub struct Tools {
     embedder: EmbedderInfo,
     max_results: u64,
     gdpr: Option<loci_domain::gdpr::GdprService>,
+    /// The server's metrics (over HTTP; stdio has none).
+    metrics: Option<loci_http::Metrics>,
 }
 
 impl Tools {
@@ -1057,7 +1059,14 @@ impl Tools {
             embedder,
             max_results,
             gdpr: None,
+            metrics: None,
         }
+    }
+
+    /// Counts memories stored and searches run in the server's metrics.
+    pub fn with_metrics(mut self, metrics: loci_http::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Offers `export_my_data`.
@@ -1185,7 +1194,11 @@ impl Tools {
 
     async fn add_memories(&self, p: &Principal, args: &JsonObject) -> Result<(Value, String), ToolError> {
         let input = create_input(args)?;
-        match self.infer.add(p, input).await? {
+        let outcome = self.infer.add(p, input).await?;
+        if let Some(metrics) = &self.metrics {
+            metrics.memories_created(outcome.stored());
+        }
+        match outcome {
             AddOutcome::Created(view) => {
                 let text = format!("Stored memory {}: {}", view.memory.id, one_line(&view.memory.content));
                 Ok((json!({ "memories": [view], "count": 1 }), text))
@@ -1297,6 +1310,9 @@ impl Tools {
         }
         let request = input.parse(None).map_err(ToolError::invalid)?;
         let response = self.search.search(p, request).await?;
+        if let Some(metrics) = &self.metrics {
+            metrics.search(&response.meta);
+        }
         let text = render_search(&response);
         Ok((to_value(&response)?, text))
     }

@@ -175,6 +175,19 @@ pub enum AddOutcome {
     Queued(JobView),
 }
 
+impl AddOutcome {
+    /// Memories this call stored (a queued job's come later).
+    pub fn stored(&self) -> u64 {
+        match self {
+            Self::Created(_) => 1,
+            Self::Inferred(outcome) => {
+                outcome.results.iter().filter(|r| matches!(r.event, FactEvent::Add | FactEvent::Update)).count() as u64
+            }
+            Self::Queued(_) => 0,
+        }
+    }
+}
+
 /// One message as a model sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelMessage {

@@ -13,6 +13,9 @@ pub struct Metrics {
     outbox_pending: IntGauge,
     outbox_lag: Gauge,
     dependency_health: prometheus::IntGaugeVec,
+    memories_created: prometheus::IntCounter,
+    search_queries: IntCounterVec,
+    search_stages: HistogramVec,
 }
 
 impl Metrics {
@@ -42,6 +45,20 @@ impl Metrics {
             &["dependency"],
         )?;
         registry.register(Box::new(dependency_health.clone()))?;
+        let memories_created = prometheus::IntCounter::new(
+            "memories_created_total",
+            "Memories stored through REST and MCP (an inferred add counts each fact it stores)",
+        )?;
+        let search_queries =
+            IntCounterVec::new(Opts::new("search_queries_total", "Searches by the mode they ran in"), &["mode"])?;
+        let search_stages = HistogramVec::new(
+            HistogramOpts::new("search_stage_duration_seconds", "Time of each stage of a search that ran it")
+                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]),
+            &["stage"],
+        )?;
+        registry.register(Box::new(memories_created.clone()))?;
+        registry.register(Box::new(search_queries.clone()))?;
+        registry.register(Box::new(search_stages.clone()))?;
         Ok(Self {
             enabled,
             registry,
@@ -51,6 +68,9 @@ impl Metrics {
             outbox_pending,
             outbox_lag,
             dependency_health,
+            memories_created,
+            search_queries,
+            search_stages,
         })
     }
 
@@ -73,6 +93,31 @@ impl Metrics {
     pub fn outbox(&self, pending: u64, oldest_seconds: f64) {
         self.outbox_pending.set(i64::try_from(pending).unwrap_or(i64::MAX));
         self.outbox_lag.set(oldest_seconds);
+    }
+
+    /// Memories stored by one call.
+    pub fn memories_created(&self, n: u64) {
+        if self.enabled && n > 0 {
+            self.memories_created.inc_by(n);
+        }
+    }
+
+    /// One search: its mode and the stages it ran (a stage it skipped
+    /// took no time and is not observed).
+    pub fn search(&self, meta: &loci_domain::search::SearchMeta) {
+        if !self.enabled {
+            return;
+        }
+        let mode = serde_json::to_value(meta.mode).ok().and_then(|v| v.as_str().map(str::to_owned));
+        self.search_queries.with_label_values(&[mode.as_deref().unwrap_or("unknown")]).inc();
+        let t = &meta.timings_ms;
+        for (stage, ms) in
+            [("embed", t.embed), ("vector", t.vector), ("lexical", t.lexical), ("graph", t.graph), ("fuse", t.fuse)]
+        {
+            if ms > 0.0 {
+                self.search_stages.with_label_values(&[stage]).observe(ms / 1000.0);
+            }
+        }
     }
 
     /// Records each dependency's health (checked at scrape time).

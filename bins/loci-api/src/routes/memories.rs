@@ -69,11 +69,14 @@ fn memory_id(raw: &str) -> Result<MemoryId, Problem> {
     loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn create(
     state: web::Data<Services>,
+    metrics: web::Data<loci_http::Metrics>,
     auth: Authenticated,
     body: ValidJson<CreateMemoryInput>,
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[MEMORIES_WRITE])?;
-    Ok(match state.infer.add(p, body.0).await? {
+    let outcome = state.infer.add(p, body.0).await?;
+    metrics.memories_created(outcome.stored());
+    Ok(match outcome {
         AddOutcome::Created(view) => HttpResponse::Created().json(view),
         AddOutcome::Inferred(outcome) if outcome.created_any() => HttpResponse::Created().json(outcome),
         AddOutcome::Inferred(outcome) => HttpResponse::Ok().json(outcome),

@@ -13,40 +13,46 @@ use loci_http::{Authenticated, Problem};
 
 async fn run(
     state: web::Data<Services>,
+    metrics: web::Data<loci_http::Metrics>,
     auth: Authenticated,
     body: ValidJson<SearchInput>,
     forced: Option<SearchMode>,
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[SEARCH_READ])?;
     let request = body.0.parse(forced)?;
-    Ok(HttpResponse::Ok().json(state.search.search(p, request).await?))
+    let response = state.search.search(p, request).await?;
+    metrics.search(&response.meta);
+    Ok(HttpResponse::Ok().json(response))
 }
 
 #[utoipa::path(post, path = "/api/v1/search", tag = "search", request_body = SearchInput, responses((status = 200, description = "Ranked results", body = loci_domain::search::SearchResponse), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn search(
     state: web::Data<Services>,
+    metrics: web::Data<loci_http::Metrics>,
     auth: Authenticated,
     body: ValidJson<SearchInput>,
 ) -> Result<HttpResponse, Problem> {
-    run(state, auth, body, None).await
+    run(state, metrics, auth, body, None).await
 }
 
 #[utoipa::path(post, path = "/api/v1/search/lexical", tag = "search", request_body = SearchInput, responses((status = 200, description = "BM25 results only", body = loci_domain::search::SearchResponse), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn lexical(
     state: web::Data<Services>,
+    metrics: web::Data<loci_http::Metrics>,
     auth: Authenticated,
     body: ValidJson<SearchInput>,
 ) -> Result<HttpResponse, Problem> {
-    run(state, auth, body, Some(SearchMode::Lexical)).await
+    run(state, metrics, auth, body, Some(SearchMode::Lexical)).await
 }
 
 #[utoipa::path(post, path = "/api/v1/search/semantic", tag = "search", request_body = SearchInput, responses((status = 200, description = "Vector results only (503 EMBEDDER_UNAVAILABLE without an embedder)", body = loci_domain::search::SearchResponse), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn semantic(
     state: web::Data<Services>,
+    metrics: web::Data<loci_http::Metrics>,
     auth: Authenticated,
     body: ValidJson<SearchInput>,
 ) -> Result<HttpResponse, Problem> {
-    run(state, auth, body, Some(SearchMode::Semantic)).await
+    run(state, metrics, auth, body, Some(SearchMode::Semantic)).await
 }
 
 /// Memories similar to one memory.
