@@ -31,3 +31,9 @@ pub enum CoreError {
     #[error("invalid access entity `{0}`")]
     InvalidAccessEntity(String),
 }
+
+/// An identifier as audit events show it: its first 8 characters and `...`.
+pub fn mask(value: &str) -> String {
+    let prefix: String = value.chars().take(8).collect();
+    format!("{prefix}...")
+}

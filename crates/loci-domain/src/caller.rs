@@ -35,11 +35,11 @@ pub(crate) fn insert_bounded<K: std::hash::Hash + Eq, V>(
 /// entry is looked up again.
 #[derive(Debug, Clone, Default)]
 pub struct Provisioner {
-    known: Arc<Mutex<HashMap<Subject, (UserId, Instant)>>>,
+    known: Arc<Mutex<HashMap<SubjectKey, (UserId, Instant)>>>,
 }
 
 /// A subject of an org.
-type Subject = (OrgId, String);
+type SubjectKey = (OrgId, String);
 
 impl Provisioner {
     const CAPACITY: usize = 100_000;

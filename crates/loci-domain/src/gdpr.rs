@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use loci_core::model::Visibility;
-use loci_core::{MemoryId, OrgId, UserId};
+use loci_core::{MemoryId, OrgId, UserId, mask};
 use loci_index::analytics::MAX_GRAPH_MENTIONS;
 use loci_index::{GraphApi, SearchFilter};
 use loci_security::{Principal, SessionStore};
@@ -69,6 +69,31 @@ pub const RELATIONAL: &str = "relational";
 pub enum Subject {
     Caller,
     Named(String),
+}
+
+/// Subjects are the identity provider's `sub`: 1 to 256 characters, not
+/// blank, no control characters.
+pub const MAX_SUBJECT_CHARS: usize = 256;
+
+impl Subject {
+    /// Whose data a request names: none or the caller's own subject is the
+    /// caller; another is checked (the transport checks the extra scope).
+    pub fn named(name: Option<String>, p: &Principal) -> Result<Self, DomainError> {
+        match name {
+            None => Ok(Self::Caller),
+            Some(s) if s == p.subject => Ok(Self::Caller),
+            Some(s) => {
+                let n = s.chars().count();
+                if n == 0 || n > MAX_SUBJECT_CHARS || crate::rules::is_blank(&s) || s.chars().any(char::is_control) {
+                    return Err(DomainError::Validation(vec![FieldViolation::new(
+                        "subject",
+                        format!("1 to {MAX_SUBJECT_CHARS} characters, not blank, without control characters"),
+                    )]));
+                }
+                Ok(Self::Named(s))
+            }
+        }
+    }
 }
 
 /// Where an export is written, piece by piece.
@@ -179,11 +204,6 @@ pub fn subject_hash(org: &OrgId, subject: &str) -> String {
     format!("{:x}", h.finalize())
 }
 
-/// The first 8 characters and `...`, as audit events show identifiers.
-fn mask(value: &str) -> String {
-    format!("{}...", value.chars().take(8).collect::<String>())
-}
-
 /// Checks an erasure's reason: 10 to 500 characters, not blank.
 pub fn check_reason(reason: &str) -> Result<(), DomainError> {
     let n = reason.chars().count();
@@ -251,7 +271,8 @@ impl GdprService {
         };
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
         let user = users::find_by_subject(&tx, &name).await?.map(|u| u.id);
-        let actor = if name == p.subject { user } else { users::find_by_subject(&tx, &p.subject).await?.map(|u| u.id) };
+        // The actor is named only when it is not the subject.
+        let actor = if name == p.subject { None } else { users::find_by_subject(&tx, &p.subject).await?.map(|u| u.id) };
         tx.commit().await?;
         Ok(Target { hash: subject_hash(&p.org_id, &name), org: p.org_id.clone(), subject: name, user, actor })
     }
@@ -266,7 +287,7 @@ impl GdprService {
     /// The audit rows of the org (`admin:read`), newest first.
     pub async fn audit_log(&self, p: &Principal, limit: u64) -> Result<Vec<AuditView>, DomainError> {
         let tx = self.db.begin_tenant_read(&p.org_id).await?;
-        let rows = store::audit_list(&tx, limit.clamp(1, 1000)).await?;
+        let rows = store::audit_rows(&tx, None, limit.clamp(1, 1000)).await?;
         tx.commit().await?;
         Ok(rows.into_iter().map(AuditView::from).collect())
     }
@@ -341,7 +362,7 @@ impl GdprService {
         sink.write(b"}".to_vec()).await?;
 
         let vector = self.vector_section(t, &ids).await;
-        let lexical = self.lexical_section(t, &ids).await;
+        let lexical = self.lexical_section(t).await;
         let graph = self.graph_section(t).await;
         let episodic = self.episodic_section(t).await;
         for (name, section) in [(VECTOR, vector), (LEXICAL, lexical), (GRAPH, graph), (EPISODIC, episodic)] {
@@ -438,14 +459,17 @@ impl GdprService {
         }))
     }
 
-    async fn lexical_section(&self, t: &Target, ids: &[MemoryId]) -> Result<Value, String> {
+    /// The lexical index holds, for each memory not deleted, its content,
+    /// tags, structured fields and the text of its neighbouring turns: what
+    /// `relational.memories` shows. It has no lookup by id, so the section
+    /// says so and counts the org's documents.
+    async fn lexical_section(&self, t: &Target) -> Result<Value, String> {
         let lexical = &self.indexes.lexical;
         let org_documents = lexical.count(&t.org).await.map_err(|e| e.to_string())?;
         Ok(json!({
             "engine": lexical.engine(),
-            "note": "each memory listed under relational.memories is indexed with its content, tags, \
-                     structured fields and the text of its neighbouring turns",
-            "documents": ids,
+            "holds": "for each memory in relational.memories that is not deleted: its content, tags, structured \
+                      fields and the text of its neighbouring turns",
             "org_documents": org_documents,
         }))
     }
@@ -474,7 +498,7 @@ impl GdprService {
             .collect();
         let relations = if engine == "embedded" {
             let tx = self.db.begin_tenant_read(&t.org).await.map_err(|e| e.to_string())?;
-            let (_, relations) = store::graph_of(&tx, user).await.map_err(|e| e.to_string())?;
+            let relations = store::relations_of(&tx, user).await.map_err(|e| e.to_string())?;
             tx.commit().await.map_err(|e| e.to_string())?;
             relations
         } else {
@@ -575,7 +599,7 @@ impl GdprService {
         // What earlier calls left to do: ids per store and the user id (the
         // user row may be gone already).
         let tx = self.db.begin_tenant_read(&t.org).await?;
-        let earlier = store::audit_of(&tx, &t.hash, 50).await?;
+        let earlier = store::audit_rows(&tx, Some(&t.hash), 50).await?;
         let ids = match t.user {
             Some(user) => store::memory_ids(&tx, user).await?,
             None => Vec::new(),
@@ -619,7 +643,7 @@ impl GdprService {
             status: "started".into(),
             subject_user_id: user,
             subject_hash: t.hash.clone(),
-            actor_user_id: t.actor.filter(|a| Some(*a) != t.user),
+            actor_user_id: t.actor,
             reason: Some(reason.to_owned()),
             stores: None,
             pending: Some(json!(pending)),
@@ -736,47 +760,30 @@ enum IndexPort {
 }
 
 impl IndexPort {
-    /// Deletes the documents and flushes.
+    /// Deletes the documents (in chunks) and flushes.
     async fn delete(&self, org: &OrgId, ids: &[MemoryId]) -> Result<(), loci_index::IndexError> {
+        for chunk in ids.chunks(DELETE_CHUNK) {
+            match self {
+                Self::Vector(v) => v.delete(org, chunk).await?,
+                Self::Lexical(l) => l.delete(org, chunk).await?,
+                Self::Graph(g) => g.delete(org, chunk).await?,
+            }
+        }
         match self {
-            Self::Vector(v) => {
-                v.delete(org, ids).await?;
-                v.flush().await
-            }
-            Self::Lexical(l) => {
-                l.delete(org, ids).await?;
-                l.flush().await
-            }
-            Self::Graph(g) => {
-                g.delete(org, ids).await?;
-                g.flush().await
-            }
+            Self::Vector(v) => v.flush().await,
+            Self::Lexical(l) => l.flush().await,
+            Self::Graph(g) => g.flush().await,
         }
     }
 
-    /// Deletes the documents, flushes, and expunges them from storage.
+    /// [`IndexPort::delete`], then the documents expunged from storage (the
+    /// graph has no storage of its own to expunge: embedded, it is tables).
     async fn erase(&self, org: &OrgId, ids: &[MemoryId]) -> Result<(), loci_index::IndexError> {
+        self.delete(org, ids).await?;
         match self {
-            Self::Vector(v) => {
-                for chunk in ids.chunks(DELETE_CHUNK) {
-                    v.delete(org, chunk).await?;
-                }
-                v.flush().await?;
-                v.expunge().await
-            }
-            Self::Lexical(l) => {
-                for chunk in ids.chunks(DELETE_CHUNK) {
-                    l.delete(org, chunk).await?;
-                }
-                l.flush().await?;
-                l.expunge().await
-            }
-            Self::Graph(g) => {
-                for chunk in ids.chunks(DELETE_CHUNK) {
-                    g.delete(org, chunk).await?;
-                }
-                g.flush().await
-            }
+            Self::Vector(v) => v.expunge().await,
+            Self::Lexical(l) => l.expunge().await,
+            Self::Graph(_) => Ok(()),
         }
     }
 }

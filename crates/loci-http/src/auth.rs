@@ -45,11 +45,7 @@ impl Authenticated {
     }
 }
 
-/// Masks identifiers in audit logs: 8 characters and `...`.
-pub fn mask(value: &str) -> String {
-    let prefix: String = value.chars().take(8).collect();
-    format!("{prefix}...")
-}
+pub use loci_core::mask;
 
 /// Renders a rejection, logs it as an audit event and counts it.
 pub fn rejection_problem(ctx: &AuthContext, rejection: &AuthRejection, org: &str) -> Problem {

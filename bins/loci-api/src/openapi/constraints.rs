@@ -338,8 +338,8 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
     p.param("/api/v1/feedback", "to", json!({ "format": "date-time" }));
 
     // GDPR.
-    use loci_domain::gdpr::{REASON_MAX_CHARS, REASON_MIN_CHARS};
-    let subject = crate::routes::gdpr::MAX_SUBJECT_CHARS;
+    use loci_domain::gdpr::{MAX_SUBJECT_CHARS, REASON_MAX_CHARS, REASON_MIN_CHARS};
+    let subject = MAX_SUBJECT_CHARS;
     p.prop(
         "EraseRequest",
         "reason",

@@ -41,27 +41,6 @@ pub struct AuditQuery {
     limit: Option<u64>,
 }
 
-/// Subjects are the identity provider's `sub`: 1 to 256 characters, no
-/// control characters.
-pub(crate) const MAX_SUBJECT_CHARS: usize = 256;
-
-fn subject(named: Option<String>, p: &loci_security::Principal) -> Result<Subject, Problem> {
-    match named {
-        None => Ok(Subject::Caller),
-        Some(s) if s == p.subject => Ok(Subject::Caller),
-        Some(s) => {
-            let n = s.chars().count();
-            if n == 0 || n > MAX_SUBJECT_CHARS || loci_domain::rules::is_blank(&s) || s.chars().any(char::is_control) {
-                return Err(Problem::validation(vec![loci_http::FieldError {
-                    field: "subject".into(),
-                    message: format!("1 to {MAX_SUBJECT_CHARS} characters, not blank, without control characters"),
-                }]));
-            }
-            Ok(Subject::Named(s))
-        }
-    }
-}
-
 /// Forwards the export's pieces to the response body.
 struct ChannelSink(futures::channel::mpsc::Sender<Vec<u8>>);
 
@@ -79,7 +58,7 @@ pub async fn export(
     q: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[GDPR_READ])?;
-    let who = subject(q.into_inner().subject, p)?;
+    let who = Subject::named(q.into_inner().subject, p)?;
     if who != Subject::Caller {
         auth.require(&[GDPR_READ, ADMIN_WRITE])?;
     }
@@ -117,7 +96,7 @@ pub async fn erase(
 ) -> Result<HttpResponse, Problem> {
     let p = auth.require(&[GDPR_DELETE])?;
     let EraseRequest { reason, subject: named } = body.0;
-    let who = subject(named, p)?;
+    let who = Subject::named(named, p)?;
     if who != Subject::Caller {
         auth.require(&[GDPR_DELETE, ADMIN_WRITE])?;
     }

@@ -370,65 +370,25 @@ pub async fn write_audit(tx: &TenantTx, row: &AuditRow) -> Result<(), StoreError
     Ok(())
 }
 
-/// The audit rows about a subject (by subject hash), newest first.
-pub async fn audit_of(tx: &TenantTx, subject_hash: &str, limit: u64) -> Result<Vec<AuditRow>, StoreError> {
-    let rows = gdpr_audit_logs::Entity::find()
-        .filter(gdpr_audit_logs::Column::OrgId.eq(tx.org_str()))
-        .filter(gdpr_audit_logs::Column::SubjectHash.eq(subject_hash.to_owned()))
-        .order_by_desc(gdpr_audit_logs::Column::StartedAt)
-        .limit(limit)
-        .all(tx.conn())
-        .await?;
+/// The org's audit rows (only those about one subject, by its hash, when
+/// given), newest first.
+pub async fn audit_rows(tx: &TenantTx, subject_hash: Option<&str>, limit: u64) -> Result<Vec<AuditRow>, StoreError> {
+    let mut query = gdpr_audit_logs::Entity::find().filter(gdpr_audit_logs::Column::OrgId.eq(tx.org_str()));
+    if let Some(hash) = subject_hash {
+        query = query.filter(gdpr_audit_logs::Column::SubjectHash.eq(hash.to_owned()));
+    }
+    let rows = query.order_by_desc(gdpr_audit_logs::Column::StartedAt).limit(limit).all(tx.conn()).await?;
     Ok(rows.into_iter().map(audit_record).collect())
 }
 
-/// The org's audit rows, newest first.
-pub async fn audit_list(tx: &TenantTx, limit: u64) -> Result<Vec<AuditRow>, StoreError> {
-    let rows = gdpr_audit_logs::Entity::find()
-        .filter(gdpr_audit_logs::Column::OrgId.eq(tx.org_str()))
-        .order_by_desc(gdpr_audit_logs::Column::StartedAt)
-        .limit(limit)
-        .all(tx.conn())
-        .await?;
-    Ok(rows.into_iter().map(audit_record).collect())
-}
-
-/// The user's wrapped data key, if one was made.
-pub async fn wrapped_key(tx: &TenantTx, user: UserId) -> Result<Option<String>, StoreError> {
-    let row = user_keys::Entity::find()
-        .filter(user_keys::Column::OrgId.eq(tx.org_str()))
-        .filter(user_keys::Column::UserId.eq(user.as_uuid()))
-        .one(tx.conn())
-        .await?;
-    Ok(row.map(|r| r.wrapped_key))
-}
-
-/// The embedded graph's part about the user: the entities their memories
-/// mention and the relations their memories state.
-pub async fn graph_of(tx: &TenantTx, user: UserId) -> Result<(Vec<Value>, Vec<Value>), StoreError> {
-    let org = tx.org_str();
-    let mentioned = Query::select()
-        .column(graph_mentions::Column::EntityId)
-        .from(graph_mentions::Entity)
-        .and_where(Expr::col(graph_mentions::Column::OrgId).eq(org.clone()))
-        .and_where(Expr::col(graph_mentions::Column::MemoryId).in_subquery(memories_of(tx, user)))
-        .to_owned();
-    let entities = graph_entities::Entity::find()
-        .filter(graph_entities::Column::OrgId.eq(org.clone()))
-        .filter(graph_entities::Column::Id.in_subquery(mentioned))
-        .order_by_asc(graph_entities::Column::Name)
-        .all(tx.conn())
-        .await?;
+/// The relations the user's memories state in the embedded graph.
+pub async fn relations_of(tx: &TenantTx, user: UserId) -> Result<Vec<Value>, StoreError> {
     let relations = graph_relations::Entity::find()
-        .filter(graph_relations::Column::OrgId.eq(org))
+        .filter(graph_relations::Column::OrgId.eq(tx.org_str()))
         .filter(graph_relations::Column::MemoryId.in_subquery(memories_of(tx, user)))
         .all(tx.conn())
         .await?;
-    let json = |v: Result<Vec<Value>, serde_json::Error>| v.map_err(StoreError::corrupt);
-    Ok((
-        json(entities.iter().map(serde_json::to_value).collect())?,
-        json(relations.iter().map(serde_json::to_value).collect())?,
-    ))
+    relations.iter().map(serde_json::to_value).collect::<Result<_, _>>().map_err(StoreError::corrupt)
 }
 
 /// Hard-deletes up to `limit` of the org's memories soft-deleted before
