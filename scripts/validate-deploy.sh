@@ -16,7 +16,12 @@
 #   (e) only with LOCI_DEPLOY_PG_ADMIN_URL=postgres://SUPERUSER@HOST/DB: runs
 #       deploy/postgres-init/01-roles.sh against a scratch database there and
 #       checks the roles (app: no RLS bypass, DML only; owner: BYPASSRLS),
-#       then drops the scratch database and roles.
+#       then drops the scratch database and roles;
+#   (f) deploy/prometheus/rules.yml (alerting and recording rules of the
+#       SLOs): `promtool check rules`, then its unit tests
+#       deploy/prometheus/rules.test.yml with `promtool test rules`. promtool
+#       is installed when missing (scripts/install-promtool.sh: Debian's
+#       prometheus package, its service kept from running).
 #
 # `loci config check` with deploy/.env's values is the final word on the
 # TOML (it needs the binary; see docs/OPERATIONS.md).
@@ -119,6 +124,16 @@ INSERT INTO t (org_id) VALUES ('b');" 'ERROR:  new row violates row-level securi
         echo "FINDING roles: 01-roles.sh failed against $db"
         status=1
     fi
+fi
+
+echo "== (f) Prometheus rules: deploy/prometheus/rules.yml (promtool check rules, promtool test rules)"
+if promtool="$(bash scripts/install-promtool.sh)"; then
+    "$promtool" --version 2>&1 | head -n 1
+    "$promtool" check rules deploy/prometheus/rules.yml || status=1
+    "$promtool" test rules deploy/prometheus/rules.test.yml || status=1
+else
+    echo "FINDING prometheus: promtool is not available (scripts/install-promtool.sh failed)"
+    status=1
 fi
 
 if [ "$status" -eq 0 ]; then

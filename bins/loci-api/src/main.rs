@@ -11,7 +11,7 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    telemetry::init(&settings.telemetry);
+    let _telemetry = telemetry::init(&settings.telemetry);
     loci_api::serve(settings)?;
     Ok(())
 }

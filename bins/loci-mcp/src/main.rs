@@ -37,11 +37,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.transport.unwrap_or(Transport::Stdio) {
         Transport::Stdio => {
-            loci_app::telemetry::init_stderr(&settings.telemetry);
+            let _telemetry = loci_app::telemetry::init_stderr(&settings.telemetry);
             loci_mcp::run_stdio(settings)
         }
         Transport::Http => {
-            loci_app::telemetry::init(&settings.telemetry);
+            let _telemetry = loci_app::telemetry::init(&settings.telemetry);
             loci_http::serve(settings, |state| vec![loci_mcp::mount(state)]).map_err(loci_mcp::McpError::from)
         }
     };

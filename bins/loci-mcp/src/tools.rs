@@ -1029,6 +1029,8 @@ pub struct Tools {
     gdpr: Option<loci_domain::gdpr::GdprService>,
     /// The server's metrics (over HTTP; stdio has none).
     metrics: Option<loci_http::Metrics>,
+    /// Every tool call spends the caller's budget, as a REST request does.
+    rate_limiter: Option<Arc<loci_security::RateLimiter>>,
 }
 
 impl Tools {
@@ -1060,12 +1062,19 @@ impl Tools {
             max_results,
             gdpr: None,
             metrics: None,
+            rate_limiter: None,
         }
     }
 
     /// Counts memories stored and searches run in the server's metrics.
     pub fn with_metrics(mut self, metrics: loci_http::Metrics) -> Self {
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Limits tool calls with the server's rate limiter.
+    pub fn with_rate_limiter(mut self, limiter: Arc<loci_security::RateLimiter>) -> Self {
+        self.rate_limiter = Some(limiter);
         self
     }
 
@@ -1096,6 +1105,7 @@ impl Tools {
             s.mcp.max_results,
         )
         .with_gdpr(services.gdpr.clone())
+        .with_rate_limiter(services.rate_limiter.clone())
     }
 
     /// Every listed tool, with this deployment's result cap as the
@@ -1119,6 +1129,29 @@ impl Tools {
         tool
     }
 
+    /// Spends one call of the caller's budget: searches and graph queries
+    /// in `search`, read-only tools in `read`, the others in `write`.
+    async fn spend_budget(&self, p: &Principal, spec: &ToolSpec) -> Option<CallToolResult> {
+        use loci_security::{RateLimitError, RouteGroup};
+        let limiter = self.rate_limiter.as_ref()?;
+        let group = if spec.name.contains("search") || spec.name.starts_with("graph_") {
+            RouteGroup::Search
+        } else if spec.read_only {
+            RouteGroup::Read
+        } else {
+            RouteGroup::Write
+        };
+        let refused = limiter.check(p, group).await.err()?;
+        if let (Some(metrics), RateLimitError::Limited { .. }) = (&self.metrics, &refused) {
+            metrics.rate_limited(group.as_str());
+        }
+        Some(
+            ToolError::new(refused.code(), refused.to_string())
+                .with("retry_after", json!(refused.retry_after_secs()))
+                .into_result(),
+        )
+    }
+
     /// The spec of a tool by name (listed tools only).
     pub fn spec(name: &str) -> Option<&'static ToolSpec> {
         TOOLS.iter().find(|t| t.name == name)
@@ -1127,8 +1160,15 @@ impl Tools {
     /// Runs tool `name` for `p`. `None` for a name no tool has (a protocol
     /// error for the caller); otherwise the tool's result or its error.
     pub async fn call(&self, p: &Principal, name: &str, args: Option<JsonObject>) -> Option<CallToolResult> {
+        use tracing::Instrument;
+        let span = tracing::info_span!("mcp.tool_call", otel.name = %format!("tools/call {name}"), tool = %name);
+        self.dispatch(p, name, args).instrument(span).await
+    }
+
+    async fn dispatch(&self, p: &Principal, name: &str, args: Option<JsonObject>) -> Option<CallToolResult> {
         let args = args.unwrap_or_default();
-        let scopes: &[&str] = Self::spec(name)?.scopes;
+        let spec = Self::spec(name)?;
+        let scopes: &[&str] = spec.scopes;
         if let Err(missing) = p.require_scopes(scopes) {
             let required = match &missing {
                 loci_security::AuthError::InsufficientScope(m) => m.join(" "),
@@ -1142,6 +1182,9 @@ impl Tools {
         }
         if p.expires_at <= chrono::Utc::now() {
             return Some(ToolError::new(ErrorCode::TokenExpired, "the access token has expired").into_result());
+        }
+        if let Some(refused) = self.spend_budget(p, spec).await {
+            return Some(refused);
         }
         let outcome = match name {
             "whoami" => Ok(whoami(p)),

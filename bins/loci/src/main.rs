@@ -158,7 +158,7 @@ fn main() -> ExitCode {
         Command::Config { action: ConfigAction::Check } => config_check(&sources),
         Command::Serve => {
             let Some(settings) = load(&sources) else { return ExitCode::from(2) };
-            loci_app::telemetry::init(&settings.telemetry);
+            let _telemetry = loci_app::telemetry::init(&settings.telemetry);
             match loci_http::serve(settings, |state| vec![loci_api::mount(), loci_mcp::mount(state)]) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -170,7 +170,7 @@ fn main() -> ExitCode {
         }
         Command::Mcp => {
             let Some(settings) = load(&sources) else { return ExitCode::from(2) };
-            loci_app::telemetry::init_stderr(&settings.telemetry);
+            let _telemetry = loci_app::telemetry::init_stderr(&settings.telemetry);
             match loci_mcp::run_stdio(settings) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -91,6 +91,12 @@ pub struct Services {
     pub gdpr: GdprService,
     /// MCP session bindings (shared with [`Security`]).
     pub sessions: Arc<dyn loci_security::SessionStore>,
+    /// Request budgets of REST routes and MCP tool calls (in Valkey when
+    /// configured, so every instance shares them).
+    pub rate_limiter: Arc<loci_security::RateLimiter>,
+    /// The circuit breaker of each dependency that has one, by name (the
+    /// `circuit_breaker_state{service}` metric).
+    pub breakers: Vec<(&'static str, Arc<loci_core::breaker::CircuitBreaker>)>,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -123,9 +129,17 @@ impl Services {
     pub async fn build(settings: Settings) -> Result<Self, AppError> {
         let database = connect_database(&settings).await?;
         let valkey = match &settings.valkey.url {
-            Some(url) => Some(Valkey::connect(url, &settings.valkey).await?),
+            Some(url) => Some(
+                Valkey::connect(url, &settings.valkey)
+                    .await?
+                    .with_breaker(loci_stores::breaker_config(&settings.resilience)),
+            ),
             None => None,
         };
+        let mut breakers = vec![("database", database.breaker())];
+        if let Some(v) = &valkey {
+            breakers.push(("valkey", v.breaker()));
+        }
         let mut checks: Vec<Arc<dyn DependencyCheck>> = vec![Arc::new(database.clone())];
         if let Some(v) = &valkey {
             checks.push(Arc::new(v.clone()));
@@ -138,6 +152,7 @@ impl Services {
             let chat = loci_llm::ChatCategorizer::from_settings(&settings.categorizer)
                 .map_err(|e| AppError::Startup(format!("categorizer: {e}")))?;
             checks.push(Arc::new(LlmCheck(chat.clone())));
+            breakers.push(("llm_categorizer", chat.breaker()));
             let auto = loci_domain::categorize::AutoCategorizer::start(database.clone(), Arc::new(chat));
             memories = memories.with_auto_categorizer(auto);
         }
@@ -145,6 +160,9 @@ impl Services {
         let backup = BackupService::new(database.clone(), provisioner.clone(), limits);
         let (indexes, graph_engine) = indexes::open_with_graph_api(&settings, &database)?;
         checks.extend(indexes::dependency_checks(&settings, &indexes, &graph_engine));
+        if let Some(breaker) = indexes.embedder.as_ref().and_then(|e| e.breaker()) {
+            breakers.push(("embedder", breaker));
+        }
         let health = HealthService::new(checks, HealthService::DEFAULT_TIMEOUT);
         let graph_api: Arc<dyn loci_index::GraphApi> = graph_engine;
         let gdpr_graph = Arc::clone(&graph_api);
@@ -161,6 +179,7 @@ impl Services {
         if settings.infer.llm {
             let model = loci_llm::ChatFactModel::from_settings(&settings.infer, &settings.categorizer)
                 .map_err(|e| AppError::Startup(format!("infer: {e}")))?;
+            breakers.push(("llm_facts", model.breaker()));
             infer = infer.with_model(Arc::new(model));
         }
         let experiments = ExperimentService::new(memories.clone());
@@ -181,6 +200,7 @@ impl Services {
             None => Arc::new(InProcessEpisodicStore::new()),
         };
         let sessions = security::session_store(valkey.as_ref());
+        let rate_limiter = Arc::new(security::rate_limiter(&settings, valkey.as_ref()));
         let gdpr = GdprService::new(
             database.clone(),
             indexes,
@@ -217,6 +237,8 @@ impl Services {
             experiments,
             gdpr,
             sessions,
+            rate_limiter,
+            breakers,
             indexer,
             access_log,
         })

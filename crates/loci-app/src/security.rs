@@ -56,6 +56,16 @@ pub fn session_store(valkey: Option<&Valkey>) -> Arc<dyn SessionStore> {
     }
 }
 
+/// The rate limiter: budgets in Valkey when configured (shared by every
+/// instance), else in process.
+pub fn rate_limiter(settings: &Settings, valkey: Option<&Valkey>) -> loci_security::RateLimiter {
+    let store: Arc<dyn loci_security::RateStore> = match valkey {
+        Some(v) => Arc::new(loci_stores::ValkeyRateStore::new(v.clone())),
+        None => Arc::new(loci_security::InProcessRateStore::default()),
+    };
+    loci_security::RateLimiter::new(store, loci_security::RatePolicy::from_settings(&settings.rate_limit))
+}
+
 /// Whether tokens are signed by the local issuer: in the embedded profile,
 /// unless `auth.jwks_path` or `auth.jwks_url` names the keys to trust (then
 /// the local key would validate nothing, so it is neither loaded nor served).

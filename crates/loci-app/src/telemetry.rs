@@ -6,6 +6,14 @@
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use loci_settings::{LogFormat, TelemetrySettings};
 use serde_json::{Map, Value};
@@ -17,18 +25,59 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
+/// The trace exporter of a process, when `telemetry.otlp_endpoint` is set.
+/// [`Telemetry::shutdown`] (or dropping it) sends what is still buffered.
+#[derive(Debug, Default)]
+#[must_use = "dropping it stops the trace export"]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the buffered spans now (tests, and before a planned exit).
+    pub fn flush(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(e) = provider.force_flush()
+        {
+            tracing::warn!(error = %e, "trace export flush failed");
+        }
+    }
+
+    pub fn shutdown(&mut self) {
+        if let Some(provider) = self.provider.take()
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("trace export shutdown failed: {e}");
+        }
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Whether spans are exported (an OTLP endpoint is configured and the
+/// subscriber with the exporter is installed).
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+pub fn exporting_traces() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// Installs the global subscriber once (to stdout); later calls are no-ops (tests).
-pub fn init(settings: &TelemetrySettings) {
-    install(settings, false);
+pub fn init(settings: &TelemetrySettings) -> Telemetry {
+    install(settings, false)
 }
 
 /// Like [`init`], writing to stderr: for MCP over stdio, where stdout
 /// carries the protocol.
-pub fn init_stderr(settings: &TelemetrySettings) {
-    install(settings, true);
+pub fn init_stderr(settings: &TelemetrySettings) -> Telemetry {
+    install(settings, true)
 }
 
-fn install(settings: &TelemetrySettings, stderr: bool) {
+fn install(settings: &TelemetrySettings, stderr: bool) -> Telemetry {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -41,14 +90,167 @@ fn install(settings: &TelemetrySettings, stderr: bool) {
     let writer = tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
         if stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) }
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_writer(writer);
-    let result = if json {
-        builder.fmt_fields(RedactingFields::Json).event_format(JsonLines).try_init()
+    let (json_layer, pretty_layer) = if json {
+        let layer = tracing_subscriber::fmt::layer()
+            .with_target(true)
+            .with_writer(writer)
+            .fmt_fields(RedactingFields::Json)
+            .event_format(JsonLines);
+        (Some(layer), None)
     } else {
-        builder.fmt_fields(RedactingFields::Pretty).try_init()
+        let layer =
+            tracing_subscriber::fmt::layer().with_target(true).with_writer(writer).fmt_fields(RedactingFields::Pretty);
+        (None, Some(layer))
     };
-    // Already installed (e.g. by a test harness): keep the existing one.
-    drop(result);
+    let provider = settings.otlp_endpoint.as_deref().and_then(|endpoint| match tracer_provider(settings, endpoint) {
+        Ok(provider) => Some(provider),
+        Err(e) => {
+            eprintln!("warning: traces are not exported: {e}");
+            None
+        }
+    });
+    let otel_layer =
+        provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(settings.service_name.clone())));
+    let installed =
+        tracing_subscriber::registry().with(filter).with(json_layer).with(pretty_layer).with(otel_layer).try_init();
+    match installed {
+        Ok(()) => {
+            EXPORTING.store(provider.is_some(), Ordering::Relaxed);
+            Telemetry { provider }
+        }
+        // Already installed (e.g. by a test harness): keep the existing one.
+        Err(_) => Telemetry::default(),
+    }
+}
+
+/// The OTLP/HTTP (protobuf) span exporter behind a batch processor, to
+/// `<endpoint>/v1/traces` (an endpoint with a path is used as it is).
+fn tracer_provider(settings: &TelemetrySettings, endpoint: &str) -> Result<SdkTracerProvider, String> {
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    let url = url::Url::parse(endpoint).map_err(|e| format!("telemetry.otlp_endpoint: {e}"))?;
+    let endpoint = if url.path().trim_matches('/').is_empty() {
+        format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+    } else {
+        endpoint.to_owned()
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .with_timeout(EXPORT_TIMEOUT)
+        .with_http_client(ExportClient::new()?)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(settings.service_name.clone()).build();
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
+
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The exporter's HTTP client: the workspace's reqwest, run on a small
+/// runtime of its own, because the batch processor exports from a plain
+/// thread (no Tokio context) and telemetry starts before the server's runtime.
+#[derive(Debug)]
+struct ExportClient {
+    client: reqwest::Client,
+}
+
+/// One worker for every export of the process; never dropped (a runtime
+/// may not be dropped from async code, and the exporter outlives callers).
+static EXPORT_RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+
+fn export_runtime() -> Result<&'static tokio::runtime::Runtime, String> {
+    if let Some(runtime) = EXPORT_RUNTIME.get() {
+        return Ok(runtime);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("otlp-export")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("trace export runtime: {e}"))?;
+    Ok(EXPORT_RUNTIME.get_or_init(|| runtime))
+}
+
+impl ExportClient {
+    fn new() -> Result<Self, String> {
+        export_runtime()?;
+        let client = reqwest::Client::builder()
+            .timeout(EXPORT_TIMEOUT)
+            .build()
+            .map_err(|e| format!("trace export client: {e}"))?;
+        Ok(Self { client })
+    }
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for ExportClient {
+    async fn send_bytes(
+        &self,
+        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
+    ) -> Result<opentelemetry_http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError> {
+        let runtime = export_runtime()?;
+        let request = reqwest::Request::try_from(request)?;
+        let client = self.client.clone();
+        let sent = runtime.spawn(async move {
+            let response = client.execute(request).await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        });
+        let (status, body) = sent.await??;
+        let mut response = opentelemetry_http::Response::new(body);
+        *response.status_mut() = status;
+        Ok(response)
+    }
+}
+
+/// The ids a request's logs and answers carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceIds {
+    /// 32 hex digits.
+    pub trace_id: String,
+    /// 16 hex digits: the request's own span.
+    pub span_id: String,
+    pub sampled: bool,
+}
+
+impl TraceIds {
+    /// The W3C `traceresponse` header value.
+    pub fn traceresponse(&self) -> String {
+        format!("00-{}-{}-{}", self.trace_id, self.span_id, if self.sampled { "01" } else { "00" })
+    }
+}
+
+/// Continues an incoming W3C `traceparent` (when valid) on a request's
+/// span and records `trace_id` and `span_id` on it. Exporting, the span is
+/// the exported one; otherwise the ids are minted here (the incoming trace
+/// id kept), so logs and answers still name the trace.
+pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) -> TraceIds {
+    use opentelemetry::propagation::TextMapPropagator;
+    use opentelemetry::trace::{SpanId, TraceContextExt, TraceId};
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    let carrier: std::collections::HashMap<String, String> =
+        traceparent.map(|v| ("traceparent".to_owned(), v.to_owned())).into_iter().collect();
+    let remote = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    let incoming = remote.span().span_context().clone();
+    let ids = if exporting_traces() {
+        if incoming.is_valid() && span.set_parent(remote).is_err() {
+            tracing::debug!("the request span is not exported; its parent is not set");
+        }
+        let cx = span.context();
+        let own = cx.span().span_context().clone();
+        TraceIds { trace_id: own.trace_id().to_string(), span_id: own.span_id().to_string(), sampled: own.is_sampled() }
+    } else {
+        let random = uuid::Uuid::new_v4().as_u128();
+        let trace_id = if incoming.is_valid() { incoming.trace_id() } else { TraceId::from(random) };
+        // The low half of another random id; never zero (an invalid span id).
+        let span_id = SpanId::from((uuid::Uuid::new_v4().as_u128() as u64).max(1));
+        TraceIds { trace_id: trace_id.to_string(), span_id: span_id.to_string(), sampled: false }
+    };
+    span.record("trace_id", ids.trace_id.as_str());
+    span.record("span_id", ids.span_id.as_str());
+    ids
 }
 
 /// Names of fields never written as they are.
@@ -160,8 +362,9 @@ impl<'writer> FormatFields<'writer> for RedactingFields {
 }
 
 /// One JSON object per event: `timestamp`, `level`, the event's fields at
-/// the top level (`message` included), `target`, and `span` (the current
-/// span's fields and `name`). Secrets redacted.
+/// the top level (`message` included), `target`, `trace_id` and `span_id`
+/// of the request, and `span` (the current span's fields and `name`).
+/// Secrets redacted.
 #[derive(Debug, Clone, Copy)]
 struct JsonLines;
 
@@ -180,18 +383,32 @@ where
         line.insert("level".into(), Value::from(meta.level().as_str()));
         event.record(&mut JsonVisitor(&mut line));
         line.insert("target".into(), Value::from(meta.target()));
-        if let Some(span) = ctx.lookup_current() {
-            let mut fields = span
-                .extensions()
-                .get::<FormattedFields<N>>()
-                .and_then(|f| serde_json::from_str::<Value>(&f.fields).ok())
-                .and_then(|v| match v {
-                    Value::Object(map) => Some(map),
-                    _ => None,
-                })
-                .unwrap_or_default();
-            fields.insert("name".into(), Value::from(span.name()));
-            line.insert("span".into(), Value::Object(fields));
+        if let Some(scope) = ctx.event_scope() {
+            for (depth, span) in scope.enumerate() {
+                let mut fields = span
+                    .extensions()
+                    .get::<FormattedFields<N>>()
+                    .and_then(|f| serde_json::from_str::<Value>(&f.fields).ok())
+                    .and_then(|v| match v {
+                        Value::Object(map) => Some(map),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                // The trace of the request the event belongs to, at the top
+                // level, from the innermost span that names it.
+                if !line.contains_key("trace_id")
+                    && let Some(trace_id) = fields.get("trace_id").cloned()
+                {
+                    line.insert("trace_id".into(), trace_id);
+                    if let Some(span_id) = fields.get("span_id").cloned() {
+                        line.insert("span_id".into(), span_id);
+                    }
+                }
+                if depth == 0 {
+                    fields.insert("name".into(), Value::from(span.name()));
+                    line.insert("span".into(), Value::Object(fields));
+                }
+            }
         }
         writeln!(writer, "{}", Value::Object(line))
     }

@@ -6,6 +6,7 @@
 //! construction afterwards ("parse, don't validate").
 
 mod access;
+pub mod breaker;
 mod error_code;
 mod ids;
 mod memory;

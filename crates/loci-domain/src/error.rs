@@ -79,12 +79,26 @@ impl DomainError {
             Self::EmbedderUnavailable => ErrorCode::EmbedderUnavailable,
             Self::GraphAnalyticsUnavailable => ErrorCode::GraphAnalyticsUnavailable,
             Self::SearchUnavailable(_) => ErrorCode::DependencyUnavailable,
-            Self::Store(StoreError::Timeout(_) | StoreError::Valkey(_) | StoreError::Unavailable(_)) => {
-                ErrorCode::DependencyUnavailable
-            }
+            Self::Store(
+                StoreError::Timeout(_)
+                | StoreError::Valkey(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Unreachable(_)
+                | StoreError::CircuitOpen { .. },
+            ) => ErrorCode::DependencyUnavailable,
             Self::Store(_) => ErrorCode::Internal,
             Self::Index(e) if e.is_transient() => ErrorCode::DependencyUnavailable,
             Self::Index(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// When a client may retry a `DEPENDENCY_UNAVAILABLE`: the rest of an
+    /// open circuit breaker's cool-down when that is why.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Store(e) => e.retry_after(),
+            Self::Index(e) => e.retry_after(),
+            _ => None,
         }
     }
 

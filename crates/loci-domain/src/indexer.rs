@@ -121,7 +121,8 @@ impl Indexer {
         }
         for (org, entries) in by_org {
             let ids: Vec<i64> = entries.iter().map(|e| e.id).collect();
-            match self.apply(&org, &entries).await {
+            let span = tracing::info_span!("indexer.batch", rows = ids.len());
+            match tracing::Instrument::instrument(self.apply(&org, &entries), span).await {
                 Ok(()) => {
                     outbox::complete(&self.db, &ids).await?;
                     outcome.completed += ids.len();

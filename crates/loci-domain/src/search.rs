@@ -17,6 +17,7 @@ use loci_embed::Embedder;
 use loci_index::{Hit, SearchFilter, StructuredFields};
 use loci_security::Principal;
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::indexer::{GRAPH, Indexes, LEXICAL, VECTOR};
 use crate::memories::{MemoryService, MemoryView, parse_time};
@@ -548,7 +549,7 @@ impl SearchService {
                 return (Some(Err("embedding".to_owned())), 0.0, 0.0);
             };
             let t = Instant::now();
-            let query = match embedder.embed_one(&req.query).await {
+            let query = match embedder.embed_one(&req.query).instrument(tracing::info_span!("search.embed")).await {
                 Ok(q) => q,
                 Err(e) => {
                     tracing::warn!(error = %e, "query embedding failed");
@@ -557,7 +558,8 @@ impl SearchService {
             };
             let embed_ms = ms(t);
             let t = Instant::now();
-            let hits = vector.search(&query, &filter, depth).await.map_err(|e| {
+            let hits = vector.search(&query, &filter, depth).instrument(tracing::info_span!("search.vector")).await;
+            let hits = hits.map_err(|e| {
                 tracing::warn!(error = %e, "vector search failed");
                 VECTOR.to_owned()
             });
@@ -568,7 +570,8 @@ impl SearchService {
                 return (None, 0.0);
             }
             let t = Instant::now();
-            let hits = self.indexes.lexical.search(&req.query, &filter, depth).await.map_err(|e| {
+            let hits = self.indexes.lexical.search(&req.query, &filter, depth);
+            let hits = hits.instrument(tracing::info_span!("search.lexical")).await.map_err(|e| {
                 tracing::warn!(error = %e, "lexical search failed");
                 LEXICAL.to_owned()
             });
@@ -580,11 +583,15 @@ impl SearchService {
             }
             let t = Instant::now();
             let graph = &self.indexes.graph;
-            let hits = match graph.entities_in(&filter.org, &req.query).await {
-                Ok(entities) if entities.is_empty() => Ok(Vec::new()),
-                Ok(entities) => graph.memories_mentioning(&entities, &filter, depth).await,
-                Err(e) => Err(e),
+            let hits = async {
+                match graph.entities_in(&filter.org, &req.query).await {
+                    Ok(entities) if entities.is_empty() => Ok(Vec::new()),
+                    Ok(entities) => graph.memories_mentioning(&entities, &filter, depth).await,
+                    Err(e) => Err(e),
+                }
             }
+            .instrument(tracing::info_span!("search.graph"))
+            .await
             .map_err(|e| {
                 tracing::warn!(error = %e, "graph search failed");
                 GRAPH.to_owned()
@@ -633,20 +640,26 @@ impl SearchService {
         degraded |= !missing.is_empty();
 
         let t = Instant::now();
-        let fused = fuse(
-            &[
-                RankedList { source: Source::Vector, weight: weights.vector, hits: &vector_hits },
-                RankedList { source: Source::Lexical, weight: weights.lexical, hits: &lexical_hits },
-                RankedList { source: Source::Graph, weight: weights.graph, hits: &graph_hits },
-            ],
-            self.config.rrf_k,
-        );
+        let fused = tracing::info_span!("search.fusion").in_scope(|| {
+            fuse(
+                &[
+                    RankedList { source: Source::Vector, weight: weights.vector, hits: &vector_hits },
+                    RankedList { source: Source::Lexical, weight: weights.lexical, hits: &lexical_hits },
+                    RankedList { source: Source::Graph, weight: weights.graph, hits: &graph_hits },
+                ],
+                self.config.rrf_k,
+            )
+        });
         // Load a few more than asked: an index may still hold a memory the
         // store has since hidden.
         // Deduplication needs spare copies to fill the places it frees.
         let wanted = if req.dedupe { req.limit * 3 } else { req.limit };
         let ids: Vec<MemoryId> = fused.iter().take(wanted + req.limit / 2 + 2).map(|f| f.id).collect();
-        let views = self.memories.visible_in_order_at(p, &ids, wanted, "search", req.as_of).await?;
+        let views = self
+            .memories
+            .visible_in_order_at(p, &ids, wanted, "search", req.as_of)
+            .instrument(tracing::info_span!("search.hydrate"))
+            .await?;
         let mut by_id: HashMap<MemoryId, Fused> = fused.into_iter().map(|f| (f.id, f)).collect();
         let results: Vec<SearchResult> = views
             .into_iter()

@@ -91,7 +91,7 @@ pub struct HttpEmbedder {
     dimensions: usize,
     batch_size: usize,
     retry: RetryPolicy,
-    breaker: CircuitBreaker,
+    breaker: std::sync::Arc<CircuitBreaker>,
 }
 
 /// The embeddings URL for a base URL: `{base}/v1/embeddings`, or `{base}/embeddings` when the base
@@ -151,7 +151,7 @@ impl HttpEmbedder {
             dimensions: config.dimensions,
             batch_size: config.batch_size.max(1),
             retry: config.retry,
-            breaker: CircuitBreaker::new(config.breaker),
+            breaker: std::sync::Arc::new(CircuitBreaker::new(config.breaker)),
         })
     }
 
@@ -161,6 +161,10 @@ impl HttpEmbedder {
     }
 
     /// The circuit breaker's state (for health reports).
+    pub fn breaker(&self) -> std::sync::Arc<CircuitBreaker> {
+        std::sync::Arc::clone(&self.breaker)
+    }
+
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
     }
@@ -272,6 +276,10 @@ impl HttpEmbedder {
 
 #[async_trait]
 impl Embedder for HttpEmbedder {
+    fn breaker(&self) -> Option<std::sync::Arc<CircuitBreaker>> {
+        Some(HttpEmbedder::breaker(self))
+    }
+
     fn model(&self) -> &str {
         &self.model
     }

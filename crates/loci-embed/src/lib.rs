@@ -12,7 +12,7 @@
 //! store and no index; what gets embedded, when, and where the vectors go is decided above it.
 //! It is the only crate that knows candle and tokenizers.
 
-mod breaker;
+pub use loci_core::breaker;
 mod cache;
 mod error;
 mod http;
@@ -59,6 +59,12 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
     /// the tokenizer is not local (a remote model).
     fn count_tokens(&self, text: &str) -> Option<usize> {
         let _ = text;
+        None
+    }
+
+    /// The circuit breaker guarding a remote model (its state is a metric);
+    /// none for a local one.
+    fn breaker(&self) -> Option<Arc<CircuitBreaker>> {
         None
     }
 

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use loci_core::ErrorCode;
-use loci_security::{AuthError, AuthRejection, AuthRequest, Authenticator, Principal};
+use loci_security::{
+    AuthError, AuthRejection, AuthRequest, Authenticator, Principal, RateLimitError, RateLimiter, RouteGroup,
+};
 
 use crate::{Metrics, Problem};
 
@@ -25,6 +27,8 @@ pub struct AuthContext {
     pub metrics: Metrics,
     /// `server.external_base_url`; `None` uses the request's scheme and Host.
     pub external_base_url: Option<String>,
+    /// Spends the caller's budget once authenticated.
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 /// The authenticated caller of a request.
@@ -112,6 +116,67 @@ pub async fn authenticate(ctx: &AuthContext, req: &HttpRequest) -> Result<Princi
     ctx.authenticator.authenticate(&auth_req).await.map_err(|rejection| rejection_problem(ctx, &rejection, "-"))
 }
 
+/// The caller's budget status of this request, read by
+/// [`rate_limit_headers`] to answer with `RateLimit` headers.
+#[derive(Debug, Clone)]
+struct SpentBudget(loci_security::RateStatus);
+
+/// Spends one request of the caller's budget for the request's route group.
+async fn spend_budget(ctx: &AuthContext, req: &HttpRequest, principal: &Principal) -> Result<(), Problem> {
+    use actix_web::HttpMessage;
+    let group = RouteGroup::of_request(req.method().as_str(), req.path());
+    match ctx.rate_limiter.check(principal, group).await {
+        Ok(Some(status)) => {
+            req.extensions_mut().insert(SpentBudget(status));
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(rate_limit_problem(&ctx.metrics, principal, &e)),
+    }
+}
+
+/// A refused request: 429 with `Retry-After` and the budget headers, or 503
+/// when the limiter's store is down and the fallback refuses; counted and logged.
+pub fn rate_limit_problem(metrics: &Metrics, principal: &Principal, e: &RateLimitError) -> Problem {
+    let mut problem =
+        Problem::new(e.code(), e.to_string()).with_header("Retry-After", e.retry_after_secs().to_string());
+    if let RateLimitError::Limited { status, retry_after_secs } = e {
+        metrics.rate_limited(status.group.as_str());
+        tracing::info!(
+            event = "rate_limited",
+            org = %mask(principal.org_id.as_str()),
+            group = status.group.as_str(),
+            plan = %status.plan,
+            retry_after_secs,
+        );
+        for (name, value) in loci_security::rate_limit::rate_limit_headers(status) {
+            problem = problem.with_header(name, value);
+        }
+        problem = problem.with_member("retry_after", *retry_after_secs);
+    }
+    problem
+}
+
+/// Middleware: a response to a request that spent budget carries
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers).
+pub async fn rate_limit_headers(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    let mut res = next.call(req).await?;
+    let spent = res.request().extensions().get::<SpentBudget>().cloned();
+    if let Some(SpentBudget(status)) = spent {
+        let headers = res.headers_mut();
+        for (name, value) in loci_security::rate_limit::rate_limit_headers(&status) {
+            if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&value) {
+                headers.insert(actix_web::http::header::HeaderName::from_static(name), value);
+            }
+        }
+    }
+    Ok(res)
+}
+
 impl FromRequest for Authenticated {
     type Error = Problem;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -123,6 +188,10 @@ impl FromRequest for Authenticated {
                 .app_data::<web::Data<AuthContext>>()
                 .ok_or_else(|| Problem::new(ErrorCode::Internal, "authentication context missing"))?;
             let principal = authenticate(ctx, &req).await?;
+            // Health routes are exempt (a restricted `/health/deps` authenticates too).
+            if !req.path().starts_with("/health") {
+                spend_budget(ctx, &req, &principal).await?;
+            }
             Ok(Authenticated(principal, AuthContext::clone(ctx)))
         })
     }

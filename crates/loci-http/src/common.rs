@@ -77,5 +77,8 @@ async fn metrics(
     for dependency in &health.dependencies {
         metrics.dependency(dependency.name, dependency.status == loci_domain::health::DependencyState::Healthy);
     }
+    for (service, breaker) in &services.breakers {
+        metrics.breaker(service, breaker.state().gauge());
+    }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics.render()))
 }

@@ -23,7 +23,7 @@ mod problem;
 mod request_id;
 mod server;
 
-pub use auth::{AuthContext, Authenticated, authenticate, mask, rejection_problem, request_base};
+pub use auth::{AuthContext, Authenticated, authenticate, mask, rate_limit_problem, rejection_problem, request_base};
 pub use json::{JsonLimits, ValidJson};
 pub use metrics::Metrics;
 pub use problem::{FieldError, Problem, ProblemResponses, method_not_allowed};

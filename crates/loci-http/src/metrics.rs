@@ -16,6 +16,8 @@ pub struct Metrics {
     memories_created: prometheus::IntCounter,
     search_queries: IntCounterVec,
     search_stages: HistogramVec,
+    rate_limited: IntCounterVec,
+    breakers: prometheus::GaugeVec,
 }
 
 impl Metrics {
@@ -59,6 +61,16 @@ impl Metrics {
         registry.register(Box::new(memories_created.clone()))?;
         registry.register(Box::new(search_queries.clone()))?;
         registry.register(Box::new(search_stages.clone()))?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new("rate_limited_total", "Requests and MCP tool calls refused with 429, by route group"),
+            &["group"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        let breakers = prometheus::GaugeVec::new(
+            Opts::new("circuit_breaker_state", "Circuit breaker per dependency: 0 closed, 0.5 half-open, 1 open"),
+            &["service"],
+        )?;
+        registry.register(Box::new(breakers.clone()))?;
         Ok(Self {
             enabled,
             registry,
@@ -71,6 +83,8 @@ impl Metrics {
             memories_created,
             search_queries,
             search_stages,
+            rate_limited,
+            breakers,
         })
     }
 
@@ -87,6 +101,13 @@ impl Metrics {
             return;
         }
         self.auth_failures.with_label_values(&[code]).inc();
+    }
+
+    pub fn rate_limited(&self, group: &str) {
+        if !self.enabled {
+            return;
+        }
+        self.rate_limited.with_label_values(&[group]).inc();
     }
 
     /// Records the indexers' backlog (read at scrape time).
@@ -121,6 +142,13 @@ impl Metrics {
     }
 
     /// Records each dependency's health (checked at scrape time).
+    pub fn breaker(&self, service: &str, state: f64) {
+        if !self.enabled {
+            return;
+        }
+        self.breakers.with_label_values(&[service]).set(state);
+    }
+
     pub fn dependency(&self, name: &str, healthy: bool) {
         self.dependency_health.with_label_values(&[name]).set(i64::from(healthy));
     }

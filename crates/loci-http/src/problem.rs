@@ -29,6 +29,9 @@ pub struct Problem {
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The W3C trace the request belongs to (32 hex digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
     /// Extension members, e.g. `required_scope`.
@@ -53,6 +56,7 @@ impl Problem {
             detail: detail.into(),
             code: code.code(),
             request_id: request_id::current(),
+            trace_id: request_id::current_trace(),
             errors: Vec::new(),
             extra: serde_json::Map::new(),
             headers: Vec::new(),
@@ -120,6 +124,9 @@ impl ResponseError for Problem {
         let mut body = self.clone();
         if body.request_id.is_none() {
             body.request_id = request_id::current();
+        }
+        if body.trace_id.is_none() {
+            body.trace_id = request_id::current_trace();
         }
         let mut res = HttpResponse::build(self.status_code());
         res.insert_header((header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json")));
@@ -201,7 +208,8 @@ impl From<loci_domain::DomainError> for Problem {
                 // A busy or unreachable dependency: tell clients when to retry
                 // (RFC 9110 10.2.3) instead of leaving them to guess.
                 if other.code() == ErrorCode::DependencyUnavailable {
-                    problem.with_header("Retry-After", "1")
+                    let wait = other.retry_after().map_or(1, |d| d.as_secs() + u64::from(d.subsec_nanos() > 0));
+                    problem.with_header("Retry-After", wait.max(1).to_string())
                 } else {
                     problem
                 }

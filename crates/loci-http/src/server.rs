@@ -44,6 +44,7 @@ impl HttpState {
             authenticator: self.security.auth.clone(),
             metrics: self.metrics.clone(),
             external_base_url: self.services.settings.server.external_base_url.clone(),
+            rate_limiter: self.services.rate_limiter.clone(),
         }
     }
 }
@@ -109,6 +110,7 @@ impl Application {
                 // Order matters: the last `wrap` is outermost. Request ids wrap
                 // everything so even rendered errors carry them.
                 .wrap(ErrorHandlers::new().default_handler(ensure_problem_body))
+                .wrap(from_fn(crate::auth::rate_limit_headers))
                 // `/api/v1/memories/` and `/api/v1/memories` are one resource.
                 .wrap(actix_web::middleware::NormalizePath::trim())
                 .wrap(cors(&cors_settings))
@@ -161,8 +163,16 @@ impl Application {
 fn cors(settings: &loci_settings::CorsSettings) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
         .allowed_methods(["GET", "POST", "PUT", "DELETE", "OPTIONS"])
-        .allowed_headers(["authorization", "dpop", "content-type", "x-request-id"])
-        .expose_headers(["x-request-id", "www-authenticate", "dpop-nonce"])
+        .allowed_headers(["authorization", "dpop", "content-type", "x-request-id", "traceparent", "tracestate"])
+        .expose_headers([
+            "x-request-id",
+            "www-authenticate",
+            "dpop-nonce",
+            "traceresponse",
+            "ratelimit",
+            "ratelimit-policy",
+            "retry-after",
+        ])
         .max_age(usize::try_from(settings.max_age_secs).ok())
         .block_on_origin_mismatch(false);
     for origin in &settings.allowed_origins {

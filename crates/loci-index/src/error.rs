@@ -19,12 +19,28 @@ pub enum IndexError {
     /// The relational store behind an index (the embedded graph) failed.
     #[error("relational store: {0}")]
     Store(String),
+    /// The engine's circuit breaker is open: failing fast.
+    #[error("{engine} is unavailable ({refusal})")]
+    CircuitOpen { engine: &'static str, refusal: loci_core::breaker::Refusal },
 }
 
 impl IndexError {
     /// Whether retrying later may succeed (the engine is down or slow), as
     /// opposed to a bug or a configuration problem.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable { .. } | Self::Timeout(_) | Self::Store(_))
+        matches!(self, Self::Unavailable { .. } | Self::Timeout(_) | Self::Store(_) | Self::CircuitOpen { .. })
+    }
+
+    /// Whether the engine itself is down (what its circuit breaker counts).
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Unavailable { .. } | Self::Timeout(_))
+    }
+
+    /// When a client may retry: the rest of an open breaker's cool-down.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::CircuitOpen { refusal, .. } => Some(refusal.retry_after()),
+            _ => None,
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! malformed answers) and a circuit breaker: while it is open, calls fail at
 //! once and the domain's local path answers.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -25,7 +26,7 @@ pub struct ChatFactModel {
     model: String,
     api_key: Option<Secret>,
     retries: u32,
-    breaker: CircuitBreaker,
+    breaker: Arc<CircuitBreaker>,
 }
 
 impl ChatFactModel {
@@ -46,11 +47,16 @@ impl ChatFactModel {
             model: s.model.clone().unwrap_or_else(|| categorizer.model.clone()),
             api_key: s.api_key.clone().or_else(|| categorizer.api_key.clone()),
             retries: s.retries,
-            breaker: CircuitBreaker::new(BreakerConfig {
+            breaker: Arc::new(CircuitBreaker::new(BreakerConfig {
                 failure_threshold: s.breaker_failures,
                 cool_down: Duration::from_secs(s.breaker_cool_down_secs),
-            }),
+            })),
         })
+    }
+
+    /// The endpoint's circuit breaker (its state is a metric).
+    pub fn breaker(&self) -> Arc<CircuitBreaker> {
+        Arc::clone(&self.breaker)
     }
 
     /// One chat completion constrained to `schema`, parsed; retried.

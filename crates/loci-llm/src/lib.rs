@@ -5,10 +5,12 @@
 
 mod facts;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use loci_domain::categorize::Categorizer;
+use loci_embed::{BreakerConfig, CircuitBreaker};
 use loci_settings::{CategorizerSettings, Secret};
 use serde_json::{Value, json};
 
@@ -35,9 +37,16 @@ pub struct ChatCategorizer {
     model: String,
     api_key: Option<Secret>,
     max: usize,
+    /// Shared by the clones (the health check and the auto-categoriser).
+    breaker: Arc<CircuitBreaker>,
 }
 
 impl ChatCategorizer {
+    /// The endpoint's circuit breaker (its state is a metric).
+    pub fn breaker(&self) -> Arc<CircuitBreaker> {
+        Arc::clone(&self.breaker)
+    }
+
     pub fn from_settings(s: &CategorizerSettings) -> Result<Self, LlmError> {
         let base = s.url.as_deref().ok_or(LlmError::NotConfigured)?;
         let http = reqwest::Client::builder()
@@ -51,6 +60,7 @@ impl ChatCategorizer {
             model: s.model.clone(),
             api_key: s.api_key.clone(),
             max: s.max_categories,
+            breaker: Arc::new(CircuitBreaker::new(BreakerConfig::default())),
         })
     }
 
@@ -80,7 +90,21 @@ impl ChatCategorizer {
         if let Some(key) = &self.api_key {
             req = req.bearer_auth(key.expose());
         }
-        let res = req.send().await.map_err(|e| LlmError::Http(e.without_url().to_string()))?;
+        let permit = self.breaker.acquire().map_err(|refusal| LlmError::Http(format!("llm {refusal}")))?;
+        let res = match req.send().await {
+            Ok(res) if res.status().is_server_error() => {
+                permit.failure();
+                return Err(LlmError::Http(format!("HTTP {}", res.status())));
+            }
+            Ok(res) => {
+                permit.success();
+                res
+            }
+            Err(e) => {
+                permit.failure();
+                return Err(LlmError::Http(e.without_url().to_string()));
+            }
+        };
         if !res.status().is_success() {
             return Err(LlmError::Http(format!("HTTP {}", res.status())));
         }

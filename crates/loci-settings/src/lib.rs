@@ -122,6 +122,10 @@ pub struct Settings {
     pub feedback: FeedbackSettings,
     #[validate(nested)]
     pub gdpr: GdprSettings,
+    #[validate(nested)]
+    pub rate_limit: RateLimitSettings,
+    #[validate(nested)]
+    pub resilience: ResilienceSettings,
 }
 
 impl Default for Settings {
@@ -148,6 +152,8 @@ impl Default for Settings {
             infer: InferSettings::default(),
             feedback: FeedbackSettings::default(),
             gdpr: GdprSettings::default(),
+            rate_limit: RateLimitSettings::default(),
+            resilience: ResilienceSettings::default(),
         }
     }
 }
@@ -224,6 +230,17 @@ impl Settings {
         }
         if self.database.min_connections > self.database.max_connections {
             out.push(Problem::new("database.min_connections", "must not exceed database.max_connections"));
+        }
+
+        // Rate limiting: every plan named must exist.
+        let plans = &self.rate_limit.plans;
+        if !plans.contains_key(&self.rate_limit.default_plan) {
+            out.push(Problem::new("rate_limit.default_plan", "must name a plan of rate_limit.plans"));
+        }
+        for (org, plan) in &self.rate_limit.org_plans {
+            if !plans.contains_key(plan) {
+                out.push(Problem::new(format!("rate_limit.org_plans.{org}"), "must name a plan of rate_limit.plans"));
+            }
         }
 
         // Valkey.

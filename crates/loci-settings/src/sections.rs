@@ -697,3 +697,94 @@ impl Default for GdprSettings {
         Self { master_key: None, deleted_retention_days: 30 }
     }
 }
+
+/// What the rate limiter does when its store (Valkey) cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitFallback {
+    /// Reads and searches go through unlimited; writes are refused with 503
+    /// `DEPENDENCY_UNAVAILABLE` (a flood of writes is what hurts most).
+    #[default]
+    AllowReads,
+    /// Everything goes through unlimited.
+    AllowAll,
+    /// Everything is refused with 503.
+    RefuseAll,
+}
+
+/// One plan's budget per route group: `read` (GET), `write` (changes),
+/// `search` (searches and graph queries), each this many requests per
+/// `window_secs` and caller (org + user), refilled evenly (GCRA), so a
+/// full window's budget may be spent at once and then one more request
+/// every `window_secs / limit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct RatePlan {
+    #[validate(range(min = 1, max = 86_400))]
+    pub window_secs: u64,
+    #[validate(range(min = 1, max = 100_000_000))]
+    pub read: u64,
+    #[validate(range(min = 1, max = 100_000_000))]
+    pub write: u64,
+    #[validate(range(min = 1, max = 100_000_000))]
+    pub search: u64,
+}
+
+impl RatePlan {
+    pub const fn hourly(limit: u64) -> Self {
+        Self { window_secs: 3600, read: limit, write: limit, search: limit }
+    }
+}
+
+/// Rate limiting (40-operations.md): per org and user from the token, per
+/// route group, per org plan; in Valkey when one is configured (shared by
+/// every instance), else in process. Health routes are exempt.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    pub enabled: bool,
+    /// The plan of an org not listed in `org_plans`.
+    #[validate(length(min = 1, max = 64))]
+    pub default_plan: String,
+    #[validate(nested)]
+    pub plans: BTreeMap<String, RatePlan>,
+    /// Org id -> plan name.
+    pub org_plans: BTreeMap<String, String>,
+    pub when_store_unavailable: RateLimitFallback,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            default_plan: "pro".into(),
+            plans: BTreeMap::from([
+                ("free".to_owned(), RatePlan::hourly(1_000)),
+                ("pro".to_owned(), RatePlan::hourly(10_000)),
+                ("enterprise".to_owned(), RatePlan::hourly(100_000)),
+            ]),
+            org_plans: BTreeMap::new(),
+            when_store_unavailable: RateLimitFallback::AllowReads,
+        }
+    }
+}
+
+/// Circuit breakers, one per dependency (the database, Valkey, each index
+/// engine, the embedding and LLM endpoints): after `failure_threshold`
+/// consecutive failures a breaker opens and calls fail at once with 503
+/// `DEPENDENCY_UNAVAILABLE` for `cool_down_secs`; then one trial call goes
+/// through and its outcome closes or re-opens it.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct ResilienceSettings {
+    #[validate(range(min = 1, max = 1000))]
+    pub failure_threshold: u32,
+    #[validate(range(min = 1, max = 3600))]
+    pub cool_down_secs: u64,
+}
+
+impl Default for ResilienceSettings {
+    fn default() -> Self {
+        Self { failure_threshold: 5, cool_down_secs: 30 }
+    }
+}

@@ -1,6 +1,7 @@
 //! Connection management for both relational engines, migrations and the
 //! PostgreSQL role check.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use loci_core::OrgId;
@@ -11,7 +12,18 @@ use sea_orm::TransactionTrait;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
+use loci_core::breaker::{BreakerConfig, CircuitBreaker};
+use tracing::Instrument;
+
 use crate::{StoreError, TenantTx};
+
+/// The OpenTelemetry `db.system` of a database kind.
+fn system_name(kind: DatabaseKind) -> &'static str {
+    match kind {
+        DatabaseKind::Postgres => "postgresql",
+        DatabaseKind::Sqlite => "sqlite",
+    }
+}
 
 /// Pool sizes and timeouts, taken from `[database]` settings.
 #[derive(Debug, Clone)]
@@ -25,6 +37,8 @@ pub struct PoolConfig {
     /// Bytes of the file each SQLite connection memory-maps.
     pub sqlite_mmap_bytes: u64,
     pub allow_rls_bypass: bool,
+    /// The database's circuit breaker (`[resilience]`).
+    pub breaker: BreakerConfig,
 }
 
 impl PoolConfig {
@@ -39,8 +53,14 @@ impl PoolConfig {
             sqlite_busy_timeout: Duration::from_millis(db.sqlite_busy_timeout_ms),
             sqlite_mmap_bytes: db.sqlite_mmap_mib.saturating_mul(1 << 20),
             allow_rls_bypass: db.allow_rls_bypass,
+            breaker: breaker_config(&settings.resilience),
         }
     }
+}
+
+/// The breaker policy of `[resilience]`, for every dependency.
+pub fn breaker_config(r: &loci_settings::ResilienceSettings) -> BreakerConfig {
+    BreakerConfig { failure_threshold: r.failure_threshold, cool_down: Duration::from_secs(r.cool_down_secs) }
 }
 
 impl Default for PoolConfig {
@@ -60,6 +80,9 @@ pub struct Database {
     writer: DatabaseConnection,
     reader: DatabaseConnection,
     kind: DatabaseKind,
+    /// Opened by consecutive failures to reach the database: then tenant
+    /// transactions fail at once instead of each waiting on a dead server.
+    breaker: Arc<CircuitBreaker>,
 }
 
 impl Database {
@@ -71,7 +94,7 @@ impl Database {
         let db = match kind {
             DatabaseKind::Postgres => {
                 let conn = sea_orm::Database::connect(options(url, pool, pool.max_connections)).await?;
-                Self { writer: conn.clone(), reader: conn, kind }
+                Self { writer: conn.clone(), reader: conn, kind, breaker: Arc::new(CircuitBreaker::new(pool.breaker)) }
             }
             DatabaseKind::Sqlite => {
                 if let Some(dir) = sqlite_parent_dir(url.expose()) {
@@ -112,7 +135,7 @@ impl Database {
                 let mut r = options(url, pool, pool.max_connections.max(1));
                 r.map_sqlx_sqlite_opts(move |o| sqlite(o).read_only(true));
                 let reader = sea_orm::Database::connect(r).await?;
-                Self { writer, reader, kind }
+                Self { writer, reader, kind, breaker: Arc::new(CircuitBreaker::new(pool.breaker)) }
             }
         };
         Ok(db)
@@ -137,12 +160,30 @@ impl Database {
     /// transaction-local `loci.org_id` setting is set before anything else runs,
     /// so RLS applies to every statement of the transaction.
     pub async fn begin_tenant(&self, org: &OrgId) -> Result<TenantTx, StoreError> {
-        TenantTx::begin(&self.writer, org.clone(), false).await
+        let span = tracing::info_span!("db.begin", db.system = system_name(self.kind), read_only = false);
+        self.guarded(TenantTx::begin(&self.writer, org.clone(), false)).instrument(span).await
     }
 
     /// Begins a read-only transaction (on the reader pool; writes fail).
     pub async fn begin_tenant_read(&self, org: &OrgId) -> Result<TenantTx, StoreError> {
-        TenantTx::begin(&self.reader, org.clone(), true).await
+        let span = tracing::info_span!("db.begin", db.system = system_name(self.kind), read_only = true);
+        self.guarded(TenantTx::begin(&self.reader, org.clone(), true)).instrument(span).await
+    }
+
+    /// Begins a transaction through the circuit breaker.
+    async fn guarded(
+        &self,
+        begin: impl std::future::Future<Output = Result<TenantTx, StoreError>>,
+    ) -> Result<TenantTx, StoreError> {
+        match self.breaker.call(begin, StoreError::is_outage).await {
+            Ok(outcome) => outcome,
+            Err(refusal) => Err(StoreError::CircuitOpen { dependency: "database", refusal }),
+        }
+    }
+
+    /// The database's circuit breaker (its state is a metric).
+    pub fn breaker(&self) -> Arc<CircuitBreaker> {
+        Arc::clone(&self.breaker)
     }
 
     /// Refreshes the query planner's statistics where they are stale:

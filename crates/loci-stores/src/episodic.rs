@@ -330,10 +330,7 @@ impl ValkeyEpisodicStore {
     }
 
     async fn bounded<T>(&self, what: &str, command: impl Future<Output = Result<T, Error>>) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.valkey.timeout(), command).await {
-            Ok(reply) => reply.map_err(|e| StoreError::Valkey(format!("{what}: {}", e.details()))),
-            Err(_) => Err(StoreError::Timeout(format!("valkey {what}"))),
-        }
+        Ok(self.valkey.run(what, command, self.valkey.timeout()).await?)
     }
 
     async fn bounded_scan(&self, pattern: &str) -> Result<Vec<String>, StoreError> {

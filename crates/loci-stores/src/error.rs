@@ -29,18 +29,44 @@ pub enum StoreError {
     /// busy past the acquire timeout) or the database cannot be reached.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database could not be reached at all (connection refused or
+    /// lost): what the database's circuit breaker counts.
+    #[error("database unreachable: {0}")]
+    Unreachable(String),
+    /// A dependency's circuit breaker is open: failing fast instead of
+    /// waiting on something known to be down.
+    #[error("{dependency} is unavailable ({refusal})")]
+    CircuitOpen { dependency: &'static str, refusal: loci_core::breaker::Refusal },
 }
 
 impl StoreError {
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Self::Corrupt(what.to_string())
     }
+
+    /// A failure that says the dependency is down (not a bad statement).
+    /// An exhausted pool counts too: sqlx retries a refused connection until
+    /// the acquire timeout and then reports exactly that. Busy but alive,
+    /// some calls still succeed, and a success resets the count.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Unreachable(_) | Self::Unavailable(_) | Self::Timeout(_) | Self::Valkey(_))
+    }
+
+    /// When a client may retry: the rest of an open breaker's cool-down.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::CircuitOpen { refusal, .. } => Some(refusal.retry_after()),
+            _ => None,
+        }
+    }
 }
 
 impl From<sea_orm::DbErr> for StoreError {
     fn from(e: sea_orm::DbErr) -> Self {
         match e {
-            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => Self::Unavailable(e.to_string()),
+            // Every connection busy past the acquire timeout: overloaded, not down.
+            sea_orm::DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout) => Self::Unavailable(e.to_string()),
+            sea_orm::DbErr::ConnectionAcquire(_) | sea_orm::DbErr::Conn(_) => Self::Unreachable(e.to_string()),
             other => Self::Database(other.to_string()),
         }
     }

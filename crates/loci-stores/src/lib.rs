@@ -24,9 +24,9 @@ mod tenant;
 pub mod testing;
 mod valkey;
 
-pub use db::{Database, MigrationState, PoolConfig};
+pub use db::{Database, MigrationState, PoolConfig, breaker_config};
 pub use error::StoreError;
 pub use health::DependencyCheck;
 pub use loci_settings::DatabaseKind;
 pub use tenant::TenantTx;
-pub use valkey::{VALKEY_KEY_FAMILIES, Valkey, ValkeyReplayCache, ValkeySessionStore};
+pub use valkey::{VALKEY_KEY_FAMILIES, Valkey, ValkeyFailure, ValkeyRateStore, ValkeyReplayCache, ValkeySessionStore};

@@ -52,7 +52,8 @@ impl TenantTx {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.txn.commit().await?;
+        use tracing::Instrument;
+        self.txn.commit().instrument(tracing::info_span!("db.commit")).await?;
         Ok(())
     }
 

@@ -2,7 +2,10 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use fred::prelude::*;
+use loci_core::breaker::{BreakerConfig, CircuitBreaker, Refusal};
 use loci_settings::{Secret, ValkeySettings};
 
 use crate::StoreError;
@@ -14,6 +17,7 @@ pub const VALKEY_KEY_FAMILIES: &[&str] = &[
     "episodic:session:{org}:{user}:{session}",
     "mcp:session:{id}",
     "dpop:{jkt}:{jti}",
+    "ratelimit:{caller}:{group}",
 ];
 
 /// A pooled Valkey client with the configured key prefix.
@@ -22,6 +26,29 @@ pub struct Valkey {
     pool: Pool,
     prefix: String,
     timeout: Duration,
+    /// Opened by consecutive failed commands: then commands fail at once.
+    breaker: Arc<CircuitBreaker>,
+}
+
+/// Why a Valkey command did not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValkeyFailure {
+    #[error("valkey {0} timed out")]
+    TimedOut(String),
+    #[error("valkey {what}: {details}")]
+    Failed { what: String, details: String },
+    #[error("valkey is unavailable ({0})")]
+    Open(Refusal),
+}
+
+impl From<ValkeyFailure> for StoreError {
+    fn from(f: ValkeyFailure) -> Self {
+        match f {
+            ValkeyFailure::TimedOut(what) => Self::Timeout(format!("valkey {what}")),
+            ValkeyFailure::Failed { .. } => Self::Valkey(f.to_string()),
+            ValkeyFailure::Open(refusal) => Self::CircuitOpen { dependency: "valkey", refusal },
+        }
+    }
 }
 
 impl std::fmt::Debug for Valkey {
@@ -47,7 +74,41 @@ impl Valkey {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2))
             .build_pool(settings.pool_size)
             .map_err(|e| StoreError::Valkey(e.details().to_owned()))?;
-        Ok(Self { pool, prefix: settings.key_prefix.clone(), timeout })
+        let breaker = Arc::new(CircuitBreaker::new(BreakerConfig::default()));
+        Ok(Self { pool, prefix: settings.key_prefix.clone(), timeout, breaker })
+    }
+
+    /// Replaces the default circuit-breaker policy (`[resilience]`).
+    pub fn with_breaker(mut self, config: BreakerConfig) -> Self {
+        self.breaker = Arc::new(CircuitBreaker::new(config));
+        self
+    }
+
+    /// Valkey's circuit breaker (its state is a metric).
+    pub fn breaker(&self) -> Arc<CircuitBreaker> {
+        Arc::clone(&self.breaker)
+    }
+
+    /// Runs one command bounded by the timeout and guarded by the breaker:
+    /// any failure counts, since the stores only send commands that succeed
+    /// against a healthy server.
+    pub(crate) async fn run<T>(
+        &self,
+        what: &str,
+        command: impl std::future::Future<Output = Result<T, Error>>,
+        timeout: Duration,
+    ) -> Result<T, ValkeyFailure> {
+        let bounded = async {
+            match tokio::time::timeout(timeout, command).await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(e)) => Err(ValkeyFailure::Failed { what: what.to_owned(), details: e.details().to_owned() }),
+                Err(_) => Err(ValkeyFailure::TimedOut(what.to_owned())),
+            }
+        };
+        match self.breaker.call(bounded, |_| true).await {
+            Ok(outcome) => outcome,
+            Err(refusal) => Err(ValkeyFailure::Open(refusal)),
+        }
     }
 
     /// Connects and waits (bounded by the timeout) for the first connection.
@@ -130,16 +191,85 @@ impl loci_security::ReplayCache for ValkeyReplayCache {
     async fn first_use(&self, key: &str, ttl: Duration) -> Result<bool, loci_security::ReplayCacheError> {
         let key = self.valkey.key(key);
         let millis = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX).max(1);
-        let reply: Result<Option<String>, Error> = match tokio::time::timeout(
-            self.valkey.timeout,
-            self.valkey.pool.set(key, "1", Some(Expiration::PX(millis)), Some(SetOptions::NX), false),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => return Err(loci_security::ReplayCacheError::Unavailable("timed out".into())),
+        let set = self.valkey.pool.set::<Option<String>, _, _>(
+            key,
+            "1",
+            Some(Expiration::PX(millis)),
+            Some(SetOptions::NX),
+            false,
+        );
+        let reply = self.valkey.run("replay check", set, self.valkey.timeout).await;
+        reply.map(|r| r.is_some()).map_err(|e| loci_security::ReplayCacheError::Unavailable(e.to_string()))
+    }
+}
+
+/// One GCRA step (see `loci_security::rate_limit`) done atomically in
+/// Valkey, on the server's clock so every instance agrees on "now".
+/// KEYS[1] the budget; ARGV interval and tolerance in microseconds. Returns
+/// {allowed, remaining, reset us, retry-after us}.
+const GCRA_SCRIPT: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - tolerance
+if now < allow_at then
+  return {0, 0, tat - now, allow_at - now}
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.max(1, math.ceil((new_tat - now) / 1000)))
+return {1, math.floor((now + tolerance - new_tat) / interval), new_tat - now, 0}
+"#;
+
+/// Rate-limit budgets on Valkey, shared by every API and MCP instance.
+#[derive(Clone)]
+pub struct ValkeyRateStore {
+    valkey: Valkey,
+    script: fred::types::scripts::Script,
+}
+
+impl std::fmt::Debug for ValkeyRateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValkeyRateStore").finish_non_exhaustive()
+    }
+}
+
+impl ValkeyRateStore {
+    pub fn new(valkey: Valkey) -> Self {
+        Self { valkey, script: fred::types::scripts::Script::from_lua(GCRA_SCRIPT) }
+    }
+}
+
+#[async_trait::async_trait]
+impl loci_security::RateStore for ValkeyRateStore {
+    async fn spend(
+        &self,
+        key: &str,
+        quota: loci_security::rate_limit::Quota,
+    ) -> Result<loci_security::rate_limit::Verdict, loci_security::rate_limit::RateStoreError> {
+        use loci_security::rate_limit::{RateStoreError, Verdict};
+        let key = self.valkey.key(key);
+        let interval = i64::try_from(quota.interval_micros()).unwrap_or(i64::MAX);
+        let tolerance = i64::try_from(quota.tolerance_micros()).unwrap_or(i64::MAX);
+        let client = self.valkey.pool.next();
+        let call = self.script.evalsha_with_reload::<Vec<i64>, _, _>(client, vec![key], vec![interval, tolerance]);
+        let reply = self
+            .valkey
+            .run("rate limit", call, self.valkey.timeout)
+            .await
+            .map_err(|e| RateStoreError::Unavailable(e.to_string()))?;
+        let [allowed, remaining, reset, retry_after] = reply[..] else {
+            return Err(RateStoreError::Unavailable(format!("unexpected script reply {reply:?}")));
         };
-        reply.map(|r| r.is_some()).map_err(|e| loci_security::ReplayCacheError::Unavailable(e.details().to_owned()))
+        let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+        Ok(Verdict {
+            allowed: allowed == 1,
+            remaining: u64::try_from(remaining).unwrap_or(0),
+            reset: micros(reset),
+            retry_after: micros(retry_after),
+        })
     }
 }
 
@@ -165,10 +295,10 @@ impl ValkeySessionStore {
         what: &str,
         command: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, loci_security::SessionStoreError> {
-        match tokio::time::timeout(self.valkey.timeout, command).await {
-            Ok(reply) => reply.map_err(|e| loci_security::SessionStoreError::Unavailable(e.details().to_owned())),
-            Err(_) => Err(loci_security::SessionStoreError::Unavailable(format!("{what} timed out"))),
-        }
+        self.valkey
+            .run(what, command, self.valkey.timeout)
+            .await
+            .map_err(|e| loci_security::SessionStoreError::Unavailable(e.to_string()))
     }
 }
 

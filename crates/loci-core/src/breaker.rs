@@ -1,5 +1,6 @@
-//! A small circuit breaker for a remote endpoint (the embedding and LLM
-//! endpoints).
+//! A small circuit breaker, one per dependency (the database, Valkey, each
+//! index engine, the embedding and LLM endpoints): 40-operations.md
+//! "Resilience".
 //!
 //! Closed: requests go through; consecutive transport failures are counted. After
 //! `failure_threshold` of them the breaker opens: requests fail at once for `cool_down`. Then it
@@ -33,6 +34,17 @@ pub enum BreakerState {
     HalfOpen,
 }
 
+impl BreakerState {
+    /// The `circuit_breaker_state` gauge: 0 closed, 0.5 half-open, 1 open.
+    pub fn gauge(self) -> f64 {
+        match self {
+            Self::Closed => 0.0,
+            Self::HalfOpen => 0.5,
+            Self::Open => 1.0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum State {
     Closed {
@@ -60,7 +72,44 @@ pub enum Refusal {
     TrialInFlight,
 }
 
+impl Refusal {
+    /// When a caller may try again (`Retry-After`): the rest of the
+    /// cool-down, or a second while the trial request runs.
+    pub fn retry_after(self) -> Duration {
+        match self {
+            Self::Open(left) => left,
+            Self::TrialInFlight => Duration::from_secs(1),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Open(left) => write!(f, "circuit breaker open, next try in {} ms", left.as_millis()),
+            Self::TrialInFlight => write!(f, "circuit breaker half-open, trial request in flight"),
+        }
+    }
+}
+
 impl CircuitBreaker {
+    /// Runs `call` through the breaker: refused at once while open, and
+    /// its outcome recorded (`is_failure` tells which errors mean the
+    /// dependency is down, as opposed to a bad request it answered).
+    pub async fn call<T, E>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, E>>,
+        is_failure: impl Fn(&E) -> bool,
+    ) -> Result<Result<T, E>, Refusal> {
+        let permit = self.acquire()?;
+        let outcome = call.await;
+        match &outcome {
+            Err(e) if is_failure(e) => permit.failure(),
+            _ => permit.success(),
+        }
+        Ok(outcome)
+    }
+
     pub fn new(config: BreakerConfig) -> Self {
         let config = BreakerConfig { failure_threshold: config.failure_threshold.max(1), ..config };
         Self { config, state: Mutex::new(State::Closed { failures: 0 }) }
