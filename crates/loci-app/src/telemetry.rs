@@ -221,6 +221,17 @@ impl TraceIds {
     }
 }
 
+/// Names an exported span once its name is known (a request's route
+/// template is known only after routing; the exporter reads `otel.name`
+/// only before the span starts).
+pub fn rename_span(span: &tracing::Span, name: String) {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    if exporting_traces() {
+        span.context().span().update_name(name);
+    }
+}
+
 /// Continues an incoming W3C `traceparent` (when valid) on a request's
 /// span and records `trace_id` and `span_id` on it. Exporting, the span is
 /// the exported one; otherwise the ids are minted here (the incoming trace
@@ -482,6 +493,38 @@ mod tests {
         for secret in ["hunter2", "sk-live-1", "abc.def"] {
             assert!(!pretty.contains(secret), "{secret} leaked: {pretty}");
         }
+    }
+
+    #[test]
+    fn every_line_of_a_request_names_its_trace_and_the_callers_trace_is_kept() {
+        let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let json = lines(true, || {
+            let request = tracing::info_span!(
+                "http_request",
+                request_id = "r-1",
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty
+            );
+            let ids = continue_trace(&request, Some(incoming));
+            assert_eq!(ids.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert!(ids.traceresponse().starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+            let _request = request.enter();
+            let stage = tracing::info_span!("search.lexical");
+            let _stage = stage.enter();
+            tracing::info!("inside a stage");
+        });
+        let event: Value = serde_json::from_str(json.trim()).unwrap();
+        assert_eq!(event["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736", "{json}");
+        assert_eq!(event["span_id"].as_str().map(str::len), Some(16), "{json}");
+        assert_eq!(event["span"]["name"], "search.lexical");
+
+        // No (or a malformed) traceparent: a fresh trace, still named.
+        let span =
+            tracing::info_span!("http_request", trace_id = tracing::field::Empty, span_id = tracing::field::Empty);
+        let fresh = continue_trace(&span, Some("00-zz-bad-01"));
+        assert_eq!(fresh.trace_id.len(), 32);
+        assert_ne!(fresh.trace_id, "00000000000000000000000000000000");
+        assert_ne!(fresh.trace_id, continue_trace(&span, None).trace_id);
     }
 
     #[test]

@@ -52,7 +52,6 @@ pub async fn middleware(
     let span = tracing::info_span!(
         "http_request",
         otel.kind = "server",
-        otel.name = tracing::field::Empty,
         request_id = %id,
         method = %method,
         route = tracing::field::Empty,
@@ -77,7 +76,7 @@ pub async fn middleware(
     };
     let route = res.request().match_pattern().unwrap_or_else(|| "<unmatched>".to_owned());
     span.record("route", route.as_str());
-    span.record("otel.name", format!("{method} {route}").as_str());
+    loci_app::telemetry::rename_span(&span, format!("{method} {route}"));
     let status = res.status().as_u16();
     span.record("status", status);
     if let Some(metrics) = res.request().app_data::<actix_web::web::Data<crate::Metrics>>() {
