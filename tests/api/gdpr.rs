@@ -159,7 +159,12 @@ fn ids(body: &serde_json::Value, list: &str, field: &str) -> Vec<String> {
 /// row holds her words; Bob's data and results are as before.
 async fn erasure_reaches_every_store_and_spares_others(engine: Engine) {
     let valkey = loci_tests::ThrowawayValkey::start();
-    let options = AppOptions::default().with_model().valkey(valkey.url.clone()).with(|s| s.valkey.timeout_ms = 300);
+    // Rate limiting off: this is about the erasure's own partial path, not
+    // the limiter refusing writes while Valkey is frozen.
+    let options = AppOptions::default().with_model().valkey(valkey.url.clone()).with(|s| {
+        s.valkey.timeout_ms = 300;
+        s.rate_limit.enabled = false;
+    });
     let app = TestApp::spawn_with(engine, options).await;
     let alice = app.user_with_roles("alice", "acme", &["gdpr:delete"], &["editor"]);
     let bob = app.user("bob", "acme", &["org:acme"]);

@@ -174,3 +174,74 @@ async fn config_shows_the_effective_settings_to_admins_with_secrets_redacted() {
     assert_eq!(body["database"]["url"], "[REDACTED]");
     assert!(!body.to_string().contains(&key), "{body}");
 }
+
+/// `PUT /api/v1/config`: runtime-tunable settings changed with validation,
+/// in force at once, kept across a restart; operators only.
+#[tokio::test]
+async fn runtime_settings_change_validate_apply_at_once_and_survive_a_restart() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let dir = data_dir.path().to_path_buf();
+    let options = AppOptions::default().with(move |s| s.data_dir = dir.clone());
+    let app = TestApp::spawn_with(Engine::Sqlite, options.clone()).await;
+    let admin = app.user_with_roles("root", "acme", &[], &["admin"]);
+    let reader = app.user_with_scopes("ops", "acme", &["admin:read"]);
+    let (status, body) = reader.put("/api/v1/config", serde_json::json!({"log_level": "debug"})).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("INSUFFICIENT_SCOPE")), "{body}");
+
+    // Invalid values: 422 naming each field, nothing changed.
+    let bad = serde_json::json!({
+        "search": {"weight_lexical": 500.0},
+        "rate_limit": {"default_plan": "no-such-plan"},
+        "log_level": "loci=[nope",
+    });
+    let (status, body) = admin.put("/api/v1/config", bad).await;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().filter_map(|e| e["field"].as_str()).collect();
+    for field in ["search.weight_lexical", "rate_limit.default_plan", "telemetry.log_level"] {
+        assert!(fields.contains(&field), "{field} in {fields:?}");
+    }
+    let (status, body) = admin.put("/api/v1/config", serde_json::json!({"colour": "blue"})).await;
+    assert_eq!(status, 422, "an unknown setting is refused: {body}");
+    assert!(!data_dir.path().join("runtime-settings.json").exists(), "nothing was saved");
+
+    let change = serde_json::json!({
+        "search": {"weight_lexical": 0.9, "weight_vector": 0.1},
+        "rate_limit": {"plans": {"one": {"window_secs": 60, "read": 1, "write": 5, "search": 5}}, "default_plan": "one"},
+        "log_level": "info,loci_domain=debug",
+    });
+    let (status, body) = admin.put("/api/v1/config", change).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["search"]["weight_lexical"], 0.9);
+    assert_eq!(body["rate_limit"]["default_plan"], "one");
+    assert_eq!(body["telemetry"]["log_level"], "info,loci_domain=debug");
+    assert_eq!(body["database"]["url"], "[REDACTED]", "secrets stay redacted");
+    // In force at once: one read per minute now.
+    let user = app.user("alice", "acme", &[]);
+    assert_eq!(user.get("/api/v1/memories").await.0, 200);
+    assert_eq!(user.get("/api/v1/memories").await.0, 429);
+    assert!((app.state.services.search.default_weights().lexical - 0.9).abs() < 1e-6);
+
+    // A restart on the same data directory keeps the change.
+    drop(app);
+    let restarted = TestApp::spawn_with(Engine::Sqlite, options).await;
+    let admin = restarted.user_with_roles("root", "acme", &[], &["admin"]);
+    let (status, body) = admin.get("/api/v1/config").await;
+    assert_eq!(status, 200, "{body}");
+    assert!((body["search"]["weight_lexical"].as_f64().unwrap() - 0.9).abs() < 1e-6, "{body}");
+    assert_eq!(body["rate_limit"]["default_plan"], "one");
+    assert!((restarted.state.services.search.default_weights().vector - 0.1).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn only_an_operator_org_changes_settings_every_tenant_shares() {
+    let options = AppOptions::default().with(|s| s.auth.operator_orgs = vec!["platform".into()]);
+    let app = TestApp::spawn_with(Engine::Sqlite, options).await;
+    let tenant_admin = app.user_with_roles("root", "acme", &[], &["admin"]);
+    let (status, body) =
+        tenant_admin.put("/api/v1/config", serde_json::json!({"rate_limit": {"enabled": false}})).await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("OPERATOR_REQUIRED")), "{body}");
+    let operator = app.user_with_roles("sre", "platform", &[], &["admin"]);
+    let (status, body) = operator.put("/api/v1/config", serde_json::json!({"rate_limit": {"enabled": false}})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["rate_limit"]["enabled"], false);
+}

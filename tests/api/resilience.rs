@@ -241,3 +241,47 @@ async fn a_database_outage_opens_its_breaker_fails_fast_and_recovers() {
     assert_eq!(answer.body["total"], 1, "{}", answer.body);
     assert_eq!(write(&app, &alice, "stored after the outage").await.status, 201);
 }
+
+#[tokio::test]
+async fn a_valkey_outage_opens_its_breaker_and_a_successful_probe_closes_it() {
+    let valkey = ThrowawayValkey::start();
+    let options = tiny_plan(AppOptions::default().valkey(valkey.url.clone())).with(|s| {
+        s.valkey.timeout_ms = 200;
+        s.resilience.cool_down_secs = 1;
+        s.rate_limit.plans.insert("roomy".into(), RatePlan { window_secs: 60, read: 100, write: 100, search: 100 });
+        s.rate_limit.default_plan = "roomy".into();
+    });
+    let app = TestApp::spawn_with(Engine::Sqlite, options).await;
+    let alice = app.mint_full("alice", "acme", &[], &["editor"], &[], None);
+    assert_eq!(write(&app, &alice, "written while valkey is up").await.status, 201);
+
+    valkey.pause();
+    // Five timed-out commands (200 ms each) open the breaker ...
+    for _ in 0..5 {
+        let answer = write(&app, &alice, "refused: the limiter cannot count it").await;
+        assert_eq!((answer.status, answer.body["code"].as_str()), (503, Some("DEPENDENCY_UNAVAILABLE")));
+    }
+    // ... then writes fail at once, never with a 500.
+    let started = Instant::now();
+    let fast = write(&app, &alice, "refused at once").await;
+    assert!(started.elapsed() < Duration::from_millis(150), "took {:?}", started.elapsed());
+    assert_eq!(fast.status, 503, "{}", fast.body);
+    let admin = app.mint_full("ops", "acme", &["admin:read"], &[], &[], None);
+    let text = app.client.get(app.url("/metrics")).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("circuit_breaker_state{service=\"valkey\"} 1"), "{text}");
+
+    valkey.resume();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let back = loop {
+        let answer = write(&app, &alice, "written once valkey is back").await;
+        if answer.status == 201 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(back.status, 201, "{}", back.body);
+    assert!(header(&back, "ratelimit").is_some(), "counted again");
+    let text = app.client.get(app.url("/metrics")).bearer_auth(&admin).send().await.unwrap().text().await.unwrap();
+    assert!(text.contains("circuit_breaker_state{service=\"valkey\"} 0"), "{text}");
+}

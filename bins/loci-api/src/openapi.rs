@@ -56,6 +56,7 @@ impl Modify for Security {
         crate::routes::gdpr::erase,
         crate::routes::gdpr::audit,
         crate::routes::config::get,
+        crate::routes::config::put,
         crate::routes::memories::create,
         crate::routes::memories::job,
         crate::routes::memories::list,

@@ -1019,3 +1019,190 @@ pub async fn gdpr(base: &Settings, args: &GdprArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// What `loci bench ops` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TracingMode {
+    /// No subscriber at all (the floor).
+    Off,
+    /// Logs only (JSON lines at `warn`), no trace export.
+    Logs,
+    /// Spans exported over OTLP/HTTP to a sink in this process.
+    Otlp,
+    /// An OTLP endpoint nobody listens on (the exporter fails in the background).
+    OtlpUnreachable,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct OpsArgs {
+    /// Seconds each configuration is measured.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Tracing of this run (one per process: run the bench once per mode).
+    #[arg(long, value_enum, default_value_t = TracingMode::Off)]
+    tracing: TracingMode,
+    /// A Valkey URL: the rate limiter on Valkey is measured too.
+    #[arg(long, value_name = "URL")]
+    valkey: Option<String>,
+}
+
+/// An OTLP/HTTP receiver that accepts and drops every export.
+fn otlp_sink() -> anyhow::Result<String> {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    let server = HttpServer::new(|| {
+        App::new().route("/v1/traces", web::post().to(|_: web::Bytes| async { HttpResponse::Ok().finish() }))
+    })
+    .workers(1)
+    .bind(("127.0.0.1", 0))?;
+    let port = server.addrs().first().map(|a| a.port()).context("sink address")?;
+    tokio::spawn(server.run());
+    Ok(format!("http://127.0.0.1:{port}"))
+}
+
+/// Authenticated `GET /api/v1/memories/{id}` from `connections` clients for
+/// `seconds`: requests per second and latency percentiles (ms).
+async fn read_load(url: &str, token: &str, connections: usize, seconds: u64) -> anyhow::Result<(f64, f64, f64)> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+    let deadline = Instant::now() + std::time::Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let (client, url, token) = (client.clone(), url.to_owned(), token.to_owned());
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let started = Instant::now();
+                let res = client.get(&url).bearer_auth(&token).send().await?;
+                anyhow::ensure!(res.status().is_success(), "GET answered {}", res.status());
+                res.bytes().await?;
+                latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, anyhow::Error>(latencies)
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await??);
+    }
+    let rate = all.len() as f64 / seconds as f64;
+    let (p50, _, p99) = percentiles(all);
+    Ok((rate, p50, p99))
+}
+
+/// The cost of the operability layer: an authenticated by-id read with
+/// rate limiting off, in process and on Valkey, under the given tracing;
+/// then the time a call takes against a dead dependency with its breaker
+/// closed (the timeout) and open.
+pub async fn ops(base: &Settings, args: &OpsArgs) -> anyhow::Result<()> {
+    let mut telemetry = base.telemetry.clone();
+    telemetry.log_level = "warn".into();
+    telemetry.log_format = loci_settings::LogFormat::Json;
+    let _telemetry = match args.tracing {
+        TracingMode::Off => None,
+        TracingMode::Logs => Some(loci_app::telemetry::init_stderr(&telemetry)),
+        TracingMode::Otlp => {
+            telemetry.otlp_endpoint = Some(otlp_sink()?);
+            Some(loci_app::telemetry::init_stderr(&telemetry))
+        }
+        TracingMode::OtlpUnreachable => {
+            // The discard port: nothing listens there.
+            telemetry.otlp_endpoint = Some("http://127.0.0.1:9".into());
+            Some(loci_app::telemetry::init_stderr(&telemetry))
+        }
+    };
+    let work = tempfile::tempdir()?;
+    let mut limiters: Vec<(&str, bool, Option<String>)> = vec![("off", false, None), ("in process", true, None)];
+    if let Some(url) = &args.valkey {
+        limiters.push(("Valkey", true, Some(url.clone())));
+    }
+    println!("| tracing | rate limiter | connections | req/s | p50 ms | p99 ms |");
+    println!("|---|---|---|---|---|---|");
+    for (i, (name, enabled, valkey)) in limiters.into_iter().enumerate() {
+        let mut settings = base.clone();
+        settings.data_dir = work.path().join(format!("run-{i}"));
+        settings.server.port = 0;
+        settings.server.host = "127.0.0.1".into();
+        settings.embeddings.model_dir = Some(work.path().join("no-model"));
+        settings.valkey.url = valkey.map(Secret::new);
+        settings.rate_limit.enabled = enabled;
+        // A budget the load never exhausts: the cost of counting, not refusals.
+        settings.rate_limit.plans.insert("bench".into(), loci_settings::RatePlan::hourly(100_000_000));
+        settings.rate_limit.default_plan = "bench".into();
+        let state = loci_http::HttpState::init(settings.clone()).await?;
+        let app = loci_http::Application::build(state, vec![loci_api::mount()])?;
+        let port = app.port();
+        let state = app.state().clone();
+        let handle = app.handle();
+        let server = tokio::spawn(app.run_until_stopped());
+        let org = OrgId::parse("bench-ops").map_err(|e| anyhow::anyhow!("{e}"))?;
+        let p = principal(&org);
+        let view = state
+            .services
+            .memories
+            .create(&p, CreateMemoryInput { text: "the deploy script lives in ops/".into(), ..Default::default() })
+            .await?;
+        let issuer = state.security.local_issuer.as_ref().context("the embedded profile's issuer")?;
+        let token = issuer.mint(&loci_security::MintRequest {
+            issuer: settings.issuer().to_owned(),
+            audience: settings.audiences()[0].clone(),
+            subject: p.subject.clone(),
+            org_id: org.as_str().to_owned(),
+            scopes: vec!["memories:read".into()],
+            roles: Vec::new(),
+            grants: Vec::new(),
+            client_id: None,
+            ttl: std::time::Duration::from_secs(3600),
+            dpop_jkt: None,
+        })?;
+        let url = format!("http://127.0.0.1:{port}/api/v1/memories/{}", view.memory.id);
+        read_load(&url, &token, args.connections, 1).await?; // warm-up
+        let (rate, p50, p99) = read_load(&url, &token, args.connections, args.seconds).await?;
+        println!("| {:?} | {name} | {} | {rate:.0} | {p50:.2} | {p99:.2} |", args.tracing, args.connections);
+        handle.stop(true).await;
+        server.await??;
+    }
+    breaker_timing().await
+}
+
+/// A Valkey that accepts connections and never answers: each command waits
+/// for the timeout until five failures open the breaker, then fails at once.
+async fn breaker_timing() -> anyhow::Result<()> {
+    use loci_security::RateStore;
+    use loci_security::rate_limit::Quota;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut valkey_settings = loci_settings::ValkeySettings::default();
+    let timeout_ms = 200;
+    valkey_settings.timeout_ms = timeout_ms;
+    let valkey = Valkey::connect_lazy(&Secret::new(format!("redis://127.0.0.1:{port}")), &valkey_settings)?;
+    let store = loci_stores::ValkeyRateStore::new(valkey);
+    let quota = Quota { limit: 10, window: std::time::Duration::from_secs(60) };
+    let mut closed = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        anyhow::ensure!(store.spend("bench", quota).await.is_err(), "a silent Valkey cannot answer");
+        closed.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let mut open = Vec::new();
+    for _ in 0..1000 {
+        let started = Instant::now();
+        anyhow::ensure!(store.spend("bench", quota).await.is_err(), "the breaker is open");
+        open.push(started.elapsed().as_secs_f64() * 1_000_000.0);
+    }
+    let (closed_p50, _, _) = percentiles(closed);
+    let (open_p50, _, open_p99) = percentiles(open);
+    println!();
+    println!("| dependency down | per call |");
+    println!("|---|---|");
+    println!("| breaker closed (Valkey timeout {timeout_ms} ms) | p50 {closed_p50:.1} ms |");
+    println!("| breaker open (fail fast) | p50 {open_p50:.1} µs, p99 {open_p99:.1} µs |");
+    Ok(())
+}

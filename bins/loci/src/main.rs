@@ -82,6 +82,9 @@ enum BenchAction {
     Recovery(bench::RecoveryArgs),
     /// GDPR subject access export and erasure of one user's memories.
     Gdpr(bench::GdprArgs),
+    /// The cost of rate limiting and tracing on an authenticated read, and
+    /// how fast an open circuit breaker fails compared with a timeout.
+    Ops(bench::OpsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -202,6 +205,7 @@ fn main() -> ExitCode {
                 BenchAction::Learning(args) => rt.block_on(bench::learning(&settings, args)),
                 BenchAction::Recovery(args) => rt.block_on(bench::recovery(&settings, args)),
                 BenchAction::Gdpr(args) => rt.block_on(bench::gdpr(&settings, args)),
+                BenchAction::Ops(args) => rt.block_on(bench::ops(&settings, args)),
             };
             match rt.map_err(anyhow::Error::from).and_then(run) {
                 Ok(()) => ExitCode::SUCCESS,

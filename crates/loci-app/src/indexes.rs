@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
+use loci_core::breaker::CircuitBreaker;
 use loci_domain::indexer::Indexes;
+use loci_index::guarded::Guarded;
 use loci_index::{GraphEngine, IndexError, LexicalIndex, VectorIndex};
 use loci_index_embedded::{EmbeddedLexicalIndex, EmbeddedVectorIndex, VectorOptions};
 use loci_settings::{EmbeddingsProvider, GraphBackend, LexicalBackend, Settings, VectorBackend};
@@ -27,6 +29,24 @@ pub fn open(settings: &Settings, db: &Database) -> Result<Indexes, AppError> {
 /// [`open`], and the graph and entity API (`/api/v1/graph`,
 /// `/api/v1/entities`) on the same graph engine.
 pub fn open_with_graph_api(settings: &Settings, db: &Database) -> Result<(Indexes, Arc<dyn GraphEngine>), AppError> {
+    open_guarded(settings, db).map(|(indexes, graph, _)| (indexes, graph))
+}
+
+/// The circuit breaker of each out-of-process engine, by name.
+pub type EngineBreakers = Vec<(&'static str, Arc<CircuitBreaker>)>;
+
+/// [`open_with_graph_api`], with a circuit breaker (`[resilience]`) in front
+/// of each out-of-process engine, returned for the metrics.
+pub fn open_guarded(
+    settings: &Settings,
+    db: &Database,
+) -> Result<(Indexes, Arc<dyn GraphEngine>, EngineBreakers), AppError> {
+    let mut breakers: EngineBreakers = Vec::new();
+    let mut guard_breaker = |name: &'static str| {
+        let breaker = Arc::new(CircuitBreaker::new(loci_stores::breaker_config(&settings.resilience)));
+        breakers.push((name, Arc::clone(&breaker)));
+        breaker
+    };
     let embedder = match loci_embed::from_settings(&settings.embeddings, &settings.data_dir) {
         Ok(e) => e,
         Err(loci_embed::EmbedError::ModelMissing { dir, missing }) => {
@@ -47,7 +67,9 @@ pub fn open_with_graph_api(settings: &Settings, db: &Database) -> Result<(Indexe
                     settings.vector.path.clone().unwrap_or_else(|| settings.data_dir.join("vector")).join(e.model());
                 Arc::new(EmbeddedVectorIndex::open(&dir, e.dimensions(), VectorOptions::default())?)
             }
-            VectorBackend::Qdrant => qdrant(settings, e.model(), e.dimensions())?,
+            VectorBackend::Qdrant => {
+                Arc::new(Guarded::new(qdrant(settings, e.model(), e.dimensions())?, guard_breaker("qdrant")))
+            }
         }),
     };
     let lexical: Arc<dyn LexicalIndex> = match settings.lexical.backend {
@@ -55,13 +77,13 @@ pub fn open_with_graph_api(settings: &Settings, db: &Database) -> Result<(Indexe
             let dir = settings.lexical.path.clone().unwrap_or_else(|| settings.data_dir.join("lexical"));
             Arc::new(EmbeddedLexicalIndex::open(&dir)?)
         }
-        LexicalBackend::Opensearch => opensearch(settings)?,
+        LexicalBackend::Opensearch => Arc::new(Guarded::new(opensearch(settings)?, guard_breaker("opensearch"))),
     };
     let graph: Arc<dyn GraphEngine> = match settings.graph.backend {
         GraphBackend::Embedded => Arc::new(EmbeddedGraphIndex::new(db.clone())),
-        GraphBackend::Neo4j => neo4j(settings)?,
+        GraphBackend::Neo4j => neo4j(settings, guard_breaker("neo4j"))?,
     };
-    Ok((Indexes { vector, lexical, graph: graph.clone(), embedder }, graph))
+    Ok((Indexes { vector, lexical, graph: graph.clone(), embedder }, graph, breakers))
 }
 
 /// An out-of-process engine or model endpoint as a dependency of
@@ -160,13 +182,14 @@ fn opensearch(_: &Settings) -> Result<Arc<dyn LexicalIndex>, AppError> {
 }
 
 #[cfg(feature = "neo4j")]
-fn neo4j(settings: &Settings) -> Result<Arc<dyn GraphEngine>, AppError> {
+fn neo4j(settings: &Settings, breaker: Arc<CircuitBreaker>) -> Result<Arc<dyn GraphEngine>, AppError> {
     use loci_index_engines::neo4j::{Neo4jGraphIndex, Neo4jOptions};
-    Ok(Arc::new(Neo4jGraphIndex::open(Neo4jOptions::from_settings(&settings.graph)?)?))
+    let options = Neo4jOptions::from_settings(&settings.graph)?;
+    Ok(Arc::new(Neo4jGraphIndex::open(options)?.with_breaker(breaker)))
 }
 
 #[cfg(not(feature = "neo4j"))]
-fn neo4j(_: &Settings) -> Result<Arc<dyn GraphEngine>, AppError> {
+fn neo4j(_: &Settings, _: Arc<CircuitBreaker>) -> Result<Arc<dyn GraphEngine>, AppError> {
     Err(not_built("graph.backend = \"neo4j\"", "neo4j"))
 }
 

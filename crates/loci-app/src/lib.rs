@@ -19,6 +19,7 @@
 mod background;
 pub mod indexes;
 pub mod recovery;
+pub mod runtime;
 mod security;
 pub mod shredding;
 pub mod telemetry;
@@ -97,6 +98,8 @@ pub struct Services {
     /// The circuit breaker of each dependency that has one, by name (the
     /// `circuit_breaker_state{service}` metric).
     pub breakers: Vec<(&'static str, Arc<loci_core::breaker::CircuitBreaker>)>,
+    /// Settings changed at run time (`PUT /api/v1/config`).
+    pub runtime: runtime::RuntimeConfig,
     pub indexer: Arc<Indexer>,
     access_log: AccessLog,
 }
@@ -126,7 +129,11 @@ impl Services {
     /// `database.auto_migrate` is on), opens the indexes and builds the
     /// services. Starts the access-log writer; nothing else runs until
     /// [`Background::start`].
-    pub async fn build(settings: Settings) -> Result<Self, AppError> {
+    pub async fn build(mut settings: Settings) -> Result<Self, AppError> {
+        // What operators changed at run time before (already applied when
+        // the settings came from `Settings::load`; applying twice is harmless).
+        let runtime_settings = loci_settings::RuntimeSettings::load(&settings.data_dir)?;
+        runtime_settings.apply(&mut settings);
         let database = connect_database(&settings).await?;
         let valkey = match &settings.valkey.url {
             Some(url) => Some(
@@ -158,7 +165,8 @@ impl Services {
         }
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
         let backup = BackupService::new(database.clone(), provisioner.clone(), limits);
-        let (indexes, graph_engine) = indexes::open_with_graph_api(&settings, &database)?;
+        let (indexes, graph_engine, engine_breakers) = indexes::open_guarded(&settings, &database)?;
+        breakers.extend(engine_breakers);
         checks.extend(indexes::dependency_checks(&settings, &indexes, &graph_engine));
         if let Some(breaker) = indexes.embedder.as_ref().and_then(|e| e.breaker()) {
             breakers.push(("embedder", breaker));
@@ -239,6 +247,7 @@ impl Services {
             sessions,
             rate_limiter,
             breakers,
+            runtime: runtime::RuntimeConfig::new(runtime_settings),
             indexer,
             access_log,
         })

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::Layer;
+use tracing_subscriber::Registry;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -66,6 +68,27 @@ pub fn exporting_traces() -> bool {
     EXPORTING.load(Ordering::Relaxed)
 }
 
+type FilterHandle = tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>;
+
+/// The installed subscriber's filter, changeable at run time.
+static LOG_FILTER: OnceLock<FilterHandle> = OnceLock::new();
+
+/// Whether `directive` is a valid `tracing` filter (`info`, `loci_domain=debug,info`).
+pub fn check_log_level(directive: &str) -> Result<(), String> {
+    EnvFilter::try_new(directive).map(drop).map_err(|e| e.to_string())
+}
+
+/// Changes the log filter of the running process (`PUT /api/v1/config`).
+/// `Ok(false)`: this process did not install the subscriber (a test
+/// harness did), so there is nothing to change.
+pub fn set_log_level(directive: &str) -> Result<bool, String> {
+    let filter = EnvFilter::try_new(directive).map_err(|e| e.to_string())?;
+    match LOG_FILTER.get() {
+        Some(handle) => handle.reload(filter).map(|()| true).map_err(|e| e.to_string()),
+        None => Ok(false),
+    }
+}
+
 /// Installs the global subscriber once (to stdout); later calls are no-ops (tests).
 pub fn init(settings: &TelemetrySettings) -> Telemetry {
     install(settings, false)
@@ -90,18 +113,22 @@ fn install(settings: &TelemetrySettings, stderr: bool) -> Telemetry {
     let writer = tracing_subscriber::fmt::writer::BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
         if stderr { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) }
     });
-    let (json_layer, pretty_layer) = if json {
-        let layer = tracing_subscriber::fmt::layer()
-            .with_target(true)
-            .with_writer(writer)
-            .fmt_fields(RedactingFields::Json)
-            .event_format(JsonLines);
-        (Some(layer), None)
+    let fmt_layer: Box<dyn Layer<Registry> + Send + Sync> = if json {
+        Box::new(
+            tracing_subscriber::fmt::layer()
+                .with_target(true)
+                .with_writer(writer)
+                .fmt_fields(RedactingFields::Json)
+                .event_format(JsonLines),
+        )
     } else {
-        let layer =
-            tracing_subscriber::fmt::layer().with_target(true).with_writer(writer).fmt_fields(RedactingFields::Pretty);
-        (None, Some(layer))
+        Box::new(
+            tracing_subscriber::fmt::layer().with_target(true).with_writer(writer).fmt_fields(RedactingFields::Pretty),
+        )
     };
+    // The log level filters the logs only (and can change at run time);
+    // exported spans keep every `info` span whatever it says.
+    let (filter, filter_handle) = tracing_subscriber::reload::Layer::new(filter);
     let provider = settings.otlp_endpoint.as_deref().and_then(|endpoint| match tracer_provider(settings, endpoint) {
         Ok(provider) => Some(provider),
         Err(e) => {
@@ -109,13 +136,16 @@ fn install(settings: &TelemetrySettings, stderr: bool) -> Telemetry {
             None
         }
     });
-    let otel_layer =
-        provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(settings.service_name.clone())));
-    let installed =
-        tracing_subscriber::registry().with(filter).with(json_layer).with(pretty_layer).with(otel_layer).try_init();
+    let otel_layer = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(settings.service_name.clone()))
+            .with_filter(tracing_subscriber::filter::LevelFilter::INFO)
+    });
+    let installed = tracing_subscriber::registry().with(fmt_layer.with_filter(filter)).with(otel_layer).try_init();
     match installed {
         Ok(()) => {
             EXPORTING.store(provider.is_some(), Ordering::Relaxed);
+            drop(LOG_FILTER.set(filter_handle));
             Telemetry { provider }
         }
         // Already installed (e.g. by a test harness): keep the existing one.

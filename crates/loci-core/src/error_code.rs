@@ -46,6 +46,7 @@ error_codes! {
     SessionBindingInvalid = (403, "SESSION_BINDING_INVALID", "The session belongs to another identity");
     HostNotAllowed = (403, "HOST_NOT_ALLOWED", "The Host header names a host this server does not serve");
     OriginNotAllowed = (403, "ORIGIN_NOT_ALLOWED", "The request's Origin is not allowed");
+    OperatorRequired = (403, "OPERATOR_REQUIRED", "Only an operator org may change settings every tenant shares");
     NotFound = (404, "NOT_FOUND", "The resource does not exist");
     SessionNotFound = (404, "SESSION_NOT_FOUND", "The MCP session is unknown or has expired");
     MethodNotAllowed = (405, "METHOD_NOT_ALLOWED", "The method is not allowed on this resource");

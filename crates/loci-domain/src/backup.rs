@@ -192,7 +192,7 @@ impl BackupService {
 
     /// Imports a zip made by [`BackupService::export`] into the caller's account.
     pub async fn import(&self, p: &Principal, archive: &[u8], mode: ImportMode) -> Result<ImportReport, DomainError> {
-        self.import_document(p, unpack(archive)?, mode).await
+        self.import_document(p, read_archive(archive)?, mode).await
     }
 
     /// Imports a backup document (the zip's `memories.json`, sent as JSON).
@@ -290,7 +290,9 @@ fn pack(doc: &BackupDocument) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
     Ok(zip.finish()?.into_inner())
 }
 
-fn unpack(archive: &[u8]) -> Result<BackupDocument, DomainError> {
+/// Reads an uploaded archive (untrusted bytes): a zip holding `memories.json`,
+/// bounded in size. Public for the fuzz target.
+pub fn read_archive(archive: &[u8]) -> Result<BackupDocument, DomainError> {
     let mut zip = zip::ZipArchive::new(Cursor::new(archive)).map_err(|_| invalid("not a zip archive"))?;
     let file = zip.by_name("memories.json").map_err(|_| invalid("the archive has no memories.json"))?;
     let mut json = Vec::new();
@@ -320,7 +322,7 @@ mod tests {
             memories: vec![],
         };
         let bytes = pack(&doc).unwrap();
-        assert_eq!(unpack(&bytes).unwrap(), doc);
-        assert!(unpack(b"not a zip").is_err());
+        assert_eq!(read_archive(&bytes).unwrap(), doc);
+        assert!(read_archive(b"not a zip").is_err());
     }
 }

@@ -44,6 +44,15 @@ pub struct Weights {
     pub graph: f32,
 }
 
+/// Each weight must be finite and within 0..=100 (`weights.<source>`).
+fn weight_violations(w: &Weights) -> Vec<FieldViolation> {
+    [("vector", w.vector), ("lexical", w.lexical), ("graph", w.graph)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_finite() || !(0.0..=100.0).contains(v))
+        .map(|(name, _)| FieldViolation::new(format!("weights.{name}"), "must be between 0 and 100"))
+        .collect()
+}
+
 /// Search tuning from settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SearchConfig {
@@ -382,6 +391,9 @@ pub struct SearchService {
     /// are embedded by the indexer without it, so they never evict queries).
     query_embedder: Option<Arc<dyn Embedder>>,
     config: SearchConfig,
+    /// The weights of searches that choose none: `config.weights` until an
+    /// operator changes them at run time (shared by every clone).
+    default_weights: Arc<std::sync::RwLock<Weights>>,
     recent: RecentQueries,
     experiments: Option<crate::experiments::ExperimentService>,
 }
@@ -435,7 +447,32 @@ impl SearchService {
             .embedder
             .clone()
             .map(|e| Arc::new(loci_embed::CachedEmbedder::new(e, QUERY_CACHE)) as Arc<dyn Embedder>);
-        Self { memories, indexes, query_embedder, config, recent: RecentQueries::default(), experiments: None }
+        let default_weights = Arc::new(std::sync::RwLock::new(config.weights));
+        Self {
+            memories,
+            indexes,
+            query_embedder,
+            config,
+            default_weights,
+            recent: RecentQueries::default(),
+            experiments: None,
+        }
+    }
+
+    /// The fusion weights of searches that choose none.
+    pub fn default_weights(&self) -> Weights {
+        *self.default_weights.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Changes them for every later search (runtime configuration); each
+    /// must lie in 0..=100, as a request's own weights must.
+    pub fn set_default_weights(&self, weights: Weights) -> Result<(), DomainError> {
+        let errors = weight_violations(&weights);
+        if !errors.is_empty() {
+            return Err(DomainError::Validation(errors));
+        }
+        *self.default_weights.write().unwrap_or_else(std::sync::PoisonError::into_inner) = weights;
+        Ok(())
     }
 
     /// Applies the org's running experiment to its users' searches.
@@ -481,11 +518,7 @@ impl SearchService {
             errors.push(e);
         }
         if let Some(w) = req.weights {
-            for (name, v) in [("vector", w.vector), ("lexical", w.lexical), ("graph", w.graph)] {
-                if !v.is_finite() || !(0.0..=100.0).contains(&v) {
-                    errors.push(FieldViolation::new(format!("weights.{name}"), "must be between 0 and 100"));
-                }
-            }
+            errors.extend(weight_violations(&w));
         }
         if errors.is_empty() { Ok(()) } else { Err(DomainError::Validation(errors)) }
     }
@@ -529,7 +562,7 @@ impl SearchService {
                 Err(e) => tracing::warn!(error = %e, "experiment lookup failed; default search configuration used"),
             }
         }
-        let weights = req.weights.unwrap_or(self.config.weights);
+        let weights = req.weights.unwrap_or_else(|| self.default_weights());
         let depth = self.config.candidates.max(req.limit);
         let mut timings = Timings::default();
         let mut missing = Vec::new();

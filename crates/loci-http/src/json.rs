@@ -42,6 +42,40 @@ fn depth(bytes: &[u8]) -> usize {
     max
 }
 
+/// Reads a JSON object body of type `T`: UTF-8 and syntax (400), nesting
+/// depth (400), an object at the top (422), then shape (422 with the failing
+/// field path). The checks of [`ValidJson`] after content type and size;
+/// public for the fuzz targets.
+pub fn parse_body<T: DeserializeOwned>(body: &[u8], max_depth: usize) -> Result<T, Problem> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(Problem::new(ErrorCode::MalformedRequest, "the body is not valid UTF-8"));
+    }
+    if depth(body) > max_depth {
+        return Err(Problem::new(ErrorCode::MalformedRequest, format!("JSON nesting deeper than {max_depth}")));
+    }
+    // Every body of the API is an object: serde would also read a
+    // struct from an array (`[null, null]`), which no client means.
+    if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{') {
+        return Err(Problem::validation(vec![FieldError {
+            field: "body".to_owned(),
+            message: "must be a JSON object".to_owned(),
+        }]));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => match de.end() {
+            Ok(()) => Ok(v),
+            Err(_) => Err(Problem::new(ErrorCode::MalformedRequest, "trailing characters after the JSON body")),
+        },
+        Err(e) if e.inner().is_data() => {
+            let path = e.path().to_string();
+            let field = if path == "." || path.is_empty() { "body".to_owned() } else { path };
+            Err(Problem::validation(vec![FieldError { field, message: e.inner().to_string() }]))
+        }
+        Err(e) => Err(Problem::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {}", e.inner()))),
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
     type Error = Problem;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
@@ -69,36 +103,8 @@ impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
                     Problem::new(ErrorCode::MalformedRequest, "the body could not be read")
                 }
             })?;
-            if std::str::from_utf8(&body).is_err() {
-                return Err(Problem::new(ErrorCode::MalformedRequest, "the body is not valid UTF-8"));
-            }
             let max_depth = req.app_data::<web::Data<JsonLimits>>().map_or(32, |l| l.max_depth);
-            if depth(&body) > max_depth {
-                return Err(Problem::new(ErrorCode::MalformedRequest, format!("JSON nesting deeper than {max_depth}")));
-            }
-            // Every body of the API is an object: serde would also read a
-            // struct from an array (`[null, null]`), which no client means.
-            if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{') {
-                return Err(Problem::validation(vec![FieldError {
-                    field: "body".to_owned(),
-                    message: "must be a JSON object".to_owned(),
-                }]));
-            }
-            let mut de = serde_json::Deserializer::from_slice(&body);
-            match serde_path_to_error::deserialize::<_, T>(&mut de) {
-                Ok(v) => match de.end() {
-                    Ok(()) => Ok(ValidJson(v)),
-                    Err(_) => Err(Problem::new(ErrorCode::MalformedRequest, "trailing characters after the JSON body")),
-                },
-                Err(e) if e.inner().is_data() => {
-                    let path = e.path().to_string();
-                    let field = if path == "." || path.is_empty() { "body".to_owned() } else { path };
-                    Err(Problem::validation(vec![FieldError { field, message: e.inner().to_string() }]))
-                }
-                Err(e) => {
-                    Err(Problem::new(ErrorCode::MalformedRequest, format!("the body is not valid JSON: {}", e.inner())))
-                }
-            }
+            parse_body(&body, max_depth).map(ValidJson)
         })
     }
 }

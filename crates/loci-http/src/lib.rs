@@ -24,7 +24,7 @@ mod request_id;
 mod server;
 
 pub use auth::{AuthContext, Authenticated, authenticate, mask, rate_limit_problem, rejection_problem, request_base};
-pub use json::{JsonLimits, ValidJson};
+pub use json::{JsonLimits, ValidJson, parse_body};
 pub use metrics::Metrics;
 pub use problem::{FieldError, Problem, ProblemResponses, method_not_allowed};
 pub use request_id::REQUEST_ID_HEADER;

@@ -240,6 +240,12 @@ pub enum ProblemResponses {
     UnsupportedMediaType(Problem),
     #[response(status = 422, description = "Invalid fields", content_type = "application/problem+json")]
     Invalid(Problem),
+    #[response(
+        status = 429,
+        description = "Rate limited: wait Retry-After seconds",
+        content_type = "application/problem+json"
+    )]
+    TooManyRequests(Problem),
     #[response(status = 503, description = "A dependency is unavailable", content_type = "application/problem+json")]
     Unavailable(Problem),
 }

@@ -22,9 +22,11 @@
 mod api;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use loci_core::breaker::CircuitBreaker;
 use loci_core::{MemoryId, OrgId};
 use neo4rs::{BoltType, ConfigBuilder, Graph, Query};
 use tokio::sync::OnceCell;
@@ -86,6 +88,8 @@ pub struct Neo4jGraphIndex {
     options: Neo4jOptions,
     /// Connected on first use, on the caller's runtime.
     graph: OnceCell<Graph>,
+    /// Opened by consecutive timeouts: then calls fail at once.
+    breaker: Option<Arc<CircuitBreaker>>,
 }
 
 impl std::fmt::Debug for Neo4jGraphIndex {
@@ -159,7 +163,13 @@ fn query_names(entities: &[String]) -> Vec<String> {
 
 impl Neo4jGraphIndex {
     fn lazy(options: Neo4jOptions) -> Self {
-        Self { options, graph: OnceCell::new() }
+        Self { options, graph: OnceCell::new(), breaker: None }
+    }
+
+    /// Guards every call to the server with `breaker`.
+    pub fn with_breaker(mut self, breaker: Arc<CircuitBreaker>) -> Self {
+        self.breaker = Some(breaker);
+        self
     }
 
     /// Connects, checks the server and creates the schema.
@@ -197,9 +207,18 @@ impl Neo4jGraphIndex {
     }
 
     async fn timed<T>(&self, what: &str, f: impl Future<Output = Result<T, neo4rs::Error>>) -> Result<T, IndexError> {
-        match tokio::time::timeout(self.options.timeout, f).await {
-            Ok(r) => r.map_err(err),
-            Err(_) => Err(IndexError::Timeout(format!("{ENGINE}: {what}"))),
+        let bounded = async {
+            match tokio::time::timeout(self.options.timeout, f).await {
+                Ok(r) => r.map_err(err),
+                Err(_) => Err(IndexError::Timeout(format!("{ENGINE}: {what}"))),
+            }
+        };
+        match &self.breaker {
+            Some(breaker) => match breaker.call(bounded, IndexError::is_outage).await {
+                Ok(outcome) => outcome,
+                Err(refusal) => Err(IndexError::CircuitOpen { engine: ENGINE, refusal }),
+            },
+            None => bounded.await,
         }
     }
 

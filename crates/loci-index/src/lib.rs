@@ -23,6 +23,7 @@ mod doc;
 pub mod entities;
 mod error;
 pub mod extract;
+pub mod guarded;
 pub mod relations;
 
 use async_trait::async_trait;

@@ -9,6 +9,7 @@
 //! their profile, or [`SettingsError::Invalid`] listing every problem at once.
 //! Secrets are [`Secret`]s and print as `[REDACTED]`.
 
+pub mod runtime;
 mod secret;
 mod sections;
 
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use validator::{Validate, ValidationErrors, ValidationErrorsKind};
 
+pub use runtime::RuntimeSettings;
 pub use secret::Secret;
 pub use sections::*;
 
@@ -26,6 +28,7 @@ const LIST_KEYS: &[&str] = &[
     "auth.audience",
     "auth.algorithms",
     "auth.hmac_keys",
+    "auth.operator_orgs",
     "cors.allowed_origins",
     "mcp.allowed_hosts",
     "mcp.allowed_origins",
@@ -161,7 +164,9 @@ impl Default for Settings {
 impl Settings {
     /// Loads and validates settings; every problem is reported at once.
     pub fn load(sources: &Sources) -> Result<Self, SettingsError> {
-        let settings = Self::load_unchecked(sources)?;
+        let mut settings = Self::load_unchecked(sources)?;
+        // What operators changed at run time, last (PUT /api/v1/config).
+        RuntimeSettings::load(&settings.data_dir)?.apply(&mut settings);
         let problems = settings.problems();
         if problems.is_empty() { Ok(settings) } else { Err(SettingsError::Invalid(problems)) }
     }

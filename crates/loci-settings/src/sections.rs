@@ -183,6 +183,12 @@ pub struct AuthSettings {
     pub jwks_cache_ttl_secs: u64,
     /// Role name -> scopes it grants.
     pub roles: BTreeMap<String, Vec<String>>,
+    /// Orgs whose `admin:write` callers may change process-wide settings
+    /// (`PUT /api/v1/config`: fusion weights, rate-limit plans, log level),
+    /// which every tenant shares. Empty: in the embedded profile (one
+    /// tenant, one machine) any `admin:write` caller; in production nobody.
+    #[serde(deserialize_with = "one_or_many")]
+    pub operator_orgs: Vec<String>,
 }
 
 impl Default for AuthSettings {
@@ -199,6 +205,7 @@ impl Default for AuthSettings {
             jwks_refresh_min_interval_secs: 30,
             jwks_cache_ttl_secs: 300,
             roles: BTreeMap::new(),
+            operator_orgs: Vec::new(),
         }
     }
 }

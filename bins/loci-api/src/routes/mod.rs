@@ -352,6 +352,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(method_not_allowed("GET")),
     )
     .service(
-        web::resource("/api/v1/config").route(web::get().to(config::get)).default_service(method_not_allowed("GET")),
+        web::resource("/api/v1/config")
+            .route(web::get().to(config::get))
+            .route(web::put().to(config::put))
+            .default_service(method_not_allowed("GET, PUT")),
     );
 }
