@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each target uses part of the fixture
 //! An authenticator as the server builds one (ES256 keys from a JWKS file,
 //! issuer and audience checks, DPoP with a replay cache), made once per
 //! fuzzing process.
