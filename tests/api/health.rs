@@ -137,6 +137,7 @@ async fn metrics_show_dependency_health_and_can_be_turned_off() {
     assert!(text.contains("memories_created_total 2"), "one over REST, one over MCP: {text}");
     assert!(text.contains("search_queries_total{mode=\"lexical\"} 1"), "{text}");
     assert!(text.contains("search_stage_duration_seconds_count{stage=\"lexical\"} 1"), "{text}");
+    assert!(text.contains("search_stage_duration_seconds_count{stage=\"total\"} 1"), "the whole search: {text}");
     assert!(!text.contains("stage=\"vector\""), "a stage the search skipped is not observed: {text}");
 
     let off =

@@ -181,15 +181,6 @@ async fn mcp_tool_calls_spend_the_same_budget() {
     assert_eq!(read(&app, &token).await.status, 429);
 }
 
-/// Runs `sql` on the PostgreSQL server as its superuser.
-async fn as_superuser(sql: &str) {
-    use sea_orm::ConnectionTrait;
-    let admin = loci_stores::testing::TestDatabase::server_admin_url();
-    let conn = sea_orm::Database::connect(admin.expose()).await.expect("admin connection");
-    conn.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-    conn.close().await.ok();
-}
-
 #[tokio::test]
 async fn a_database_outage_opens_its_breaker_fails_fast_and_recovers() {
     let options = AppOptions::default().with(|s| {
@@ -201,13 +192,8 @@ async fn a_database_outage_opens_its_breaker_fails_fast_and_recovers() {
     let app = TestApp::spawn_with(Engine::Postgres, options).await;
     let alice = app.mint_full("alice", "acme", &[], &["editor"], &[], None);
     assert_eq!(write(&app, &alice, "stored before the outage").await.status, 201);
-    let name = app.db.url.rsplit('/').next().expect("database name").to_owned();
 
-    as_superuser(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false")).await;
-    as_superuser(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-    ))
-    .await;
+    app.db.accept_connections(false).await;
     for _ in 0..2 {
         let answer = read(&app, &alice).await;
         assert_eq!(answer.status, 503, "{}", answer.body);
@@ -225,7 +211,7 @@ async fn a_database_outage_opens_its_breaker_fails_fast_and_recovers() {
     let text = metrics.text().await.expect("text");
     assert!(text.contains("circuit_breaker_state{service=\"database\"} 1"), "{text}");
 
-    as_superuser(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true")).await;
+    app.db.accept_connections(true).await;
     tokio::time::sleep(Duration::from_millis(2_100)).await;
     // One trial goes through (a background task may be the one making it)
     // and closes the breaker; nothing was lost.

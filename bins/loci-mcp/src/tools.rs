@@ -1354,7 +1354,7 @@ impl Tools {
         let request = input.parse(None).map_err(ToolError::invalid)?;
         let response = self.search.search(p, request).await?;
         if let Some(metrics) = &self.metrics {
-            metrics.search(&response.meta);
+            metrics.search(&response);
         }
         let text = render_search(&response);
         Ok((to_value(&response)?, text))

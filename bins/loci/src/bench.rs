@@ -1049,16 +1049,48 @@ pub struct OpsArgs {
     valkey: Option<String>,
 }
 
-/// An OTLP/HTTP receiver that accepts and drops every export.
-fn otlp_sink() -> anyhow::Result<String> {
-    use actix_web::{App, HttpResponse, HttpServer, web};
-    let server = HttpServer::new(|| {
-        App::new().route("/v1/traces", web::post().to(|_: web::Bytes| async { HttpResponse::Ok().finish() }))
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))?;
-    let port = server.addrs().first().map(|a| a.port()).context("sink address")?;
-    tokio::spawn(server.run());
+/// An OTLP/HTTP receiver that accepts and drops every export: HTTP/1.1
+/// with keep-alive, answering 200 to each request once its body is read.
+async fn otlp_sink() -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 16 * 1024];
+                loop {
+                    // One request: the head, then Content-Length bytes of body.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + length {
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buf.drain(..head_end + length);
+                    if socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
     Ok(format!("http://127.0.0.1:{port}"))
 }
 
@@ -1103,7 +1135,7 @@ pub async fn ops(base: &Settings, args: &OpsArgs) -> anyhow::Result<()> {
         TracingMode::Off => None,
         TracingMode::Logs => Some(loci_app::telemetry::init_stderr(&telemetry)),
         TracingMode::Otlp => {
-            telemetry.otlp_endpoint = Some(otlp_sink()?);
+            telemetry.otlp_endpoint = Some(otlp_sink().await?);
             Some(loci_app::telemetry::init_stderr(&telemetry))
         }
         TracingMode::OtlpUnreachable => {

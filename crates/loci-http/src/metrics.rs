@@ -125,10 +125,13 @@ impl Metrics {
 
     /// One search: its mode and the stages it ran (a stage it skipped
     /// took no time and is not observed).
-    pub fn search(&self, meta: &loci_domain::search::SearchMeta) {
+    pub fn search(&self, response: &loci_domain::search::SearchResponse) {
         if !self.enabled {
             return;
         }
+        let meta = &response.meta;
+        // The whole search as the caller waited for it (the SLO's measure).
+        self.search_stages.with_label_values(&["total"]).observe(response.took_ms / 1000.0);
         let mode = serde_json::to_value(meta.mode).ok().and_then(|v| v.as_str().map(str::to_owned));
         self.search_queries.with_label_values(&[mode.as_deref().unwrap_or("unknown")]).inc();
         let t = &meta.timings_ms;

@@ -173,6 +173,24 @@ impl TestDatabase {
         conn.close().await.ok();
     }
 
+    /// A real outage of this database (PostgreSQL only): `false` refuses new
+    /// connections and closes the open ones; `true` lets them in again.
+    pub async fn accept_connections(&self, accept: bool) {
+        assert_eq!(self.engine, Engine::Postgres);
+        let name = url::Url::parse(&self.url).expect("url").path().trim_start_matches('/').to_owned();
+        let conn = sea_orm::Database::connect(admin_url().as_str()).await.expect("admin connect");
+        conn.execute_unprepared(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {accept}"))
+            .await
+            .expect("allow connections");
+        if !accept {
+            let kill = format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            );
+            conn.execute_unprepared(&kill).await.expect("terminate backends");
+        }
+        conn.close().await.ok();
+    }
+
     /// A connection with a superuser (PostgreSQL only), for assertions that
     /// must see past RLS.
     pub async fn admin_connection(&self) -> sea_orm::DatabaseConnection {

@@ -21,7 +21,7 @@ async fn run(
     let p = auth.require(&[SEARCH_READ])?;
     let request = body.0.parse(forced)?;
     let response = state.search.search(p, request).await?;
-    metrics.search(&response.meta);
+    metrics.search(&response);
     Ok(HttpResponse::Ok().json(response))
 }
 
