@@ -131,6 +131,19 @@ impl RuntimeSettings {
         }
     }
 
+    /// The sections present but naming no setting (`"search": {}`): a
+    /// change must say what it changes.
+    pub fn empty_sections(&self) -> Vec<&'static str> {
+        let mut empty = Vec::new();
+        if self.search.is_some_and(|s| s == RuntimeSearch::default()) {
+            empty.push("search");
+        }
+        if self.rate_limit.as_ref().is_some_and(|r| *r == RuntimeRateLimit::default()) {
+            empty.push("rate_limit");
+        }
+        empty
+    }
+
     /// The setting keys this change sets (for the audit event).
     pub fn keys(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();
@@ -187,6 +200,9 @@ mod tests {
         assert_eq!(settings.rate_limit.default_plan, "free");
         assert_eq!(settings.telemetry.log_level, "debug");
         assert_eq!(change.keys(), ["search.weight_lexical", "rate_limit.default_plan"]);
+        assert!(change.empty_sections().is_empty());
+        let hollow = RuntimeSettings { rate_limit: Some(RuntimeRateLimit::default()), ..saved };
+        assert_eq!(hollow.empty_sections(), ["rate_limit"]);
     }
 
     #[test]

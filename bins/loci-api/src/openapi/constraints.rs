@@ -120,6 +120,16 @@ impl Patcher<'_> {
         }
     }
 
+    /// The JSON request body of one operation, replaced whole.
+    fn body(&mut self, path: &str, method: &str, schema: Value) {
+        let pointer =
+            format!("/paths/{}/{method}/requestBody/content/application~1json/schema", path.replace('/', "~1"));
+        match self.doc.pointer_mut(&pointer) {
+            Some(target) => *target = schema,
+            None => self.missing.push(format!("{method} {path} body")),
+        }
+    }
+
     /// The schema of a parameter of every operation whose path starts with
     /// `prefix` and that declares it.
     fn param(&mut self, prefix: &str, name: &str, patch: Value) {
@@ -255,6 +265,42 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
             { "required": ["app_id"], "properties": { "app_id": { "type": "string" } } },
             { "required": ["category_ids"], "properties": { "category_ids": { "minItems": 1 } } },
         ] }),
+    );
+
+    // Runtime settings: at least one of them; each bounded as in settings;
+    // `null` leaves a setting as it is (as leaving it out does).
+    let weight = json!({ "type": ["number", "null"], "minimum": 0, "maximum": 100 });
+    let budget = json!({ "type": "integer", "minimum": 1, "maximum": 100_000_000 });
+    let plan = json!({
+        "type": "object", "additionalProperties": false,
+        "required": ["window_secs", "read", "write", "search"],
+        "properties": {
+            "window_secs": { "type": "integer", "minimum": 1, "maximum": 86_400 },
+            "read": budget, "write": budget, "search": budget,
+        },
+    });
+    p.body(
+        "/api/v1/config",
+        "put",
+        json!({
+            "type": "object", "additionalProperties": false, "minProperties": 1,
+            "properties": {
+                "search": {
+                    "type": ["object", "null"], "additionalProperties": false, "minProperties": 1,
+                    "properties": { "weight_vector": weight, "weight_lexical": weight, "weight_graph": weight },
+                },
+                "rate_limit": {
+                    "type": ["object", "null"], "additionalProperties": false, "minProperties": 1,
+                    "properties": {
+                        "enabled": { "type": ["boolean", "null"] },
+                        "default_plan": { "type": ["string", "null"], "minLength": 1, "maxLength": 64 },
+                        "plans": { "type": ["object", "null"], "additionalProperties": plan },
+                        "org_plans": { "type": ["object", "null"], "additionalProperties": { "type": "string" } },
+                    },
+                },
+                "log_level": { "type": ["string", "null"], "minLength": 1 },
+            },
+        }),
     );
 
     // Backups: the form carries the zip as `file` and nothing else.

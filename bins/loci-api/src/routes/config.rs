@@ -32,11 +32,19 @@ pub async fn put(
         ));
     }
     let change = body.0;
-    if change.keys().is_empty() {
-        return Err(Problem::validation(vec![FieldError {
+    let mut errors: Vec<FieldError> = change
+        .empty_sections()
+        .into_iter()
+        .map(|section| FieldError { field: section.into(), message: "names no setting to change".into() })
+        .collect();
+    if change.keys().is_empty() && errors.is_empty() {
+        errors.push(FieldError {
             field: "body".into(),
             message: "names no setting to change (search, rate_limit, log_level)".into(),
-        }]));
+        });
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
     }
     match state.change_runtime_settings(&change).await {
         Ok(settings) => {
