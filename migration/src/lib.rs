@@ -18,13 +18,14 @@ mod m20261207_000003_temporal_validity;
 mod m20261207_000004_infer_jobs;
 mod m20261207_000005_learning;
 mod m20261207_000006_gdpr;
+mod m20261208_000001_code;
 
 /// Tables that hold tenant data, keyed by `org_id` (`id` for `orgs` itself);
 /// on PostgreSQL each has row-level security forced on it (by the migration
 /// that creates it: [`CORE_TENANT_TABLES`], then [`GRAPH_TENANT_TABLES`],
 /// then `memory_counts`, then `graph_relations` and `graph_aliases`, then
 /// `memory_jobs`, then `feedback_events` and the experiments', then
-/// `gdpr_audit_logs` and `user_keys`).
+/// `gdpr_audit_logs` and `user_keys`, then the code tables).
 pub const TENANT_TABLES: &[&str] = &[
     "orgs",
     "users",
@@ -47,6 +48,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "experiment_assignments",
     "gdpr_audit_logs",
     "user_keys",
+    "code_repos",
+    "code_files",
+    "code_symbols",
+    "code_calls",
 ];
 
 /// The tenant tables of the core schema (m20261125_000001_core).
@@ -73,6 +78,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000004_infer_jobs::Migration),
             Box::new(m20261207_000005_learning::Migration),
             Box::new(m20261207_000006_gdpr::Migration),
+            Box::new(m20261208_000001_code::Migration),
         ]
     }
 }
@@ -85,5 +91,6 @@ mod tests {
     fn tenant_tables_split_into_core_and_graph() {
         assert_eq!(CORE_TENANT_TABLES.last(), Some(&"memory_access_logs"));
         assert_eq!(GRAPH_TENANT_TABLES, ["graph_entities", "graph_mentions", "graph_edges"]);
+        assert!(TENANT_TABLES.ends_with(m20261208_000001_code::CODE_TENANT_TABLES));
     }
 }

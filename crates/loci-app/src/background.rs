@@ -63,6 +63,7 @@ impl Background {
         }
         if tasks.jobs {
             handles.push(tokio::spawn(services.infer.clone().run_jobs(JOB_POLL, stopped.clone())));
+            handles.push(tokio::spawn(services.code.clone().run_jobs(JOB_POLL, stopped.clone())));
         }
         if tasks.optimize {
             handles.push(tokio::spawn(purge_periodically(services.clone(), stopped.clone())));

@@ -86,6 +86,26 @@ pub fn open_guarded(
     Ok((Indexes { vector, lexical, graph: graph.clone(), embedder }, graph, breakers))
 }
 
+/// The search indexes of code symbols, under `<data_dir>/code/`: embedded
+/// whatever engines memories use (see `loci_domain::code`), with the
+/// memories' embedder.
+pub fn open_code(
+    settings: &Settings,
+    embedder: Option<Arc<dyn loci_embed::Embedder>>,
+) -> Result<loci_domain::code::CodeIndexes, AppError> {
+    let root = settings.data_dir.join("code");
+    let lexical: Arc<dyn LexicalIndex> = Arc::new(EmbeddedLexicalIndex::open(&root.join("lexical"))?);
+    let vector: Option<Arc<dyn VectorIndex>> = match &embedder {
+        Some(e) => Some(Arc::new(EmbeddedVectorIndex::open(
+            &root.join("vector").join(e.model()),
+            e.dimensions(),
+            VectorOptions::default(),
+        )?)),
+        None => None,
+    };
+    Ok(loci_domain::code::CodeIndexes { lexical, vector, embedder })
+}
+
 /// An out-of-process engine or model endpoint as a dependency of
 /// `/health/deps`. Not required for readiness: without it search answers
 /// degraded (`meta.missing_sources`) rather than failing.

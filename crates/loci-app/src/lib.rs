@@ -30,6 +30,7 @@ use loci_domain::Provisioner;
 use loci_domain::access_log::AccessLog;
 use loci_domain::apps::AppService;
 use loci_domain::backup::BackupService;
+use loci_domain::code::{CodeConfig, CodeService};
 use loci_domain::context::ContextService;
 use loci_domain::entities::EntityService;
 use loci_domain::episodic::EpisodicService;
@@ -90,6 +91,7 @@ pub struct Services {
     pub feedback: FeedbackService,
     pub experiments: ExperimentService,
     pub gdpr: GdprService,
+    pub code: CodeService,
     /// MCP session bindings (shared with [`Security`]).
     pub sessions: Arc<dyn loci_security::SessionStore>,
     /// Request budgets of REST routes and MCP tool calls (in Valkey when
@@ -209,6 +211,7 @@ impl Services {
         };
         let sessions = security::session_store(valkey.as_ref());
         let rate_limiter = Arc::new(security::rate_limiter(&settings, valkey.as_ref()));
+        let code_embedder = indexes.embedder.clone();
         let gdpr = GdprService::new(
             database.clone(),
             indexes,
@@ -226,6 +229,12 @@ impl Services {
             settings.episodic.max_items_per_session,
         );
         let context = ContextService::new(memories.clone(), search.clone(), episodic.clone());
+        let code = CodeService::new(
+            memories.clone(),
+            search.clone(),
+            indexes::open_code(&settings, code_embedder)?,
+            CodeConfig::from_settings(&settings),
+        );
         Ok(Self {
             settings: Arc::new(settings),
             database,
@@ -244,6 +253,7 @@ impl Services {
             feedback,
             experiments,
             gdpr,
+            code,
             sessions,
             rate_limiter,
             breakers,

@@ -143,6 +143,7 @@ string_enum!(
         Running => "running",
         Done => "done",
         Failed => "failed",
+        Cancelled => "cancelled",
     }
 );
 

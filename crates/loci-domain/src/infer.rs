@@ -671,7 +671,7 @@ impl InferService {
             let claimed = if free == 0 {
                 Vec::new()
             } else {
-                match jobs::claim(self.memories.db(), free as u64, self.config.job_lease).await {
+                match jobs::claim(self.memories.db(), ADD_JOB, free as u64, self.config.job_lease).await {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(error = %e, "could not claim jobs");
@@ -726,7 +726,7 @@ impl InferService {
             tx.commit().await?;
             let request: JobRequest = serde_json::from_value(record.request)
                 .map_err(|e| DomainError::Internal(format!("job request unreadable: {e}")))?;
-            if matches!(record.status, JobStatus::Done | JobStatus::Failed) {
+            if matches!(record.status, JobStatus::Done | JobStatus::Failed | JobStatus::Cancelled) {
                 // Ended by another worker whose queue row removal this
                 // claim raced with.
                 return Err(DomainError::JobEnded);

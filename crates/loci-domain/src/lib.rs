@@ -17,6 +17,7 @@ pub mod apps;
 pub mod backup;
 mod caller;
 pub mod categorize;
+pub mod code;
 pub mod context;
 pub mod cursor;
 pub mod entities;

@@ -129,6 +129,8 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     #[validate(nested)]
     pub resilience: ResilienceSettings,
+    #[validate(nested)]
+    pub code: CodeSettings,
 }
 
 impl Default for Settings {
@@ -157,6 +159,7 @@ impl Default for Settings {
             gdpr: GdprSettings::default(),
             rate_limit: RateLimitSettings::default(),
             resilience: ResilienceSettings::default(),
+            code: CodeSettings::default(),
         }
     }
 }
@@ -235,6 +238,19 @@ impl Settings {
         }
         if self.database.min_connections > self.database.max_connections {
             out.push(Problem::new("database.min_connections", "must not exceed database.max_connections"));
+        }
+
+        // Code intelligence: local repositories only in the embedded profile.
+        if production && !self.code.allowed_roots.is_empty() {
+            out.push(Problem::new(
+                "code.allowed_roots",
+                "local repository paths are for the embedded profile only; register git URLs in production",
+            ));
+        }
+        for scheme in &self.code.allowed_git_schemes {
+            if !["https", "http", "ssh", "git", "file"].contains(&scheme.as_str()) {
+                out.push(Problem::new("code.allowed_git_schemes", format!("unknown scheme `{scheme}` (https, http, ssh, git, file)")));
+            }
         }
 
         // Rate limiting: every plan named must exist.

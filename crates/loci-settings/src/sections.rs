@@ -795,3 +795,47 @@ impl Default for ResilienceSettings {
         Self { failure_threshold: 5, cool_down_secs: 30 }
     }
 }
+
+/// `[code]`: code intelligence (`/api/v1/code`, the MCP code tools).
+/// Repositories are read from a local path (embedded profile only, inside
+/// one of `allowed_roots`) or cloned from a git URL (`allowed_git_schemes`)
+/// into `<data_dir>/code/checkouts`. Indexing runs as a job: at most
+/// `max_queued_jobs` queued or running per org (more: 429), one per
+/// repository.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct CodeSettings {
+    /// Directories under which local repositories may be registered (after
+    /// resolving symlinks); empty: no local path is accepted.
+    pub allowed_roots: Vec<PathBuf>,
+    /// URL schemes a git source may use (`https`, `ssh`, `git`, `file`).
+    pub allowed_git_schemes: Vec<String>,
+    /// Larger files are skipped with a reason (never read).
+    #[validate(range(min = 1024, max = 67_108_864))]
+    pub max_file_bytes: u64,
+    /// Files read per repository at most (the rest are reported skipped).
+    #[validate(range(min = 1, max = 1_000_000))]
+    pub max_files: u64,
+    #[validate(range(min = 1, max = 1000))]
+    pub max_queued_jobs: u64,
+    /// Concurrent indexing jobs per process.
+    #[validate(range(min = 1, max = 64))]
+    pub job_concurrency: usize,
+    /// How long a clone or fetch may take.
+    #[validate(range(min = 1, max = 86_400))]
+    pub git_timeout_secs: u64,
+}
+
+impl Default for CodeSettings {
+    fn default() -> Self {
+        Self {
+            allowed_roots: Vec::new(),
+            allowed_git_schemes: vec!["https".into(), "ssh".into(), "git".into()],
+            max_file_bytes: 1024 * 1024,
+            max_files: 100_000,
+            max_queued_jobs: 4,
+            job_concurrency: 1,
+            git_timeout_secs: 600,
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub struct Model {
     pub available_at: DateTimeUtc,
     pub attempts: i32,
     pub created_at: DateTimeUtc,
+    pub kind: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

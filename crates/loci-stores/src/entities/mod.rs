@@ -3,6 +3,10 @@
 
 pub mod apps;
 pub mod categories;
+pub mod code_calls;
+pub mod code_files;
+pub mod code_repos;
+pub mod code_symbols;
 pub mod experiment_assignments;
 pub mod experiment_history;
 pub mod experiments;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use loci_core::model::now;
 use loci_core::{JobId, JobStatus, OrgId, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 
 use crate::entities::{job_queue, memory_jobs};
 use crate::{Database, StoreError, TenantTx};
@@ -90,6 +90,7 @@ pub async fn enqueue(
         available_at: Set(t),
         attempts: Set(0),
         created_at: Set(t),
+        kind: Set(kind.to_owned()),
     };
     job_queue::Entity::insert(queued).exec_without_returning(tx.conn()).await?;
     get(tx, id).await?.ok_or(StoreError::NotFound("job"))
@@ -111,9 +112,9 @@ pub async fn pending_in_org(db: &Database, org: &OrgId) -> Result<u64, StoreErro
     Ok(job_queue::Entity::find().filter(job_queue::Column::OrgId.eq(org.as_str())).count(db.writer()).await?)
 }
 
-/// Claims up to `limit` due jobs, oldest first, leasing them for `lease`.
-/// On PostgreSQL concurrent workers skip each other's locked rows.
-pub async fn claim(db: &Database, limit: u64, lease: Duration) -> Result<Vec<ClaimedJob>, StoreError> {
+/// Claims up to `limit` due jobs of `kind`, oldest first, leasing them for
+/// `lease`. On PostgreSQL concurrent workers skip each other's locked rows.
+pub async fn claim(db: &Database, kind: &str, limit: u64, lease: Duration) -> Result<Vec<ClaimedJob>, StoreError> {
     if limit == 0 {
         return Ok(Vec::new());
     }
@@ -123,6 +124,7 @@ pub async fn claim(db: &Database, limit: u64, lease: Duration) -> Result<Vec<Cla
         .column(job_queue::Column::Id)
         .from(job_queue::Entity)
         .and_where(job_queue::Column::AvailableAt.lte(t))
+        .and_where(job_queue::Column::Kind.eq(kind))
         .order_by(job_queue::Column::CreatedAt, sea_orm::Order::Asc)
         .limit(limit)
         .to_owned();
@@ -190,6 +192,55 @@ pub async fn finish(tx: &TenantTx, id: JobId, outcome: Result<serde_json::Value,
         .exec(tx.conn())
         .await?;
     Ok(ended)
+}
+
+/// The tenant's jobs of `kind` not ended yet (queued or running), oldest
+/// first.
+pub async fn unfinished(tx: &TenantTx, kind: &str) -> Result<Vec<JobRecord>, StoreError> {
+    memory_jobs::Entity::find()
+        .filter(memory_jobs::Column::OrgId.eq(tx.org_str()))
+        .filter(memory_jobs::Column::Kind.eq(kind))
+        .filter(memory_jobs::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Running.as_str()]))
+        .order_by_asc(memory_jobs::Column::CreatedAt)
+        .all(tx.conn())
+        .await?
+        .into_iter()
+        .map(record)
+        .collect()
+}
+
+/// Records how far a running job got (in its `result`, until it ends).
+pub async fn set_progress(tx: &TenantTx, id: JobId, progress: serde_json::Value) -> Result<(), StoreError> {
+    memory_jobs::Entity::update_many()
+        .col_expr(memory_jobs::Column::Result, Expr::value(Some(progress)))
+        .filter(memory_jobs::Column::OrgId.eq(tx.org_str()))
+        .filter(memory_jobs::Column::Id.eq(id.as_uuid()))
+        .filter(memory_jobs::Column::Status.eq(JobStatus::Running.as_str()))
+        .exec(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Cancels a job that has not ended: `cancelled`, off the queue. `false`
+/// when it had ended already (or is not the tenant's). A running worker
+/// sees the status at its next step and stops.
+pub async fn cancel(tx: &TenantTx, id: JobId) -> Result<bool, StoreError> {
+    let cancelled = memory_jobs::Entity::update_many()
+        .col_expr(memory_jobs::Column::Status, Expr::value(JobStatus::Cancelled.as_str()))
+        .col_expr(memory_jobs::Column::FinishedAt, Expr::value(now()))
+        .filter(memory_jobs::Column::OrgId.eq(tx.org_str()))
+        .filter(memory_jobs::Column::Id.eq(id.as_uuid()))
+        .filter(memory_jobs::Column::Status.is_in([JobStatus::Queued.as_str(), JobStatus::Running.as_str()]))
+        .exec(tx.conn())
+        .await?
+        .rows_affected
+        == 1;
+    job_queue::Entity::delete_many()
+        .filter(job_queue::Column::OrgId.eq(tx.org_str()))
+        .filter(job_queue::Column::Id.eq(id.as_uuid()))
+        .exec(tx.conn())
+        .await?;
+    Ok(cancelled)
 }
 
 /// Makes a claimed job claimable again after `delay`: a retry after a

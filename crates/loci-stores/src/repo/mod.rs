@@ -6,6 +6,7 @@
 pub mod access_logs;
 pub mod apps;
 pub mod categories;
+pub mod code;
 pub mod experiments;
 pub mod feedback;
 pub mod gdpr;
