@@ -132,7 +132,11 @@ impl MigrationTrait for Migration {
                     .col(integer(CodeRepos::SymbolCount).default(0))
                     .col(ts(CodeRepos::CreatedAt))
                     .col(ts_null(CodeRepos::IndexedAt))
-                    .foreign_key(&mut fk("fk_code_repos_org", (CodeRepos::Table, CodeRepos::OrgId), (Orgs::Table, Orgs::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_code_repos_org",
+                        (CodeRepos::Table, CodeRepos::OrgId),
+                        (Orgs::Table, Orgs::Id),
+                    ))
                     .take(),
             )
             .await?;
@@ -155,12 +159,18 @@ impl MigrationTrait for Migration {
                     .col(boolean(CodeFiles::Searchable).default(false))
                     .col(json_binary(CodeFiles::Parsed))
                     .col(ts(CodeFiles::UpdatedAt))
-                    .foreign_key(&mut fk("fk_code_files_repo", (CodeFiles::Table, CodeFiles::RepoId), (CodeRepos::Table, CodeRepos::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_code_files_repo",
+                        (CodeFiles::Table, CodeFiles::RepoId),
+                        (CodeRepos::Table, CodeRepos::Id),
+                    ))
                     .take(),
             )
             .await?;
         manager
-            .create_index(index("ux_code_files_repo_path", CodeFiles::Table, &["org_id", "repo_id", "path"]).unique().take())
+            .create_index(
+                index("ux_code_files_repo_path", CodeFiles::Table, &["org_id", "repo_id", "path"]).unique().take(),
+            )
             .await?;
 
         manager
@@ -182,14 +192,22 @@ impl MigrationTrait for Migration {
                     .col(text_null(CodeSymbols::OwnerType))
                     .col(uuid_null(CodeSymbols::ParentId))
                     .col(text(CodeSymbols::Excerpt))
-                    .foreign_key(&mut fk("fk_code_symbols_file", (CodeSymbols::Table, CodeSymbols::FileId), (CodeFiles::Table, CodeFiles::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_code_symbols_file",
+                        (CodeSymbols::Table, CodeSymbols::FileId),
+                        (CodeFiles::Table, CodeFiles::Id),
+                    ))
                     .take(),
             )
             .await?;
         manager.create_index(index("ix_code_symbols_org_name", CodeSymbols::Table, &["org_id", "name"])).await?;
         manager.create_index(index("ix_code_symbols_org_file", CodeSymbols::Table, &["org_id", "file_id"])).await?;
         manager
-            .create_index(index("ix_code_symbols_org_repo_qname", CodeSymbols::Table, &["org_id", "repo_id", "qualified_name"]))
+            .create_index(index(
+                "ix_code_symbols_org_repo_qname",
+                CodeSymbols::Table,
+                &["org_id", "repo_id", "qualified_name"],
+            ))
             .await?;
 
         manager
@@ -207,7 +225,11 @@ impl MigrationTrait for Migration {
                     .col(text_null(CodeCalls::Module))
                     .col(integer(CodeCalls::Line))
                     .col(string_len(CodeCalls::Resolution, 16))
-                    .foreign_key(&mut fk("fk_code_calls_file", (CodeCalls::Table, CodeCalls::FileId), (CodeFiles::Table, CodeFiles::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_code_calls_file",
+                        (CodeCalls::Table, CodeCalls::FileId),
+                        (CodeFiles::Table, CodeFiles::Id),
+                    ))
                     .take(),
             )
             .await?;

@@ -6,6 +6,7 @@
 mod auth;
 mod backup;
 mod categorize;
+mod code;
 mod entities;
 mod errors;
 mod experiments;

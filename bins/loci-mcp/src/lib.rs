@@ -16,6 +16,7 @@
 // request; boxing them would add an allocation to every error path.
 #![allow(clippy::result_large_err)]
 
+mod code_tools;
 mod handler;
 pub mod http;
 pub mod stdio;

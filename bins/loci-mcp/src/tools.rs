@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use loci_core::{ErrorCode, JobId, MemoryId};
+use loci_domain::code::MAX_SEARCH_LIMIT as CODE_SEARCH_MAX;
 use loci_domain::context::{ContextRequest, ContextService};
 use loci_domain::entities::{
     DEFAULT_ENTITY_LIMIT, DEFAULT_PATH_HOPS, EntityService, MAX_ENTITY_LIMIT, MAX_NAME_CHARS, MAX_SUBGRAPH_DEPTH,
@@ -26,7 +27,8 @@ use loci_domain::validation::{CreateMemoryInput, UpdateMemoryInput};
 use loci_domain::{DomainError, FieldViolation};
 use loci_security::Principal;
 use loci_security::scopes::{
-    ENTITIES_WRITE, FEEDBACK_WRITE, GDPR_READ, GRAPH_READ, MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE,
+    ENTITIES_WRITE, FEEDBACK_WRITE, GDPR_READ, GRAPH_READ, GRAPH_WRITE, MEMORIES_DELETE, MEMORIES_READ, MEMORIES_WRITE,
+    SEARCH_READ,
 };
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use serde::de::DeserializeOwned;
@@ -61,7 +63,7 @@ impl ToolSpec {
     }
 }
 
-fn object(properties: Value, required: &[&str]) -> Value {
+pub(crate) fn object(properties: Value, required: &[&str]) -> Value {
     json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false })
 }
 
@@ -733,6 +735,62 @@ pub const TOOLS: &[ToolSpec] = &[
         destructive: false,
         schema: no_arguments,
     },
+    ToolSpec {
+        name: "index_codebase",
+        scopes: &[GRAPH_WRITE],
+        description: "Index a code repository (a local path inside the server's allowed roots, or a git URL) with tree-sitter: files, symbols, imports, calls, package dependencies. Runs as a job (only changed files are parsed again); returns its job_id for index_codebase_status.",
+        read_only: false,
+        destructive: false,
+        schema: crate::code_tools::index_schema,
+    },
+    ToolSpec {
+        name: "index_codebase_status",
+        scopes: &[GRAPH_READ],
+        description: "State of an index_codebase job (queued, running, done, failed or cancelled) with its progress or report.",
+        read_only: true,
+        destructive: false,
+        schema: job_schema,
+    },
+    ToolSpec {
+        name: "search_code_hybrid",
+        scopes: &[SEARCH_READ],
+        description: "Search indexed code: symbols by lexical (identifiers split into words), semantic and graph evidence, fused; filter by repository, language and symbol kind.",
+        read_only: true,
+        destructive: false,
+        schema: crate::code_tools::search_schema,
+    },
+    ToolSpec {
+        name: "find_callers",
+        scopes: &[GRAPH_READ],
+        description: "Who calls a function or method (by name, qualified name or id), up to `depth` steps, with where each call is written and how it was resolved.",
+        read_only: true,
+        destructive: false,
+        schema: crate::code_tools::walk_schema,
+    },
+    ToolSpec {
+        name: "find_callees",
+        scopes: &[GRAPH_READ],
+        description: "What a function or method calls, up to `depth` steps; calls outside the indexed code are named with the module they come from.",
+        read_only: true,
+        destructive: false,
+        schema: crate::code_tools::walk_schema,
+    },
+    ToolSpec {
+        name: "impact_analysis",
+        scopes: &[GRAPH_READ],
+        description: "What breaks if a symbol changes: its transitive callers in its repository and in registered repositories that depend on it, ranked, each with the call path that explains it.",
+        read_only: true,
+        destructive: false,
+        schema: crate::code_tools::walk_schema,
+    },
+    ToolSpec {
+        name: "explain_code",
+        scopes: &[GRAPH_READ],
+        description: "A symbol explained: signature, docs, code, direct callers and callees, and the team's memories that mention it.",
+        read_only: true,
+        destructive: false,
+        schema: crate::code_tools::explain_schema,
+    },
 ];
 
 /// A failed tool call: Loci's code, a message, and extra members
@@ -785,7 +843,7 @@ impl From<DomainError> for ToolError {
 }
 
 /// Decodes tool arguments into `T`, naming the offending field.
-fn arguments<T: DeserializeOwned>(args: &JsonObject) -> Result<T, ToolError> {
+pub(crate) fn arguments<T: DeserializeOwned>(args: &JsonObject) -> Result<T, ToolError> {
     let value = Value::Object(args.clone());
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -1031,6 +1089,8 @@ pub struct Tools {
     metrics: Option<loci_http::Metrics>,
     /// Every tool call spends the caller's budget, as a REST request does.
     rate_limiter: Option<Arc<loci_security::RateLimiter>>,
+    /// The code tools (without it they answer NOT_IMPLEMENTED).
+    pub(crate) code: Option<loci_domain::code::CodeService>,
 }
 
 impl Tools {
@@ -1063,6 +1123,7 @@ impl Tools {
             gdpr: None,
             metrics: None,
             rate_limiter: None,
+            code: None,
         }
     }
 
@@ -1075,6 +1136,12 @@ impl Tools {
     /// Limits tool calls with the server's rate limiter.
     pub fn with_rate_limiter(mut self, limiter: Arc<loci_security::RateLimiter>) -> Self {
         self.rate_limiter = Some(limiter);
+        self
+    }
+
+    /// Offers the code tools.
+    pub fn with_code(mut self, code: loci_domain::code::CodeService) -> Self {
+        self.code = Some(code);
         self
     }
 
@@ -1105,6 +1172,7 @@ impl Tools {
             s.mcp.max_results,
         )
         .with_gdpr(services.gdpr.clone())
+        .with_code(services.code.clone())
         .with_rate_limiter(services.rate_limiter.clone())
     }
 
@@ -1122,6 +1190,7 @@ impl Tools {
         if let Some(Value::Object(limit)) =
             schema.get_mut("properties").and_then(|p| p.as_object_mut()).and_then(|p| p.get_mut("limit"))
         {
+            let max = if spec.name == "search_code_hybrid" { max.min(CODE_SEARCH_MAX) } else { max };
             limit.insert("maximum".into(), json!(max));
             limit.insert("default".into(), json!(DEFAULT_SEARCH_LIMIT.min(max)));
         }
@@ -1223,6 +1292,13 @@ impl Tools {
             "session_context_promote" => self.session_promote(p, &args).await,
             "get_context" => self.get_context(p, &args).await,
             "get_embedder_info" => self.embedder_info(&args),
+            "index_codebase" => self.index_codebase(p, &args).await,
+            "index_codebase_status" => self.index_codebase_status(p, &args).await,
+            "search_code_hybrid" => self.search_code(p, &args).await,
+            "find_callers" => self.find_callers(p, &args).await,
+            "find_callees" => self.find_callees(p, &args).await,
+            "impact_analysis" => self.impact_analysis(p, &args).await,
+            "explain_code" => self.explain_code(p, &args).await,
             other => Err(ToolError::new(ErrorCode::NotImplemented, format!("`{other}` has no handler"))),
         };
         Some(match outcome {

@@ -27,9 +27,7 @@ fn grammar(language: Language) -> tree_sitter::Language {
 /// Reads `source` as `language`: its definitions, imports and calls.
 pub fn parse(language: Language, source: &str) -> Result<ParsedFile, CodeError> {
     let mut parser = Parser::new();
-    parser
-        .set_language(&grammar(language))
-        .map_err(|e| CodeError::Grammar(language.as_str(), e.to_string()))?;
+    parser.set_language(&grammar(language)).map_err(|e| CodeError::Grammar(language.as_str(), e.to_string()))?;
     let tree = parser.parse(source, None).ok_or(CodeError::ParseFailed)?;
     let root = tree.root_node();
     let mut extractor = Extractor { language, src: source, out: ParsedFile::default(), scopes: Vec::new() };
@@ -147,9 +145,7 @@ impl<'a> Extractor<'a> {
                 _ => return None,
             },
             Language::Python => match kind {
-                "function_definition" => {
-                    named(if self.in_type() { SymbolKind::Method } else { SymbolKind::Function })?
-                }
+                "function_definition" => named(if self.in_type() { SymbolKind::Method } else { SymbolKind::Function })?,
                 "class_definition" => named(SymbolKind::Class)?,
                 "expression_statement" if node.parent().is_some_and(|p| p.kind() == "module") => {
                     let assignment = node.named_child(0).filter(|c| c.kind() == "assignment")?;
@@ -167,9 +163,7 @@ impl<'a> Extractor<'a> {
                     named(SymbolKind::Function)?
                 }
                 "class_declaration" | "abstract_class_declaration" => named(SymbolKind::Class)?,
-                "method_definition" | "method_signature" | "abstract_method_signature" => {
-                    named(SymbolKind::Method)?
-                }
+                "method_definition" | "method_signature" | "abstract_method_signature" => named(SymbolKind::Method)?,
                 "interface_declaration" => named(SymbolKind::Interface)?,
                 "type_alias_declaration" => named(SymbolKind::TypeAlias)?,
                 "enum_declaration" => named(SymbolKind::Enum)?,
@@ -178,10 +172,15 @@ impl<'a> Extractor<'a> {
                     let name = node.child_by_field_name("name").filter(|n| n.kind() == "identifier")?;
                     let name = self.text(name).to_owned();
                     let value = node.child_by_field_name("value").map(|v| v.kind());
-                    if matches!(value, Some("arrow_function" | "function_expression" | "function" | "generator_function")) {
+                    if matches!(
+                        value,
+                        Some("arrow_function" | "function_expression" | "function" | "generator_function")
+                    ) {
                         (SymbolKind::Function, name)
                     } else if self.scopes.iter().all(|s| s.kind.is_none_or(|k| !k.is_callable()))
-                        && node.parent().is_some_and(|p| p.kind() == "lexical_declaration" && self.text(p).starts_with("const"))
+                        && node
+                            .parent()
+                            .is_some_and(|p| p.kind() == "lexical_declaration" && self.text(p).starts_with("const"))
                         && is_constant_name(&name)
                     {
                         (SymbolKind::Constant, name)
@@ -461,9 +460,7 @@ impl<'a> Extractor<'a> {
                     return;
                 };
                 let module = unquote(self.text(path)).to_owned();
-                let alias = self
-                    .field_text(node, "name")
-                    .or_else(|| module.rsplit('/').next().map(str::to_owned));
+                let alias = self.field_text(node, "name").or_else(|| module.rsplit('/').next().map(str::to_owned));
                 self.push_import(module, None, alias, node);
             }
             (Language::Java, "import_declaration") => {
@@ -562,9 +559,10 @@ impl<'a> Extractor<'a> {
                     "field_expression" => {
                         (self.field_text(function, "field").unwrap_or_default(), self.field_text(function, "value"))
                     }
-                    "attribute" => {
-                        (self.field_text(function, "attribute").unwrap_or_default(), self.field_text(function, "object"))
-                    }
+                    "attribute" => (
+                        self.field_text(function, "attribute").unwrap_or_default(),
+                        self.field_text(function, "object"),
+                    ),
                     "member_expression" => {
                         (self.field_text(function, "property").unwrap_or_default(), self.field_text(function, "object"))
                     }
@@ -577,8 +575,43 @@ impl<'a> Extractor<'a> {
             (Language::Java, "method_invocation") => {
                 (self.field_text(node, "name").unwrap_or_default(), self.field_text(node, "object"))
             }
+            (Language::Rust, "token_tree") => {
+                self.macro_calls(node);
+                return;
+            }
             _ => return,
         };
+        self.push_call(node, callee, qualifier, static_path);
+    }
+
+    /// Calls inside a Rust macro's arguments (`println!("{}", f(x))`),
+    /// which the grammar keeps as tokens: an identifier directly followed
+    /// by a parenthesised group, with `a::` or `a.` before it as its
+    /// qualifier.
+    fn macro_calls(&mut self, tree: Node<'_>) {
+        let mut cursor = tree.walk();
+        let tokens: Vec<Node<'_>> = tree.children(&mut cursor).collect();
+        for (i, token) in tokens.iter().enumerate() {
+            let called = token.kind() == "identifier"
+                && tokens.get(i + 1).is_some_and(|n| n.kind() == "token_tree" && self.text(*n).starts_with('('));
+            if !called {
+                continue;
+            }
+            let callee = self.text(*token).to_owned();
+            let (qualifier, static_path) =
+                match (i.checked_sub(2).and_then(|j| tokens.get(j)), i.checked_sub(1).and_then(|j| tokens.get(j))) {
+                    (Some(q), Some(sep))
+                        if matches!(q.kind(), "identifier" | "self") && matches!(self.text(*sep), "::" | ".") =>
+                    {
+                        (Some(self.text(*q).to_owned()), self.text(*sep) == "::")
+                    }
+                    _ => (None, false),
+                };
+            self.push_call(*token, callee, qualifier, static_path);
+        }
+    }
+
+    fn push_call(&mut self, node: Node<'_>, callee: String, qualifier: Option<String>, static_path: bool) {
         if callee.is_empty() || !callee.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '$') {
             return;
         }

@@ -71,11 +71,7 @@ pub fn read_manifest(file_name: &str, content: &str) -> Result<Option<Manifest>,
             let doc: toml::Table = content.parse().map_err(|e: toml::de::Error| bad(e.message().to_owned()))?;
             let project = doc.get("project");
             let poetry = doc.get("tool").and_then(|t| t.get("poetry"));
-            let package = project
-                .or(poetry)
-                .and_then(|p| p.get("name"))
-                .and_then(|n| n.as_str())
-                .map(normalise);
+            let package = project.or(poetry).and_then(|p| p.get("name")).and_then(|n| n.as_str()).map(normalise);
             let mut deps: Vec<String> = project
                 .and_then(|p| p.get("dependencies"))
                 .and_then(|d| d.as_array())
@@ -132,8 +128,7 @@ pub fn read_manifest(file_name: &str, content: &str) -> Result<Option<Manifest>,
 
 /// The distribution name of a PEP 508 requirement (`requests>=2; python_version>"3"`).
 fn requirement_name(req: &str) -> Option<String> {
-    let name: String =
-        req.trim().chars().take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
+    let name: String = req.trim().chars().take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
     (!name.is_empty()).then(|| normalise(&name))
 }
 

@@ -124,19 +124,21 @@ impl<'a> SymbolIndex<'a> {
     /// Of `candidates`, those in `from`'s language family, preferring
     /// `from` itself.
     fn pick(&self, from: usize, candidates: &[(usize, usize)]) -> Option<(usize, usize)> {
-        candidates
-            .iter()
-            .copied()
-            .filter(|&(f, _)| self.same_family(from, f))
-            .min_by_key(|&(f, _)| (f != from, f))
+        candidates.iter().copied().filter(|&(f, _)| self.same_family(from, f)).min_by_key(|&(f, _)| (f != from, f))
     }
 
-    fn resolve(&self, f: usize, file: &RepoFile<'_>, call: &CallSite, imports: &HashMap<&str, &Import>) -> ResolvedCall {
+    fn resolve(
+        &self,
+        f: usize,
+        file: &RepoFile<'_>,
+        call: &CallSite,
+        imports: &HashMap<&str, &Import>,
+    ) -> ResolvedCall {
         let found = |target, resolution| ResolvedCall { target: Some(target), resolution, module: None };
-        let unresolved = |module: Option<String>| ResolvedCall { target: None, resolution: Resolution::Unresolved, module };
+        let unresolved =
+            |module: Option<String>| ResolvedCall { target: None, resolution: Resolution::Unresolved, module };
         let callee = call.callee.as_str();
-        let enclosing_type =
-            call.caller.and_then(|c| file.parsed.symbols.get(c)).and_then(|s| s.owner_type.as_deref());
+        let enclosing_type = call.caller.and_then(|c| file.parsed.symbols.get(c)).and_then(|s| s.owner_type.as_deref());
         match call.qualifier.as_deref() {
             Some("self" | "this" | "Self" | "cls" | "super") => {
                 if let Some(owner) = enclosing_type
@@ -182,7 +184,9 @@ impl<'a> SymbolIndex<'a> {
                     return found(t, Resolution::Method);
                 }
                 let local = file.parsed.symbols.iter().position(|s| {
-                    s.name == callee && s.kind.is_callable() && (s.kind == SymbolKind::Function || s.owner_type.is_none())
+                    s.name == callee
+                        && s.kind.is_callable()
+                        && (s.kind == SymbolKind::Function || s.owner_type.is_none())
                 });
                 if let Some(s) = local {
                     return found((f, s), Resolution::SameFile);
@@ -250,7 +254,13 @@ fn both_js(a: Language, b: Language) -> bool {
 fn imported_module(import: &Import) -> String {
     match import.name.as_deref() {
         Some(name) if name != "default" && !import.module.is_empty() => {
-            let sep = if import.module.contains("::") { "::" } else if import.module.contains('/') { "/" } else { "." };
+            let sep = if import.module.contains("::") {
+                "::"
+            } else if import.module.contains('/') {
+                "/"
+            } else {
+                "."
+            };
             format!("{}{sep}{name}", import.module)
         }
         Some(name) if name != "default" => name.to_owned(),
@@ -259,7 +269,8 @@ fn imported_module(import: &Import) -> String {
 }
 
 fn is_path(qualifier: &str) -> bool {
-    qualifier.contains("::") || (qualifier.contains('.') && qualifier.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '_'))
+    qualifier.contains("::")
+        || (qualifier.contains('.') && qualifier.chars().all(|c| c.is_alphanumeric() || c == '.' || c == '_'))
 }
 
 fn first_segment(q: &str) -> &str {

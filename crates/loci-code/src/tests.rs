@@ -125,7 +125,10 @@ fn typescript_go_and_java_definitions() {
         ])
     );
     assert_eq!(go.package.as_deref(), Some("inventory"));
-    assert_eq!(go.symbols.iter().find(|s| s.name == "Stock").unwrap().doc.as_deref(), Some("Stock counts items per SKU."));
+    assert_eq!(
+        go.symbols.iter().find(|s| s.name == "Stock").unwrap().doc.as_deref(),
+        Some("Stock counts items per SKU.")
+    );
     let java = parse_fixture("java/src/main/java/com/acme/store/Ledger.java");
     assert_eq!(
         defs(&java),
@@ -204,6 +207,11 @@ fn calls_resolve_through_files_imports_and_methods() {
     assert!(has(&rs, "Order::price", "Order::validate", Resolution::Method));
     assert!(has(&rs, "count_orders", "?to_string@serde_json", Resolution::Unresolved));
 
+    let app = call_graph("rust-app");
+    assert!(has(&app, "main", "summarize", Resolution::SameFile), "a call inside println!: {app:#?}");
+    assert!(has(&app, "summarize", "?count_orders@acme_parse", Resolution::Unresolved), "a path into a dependency");
+    assert!(has(&app, "main", "?new@acme_parse::order::Order", Resolution::Unresolved));
+
     let ts = call_graph("ts");
     assert!(has(&ts, "BasketView.render", "formatMoney", Resolution::Import), "{ts:#?}");
     assert!(has(&ts, "BasketView.render", "sumCents", Resolution::Import));
@@ -218,7 +226,10 @@ fn calls_resolve_through_files_imports_and_methods() {
     let java = call_graph("java");
     assert!(has(&java, "Ledger.record", "Ledger.audit", Resolution::Method), "{java:#?}");
     assert!(has(&java, "Register.sell", "Ledger.record", Resolution::UniqueName));
-    assert!(has(&java, "Register.sell", "?describe@com.acme.store.Ledger", Resolution::Unresolved), "no such method: never guessed");
+    assert!(
+        has(&java, "Register.sell", "?describe@com.acme.store.Ledger", Resolution::Unresolved),
+        "no such method: never guessed"
+    );
 }
 
 #[test]
@@ -238,11 +249,20 @@ fn manifests_name_packages_and_dependencies() {
         manifest::read_manifest(name, &text).unwrap().unwrap()
     };
     let cargo = read("rust", "Cargo.toml");
-    assert_eq!((cargo.package.as_deref(), cargo.dependencies.clone()), (Some("acme_parse"), vec!["serde".into(), "serde_json".into()]));
+    assert_eq!(
+        (cargo.package.as_deref(), cargo.dependencies.clone()),
+        (Some("acme_parse"), vec!["serde".into(), "serde_json".into()])
+    );
     let py = read("python", "pyproject.toml");
-    assert_eq!((py.package.as_deref(), py.dependencies.clone()), (Some("acme_shop"), vec!["acme_pricing".into(), "requests".into()]));
+    assert_eq!(
+        (py.package.as_deref(), py.dependencies.clone()),
+        (Some("acme_shop"), vec!["acme_pricing".into(), "requests".into()])
+    );
     let npm = read("ts", "package.json");
-    assert_eq!((npm.package.as_deref(), npm.dependencies.clone()), (Some("@acme/web"), vec!["acme_shop".into(), "left_pad".into()]));
+    assert_eq!(
+        (npm.package.as_deref(), npm.dependencies.clone()),
+        (Some("@acme/web"), vec!["acme_shop".into(), "left_pad".into()])
+    );
     let go = read("go", "go.mod");
     assert_eq!(
         (go.package.as_deref(), go.dependencies.clone()),

@@ -249,7 +249,10 @@ impl Settings {
         }
         for scheme in &self.code.allowed_git_schemes {
             if !["https", "http", "ssh", "git", "file"].contains(&scheme.as_str()) {
-                out.push(Problem::new("code.allowed_git_schemes", format!("unknown scheme `{scheme}` (https, http, ssh, git, file)")));
+                out.push(Problem::new(
+                    "code.allowed_git_schemes",
+                    format!("unknown scheme `{scheme}` (https, http, ssh, git, file)"),
+                ));
             }
         }
 

@@ -662,6 +662,10 @@ tables!(
     experiment_history,
     experiment_assignments,
     gdpr_audit_logs,
+    code_repos,
+    code_files,
+    code_symbols,
+    code_calls,
 );
 
 /// The column names of a backed-up table as its entity knows them (tests

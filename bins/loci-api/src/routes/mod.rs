@@ -3,6 +3,7 @@ use loci_http::method_not_allowed;
 
 pub(crate) mod apps;
 pub(crate) mod backup;
+pub(crate) mod code;
 pub(crate) mod config;
 pub(crate) mod entities;
 pub(crate) mod experiments;
@@ -349,6 +350,63 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/api/v1/gdpr/audit")
             .route(web::get().to(gdpr::audit))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/code/repos")
+            .route(web::post().to(code::index))
+            .route(web::get().to(code::repos))
+            .default_service(method_not_allowed("GET, POST")),
+    )
+    .service(
+        web::resource("/api/v1/code/repos/{id}")
+            .route(web::get().to(code::repo))
+            .route(web::delete().to(code::delete_repo))
+            .default_service(method_not_allowed("GET, DELETE")),
+    )
+    .service(
+        web::resource("/api/v1/code/repos/{id}/index")
+            .route(web::post().to(code::reindex))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/code/jobs/{id}")
+            .route(web::get().to(code::job))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/code/jobs/{id}/cancel")
+            .route(web::post().to(code::cancel))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/code/search")
+            .route(web::post().to(code::search))
+            .default_service(method_not_allowed("POST")),
+    )
+    .service(
+        web::resource("/api/v1/code/symbols")
+            .route(web::get().to(code::symbols))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/code/symbols/{id}")
+            .route(web::get().to(code::explain))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/code/symbols/{id}/callers")
+            .route(web::get().to(code::callers))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/code/symbols/{id}/callees")
+            .route(web::get().to(code::callees))
+            .default_service(method_not_allowed("GET")),
+    )
+    .service(
+        web::resource("/api/v1/code/symbols/{id}/impact")
+            .route(web::get().to(code::impact))
             .default_service(method_not_allowed("GET")),
     )
     .service(

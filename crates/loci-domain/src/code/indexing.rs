@@ -142,14 +142,8 @@ fn parse_file(repo: Uuid, found: &source::Found) -> Result<Option<Parsed>, Strin
 /// The document a symbol is searched by: its names, signature, doc, path
 /// and the start of its code, and the words of every compound identifier.
 pub(super) fn symbol_doc(org: &OrgId, s: &SymbolRow, path: &str) -> IndexDoc {
-    let content = format!(
-        "{}\n{}\n{}\n{}\n{}",
-        s.qualified_name,
-        s.signature,
-        s.doc.as_deref().unwrap_or(""),
-        path,
-        s.excerpt
-    );
+    let content =
+        format!("{}\n{}\n{}\n{}\n{}", s.qualified_name, s.signature, s.doc.as_deref().unwrap_or(""), path, s.excerpt);
     let context = loci_code::tokens::expansion(&format!("{} {} {}", s.qualified_name, s.signature, path));
     let mut tags = std::collections::BTreeMap::new();
     tags.insert("kind".to_owned(), s.kind.clone());
@@ -248,7 +242,8 @@ impl CodeService {
             Ok(()) | Err(DomainError::JobEnded) => {}
             Err(e) => {
                 let detail = e.public_detail();
-                let permanent = matches!(e, DomainError::Validation(_) | DomainError::NotFound(_) | DomainError::Conflict(_));
+                let permanent =
+                    matches!(e, DomainError::Validation(_) | DomainError::NotFound(_) | DomainError::Conflict(_));
                 let result = if permanent || job.attempts >= MAX_ATTEMPTS {
                     self.end_job(&job.org_id, job.id, Err(detail.clone())).await
                 } else {
@@ -263,7 +258,12 @@ impl CodeService {
         }
     }
 
-    async fn end_job(&self, org: &OrgId, job: JobId, outcome: Result<serde_json::Value, String>) -> Result<(), DomainError> {
+    async fn end_job(
+        &self,
+        org: &OrgId,
+        job: JobId,
+        outcome: Result<serde_json::Value, String>,
+    ) -> Result<(), DomainError> {
         let tx = self.memories.db().begin_tenant(org).await?;
         jobs::finish(&tx, job, outcome).await?;
         tx.commit().await?;
@@ -311,9 +311,10 @@ impl CodeService {
 
         let (max_bytes, max_files) = (self.config.max_file_bytes, self.config.max_files);
         let walk_root = root.clone();
-        let (found, refused, skipped) = tokio::task::spawn_blocking(move || source::walk(&walk_root, max_bytes, max_files))
-            .await
-            .map_err(|e| DomainError::Internal(format!("walk: {e}")))?;
+        let (found, refused, skipped) =
+            tokio::task::spawn_blocking(move || source::walk(&walk_root, max_bytes, max_files))
+                .await
+                .map_err(|e| DomainError::Internal(format!("walk: {e}")))?;
         let mut report = IndexReport { refused, files_skipped_over_limit: skipped, ..Default::default() };
 
         // Manifests: what the repository publishes and depends on.
@@ -339,12 +340,10 @@ impl CodeService {
 
         // What changed since the last run.
         let by_path: HashMap<&str, &store::FileState> = stored.iter().map(|f| (f.path.as_str(), f)).collect();
-        let sources: Vec<&source::Found> =
-            found.iter().filter(|f| Language::from_path(&f.abs).is_some()).collect();
+        let sources: Vec<&source::Found> = found.iter().filter(|f| Language::from_path(&f.abs).is_some()).collect();
         report.files_seen = sources.len() as u64;
         let present: HashSet<&str> = sources.iter().map(|f| f.rel.as_str()).collect();
-        let removed: Vec<Uuid> =
-            stored.iter().filter(|f| !present.contains(f.path.as_str())).map(|f| f.id).collect();
+        let removed: Vec<Uuid> = stored.iter().filter(|f| !present.contains(f.path.as_str())).map(|f| f.id).collect();
         let mut retired: HashSet<Uuid> = HashSet::new();
         let mut kept: HashSet<Uuid> = HashSet::new();
 
@@ -433,7 +432,8 @@ impl CodeService {
     /// indexes, flushes them, then marks the files; the symbols indexed.
     async fn index_unsearchable(&self, org: &OrgId, repo_id: Uuid) -> Result<u64, DomainError> {
         let tx = self.memories.db().begin_tenant_read(org).await?;
-        let pending: Vec<store::FileState> = store::files(&tx, repo_id).await?.into_iter().filter(|f| !f.searchable).collect();
+        let pending: Vec<store::FileState> =
+            store::files(&tx, repo_id).await?.into_iter().filter(|f| !f.searchable).collect();
         tx.commit().await?;
         let mut indexed = 0u64;
         for files in pending.chunks(FILE_BATCH) {
@@ -443,13 +443,12 @@ impl CodeService {
             let symbols = store::symbols_of_files(&tx, &ids).await?;
             tx.commit().await?;
             for chunk in symbols.chunks(INDEX_BATCH) {
-                let docs: Vec<IndexDoc> = chunk
-                    .iter()
-                    .map(|s| symbol_doc(org, s, paths.get(&s.file_id).copied().unwrap_or("")))
-                    .collect();
+                let docs: Vec<IndexDoc> =
+                    chunk.iter().map(|s| symbol_doc(org, s, paths.get(&s.file_id).copied().unwrap_or(""))).collect();
                 if let (Some(vector), Some(embedder)) = (&self.indexes.vector, &self.indexes.embedder) {
                     let texts: Vec<String> = chunk.iter().map(embedding_text).collect();
-                    let vectors = embedder.embed(&texts).await.map_err(|e| DomainError::Internal(format!("embedding: {e}")))?;
+                    let vectors =
+                        embedder.embed(&texts).await.map_err(|e| DomainError::Internal(format!("embedding: {e}")))?;
                     let pairs: Vec<(IndexDoc, Vec<f32>)> = docs.iter().cloned().zip(vectors).collect();
                     vector.upsert(&pairs).await?;
                 }

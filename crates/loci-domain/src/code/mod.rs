@@ -37,7 +37,7 @@ use crate::{DomainError, FieldViolation};
 
 pub use queries::{
     CallEdgeView, CallTreeView, CodeSearchHit, CodeSearchInput, CodeSearchView, ExplainView, ImpactHit, ImpactView,
-    MemoryMention, SymbolQueryInput, SymbolRef, SymbolView, depth as parse_depth,
+    MAX_SEARCH_LIMIT, MemoryMention, SymbolQueryInput, SymbolRef, SymbolView, depth as parse_depth,
 };
 
 /// The job kind of an indexing run.
@@ -277,8 +277,8 @@ impl CodeService {
         if pending.len() as u64 >= self.config.max_queued_jobs {
             return Err(DomainError::TooManyJobs(self.config.max_queued_jobs));
         }
-        let request = serde_json::to_value(IndexRequest { repo_id: repo })
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let request =
+            serde_json::to_value(IndexRequest { repo_id: repo }).map_err(|e| DomainError::Internal(e.to_string()))?;
         let record = jobs::enqueue(&tx, me, INDEX_JOB, request).await?;
         tx.commit().await?;
         self.wake.notify_one();

@@ -217,9 +217,12 @@ pub fn depth(raw: Option<&str>) -> Result<u32, DomainError> {
 fn check_kind(kind: Option<&str>) -> Result<Option<String>, DomainError> {
     match kind {
         None => Ok(None),
-        Some(k) => SymbolKind::parse_name(k)
-            .map(|k| Some(k.as_str().to_owned()))
-            .ok_or_else(|| invalid("kind", "function, method, struct, class, enum, interface, trait, type_alias, module, constant or macro")),
+        Some(k) => SymbolKind::parse_name(k).map(|k| Some(k.as_str().to_owned())).ok_or_else(|| {
+            invalid(
+                "kind",
+                "function, method, struct, class, enum, interface, trait, type_alias, module, constant or macro",
+            )
+        }),
     }
 }
 
@@ -443,7 +446,8 @@ impl CodeService {
             .collect();
         let rows = store::symbols_by_ids(tx, &ids).await?;
         let views: HashMap<Uuid, SymbolView> = self.views(tx, rows).await?.into_iter().map(|v| (v.id, v)).collect();
-        let files: Vec<Uuid> = walk.edges.iter().map(|(_, r, _)| r.file_id).collect::<HashSet<_>>().into_iter().collect();
+        let files: Vec<Uuid> =
+            walk.edges.iter().map(|(_, r, _)| r.file_id).collect::<HashSet<_>>().into_iter().collect();
         let paths = store::file_paths(tx, &files).await?;
         let edges = walk
             .edges
@@ -481,7 +485,13 @@ impl CodeService {
         self.call_tree(p, target, depth, false).await
     }
 
-    async fn call_tree(&self, p: &Principal, target: &SymbolRef, depth: u32, up: bool) -> Result<CallTreeView, DomainError> {
+    async fn call_tree(
+        &self,
+        p: &Principal,
+        target: &SymbolRef,
+        depth: u32,
+        up: bool,
+    ) -> Result<CallTreeView, DomainError> {
         if !(1..=MAX_DEPTH).contains(&depth) {
             return Err(invalid("depth", format!("a whole number from 1 to {MAX_DEPTH}")));
         }
@@ -518,7 +528,8 @@ impl CodeService {
             let (Some(caller), Some(callee)) = (row.caller_id, row.callee_id) else {
                 continue;
             };
-            if names.contains_key(&caller) && !reached.contains_key(&caller) && !targets.iter().any(|t| t.id == caller) {
+            if names.contains_key(&caller) && !reached.contains_key(&caller) && !targets.iter().any(|t| t.id == caller)
+            {
                 let via_score = reached.get(&callee).map_or(1.0, |(_, _, s)| *s);
                 reached.insert(caller, (*d, callee, via_score * certainty(how)));
             }
@@ -574,7 +585,8 @@ impl CodeService {
         let symbol = self.views(&tx, vec![first]).await?.into_iter().next().ok_or(DomainError::NotFound("symbol"))?;
         tx.commit().await?;
         let memories = if p.has_scope(loci_security::scopes::MEMORIES_READ) {
-            let query = format!("{} {}", symbol.name, loci_code::tokens::split_identifier(&symbol.name).join(" "));
+            let query =
+                format!("{} {}", symbol.qualified_name, loci_code::tokens::split_identifier(&symbol.name).join(" "));
             let request = SearchRequest {
                 query,
                 limit: 5,
@@ -643,7 +655,8 @@ impl CodeService {
         let mut missing = Vec::new();
         let mut lists: Vec<(&'static str, Vec<Uuid>)> = Vec::new();
         if mode != "semantic" {
-            let hits: Vec<Hit> = self.indexes.lexical.search(&loci_code::tokens::query_text(query), &filter, depth).await?;
+            let hits: Vec<Hit> =
+                self.indexes.lexical.search(&loci_code::tokens::query_text(query), &filter, depth).await?;
             lists.push(("lexical", hits.into_iter().map(|h| h.id.as_uuid()).collect()));
         }
         if mode != "lexical" {
@@ -684,13 +697,15 @@ impl CodeService {
         tx.commit().await?;
         let hits = ranked
             .into_iter()
-            .filter_map(|(id, score, sources)| views.get(&id).cloned().map(|symbol| CodeSearchHit { symbol, score, sources }))
+            .filter_map(|(id, score, sources)| {
+                views.get(&id).cloned().map(|symbol| CodeSearchHit { symbol, score, sources })
+            })
             .collect();
         Ok(CodeSearchView { hits, mode: mode.to_owned(), missing_sources: missing })
     }
 
-    /// The graph source of code search: symbols whose name is an
-    /// identifier of the query, most called first.
+    /// The graph source of code search: symbols the query names, most
+    /// called first.
     async fn named_symbols(
         &self,
         p: &Principal,
@@ -702,7 +717,15 @@ impl CodeService {
     ) -> Result<Vec<Uuid>, DomainError> {
         let tx = self.memories.db().begin_tenant_read(&p.org_id).await?;
         let mut found: Vec<SymbolRow> = Vec::new();
-        let idents: Vec<&str> = loci_code::tokens::identifiers(query).take(8).collect();
+        // Names the query gives as code: a lone word, or compound
+        // identifiers (`apply_discount`, `formatMoney`); the words of a
+        // sentence are lexical evidence, not names.
+        let all: Vec<&str> = loci_code::tokens::identifiers(query).collect();
+        let idents: Vec<&str> = if all.len() == 1 {
+            all
+        } else {
+            all.into_iter().filter(|i| loci_code::tokens::split_identifier(i).len() > 1).take(8).collect()
+        };
         for ident in idents {
             let q = SymbolQuery {
                 name: ident.to_owned(),
@@ -735,5 +758,6 @@ impl CodeService {
 fn module_reaches(module: &str, packages: &[String], path: &str) -> bool {
     let m = normalise(module);
     let head = m.split(['/', ':', '.']).next().unwrap_or("");
-    packages.iter().any(|p| *p == head || m.starts_with(p.as_str())) || loci_code::resolve::module_designates(module, path)
+    packages.iter().any(|p| *p == head || m.starts_with(p.as_str()))
+        || loci_code::resolve::module_designates(module, path)
 }

@@ -95,7 +95,8 @@ fn allowed_git_url(config: &CodeConfig, url: &str) -> Result<(), DomainError> {
     if scheme == "file" {
         // A file URL is a local path: the same allowlist.
         let path = url.split_once("://").map(|(_, p)| p).unwrap_or("");
-        allowed_path(config, path).map_err(|_| invalid("git_url", "a file:// URL must point inside code.allowed_roots"))?;
+        allowed_path(config, path)
+            .map_err(|_| invalid("git_url", "a file:// URL must point inside code.allowed_roots"))?;
     }
     Ok(())
 }
@@ -132,7 +133,9 @@ impl CodeService {
             Source::Path(p) => allowed_path(&self.config, &p.to_string_lossy()),
             Source::Git(url) => {
                 allowed_git_url(&self.config, url)?;
-                let dir = self.checkout_dir(org, repo).ok_or_else(|| DomainError::Internal("no checkout directory".into()))?;
+                let dir = self
+                    .checkout_dir(org, repo)
+                    .ok_or_else(|| DomainError::Internal("no checkout directory".into()))?;
                 checkout(url, &dir, self.config.git_timeout).await?;
                 Ok(dir)
             }
@@ -143,7 +146,8 @@ impl CodeService {
 /// Clones `url` into `dir` (shallow), or fetches and resets an existing
 /// clone.
 async fn checkout(url: &str, dir: &Path, timeout: Duration) -> Result<(), DomainError> {
-    let failed = |what: &str, detail: String| DomainError::Conflict(format!("git {what} of the repository failed: {detail}"));
+    let failed =
+        |what: &str, detail: String| DomainError::Conflict(format!("git {what} of the repository failed: {detail}"));
     let run = |args: Vec<String>| async move {
         let mut cmd = tokio::process::Command::new("git");
         cmd.args(&args).env("GIT_TERMINAL_PROMPT", "0").kill_on_drop(true);
@@ -167,7 +171,9 @@ async fn checkout(url: &str, dir: &Path, timeout: Duration) -> Result<(), Domain
             .map_err(|e| failed("reset", e))?;
     } else {
         if let Some(parent) = dir.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| DomainError::Internal(format!("checkout directory: {e}")))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| DomainError::Internal(format!("checkout directory: {e}")))?;
         }
         let _ = tokio::fs::remove_dir_all(dir).await;
         run(vec!["clone".into(), "--depth".into(), "1".into(), "--".into(), url.to_owned(), d])
@@ -195,8 +201,21 @@ pub(super) struct Refused {
 
 /// Directories never read: build output, dependencies, VCS data.
 const SKIPPED_DIRS: &[&str] = &[
-    ".git", ".hg", ".svn", "target", "node_modules", "__pycache__", ".venv", "venv", ".tox", "dist", "build",
-    ".mypy_cache", ".pytest_cache", ".idea", ".vscode",
+    ".git",
+    ".hg",
+    ".svn",
+    "target",
+    "node_modules",
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".tox",
+    "dist",
+    "build",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".idea",
+    ".vscode",
 ];
 
 /// The walk: source files and manifests under `root`, in path order.

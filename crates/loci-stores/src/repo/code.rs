@@ -230,10 +230,18 @@ pub async fn files(tx: &TenantTx, repo: Uuid) -> Result<Vec<FileState>, StoreErr
 
 /// Every file's stored parse (`(file id, path, language, parse)`), what
 /// resolution reads.
-pub async fn parsed_files(tx: &TenantTx, repo: Uuid) -> Result<Vec<(Uuid, String, String, serde_json::Value)>, StoreError> {
+pub async fn parsed_files(
+    tx: &TenantTx,
+    repo: Uuid,
+) -> Result<Vec<(Uuid, String, String, serde_json::Value)>, StoreError> {
     Ok(code_files::Entity::find()
         .select_only()
-        .columns([code_files::Column::Id, code_files::Column::Path, code_files::Column::Language, code_files::Column::Parsed])
+        .columns([
+            code_files::Column::Id,
+            code_files::Column::Path,
+            code_files::Column::Language,
+            code_files::Column::Parsed,
+        ])
         .filter(code_files::Column::OrgId.eq(tx.org_str()))
         .filter(code_files::Column::RepoId.eq(repo))
         .order_by_asc(code_files::Column::Path)
@@ -542,7 +550,9 @@ pub async fn find_symbols(tx: &TenantTx, q: &SymbolQuery) -> Result<Vec<SymbolRo
     if rows.is_empty() {
         rows = by_name.limit(q.limit).all(tx.conn()).await?.into_iter().map(SymbolRow::from).collect();
     }
-    rows.sort_by(|a, b| (a.repo_id, &a.qualified_name, a.start_line).cmp(&(b.repo_id, &b.qualified_name, b.start_line)));
+    rows.sort_by(|a, b| {
+        (a.repo_id, &a.qualified_name, a.start_line).cmp(&(b.repo_id, &b.qualified_name, b.start_line))
+    });
     Ok(rows)
 }
 
@@ -556,7 +566,12 @@ pub async fn calls_from(tx: &TenantTx, callers: &[Uuid], limit: u64) -> Result<V
     calls_where(tx, code_calls::Column::CallerId, callers, limit).await
 }
 
-async fn calls_where(tx: &TenantTx, column: code_calls::Column, ids: &[Uuid], limit: u64) -> Result<Vec<CallRow>, StoreError> {
+async fn calls_where(
+    tx: &TenantTx,
+    column: code_calls::Column,
+    ids: &[Uuid],
+    limit: u64,
+) -> Result<Vec<CallRow>, StoreError> {
     let mut out = Vec::new();
     for chunk in ids.chunks(IN_CHUNK) {
         let remaining = limit.saturating_sub(out.len() as u64);
@@ -578,7 +593,12 @@ async fn calls_where(tx: &TenantTx, column: code_calls::Column, ids: &[Uuid], li
 
 /// Calls named `callee` in `repos` that left their repository (no target
 /// there) through an import: candidates for a call into a dependency.
-pub async fn external_calls(tx: &TenantTx, repos: &[Uuid], callee: &str, limit: u64) -> Result<Vec<CallRow>, StoreError> {
+pub async fn external_calls(
+    tx: &TenantTx,
+    repos: &[Uuid],
+    callee: &str,
+    limit: u64,
+) -> Result<Vec<CallRow>, StoreError> {
     if repos.is_empty() {
         return Ok(Vec::new());
     }
