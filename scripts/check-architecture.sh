@@ -43,6 +43,11 @@ only candle-core crates/loci-embed
 only candle-nn crates/loci-embed
 only candle-transformers crates/loci-embed
 only tokenizers crates/loci-embed
+# Only loci-code knows the parser and its grammars; only the domain uses loci-code.
+for grammar in tree-sitter tree-sitter-rust tree-sitter-python tree-sitter-typescript tree-sitter-javascript tree-sitter-go tree-sitter-java; do
+    only "$grammar" crates/loci-code
+done
+only loci-code crates/loci-domain
 # The index ports and the embedded indexes know no relational store; the
 # embedder knows no store at all.
 only loci-stores crates/loci-domain crates/loci-app bins/loci tests

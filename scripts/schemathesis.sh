@@ -15,6 +15,10 @@ python_env schemathesis
 
 # One admin token makes every request of the run: a plan it never exhausts.
 export LOCI__RATE_LIMIT__DEFAULT_PLAN=enterprise
+# Code intelligence reads a copy of the fixture repositories.
+code_root="$(mktemp -d)"
+cp -r tests/fixtures/code/. "$code_root/"
+export LOCI__CODE__ALLOWED_ROOTS="$code_root"
 source scripts/throwaway-server.sh
 token="$("$loci" token --user schemathesis --org schemathesis --roles admin --ttl 2h)"
 
@@ -43,6 +47,24 @@ job="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/memories" \
     -d '{"infer": true, "async": true, "text": "Schemathesis seed: the team uses Rust for services", "app": "schemathesis"}')"
 LOCI_JOB_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["job_id"])' <<<"$job")"
 export LOCI_JOB_ID
+# A repository indexed from the fixtures, one to delete, a job and a symbol
+# for the {id} routes of /api/v1/code.
+indexed="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/code/repos" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"path\": \"$code_root/rust\", \"name\": \"schemathesis\"}")"
+LOCI_CODE_REPO_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["repo"]["id"])' <<<"$indexed")"
+LOCI_CODE_JOB_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["job"]["job_id"])' <<<"$indexed")"
+doomed="$(curl -fsS -X POST "http://127.0.0.1:$port/api/v1/code/repos" \
+    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+    -d "{\"path\": \"$code_root/go\", \"name\": \"schemathesis-doomed\"}")"
+LOCI_CODE_DOOMED_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)["repo"]["id"])' <<<"$doomed")"
+for _ in $(seq 1 100); do
+    symbols="$(curl -fsS "http://127.0.0.1:$port/api/v1/code/symbols?name=parse_orders" -H "Authorization: Bearer $token")"
+    [ "$symbols" != "[]" ] && break
+    sleep 0.2
+done
+LOCI_CODE_SYMBOL_ID="$("$py" -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])' <<<"$symbols")"
+export LOCI_CODE_REPO_ID LOCI_CODE_JOB_ID LOCI_CODE_DOOMED_ID LOCI_CODE_SYMBOL_ID
 # Entities for the merge route (the `entity-names` dictionary of the config).
 curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/memories" \
     -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \

@@ -67,6 +67,8 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
             "memories:write",
             "memories:delete",
             "graph:read",
+            "graph:write",
+            "search:read",
             "entities:write",
             "feedback:write",
             "gdpr:read",
@@ -126,6 +128,11 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
             "open_nodes" => json!({ "names": ["staging"] }),
             "session_context_add" => json!({ "session_id": "stdio", "content": "a note for now" }),
             "session_context_get" => json!({ "session_id": "stdio" }),
+            // The code tools on nothing indexed (tests/api/code.rs indexes).
+            "index_codebase" => json!({ "path": "/nowhere" }),
+            "index_codebase_status" => json!({ "job_id": "00000000-0000-7000-8000-000000000000" }),
+            "search_code_hybrid" => json!({ "query": "parse orders" }),
+            "find_callers" | "find_callees" | "impact_analysis" | "explain_code" => json!({ "symbol": "parse_orders" }),
             // Promoting would add a memory (the count below): an unknown item.
             "session_context_promote" => {
                 json!({ "session_id": "stdio", "item_id": "00000000-0000-7000-8000-000000000000" })
@@ -140,9 +147,16 @@ async fn an_agent_stores_and_finds_memories_over_stdio() {
             | "graph_path_between_entities"
             | "graph_subgraph"
             | "graph_entity_relations"
-            | "session_context_promote" => {
+            | "session_context_promote"
+            | "index_codebase_status"
+            | "find_callers"
+            | "find_callees"
+            | "impact_analysis"
+            | "explain_code" => {
                 assert_eq!(body["code"], "NOT_FOUND", "{}: {body}", spec.name)
             }
+            // No code.allowed_roots: a local path is refused, saying why.
+            "index_codebase" => assert_eq!(body["code"], "INVALID_INPUT", "{body}"),
             "graph_similar_memories" => assert_eq!(body["code"], "EMBEDDER_UNAVAILABLE"),
             name => assert_ne!(result.is_error, Some(true), "{name}: {body}"),
         }

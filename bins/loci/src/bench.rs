@@ -234,7 +234,7 @@ async fn ingest_inferred(
     Ok(())
 }
 
-fn principal(org: &OrgId) -> Principal {
+pub(crate) fn principal(org: &OrgId) -> Principal {
     Principal {
         org_id: org.clone(),
         subject: "locomo".into(),

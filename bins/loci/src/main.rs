@@ -2,6 +2,7 @@
 //! (in `bench.rs`) also holds its evaluation protocol and timing loops.
 
 mod bench;
+mod bench_code;
 mod recovery;
 
 use std::path::PathBuf;
@@ -85,6 +86,9 @@ enum BenchAction {
     /// The cost of rate limiting and tracing on an authenticated read, and
     /// how fast an open circuit breaker fails compared with a timeout.
     Ops(bench::OpsArgs),
+    /// Code intelligence on real repositories: indexing throughput,
+    /// definitions against universal-ctags, callers/impact latency, search.
+    Code(bench_code::CodeArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -206,6 +210,7 @@ fn main() -> ExitCode {
                 BenchAction::Recovery(args) => rt.block_on(bench::recovery(&settings, args)),
                 BenchAction::Gdpr(args) => rt.block_on(bench::gdpr(&settings, args)),
                 BenchAction::Ops(args) => rt.block_on(bench::ops(&settings, args)),
+                BenchAction::Code(args) => rt.block_on(bench_code::code(&settings, args)),
             };
             match rt.map_err(anyhow::Error::from).and_then(run) {
                 Ok(()) => ExitCode::SUCCESS,

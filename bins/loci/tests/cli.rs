@@ -515,7 +515,7 @@ async fn backup_and_verify_from_the_command_line() {
     let out = loci(dir.path()).args(["backup", "verify", "nightly.zip"]).output().unwrap();
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("all 20 tables match the manifest") && stdout.contains("VERIFIED"), "{stdout}");
+    assert!(stdout.contains("all 24 tables match the manifest") && stdout.contains("VERIFIED"), "{stdout}");
 
     // A directory: its newest loci-backup-*.zip; and a schedule that stopped.
     std::fs::copy(dir.path().join("nightly.zip"), dir.path().join("loci-backup-20261207T000000Z.zip")).unwrap();
@@ -629,7 +629,7 @@ async fn migrate_data_killed_midway_resumes_verified_and_then_has_nothing_to_do(
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stdout.contains("resumed after") && stdout.contains(": 21 tables, ") && stdout.contains(" rows match"),
+        stdout.contains("resumed after") && stdout.contains(": 25 tables, ") && stdout.contains(" rows match"),
         "{stdout}"
     );
     let out = run().output().unwrap();

@@ -224,6 +224,15 @@ impl CodeService {
     /// source) and queues its indexing; the job (the running one when the
     /// repository has one already).
     pub async fn index(&self, p: &Principal, input: RepoInput) -> Result<(RepoView, CodeJobView), DomainError> {
+        let repo = self.register(p, input).await?;
+        let job = self.enqueue(p, repo.id).await?;
+        let view = self.repo(p, repo.id).await?;
+        Ok((view, job))
+    }
+
+    /// Registers a repository (or finds the one of that name with the same
+    /// source; another source under that name is 409).
+    pub async fn register(&self, p: &Principal, input: RepoInput) -> Result<RepoView, DomainError> {
         let source = self.checked_source(&input)?;
         let name = match input.name.as_deref() {
             Some(n) => n.to_owned(),
@@ -249,9 +258,14 @@ impl CodeService {
             },
         };
         tx.commit().await?;
-        let job = self.enqueue(p, repo.id).await?;
-        let view = self.repo(p, repo.id).await?;
-        Ok((view, job))
+        self.repo(p, repo.id).await
+    }
+
+    /// Indexes a registered repository now, in the caller's task (the
+    /// command line and benchmarks; the API queues a job); the report.
+    pub async fn index_now(&self, p: &Principal, repo: Uuid) -> Result<serde_json::Value, DomainError> {
+        let report = self.index_repo_report(&p.org_id, repo, None).await?;
+        serde_json::to_value(&report).map_err(|e| DomainError::Internal(e.to_string()))
     }
 
     /// Queues indexing of a registered repository (the running job when

@@ -315,6 +315,17 @@ impl CodeService {
         Ok(views)
     }
 
+    /// Every symbol of a repository (benchmarks compare them with other
+    /// tools' output).
+    pub async fn repo_symbols(&self, p: &Principal, repo: Uuid) -> Result<Vec<SymbolView>, DomainError> {
+        let tx = self.memories.db().begin_tenant_read(&p.org_id).await?;
+        store::get_repo(&tx, repo).await?.ok_or(DomainError::NotFound("repository"))?;
+        let rows = store::symbols_of_repo(&tx, repo).await?;
+        let views = self.views(&tx, rows).await?;
+        tx.commit().await?;
+        Ok(views)
+    }
+
     /// The symbols a reference designates (404 when none).
     async fn targets(&self, tx: &TenantTx, target: &SymbolRef) -> Result<Vec<SymbolRow>, DomainError> {
         let rows = match target {
