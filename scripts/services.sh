@@ -97,6 +97,15 @@ ensure_build_deps() {
     fi
 }
 
+# universal-ctags: the ground truth code intelligence's definitions are
+# checked against (loci-code's tests, `loci bench code --ctags`).
+ensure_ctags() {
+    if ! ctags --version 2>/dev/null | grep -q "Universal Ctags"; then
+        log "universal-ctags not installed; installing"
+        apt_install universal-ctags
+    fi
+}
+
 # Neo4j's Cypher front end (parser and semantic analysis) as an npm package:
 # the Neo4j adapter's statements are linted with it, as no Neo4j server runs
 # here. Pinned; installed once under ~/.cache.

@@ -11,6 +11,7 @@ ensure_postgres
 ensure_valkey
 ensure_python_jose
 ensure_cypher_lint
+ensure_ctags
 echo "[test] PostgreSQL: ${LOCI_TEST_PG_ADMIN_URL%%@*}@... Valkey: $LOCI_TEST_VALKEY_URL" >&2
 
 # The local embedding model, for the semantic and hybrid search tests (from

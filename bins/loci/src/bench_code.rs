@@ -28,6 +28,10 @@ pub struct CodeArgs {
     /// Search queries to show the first hits of (repeat).
     #[arg(long = "search")]
     searches: Vec<String>,
+    /// With --ctags: print this many definitions per language that only
+    /// one side has.
+    #[arg(long, default_value_t = 0)]
+    show_mismatches: usize,
 }
 
 /// The ctags kinds comparable with Loci's definitions, per language (what
@@ -65,11 +69,14 @@ fn loci_excluded(language: &str, kind: &str) -> bool {
     matches!((language, kind), ("python" | "javascript" | "typescript" | "java", "constant"))
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Score {
     ours: usize,
     theirs: usize,
     matched: usize,
+    /// Samples of definitions only ctags has, and only Loci has.
+    missed: Vec<String>,
+    extra: Vec<String>,
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -110,31 +117,55 @@ fn ctags_definitions(root: &std::path::Path) -> anyhow::Result<Vec<(String, Stri
 }
 
 /// Precision and recall of `ours` against ctags: a definition matches a
-/// tag of the same file and name whose line lies within its span.
+/// tag of the same file and name whose line lies within its span. Files
+/// the walk does not read (skipped directories, over the size limit) are
+/// left out of ctags' side.
 fn compare(
+    root: &std::path::Path,
     ours: &[SymbolView],
     theirs: &[(String, String, u32, String)],
     scores: &mut BTreeMap<String, Score>,
-    skipped_dirs: &[&str],
+    max_bytes: u64,
+    samples: usize,
 ) {
-    let in_walk = |path: &str| !path.split('/').any(|seg| skipped_dirs.contains(&seg));
-    let mut by_file: HashMap<(&str, &str), Vec<(i32, i32, bool)>> = HashMap::new();
-    let mut spans: Vec<(String, (i32, i32))> = Vec::new();
+    const SKIPPED: &[&str] =
+        &["target", "node_modules", ".git", "__pycache__", "dist", "build", "vendor", ".venv", "venv"];
+    let read = |path: &str| {
+        !path.split('/').any(|seg| SKIPPED.contains(&seg))
+            && std::fs::metadata(root.join(path)).is_ok_and(|m| m.len() <= max_bytes)
+    };
+    let mut by_file: HashMap<(&str, &str), Vec<(i32, i32, bool, &SymbolView)>> = HashMap::new();
     for s in ours.iter().filter(|s| !loci_excluded(&s.language, &s.kind)) {
-        by_file.entry((s.path.as_str(), s.name.as_str())).or_default().push((s.start_line, s.end_line, false));
-        spans.push((s.language.clone(), (s.start_line, s.end_line)));
+        by_file.entry((s.path.as_str(), s.name.as_str())).or_default().push((s.start_line, s.end_line, false, s));
         scores.entry(s.language.clone()).or_default().ours += 1;
     }
-    for (language, path, line, name) in theirs.iter().filter(|t| in_walk(&t.1)) {
+    for (language, path, line, name) in theirs.iter().filter(|t| read(&t.1)) {
         let Some(family) = family(language) else { continue };
         let entry = scores.entry(family.to_owned()).or_default();
         entry.theirs += 1;
-        if let Some(candidates) = by_file.get_mut(&(path.as_str(), name.as_str())) {
-            let line = i32::try_from(*line).unwrap_or(0);
-            if let Some(c) = candidates.iter_mut().find(|(start, end, used)| !*used && (*start..=*end).contains(&line))
-            {
+        let line = i32::try_from(*line).unwrap_or(0);
+        // The tightest unused span holding the line (a class and its
+        // constructor share a name).
+        let found = by_file.get_mut(&(path.as_str(), name.as_str())).and_then(|c| {
+            c.iter_mut()
+                .filter(|(start, end, used, _)| !*used && (*start..=*end).contains(&line))
+                .min_by_key(|(start, end, _, _)| end - start)
+        });
+        match found {
+            Some(c) => {
                 c.2 = true;
                 entry.matched += 1;
+            }
+            None if entry.missed.len() < samples => entry.missed.push(format!("{path}:{line} {name}")),
+            None => {}
+        }
+    }
+    for (_, candidates) in by_file {
+        for (_, _, used, s) in candidates.into_iter().filter(|c| !c.2) {
+            let _ = used;
+            let entry = scores.entry(s.language.clone()).or_default();
+            if entry.extra.len() < samples {
+                entry.extra.push(format!("{}:{} {} {}", s.path, s.start_line, s.kind, s.qualified_name));
             }
         }
     }
@@ -147,6 +178,7 @@ pub async fn code(base: &Settings, args: &CodeArgs) -> anyhow::Result<()> {
     settings.database.url = None;
     let roots: Vec<PathBuf> = args.repos.iter().map(std::fs::canonicalize).collect::<Result<_, _>>()?;
     settings.code.allowed_roots = roots.clone();
+    let max_bytes = settings.code.max_file_bytes;
     let services = loci_app::Services::build(settings).await?;
     let org = OrgId::parse("bench-code").map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut p = super::bench::principal(&org);
@@ -191,12 +223,7 @@ pub async fn code(base: &Settings, args: &CodeArgs) -> anyhow::Result<()> {
         if args.ctags {
             let ours = services.code.repo_symbols(&p, repo.id).await?;
             let theirs = ctags_definitions(root)?;
-            compare(
-                &ours,
-                &theirs,
-                &mut scores,
-                &["target", "node_modules", ".git", "__pycache__", "dist", "build", "vendor", ".venv", "venv"],
-            );
+            compare(root, &ours, &theirs, &mut scores, max_bytes, args.show_mismatches);
         }
         repos.push((name, repo.id));
     }
@@ -208,6 +235,9 @@ pub async fn code(base: &Settings, args: &CodeArgs) -> anyhow::Result<()> {
             let precision = if s.ours == 0 { 0.0 } else { s.matched as f64 / s.ours as f64 };
             let recall = if s.theirs == 0 { 0.0 } else { s.matched as f64 / s.theirs as f64 };
             println!("| {language} | {} | {} | {} | {precision:.3} | {recall:.3} |", s.ours, s.theirs, s.matched);
+        }
+        for (language, s) in scores.iter().filter(|(_, s)| !s.missed.is_empty() || !s.extra.is_empty()) {
+            println!("\n{language}: only ctags: {:?}\n{language}: only Loci: {:?}", s.missed, s.extra);
         }
     }
 

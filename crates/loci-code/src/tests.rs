@@ -290,3 +290,55 @@ fn hostile_input_is_read_without_panicking() {
     assert!(broken.has_errors);
     assert!(broken.symbols.iter().any(|s| s.name == "ok" && s.kind == SymbolKind::Function));
 }
+
+/// The definitions of every fixture file against universal-ctags (the
+/// ground truth; `scripts/test.sh` installs it): each tag of a kind Loci
+/// extracts is found at its line, and Loci finds nothing ctags does not,
+/// except where ctags is known to miss (an arrow function held by a
+/// `const` it calls a constant).
+#[test]
+fn definitions_match_universal_ctags_on_the_fixtures() {
+    let root = fixtures();
+    let out = std::process::Command::new("ctags")
+        .args(["-R", "--output-format=json", "--fields=+nKl", "-f", "-", "."])
+        .current_dir(&root)
+        .output()
+        .expect("universal-ctags is required (scripts/test.sh installs it)");
+    assert!(out.status.success());
+    let comparable: &[(&str, &[&str])] = &[
+        ("Rust", &["macro", "method", "function", "enum", "interface", "module", "struct", "typedef", "variable"]),
+        ("Python", &["class", "function", "member"]),
+        ("TypeScript", &["function", "class", "interface", "enum", "method", "namespace", "alias"]),
+        ("Go", &["func", "struct", "interface", "type", "methodSpec", "const"]),
+        ("Java", &["class", "interface", "enum", "method"]),
+    ];
+    let mut theirs = BTreeSet::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let tag: serde_json::Value = serde_json::from_str(line).unwrap();
+        let (language, kind) = (tag["language"].as_str().unwrap_or(""), tag["kind"].as_str().unwrap_or(""));
+        if comparable.iter().any(|(l, kinds)| *l == language && kinds.contains(&kind)) {
+            let path = tag["path"].as_str().unwrap().trim_start_matches("./").to_owned();
+            theirs.insert((path, tag["line"].as_u64().unwrap() as u32, tag["name"].as_str().unwrap().to_owned()));
+        }
+    }
+    let mut ours = BTreeSet::new();
+    for (path, language, parsed) in fixture_repo("") {
+        for s in &parsed.symbols {
+            let excluded = s.kind == SymbolKind::Constant && !matches!(language, Language::Rust | Language::Go);
+            if !excluded {
+                // ctags names the line of the name; Loci's span starts at
+                // the declaration, which is the same line in these files.
+                ours.insert((path.clone(), s.start_line, s.name.clone()));
+            }
+        }
+    }
+    let missed: Vec<_> = theirs.difference(&ours).collect();
+    assert!(missed.is_empty(), "ctags definitions Loci missed: {missed:?}");
+    let extra: Vec<_> = ours.difference(&theirs).collect();
+    assert_eq!(
+        extra,
+        vec![&("ts/src/format.ts".to_owned(), 15, "sumCents".to_owned())],
+        "definitions ctags does not have"
+    );
+    assert!(theirs.len() > 50, "{}", theirs.len());
+}

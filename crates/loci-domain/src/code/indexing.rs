@@ -163,10 +163,23 @@ pub(super) fn symbol_doc(org: &OrgId, s: &SymbolRow, path: &str) -> IndexDoc {
     }
 }
 
+/// Longest text a symbol's vector is computed from, in characters: the
+/// model's cost grows with the tokens, and the name, signature and the
+/// doc's summary carry the meaning (the code itself and the rest of the
+/// doc are lexical evidence).
+const EMBEDDED_CHARS: usize = 200;
+
 /// The text a symbol's vector is computed from.
 fn embedding_text(s: &SymbolRow) -> String {
     let words = loci_code::tokens::split_identifier(&s.name).join(" ");
-    format!("{} {}\n{}\n{}", words, s.signature, s.doc.as_deref().unwrap_or(""), s.excerpt)
+    // The doc's first sentence: its summary.
+    let doc = s.doc.as_deref().unwrap_or("");
+    let summary = doc.split_terminator(". ").next().unwrap_or(doc).lines().next().unwrap_or("");
+    let text = format!("{} {}\n{}", words, s.signature, summary);
+    match text.char_indices().nth(EMBEDDED_CHARS) {
+        Some((i, _)) => text[..i].to_owned(),
+        None => text,
+    }
 }
 
 impl CodeService {
