@@ -116,6 +116,9 @@ fn ctags_definitions(root: &std::path::Path) -> anyhow::Result<Vec<(String, Stri
     Ok(defs)
 }
 
+/// One of Loci's definitions: its span, whether a tag matched it, itself.
+type Candidate<'a> = (i32, i32, bool, &'a SymbolView);
+
 /// Precision and recall of `ours` against ctags: a definition matches a
 /// tag of the same file and name whose line lies within its span. Files
 /// the walk does not read (skipped directories, over the size limit) are
@@ -134,7 +137,7 @@ fn compare(
         !path.split('/').any(|seg| SKIPPED.contains(&seg))
             && std::fs::metadata(root.join(path)).is_ok_and(|m| m.len() <= max_bytes)
     };
-    let mut by_file: HashMap<(&str, &str), Vec<(i32, i32, bool, &SymbolView)>> = HashMap::new();
+    let mut by_file: HashMap<(&str, &str), Vec<Candidate<'_>>> = HashMap::new();
     for s in ours.iter().filter(|s| !loci_excluded(&s.language, &s.kind)) {
         by_file.entry((s.path.as_str(), s.name.as_str())).or_default().push((s.start_line, s.end_line, false, s));
         scores.entry(s.language.clone()).or_default().ours += 1;
