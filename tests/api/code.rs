@@ -197,7 +197,9 @@ async fn indexes_queries_and_isolates(engine: Engine) {
             .iter()
             .all(|h| h["symbol"]["repo"] == "inventory" && h["symbol"]["kind"] == "method")
     );
-    assert_eq!(found["hits"][0]["symbol"]["qualified_name"], "Stock.Reserve", "{found}");
+    let top: BTreeSet<&str> =
+        found["hits"].as_array().unwrap().iter().take(2).map(|h| h["symbol"]["qualified_name"].as_str().unwrap()).collect();
+    assert_eq!(top, BTreeSet::from(["Stock.Reserve", "Store.Reserve"]), "{found}");
 
     // Explanations bring the team's memories that mention the symbol.
     alice.remember("Always build orders with Order::new so that quantities are checked", json!({})).await;
