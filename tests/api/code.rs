@@ -197,8 +197,13 @@ async fn indexes_queries_and_isolates(engine: Engine) {
             .iter()
             .all(|h| h["symbol"]["repo"] == "inventory" && h["symbol"]["kind"] == "method")
     );
-    let top: BTreeSet<&str> =
-        found["hits"].as_array().unwrap().iter().take(2).map(|h| h["symbol"]["qualified_name"].as_str().unwrap()).collect();
+    let top: BTreeSet<&str> = found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(2)
+        .map(|h| h["symbol"]["qualified_name"].as_str().unwrap())
+        .collect();
     assert_eq!(top, BTreeSet::from(["Stock.Reserve", "Store.Reserve"]), "{found}");
 
     // Explanations bring the team's memories that mention the symbol.

@@ -32,8 +32,6 @@ const LIST_KEYS: &[&str] = &[
     "cors.allowed_origins",
     "mcp.allowed_hosts",
     "mcp.allowed_origins",
-    "code.allowed_roots",
-    "code.allowed_git_schemes",
 ];
 
 /// Algorithms Loci knows how to verify.

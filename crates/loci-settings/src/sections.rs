@@ -24,6 +24,10 @@ fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error>
     })
 }
 
+fn paths_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    Ok(one_or_many(d)?.into_iter().map(PathBuf::from).collect())
+}
+
 fn secrets_one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Secret>, D::Error> {
     Ok(one_or_many(d)?.into_iter().map(Secret::new).collect())
 }
@@ -807,8 +811,10 @@ impl Default for ResilienceSettings {
 pub struct CodeSettings {
     /// Directories under which local repositories may be registered (after
     /// resolving symlinks); empty: no local path is accepted.
+    #[serde(deserialize_with = "paths_one_or_many")]
     pub allowed_roots: Vec<PathBuf>,
     /// URL schemes a git source may use (`https`, `ssh`, `git`, `file`).
+    #[serde(deserialize_with = "one_or_many")]
     pub allowed_git_schemes: Vec<String>,
     /// Larger files are skipped with a reason (never read).
     #[validate(range(min = 1024, max = 67_108_864))]

@@ -187,3 +187,30 @@ fn production_refuses_hs256_and_unshared_nonce_secrets() {
     .unwrap_err();
     assert_eq!(keys(err), ["auth.algorithms", "dpop.nonce_secret"]);
 }
+
+#[test]
+fn code_roots_and_schemes_come_from_the_environment_and_are_checked() {
+    let s = Settings::load(&env(&[
+        ("LOCI__CODE__ALLOWED_ROOTS", "/srv/repos,/home/me/src"),
+        ("LOCI__CODE__ALLOWED_GIT_SCHEMES", "https,file"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        s.code.allowed_roots,
+        [std::path::PathBuf::from("/srv/repos"), std::path::PathBuf::from("/home/me/src")]
+    );
+    assert_eq!(s.code.allowed_git_schemes, ["https", "file"]);
+    let err = Settings::load(&env(&[("LOCI__CODE__ALLOWED_GIT_SCHEMES", "https,gopher")])).unwrap_err();
+    assert_eq!(keys(err), ["code.allowed_git_schemes"]);
+    let err = Settings::load(&env(&[
+        ("LOCI_PROFILE", "production"),
+        ("LOCI__DATABASE__URL", "postgres://loci:pw@db/loci"),
+        ("LOCI__VALKEY__URL", "redis://cache:6379"),
+        ("LOCI__AUTH__ISSUER", "https://idp.example/"),
+        ("LOCI__AUTH__AUDIENCE", "loci-api"),
+        ("LOCI__AUTH__JWKS_URL", "https://idp.example/.well-known/jwks.json"),
+        ("LOCI__CODE__ALLOWED_ROOTS", "/srv/repos"),
+    ]))
+    .unwrap_err();
+    assert_eq!(keys(err), ["code.allowed_roots"], "local paths are for the embedded profile");
+}
