@@ -395,5 +395,26 @@ pub(crate) fn apply(doc: &mut Value, limits: &Limits) -> Vec<String> {
     p.param("/api/v1/gdpr/export", "subject", name(subject));
     p.param("/api/v1/gdpr/audit", "limit", json!({ "minimum": 1, "maximum": 1000 }));
 
+    // Code intelligence.
+    let kinds = strs(&loci_domain::code::kind_names());
+    let languages = strs(&loci_domain::code::language_names());
+    p.param("/api/v1/code/symbols", "kind", json!({ "enum": kinds.clone() }));
+    p.param("/api/v1/code/symbols", "language", json!({ "enum": languages.clone() }));
+    p.param("/api/v1/code/symbols", "name", json!({ "pattern": name_pattern() }));
+    p.param("/api/v1/code/", "id", json!({ "format": "uuid" }));
+    p.prop(
+        "CodeSearchInput",
+        "query",
+        json!({ "minLength": 1, "maxLength": loci_domain::code::MAX_QUERY, "pattern": not_blank() }),
+    );
+    p.prop("CodeSearchInput", "limit", json!({ "minimum": 1, "maximum": loci_domain::code::MAX_SEARCH_LIMIT }));
+    p.prop("CodeSearchInput", "kind", json!({ "enum": nullable(kinds) }));
+    p.prop("CodeSearchInput", "language", json!({ "enum": nullable(languages) }));
+    p.prop("CodeSearchInput", "mode", json!({ "enum": nullable(strs(&["hybrid", "lexical", "semantic"])) }));
+    p.prop("CodeSearchInput", "repo", json!({ "maxLength": loci_domain::code::MAX_NAME.max(36) }));
+    p.prop("RepoInput", "name", json!({ "pattern": "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$" }));
+    p.prop("RepoInput", "path", json!({ "maxLength": loci_domain::code::MAX_SOURCE, "pattern": "^/" }));
+    p.prop("RepoInput", "git_url", json!({ "minLength": 1, "maxLength": loci_domain::code::MAX_SOURCE }));
+
     p.missing
 }

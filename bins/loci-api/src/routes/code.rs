@@ -28,6 +28,7 @@ pub struct IndexAccepted {
 #[into_params(parameter_in = Query)]
 pub struct DepthQuery {
     /// 1 to 10 steps (default 3).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 10)]
     depth: Option<String>,
 }
 

@@ -37,7 +37,7 @@ use crate::{DomainError, FieldViolation};
 
 pub use queries::{
     CallEdgeView, CallTreeView, CodeSearchHit, CodeSearchInput, CodeSearchView, ExplainView, ImpactHit, ImpactView,
-    MAX_SEARCH_LIMIT, MemoryMention, SymbolQueryInput, SymbolRef, SymbolView, depth as parse_depth,
+    MAX_QUERY, MAX_SEARCH_LIMIT, MemoryMention, SymbolQueryInput, SymbolRef, SymbolView, depth as parse_depth,
 };
 
 /// The job kind of an indexing run.
@@ -48,6 +48,16 @@ pub const MAX_DEPTH: u32 = 10;
 pub const MAX_NAME: usize = 100;
 /// Longest path or URL of a source.
 pub const MAX_SOURCE: usize = 2_048;
+
+/// The symbol kinds a query may name.
+pub fn kind_names() -> Vec<&'static str> {
+    loci_code::SymbolKind::ALL.iter().map(|k| k.as_str()).collect()
+}
+
+/// The languages a query may name.
+pub fn language_names() -> Vec<&'static str> {
+    loci_code::Language::ALL.iter().map(|l| l.as_str()).collect()
+}
 
 /// The search indexes code symbols go to: separate from the memories'
 /// (`<data_dir>/code/`), so code never appears in a memory search.
@@ -143,7 +153,7 @@ pub struct CodeJobView {
     /// queued, running, done, failed or cancelled.
     pub status: String,
     /// While running: files seen and parsed so far; when done: the report.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub progress: Option<serde_json::Value>,
     pub error: Option<String>,
     pub attempts: i32,

@@ -70,14 +70,17 @@ pub struct SymbolView {
 #[into_params(parameter_in = Query)]
 pub struct SymbolQueryInput {
     /// The exact name or qualified name (`parse`, `Parser::parse`).
+    #[param(min_length = 1, max_length = 500)]
     pub name: String,
     /// A repository id or name.
+    #[param(max_length = 100)]
     pub repo: Option<String>,
     /// function, method, struct, class, enum, interface, trait, type_alias, module, constant, macro.
     pub kind: Option<String>,
-    /// rust, python, typescript, javascript, go, java.
+    /// rust, python, typescript, tsx, javascript, go, java.
     pub language: Option<String>,
     /// 1 to 100 (default 20).
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
