@@ -205,6 +205,12 @@ fn invalid(field: &str, detail: impl Into<String>) -> DomainError {
     DomainError::Validation(vec![FieldViolation::new(field, detail.into())])
 }
 
+/// A symbol name of a query: 1 to 500 characters, not blank, no control
+/// characters.
+fn valid_symbol_name(name: &str) -> bool {
+    !crate::rules::is_blank(name) && name.chars().count() <= 500 && !crate::rules::has_control(name)
+}
+
 /// 1..=MAX_DEPTH, default 3.
 pub fn depth(raw: Option<&str>) -> Result<u32, DomainError> {
     match raw {
@@ -292,8 +298,8 @@ impl CodeService {
     /// Symbols by exact name or qualified name.
     pub async fn symbols(&self, p: &Principal, q: &SymbolQueryInput) -> Result<Vec<SymbolView>, DomainError> {
         let mut errors = Vec::new();
-        if q.name.is_empty() || q.name.chars().count() > 500 {
-            errors.push(FieldViolation::new("name", "1 to 500 characters"));
+        if !valid_symbol_name(&q.name) {
+            errors.push(FieldViolation::new("name", "1 to 500 characters, not blank, no control characters"));
         }
         let limit = match q.limit.as_deref() {
             None => 20,
@@ -334,8 +340,8 @@ impl CodeService {
         let rows = match target {
             SymbolRef::Id(id) => store::symbols_by_ids(tx, &[*id]).await?,
             SymbolRef::Name { name, repo } => {
-                if name.is_empty() || name.chars().count() > 500 {
-                    return Err(invalid("symbol", "1 to 500 characters"));
+                if !valid_symbol_name(name) {
+                    return Err(invalid("symbol", "1 to 500 characters, not blank, no control characters"));
                 }
                 let repo = self.repo_id(tx, repo.as_deref()).await?;
                 let q = SymbolQuery { name: name.clone(), repo, kind: None, language: None, limit: MAX_TARGETS };
