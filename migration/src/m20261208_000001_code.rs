@@ -46,6 +46,7 @@ enum CodeRepos {
     Dependencies,
     FileCount,
     SymbolCount,
+    IndexGeneration,
     CreatedAt,
     IndexedAt,
 }
@@ -130,6 +131,10 @@ impl MigrationTrait for Migration {
                     .col(json_binary(CodeRepos::Dependencies))
                     .col(integer(CodeRepos::FileCount).default(0))
                     .col(integer(CodeRepos::SymbolCount).default(0))
+                    // The code indexes its symbols were last put into
+                    // (see `loci_domain::code`): another one (a restore, a
+                    // new data directory) makes every file unsearchable.
+                    .col(text_null(CodeRepos::IndexGeneration))
                     .col(ts(CodeRepos::CreatedAt))
                     .col(ts_null(CodeRepos::IndexedAt))
                     .foreign_key(&mut fk(

@@ -490,3 +490,56 @@ async fn git_sources_are_cloned_and_jobs_are_capped_and_cancellable() {
     assert_eq!(other["code"], "NOT_FOUND");
     drop(silent);
 }
+
+/// A repository whose symbols went into other code indexes (a database
+/// restored into a new data directory, another model) is indexed into
+/// these again in full on its next run, without parsing anything again.
+#[tokio::test]
+async fn new_code_indexes_get_every_symbol_again_without_parsing() {
+    let (app, root) = app_with_root(Engine::Sqlite, false).await;
+    let alice = app.user("alice", "acme", &[]);
+    let first = index(&alice, root.path(), "python", "shop").await;
+    let (_, repos) = alice.get("/api/v1/code/repos").await;
+    let repo_id: uuid::Uuid = repos["items"][0]["id"].as_str().unwrap().parse().unwrap();
+
+    // The same database, the code indexes of another data directory.
+    let services = &app.state.services;
+    let mut elsewhere = (*services.settings).clone();
+    let other_dir = tempfile::tempdir().unwrap();
+    elsewhere.data_dir = other_dir.path().to_path_buf();
+    let indexes = loci_app::indexes::open_code(&elsewhere, None).unwrap();
+    assert_ne!(indexes.generation, services.code.indexes().generation);
+    let moved = loci_domain::code::CodeService::new(
+        services.memories.clone(),
+        services.search.clone(),
+        indexes,
+        loci_domain::code::CodeConfig::from_settings(&elsewhere),
+    );
+    let p = loci_security::Principal {
+        org_id: loci_core::OrgId::parse("acme").unwrap(),
+        subject: "alice".into(),
+        scopes: Default::default(),
+        roles: Vec::new(),
+        grants: Vec::new(),
+        client_id: None,
+        token_id: "test".into(),
+        dpop_jkt: None,
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+    };
+    let search = || loci_domain::code::CodeSearchInput {
+        query: "apply discount".into(),
+        mode: Some("lexical".into()),
+        ..Default::default()
+    };
+    assert!(moved.search(&p, &search()).await.unwrap().hits.is_empty(), "nothing in the new indexes yet");
+    let report = moved.index_now(&p, repo_id).await.unwrap();
+    assert_eq!(report["files_parsed"], 0, "{report}");
+    assert_eq!(report["symbols_indexed"], first["symbols"], "{report}");
+    let found = moved.search(&p, &search()).await.unwrap();
+    assert_eq!(found.hits[0].symbol.name, "apply_discount");
+    // And back on the first indexes, the same holds: their generation is not
+    // the repository's any more.
+    let (_, job) = alice.post(&format!("/api/v1/code/repos/{repo_id}/index"), json!({})).await;
+    let again = finished(&alice, job["job_id"].as_str().unwrap()).await["progress"].clone();
+    assert_eq!((again["files_parsed"].clone(), again["symbols_indexed"].clone()), (json!(0), first["symbols"].clone()));
+}

@@ -94,7 +94,18 @@ pub fn open_code(
     embedder: Option<Arc<dyn loci_embed::Embedder>>,
 ) -> Result<loci_domain::code::CodeIndexes, AppError> {
     let root = settings.data_dir.join("code");
+    // A fresh id whenever the index directories are new (or replaced).
+    let generation_file = root.join("generation");
+    let fresh = !root.join("lexical").exists();
     let lexical: Arc<dyn LexicalIndex> = Arc::new(EmbeddedLexicalIndex::open(&root.join("lexical"))?);
+    let generation = match std::fs::read_to_string(&generation_file) {
+        Ok(id) if !fresh && !id.trim().is_empty() => id.trim().to_owned(),
+        _ => {
+            let id = uuid::Uuid::new_v4().to_string();
+            std::fs::write(&generation_file, &id)?;
+            id
+        }
+    };
     let vector: Option<Arc<dyn VectorIndex>> = match &embedder {
         Some(e) => Some(Arc::new(EmbeddedVectorIndex::open(
             &root.join("vector").join(e.model()),
@@ -103,7 +114,12 @@ pub fn open_code(
         )?)),
         None => None,
     };
-    Ok(loci_domain::code::CodeIndexes { lexical, vector, embedder })
+    // The model is part of the generation: another model, other vectors.
+    let generation = match &embedder {
+        Some(e) => format!("{generation}/{}", e.model()),
+        None => generation,
+    };
+    Ok(loci_domain::code::CodeIndexes { lexical, vector, embedder, generation })
 }
 
 /// An out-of-process engine or model endpoint as a dependency of

@@ -317,6 +317,15 @@ impl CodeService {
         let started = Instant::now();
         let tx = self.memories.db().begin_tenant_read(org).await?;
         let repo = store::get_repo(&tx, repo_id).await?.ok_or(DomainError::NotFound("repository"))?;
+        tx.commit().await?;
+        if repo.index_generation.as_deref() != Some(self.indexes.generation.as_str()) {
+            // Its symbols are not in these indexes (or not all): every
+            // file goes in again, unchanged ones without being parsed.
+            let tx = self.memories.db().begin_tenant(org).await?;
+            store::mark_unsearchable(&tx, repo_id).await?;
+            tx.commit().await?;
+        }
+        let tx = self.memories.db().begin_tenant_read(org).await?;
         let stored = store::files(&tx, repo_id).await?;
         tx.commit().await?;
         let source = Source::from_stored(&repo.source_kind, &repo.source);
@@ -437,6 +446,9 @@ impl CodeService {
         let gone: Vec<Uuid> = retired.difference(&kept).copied().collect();
         self.unindex(org, &gone).await?;
         report.symbols_indexed = self.index_unsearchable(org, repo_id).await?;
+        let tx = self.memories.db().begin_tenant(org).await?;
+        store::set_index_generation(&tx, repo_id, &self.indexes.generation).await?;
+        tx.commit().await?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
     }

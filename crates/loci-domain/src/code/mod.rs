@@ -66,6 +66,10 @@ pub struct CodeIndexes {
     pub lexical: Arc<dyn LexicalIndex>,
     pub vector: Option<Arc<dyn VectorIndex>>,
     pub embedder: Option<Arc<dyn Embedder>>,
+    /// Names these indexes (created with them): a repository whose
+    /// symbols went into other ones (a restored database, a new data
+    /// directory, another model) is indexed into these again in full.
+    pub generation: String,
 }
 
 /// What the code service needs from the settings.

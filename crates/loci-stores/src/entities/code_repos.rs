@@ -13,6 +13,7 @@ pub struct Model {
     pub dependencies: Json,
     pub file_count: i32,
     pub symbol_count: i32,
+    pub index_generation: Option<String>,
     pub created_at: DateTimeUtc,
     pub indexed_at: Option<DateTimeUtc>,
 }

@@ -38,6 +38,8 @@ pub struct CodeRepo {
     pub dependencies: Vec<String>,
     pub file_count: i32,
     pub symbol_count: i32,
+    /// The code indexes its symbols were last put into.
+    pub index_generation: Option<String>,
     pub created_at: DateTime<Utc>,
     pub indexed_at: Option<DateTime<Utc>>,
 }
@@ -57,6 +59,7 @@ impl From<code_repos::Model> for CodeRepo {
             dependencies: strings(m.dependencies),
             file_count: m.file_count,
             symbol_count: m.symbol_count,
+            index_generation: m.index_generation,
             created_at: m.created_at,
             indexed_at: m.indexed_at,
         }
@@ -82,6 +85,7 @@ pub async fn create_repo(
         dependencies: Set(serde_json::json!([])),
         file_count: Set(0),
         symbol_count: Set(0),
+        index_generation: Set(None),
         created_at: Set(now()),
         indexed_at: Set(None),
     };
@@ -411,6 +415,29 @@ pub async fn remove_files(tx: &TenantTx, files: &[Uuid]) -> Result<Vec<Uuid>, St
             .await?;
     }
     Ok(old)
+}
+
+/// Records the code indexes a repository's symbols are in.
+pub async fn set_index_generation(tx: &TenantTx, repo: Uuid, generation: &str) -> Result<(), StoreError> {
+    code_repos::Entity::update_many()
+        .col_expr(code_repos::Column::IndexGeneration, Expr::value(Some(generation.to_owned())))
+        .filter(code_repos::Column::OrgId.eq(tx.org_str()))
+        .filter(code_repos::Column::Id.eq(repo))
+        .exec(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Marks every file of a repository as not in the search indexes (they
+/// are other indexes than the ones it was put into).
+pub async fn mark_unsearchable(tx: &TenantTx, repo: Uuid) -> Result<(), StoreError> {
+    code_files::Entity::update_many()
+        .col_expr(code_files::Column::Searchable, Expr::value(false))
+        .filter(code_files::Column::OrgId.eq(tx.org_str()))
+        .filter(code_files::Column::RepoId.eq(repo))
+        .exec(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// Marks files whose symbols the search indexes have flushed.
