@@ -268,7 +268,7 @@ async fn indexes_queries_and_isolates(engine: Engine) {
 /// `(path, kind, qualified name, lines)` of every symbol and `(caller,
 /// callee, resolution)` of every call of a repository, by name (ids differ
 /// between repositories).
-async fn graph_of(app: &TestApp, user: &TestUser<'_>, repo: &str, names: &[&str]) -> BTreeSet<String> {
+async fn graph_of(user: &TestUser<'_>, repo: &str, names: &[&str]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for name in names {
         let (_, symbols) = user.get(&format!("/api/v1/code/symbols?name={name}&repo={repo}&limit=100")).await;
@@ -296,7 +296,6 @@ async fn graph_of(app: &TestApp, user: &TestUser<'_>, repo: &str, names: &[&str]
             }
         }
     }
-    let _ = app;
     out
 }
 
@@ -349,8 +348,8 @@ async fn reindexing_parses_only_what_changed_and_matches_a_full_index(engine: En
         "TAX_RATE",
         "Cart",
     ];
-    let incremental_graph = graph_of(&app, &alice, "shop", &names).await;
-    let full_graph = graph_of(&app, &alice, "shop-full", &names).await;
+    let incremental_graph = graph_of(&alice, "shop", &names).await;
+    let full_graph = graph_of(&alice, "shop-full", &names).await;
     assert_eq!(incremental_graph, full_graph);
     assert!(
         incremental_graph.iter().any(|l| l.starts_with("call with_tax -> rounded same_file")),

@@ -164,8 +164,7 @@ fn compare(
         }
     }
     for (_, candidates) in by_file {
-        for (_, _, used, s) in candidates.into_iter().filter(|c| !c.2) {
-            let _ = used;
+        for (_, _, _, s) in candidates.into_iter().filter(|c| !c.2) {
             let entry = scores.entry(s.language.clone()).or_default();
             if entry.extra.len() < samples {
                 entry.extra.push(format!("{}:{} {} {}", s.path, s.start_line, s.kind, s.qualified_name));

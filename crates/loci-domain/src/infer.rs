@@ -39,7 +39,7 @@ use loci_index::SearchFilter;
 use loci_security::Principal;
 use loci_stores::repo::{jobs, memories};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Notify, watch};
 
 use crate::facts::{self, Fact, FactKey, FactKind, Turn};
 use crate::indexer::Indexes;
@@ -664,58 +664,20 @@ impl InferService {
     /// Runs queued jobs until `stop`: claims up to the free slots of
     /// `job_concurrency`, runs each as its caller, and retries a failed one
     /// later (failed for good after `job_max_attempts`).
-    pub async fn run_jobs(self, poll: Duration, mut stop: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(self.config.job_concurrency));
-        loop {
-            let free = slots.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                match jobs::claim(self.memories.db(), ADD_JOB, free as u64, self.config.job_lease).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not claim jobs");
-                        Vec::new()
-                    }
-                }
-            };
-            for job in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
+    pub async fn run_jobs(self, poll: Duration, stop: watch::Receiver<bool>) {
+        let worker = crate::job_worker::Worker {
+            db: self.memories.db().clone(),
+            kind: ADD_JOB,
+            concurrency: self.config.job_concurrency,
+            lease: self.config.job_lease,
+            wake: Arc::clone(&self.wake),
+        };
+        worker
+            .run(poll, stop, move |job| {
                 let service = self.clone();
-                tokio::spawn(async move {
-                    service.run_job(job).await;
-                    drop(permit);
-                });
-            }
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
-            }
-        }
-    }
-
-    /// Runs a claimed job, extending its lease while it runs (a worker that
-    /// dies stops extending it, and the job is claimed again once the lease
-    /// ends).
-    async fn run_job(&self, job: jobs::ClaimedJob) {
-        let lease = self.config.job_lease;
-        let work = self.run_claimed(&job);
-        tokio::pin!(work);
-        let mut beat = tokio::time::interval(lease / 3);
-        beat.tick().await;
-        loop {
-            tokio::select! {
-                () = &mut work => return,
-                _ = beat.tick() => {
-                    if let Err(e) = jobs::available_after(self.memories.db(), job.id, lease).await {
-                        tracing::warn!(error = %e, job = %job.id, "could not extend a job's lease");
-                    }
-                }
-            }
-        }
+                async move { service.run_claimed(&job).await }
+            })
+            .await;
     }
 
     async fn run_claimed(&self, job: &jobs::ClaimedJob) {

@@ -32,6 +32,7 @@ pub mod health;
 pub mod indexer;
 pub mod infer;
 pub mod inputs;
+mod job_worker;
 pub mod knowledge_graph;
 pub mod memories;
 pub mod pii;

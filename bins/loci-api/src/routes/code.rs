@@ -37,6 +37,17 @@ fn uuid_path(field: &str, raw: &str) -> Result<Uuid, Problem> {
     id::<Uuid>(field, raw, &mut out).ok_or_else(|| out.into())
 }
 
+/// The caller (graph:read), the symbol and the depth of a walk.
+fn walk_input<'a>(
+    auth: &'a Authenticated,
+    path: &str,
+    q: &DepthQuery,
+) -> Result<(&'a loci_security::Principal, SymbolRef, u32), Problem> {
+    let p = auth.require(&[GRAPH_READ])?;
+    let target = SymbolRef::Id(uuid_path("id", path)?);
+    Ok((p, target, parse_depth(q.depth.as_deref())?))
+}
+
 #[utoipa::path(post, path = "/api/v1/code/repos", tag = "code", request_body = RepoInput, responses((status = 202, description = "The repository (registered, or the one of that name and source) and its indexing job (the running one when it has one); 429 RATE_LIMITED when the org has code.max_queued_jobs jobs queued", body = IndexAccepted), loci_http::ProblemResponses), security(("bearer" = [])))]
 pub async fn index(
     state: web::Data<Services>,
@@ -143,9 +154,7 @@ pub async fn callers(
     path: web::Path<String>,
     q: web::Query<DepthQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&[GRAPH_READ])?;
-    let target = SymbolRef::Id(uuid_path("id", &path)?);
-    let depth = parse_depth(q.depth.as_deref())?;
+    let (p, target, depth) = walk_input(&auth, &path, &q)?;
     Ok(HttpResponse::Ok().json(state.code.callers(p, &target, depth).await?))
 }
 
@@ -156,9 +165,7 @@ pub async fn callees(
     path: web::Path<String>,
     q: web::Query<DepthQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&[GRAPH_READ])?;
-    let target = SymbolRef::Id(uuid_path("id", &path)?);
-    let depth = parse_depth(q.depth.as_deref())?;
+    let (p, target, depth) = walk_input(&auth, &path, &q)?;
     Ok(HttpResponse::Ok().json(state.code.callees(p, &target, depth).await?))
 }
 
@@ -169,8 +176,6 @@ pub async fn impact(
     path: web::Path<String>,
     q: web::Query<DepthQuery>,
 ) -> Result<HttpResponse, Problem> {
-    let p = auth.require(&[GRAPH_READ])?;
-    let target = SymbolRef::Id(uuid_path("id", &path)?);
-    let depth = parse_depth(q.depth.as_deref())?;
+    let (p, target, depth) = walk_input(&auth, &path, &q)?;
     Ok(HttpResponse::Ok().json(state.code.impact(p, &target, depth).await?))
 }

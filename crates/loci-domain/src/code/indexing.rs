@@ -19,7 +19,7 @@ use loci_stores::repo::code::{self as store, CallRow, NewFile, RepoSummary, Symb
 use loci_stores::repo::jobs;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::source::{self, Refused, Source};
@@ -90,13 +90,18 @@ struct Parsed {
     has_errors: bool,
 }
 
-fn parse_file(repo: Uuid, found: &source::Found) -> Result<Option<Parsed>, String> {
+/// Reads a source file once; `None` when its content is still `known`
+/// (the hash of its last parse).
+fn parse_file(repo: Uuid, found: &source::Found, known: Option<&str>) -> Result<Option<Parsed>, String> {
     let Some(language) = Language::from_path(&found.abs) else {
         return Ok(None);
     };
     let bytes = std::fs::read(&found.abs).map_err(|e| format!("cannot be read: {e}"))?;
+    let hash = loci_code::content_hash(&bytes);
+    if known == Some(hash.as_str()) {
+        return Ok(None);
+    }
     let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
-    let hash = loci_code::content_hash(text.as_bytes());
     let parsed = loci_code::parse(language, &text).map_err(|e| e.to_string())?;
     let file_id = stable_id(&[&repo.to_string(), &found.rel]);
     let ids = symbol_ids(repo, &found.rel, &parsed);
@@ -184,56 +189,20 @@ fn embedding_text(s: &SymbolRow) -> String {
 
 impl CodeService {
     /// Runs indexing jobs until `stop`.
-    pub async fn run_jobs(self, poll: Duration, mut stop: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(self.config.job_concurrency.max(1)));
-        loop {
-            let free = slots.available_permits();
-            let claimed = if free == 0 {
-                Vec::new()
-            } else {
-                match jobs::claim(self.memories.db(), INDEX_JOB, free as u64, self.config.job_lease).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not claim code indexing jobs");
-                        Vec::new()
-                    }
-                }
-            };
-            for job in claimed {
-                let Ok(permit) = slots.clone().acquire_owned().await else {
-                    return;
-                };
+    pub async fn run_jobs(self, poll: Duration, stop: watch::Receiver<bool>) {
+        let worker = crate::job_worker::Worker {
+            db: self.memories.db().clone(),
+            kind: INDEX_JOB,
+            concurrency: self.config.job_concurrency,
+            lease: self.config.job_lease,
+            wake: Arc::clone(&self.wake),
+        };
+        worker
+            .run(poll, stop, move |job| {
                 let service = self.clone();
-                tokio::spawn(async move {
-                    service.run_job(job).await;
-                    drop(permit);
-                });
-            }
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
-            }
-        }
-    }
-
-    /// Runs a claimed job, extending its lease while it runs.
-    async fn run_job(&self, job: jobs::ClaimedJob) {
-        let lease = self.config.job_lease;
-        let work = self.run_claimed(&job);
-        tokio::pin!(work);
-        let mut beat = tokio::time::interval(lease / 3);
-        beat.tick().await;
-        loop {
-            tokio::select! {
-                () = &mut work => return,
-                _ = beat.tick() => {
-                    if let Err(e) = jobs::available_after(self.memories.db(), job.id, lease).await {
-                        tracing::warn!(error = %e, job = %job.id, "could not extend a code job's lease");
-                    }
-                }
-            }
-        }
+                async move { service.run_claimed(&job).await }
+            })
+            .await;
     }
 
     async fn run_claimed(&self, job: &jobs::ClaimedJob) {
@@ -377,14 +346,7 @@ impl CodeService {
                 owned
                     .iter()
                     .zip(known)
-                    .map(|(f, known)| {
-                        // Unchanged content: nothing to parse.
-                        let hash = std::fs::read(&f.abs).map(|b| loci_code::content_hash(&b)).ok();
-                        if hash.is_some() && hash == known {
-                            return (f.rel.clone(), Ok(None));
-                        }
-                        (f.rel.clone(), parse_file(repo_id, f))
-                    })
+                    .map(|(f, known)| (f.rel.clone(), parse_file(repo_id, f, known.as_deref())))
                     .collect::<Vec<_>>()
             })
             .await

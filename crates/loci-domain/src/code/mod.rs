@@ -340,9 +340,8 @@ impl CodeService {
         let symbols = store::delete_repo(&tx, id).await?.ok_or(DomainError::NotFound("repository"))?;
         tx.commit().await?;
         self.unindex(&p.org_id, &symbols).await?;
-        if let Some(checkout) = self.checkout_dir(&p.org_id, id) {
-            let _ = tokio::fs::remove_dir_all(checkout).await;
-        }
+        // A git checkout, if the repository had one.
+        let _ = tokio::fs::remove_dir_all(self.checkout_dir(&p.org_id, id)).await;
         Ok(())
     }
 
@@ -376,11 +375,11 @@ impl CodeService {
         Ok(record.is_none_or(|r| r.status == JobStatus::Cancelled))
     }
 
-    fn checkout_dir(&self, org: &loci_core::OrgId, repo: Uuid) -> Option<PathBuf> {
+    fn checkout_dir(&self, org: &loci_core::OrgId, repo: Uuid) -> PathBuf {
         // The org id is restricted to visible ASCII without quotes or
         // backslashes; its hash keeps `/` and `..` out of the path.
         let org_dir = loci_code::content_hash(org.as_str().as_bytes());
-        Some(self.config.checkouts.join(&org_dir[..16]).join(repo.to_string()))
+        self.config.checkouts.join(&org_dir[..16]).join(repo.to_string())
     }
 
     /// Removes symbols from the search indexes.

@@ -133,9 +133,7 @@ impl CodeService {
             Source::Path(p) => allowed_path(&self.config, &p.to_string_lossy()),
             Source::Git(url) => {
                 allowed_git_url(&self.config, url)?;
-                let dir = self
-                    .checkout_dir(org, repo)
-                    .ok_or_else(|| DomainError::Internal("no checkout directory".into()))?;
+                let dir = self.checkout_dir(org, repo);
                 checkout(url, &dir, self.config.git_timeout).await?;
                 Ok(dir)
             }
