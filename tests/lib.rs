@@ -361,3 +361,19 @@ macro_rules! on_both {
         }
     };
 }
+
+/// A principal of `org` with the editor role, for services called directly
+/// (without HTTP).
+pub fn principal(subject: &str, org: &loci_core::OrgId) -> loci_security::Principal {
+    loci_security::Principal {
+        org_id: org.clone(),
+        subject: subject.into(),
+        scopes: std::collections::BTreeSet::new(),
+        roles: vec!["editor".into()],
+        grants: Vec::new(),
+        client_id: None,
+        token_id: "test".into(),
+        dpop_jkt: None,
+        expires_at: chrono::Utc::now() + chrono::Duration::hours(1),
+    }
+}

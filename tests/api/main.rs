@@ -19,6 +19,7 @@ mod mcp;
 mod memories;
 mod plans;
 mod recovery;
+mod rerank;
 mod resilience;
 mod scoped;
 mod search;

@@ -191,3 +191,49 @@ async fn hybrid_search_and_similar_with_the_local_model() {
     assert_eq!(vector.count(&acme).await.unwrap(), 2);
     assert!(vector.embedding(&acme, cat_id).await.unwrap().is_none());
 }
+
+/// Another embedding model gets its own vector index, filled from the
+/// stored memories at start (here the same files under another name).
+#[tokio::test]
+async fn a_new_embedding_model_gets_every_memory_embedded_again() {
+    let db = loci_tests::TestDatabase::new(Engine::Sqlite).await;
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut settings = loci_settings::Settings { data_dir: first.path().to_path_buf(), ..Default::default() };
+    settings.database.url = Some(loci_settings::Secret::new(db.url.clone()));
+    settings.embeddings.model_dir = Some(loci_tests::model_dir());
+    let services = loci_app::Services::build(settings.clone()).await.expect("starts");
+    let acme = OrgId::parse("acme").unwrap();
+    let p = loci_tests::principal("alice", &acme);
+    let items = ["My cat only eats tuna", "The deploy pipeline runs on Fridays", "Lunch is in the atrium"]
+        .iter()
+        .map(|t| loci_domain::memories::ImportItem {
+            content: (*t).to_owned(),
+            metadata: Default::default(),
+            created_at: chrono::Utc::now(),
+        })
+        .collect();
+    services.memories.import_many(&p, "notes", items).await.unwrap();
+    services.indexer.drain().await.unwrap();
+    let vector = services.indexer.indexes().vector.clone().expect("a vector index");
+    assert_eq!(vector.count(&acme).await.unwrap(), 3);
+
+    // Another instance (its own data directory, the same vector directory)
+    // with another model name.
+    let mut renamed = settings.clone();
+    renamed.data_dir = second.path().to_path_buf();
+    renamed.vector.path = Some(first.path().join("vector"));
+    renamed.embeddings.model = "all-MiniLM-L6-v2-renamed".into();
+    let other = loci_app::Services::build(renamed.clone()).await.expect("a second instance starts");
+    let new_vector = other.indexer.indexes().vector.clone().expect("a vector index");
+    assert_eq!(new_vector.count(&acme).await.unwrap(), 0, "a new model starts empty");
+    assert_eq!(other.indexer.drain().await.unwrap(), 3);
+    assert_eq!(new_vector.count(&acme).await.unwrap(), 3, "every memory embedded with the new model");
+    assert!(first.path().join("vector").join("all-MiniLM-L6-v2-renamed").is_dir());
+    assert_eq!(vector.count(&acme).await.unwrap(), 3, "the first model's index is left alone");
+
+    // The same model again (a third data directory): nothing is queued.
+    let third = tempfile::tempdir().unwrap();
+    renamed.data_dir = third.path().to_path_buf();
+    let again = loci_app::Services::build(renamed).await.expect("starts again");
+    assert_eq!(again.indexer.drain().await.unwrap(), 0);
+}

@@ -588,6 +588,7 @@ mod tests {
             weights: None,
             dedupe: None,
             as_of: None,
+            rerank: None,
         };
         assert!(input(lo).parse(None).is_ok() && input(hi).parse(None).is_ok());
         assert!(input(lo - 1).parse(None).is_err() && input(hi + 1).parse(None).is_err());

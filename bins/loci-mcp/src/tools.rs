@@ -208,7 +208,8 @@ fn search_schema() -> Value {
                 "properties": { "vector": { "type": "number" }, "lexical": { "type": "number" }, "graph": { "type": "number" } }
             },
             "as_of": { "type": "string", "format": "date-time", "description": "Search what was current then (before later memories superseded it)." },
-            "dedupe": { "type": "boolean", "default": false, "description": "Keep identical content once, in its highest-precedence scope (session > user > team > project > org > enterprise)." }
+            "dedupe": { "type": "boolean", "default": false, "description": "Keep identical content once, in its highest-precedence scope (session > user > team > project > org > enterprise)." },
+            "rerank": { "type": "boolean", "description": "Reorder the best results with the server's reranker (default: when one is configured)." }
         }),
         &["query"],
     )

@@ -37,9 +37,14 @@ pub struct LocomoArgs {
     /// Neighbouring turns indexed as context (0 = off).
     #[arg(long)]
     context_window: Option<usize>,
-    /// Include the context in the embedded text too.
+    /// Whether the embedded text includes the context too (default from
+    /// settings: `search.embed_context`).
     #[arg(long)]
-    embed_context: bool,
+    embed_context: Option<bool>,
+    /// Whether the lexical query leaves out question words (default from
+    /// settings: `search.strip_question_words`).
+    #[arg(long)]
+    strip_question_words: Option<bool>,
     /// Fusion weights vector,lexical,graph (default from settings).
     #[arg(long)]
     weights: Option<String>,
@@ -47,6 +52,23 @@ pub struct LocomoArgs {
     /// one memory per turn.
     #[arg(long)]
     infer: bool,
+    /// Also write each conversation's turns and questions with their
+    /// embeddings and per-source hits as JSON lines to this file (for
+    /// offline analysis of ranking ideas).
+    #[arg(long)]
+    dump: Option<PathBuf>,
+    /// Also choose the ranking parameters by leave-one-conversation-out over
+    /// a grid and print the held-out table, per category and ablations.
+    #[arg(long)]
+    loco: bool,
+    /// A reranker for the searches: `local:DIR` (a BERT cross-encoder
+    /// directory) or `http:URL` (a Cohere-compatible rerank endpoint).
+    #[arg(long)]
+    reranker: Option<String>,
+    /// Another local embedding model directory (BERT family: bge-small,
+    /// e5-small, gte-small...); pooling and prefixes from its files.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
 }
 
 struct Turn {
@@ -62,6 +84,7 @@ const INFER_BATCH: usize = 10;
 
 struct Question {
     question: String,
+    category: i64,
     evidence: BTreeSet<String>,
 }
 
@@ -109,7 +132,8 @@ fn load(path: &Path) -> anyhow::Result<Conversation> {
                     let evidence: BTreeSet<String> =
                         q["evidence"].as_array()?.iter().filter_map(|e| e.as_str().map(str::to_owned)).collect();
                     let question = q["question"].as_str()?.to_owned();
-                    (!evidence.is_empty()).then_some(Question { question, evidence })
+                    let category = q["category"].as_i64()?;
+                    (!evidence.is_empty()).then_some(Question { question, category, evidence })
                 })
                 .collect()
         })
@@ -125,19 +149,21 @@ struct Scores {
     mrr: f64,
     n: usize,
     latencies_ms: Vec<f64>,
+    /// Category -> (sum of R@10, questions).
+    by_category: std::collections::BTreeMap<i64, (f64, usize)>,
 }
 
 impl Scores {
-    fn add(&mut self, ranked: &[String], evidence: &BTreeSet<String>, ms: f64) {
-        let recall = |k: usize| {
-            let found = ranked.iter().take(k).filter(|d| evidence.contains(*d)).collect::<BTreeSet<_>>().len();
-            found as f64 / evidence.len() as f64
-        };
-        self.r5 += recall(5);
-        self.r10 += recall(10);
-        self.mrr += ranked.iter().take(100).position(|d| evidence.contains(d)).map_or(0.0, |i| 1.0 / (i + 1) as f64);
+    fn add(&mut self, ranked: &[String], evidence: &BTreeSet<String>, category: i64, ms: f64) {
+        let [r5, r10, mrr] = crate::bench_loco::measure(ranked, evidence);
+        self.r5 += r5;
+        self.r10 += r10;
+        self.mrr += mrr;
         self.n += 1;
         self.latencies_ms.push(ms);
+        let entry = self.by_category.entry(category).or_default();
+        entry.0 += r10;
+        entry.1 += 1;
     }
 
     fn line(&mut self, mode: &str) -> String {
@@ -234,6 +260,149 @@ async fn ingest_inferred(
     Ok(())
 }
 
+/// One conversation as a JSON line: turns with the embeddings of their
+/// content and of content plus neighbours, questions with their embedding
+/// and the lexical and graph hits (memory scores) of the real indexes.
+async fn dump_conversation(
+    out: &mut impl std::io::Write,
+    conv: &Conversation,
+    search: &SearchService,
+    embedder: &dyn loci_embed::Embedder,
+    p: &Principal,
+) -> anyhow::Result<()> {
+    let contents: Vec<String> = conv.turns.iter().map(|t| t.content.clone()).collect();
+    let with_context: Vec<String> = (0..contents.len())
+        .map(|i| {
+            let around = [i.checked_sub(1), Some(i + 1)].into_iter().flatten().filter_map(|j| contents.get(j));
+            std::iter::once(&contents[i]).chain(around).cloned().collect::<Vec<_>>().join("\n")
+        })
+        .collect();
+    let questions: Vec<String> = conv.questions.iter().map(|q| q.question.clone()).collect();
+    let (e_turns, e_context, e_questions) =
+        (embedder.embed(&contents).await?, embedder.embed(&with_context).await?, embedder.embed(&questions).await?);
+    let mut qs = Vec::new();
+    for (q, emb) in conv.questions.iter().zip(e_questions) {
+        let mut sources = serde_json::Map::new();
+        for (name, mode, weights) in [
+            ("lexical", SearchMode::Lexical, None),
+            ("graph", SearchMode::Hybrid, Some(Weights { vector: 0.0, lexical: 0.0, graph: 1.0 })),
+        ] {
+            let request = SearchRequest {
+                query: q.question.clone(),
+                limit: 100,
+                filters: Default::default(),
+                mode,
+                weights,
+                dedupe: false,
+                as_of: None,
+                rerank: None,
+            };
+            let response = search.search(p, request).await?;
+            let hits: Vec<serde_json::Value> = response
+                .results
+                .iter()
+                .filter_map(|r| {
+                    let dia = r.memory.memory.metadata.extra.get("dia_id")?.as_str()?;
+                    let score = if name == "lexical" { r.scores.lexical } else { r.scores.graph }?;
+                    Some(serde_json::json!([dia, score]))
+                })
+                .collect();
+            sources.insert(name.into(), hits.into());
+        }
+        qs.push(serde_json::json!({
+            "question": q.question, "category": q.category, "evidence": q.evidence, "embedding": emb,
+            "lexical": sources["lexical"], "graph": sources["graph"],
+        }));
+    }
+    let turns: Vec<serde_json::Value> = conv
+        .turns
+        .iter()
+        .zip(e_turns.iter().zip(&e_context))
+        .map(|(t, (e, c))| {
+            serde_json::json!({"dia": t.dia_id, "session": t.session, "speaker": t.speaker, "text": t.text,
+                "embedding": e, "embedding_context": c})
+        })
+        .collect();
+    serde_json::to_writer(&mut *out, &serde_json::json!({"name": conv.name, "turns": turns, "questions": qs}))?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn mode_name(mode: SearchMode) -> &'static str {
+    match mode {
+        SearchMode::Lexical => "lexical",
+        SearchMode::Semantic => "semantic",
+        _ => "hybrid",
+    }
+}
+
+/// One question's source lists and signals, for the grid.
+async fn probe(
+    search: &SearchService,
+    memories: &MemoryService,
+    p: &Principal,
+    q: &Question,
+    conversation: usize,
+    content: &HashMap<loci_core::MemoryId, String>,
+) -> anyhow::Result<crate::bench_loco::Probe> {
+    let request = SearchRequest {
+        query: q.question.clone(),
+        limit: 100,
+        filters: Default::default(),
+        mode: SearchMode::Hybrid,
+        // Every list is gathered; each configuration weighs them.
+        weights: Some(Weights { vector: 1.0, lexical: 1.0, graph: 1.0 }),
+        dedupe: false,
+        as_of: None,
+        rerank: None,
+    };
+    let gathered = search.source_lists(p, &request).await?;
+    let mut ids: Vec<loci_core::MemoryId> = Vec::new();
+    for hits in [&gathered.vector, &gathered.lexical, &gathered.graph].into_iter().flatten().flatten() {
+        ids.extend(hits.iter().map(|h| h.id));
+    }
+    ids.sort();
+    ids.dedup();
+    let neighbours = memories.stream_neighbours(p, &ids).await?;
+    let signals = crate::bench_loco::signals_of(&ids, content, &neighbours, &gathered.entities);
+    Ok(crate::bench_loco::Probe {
+        conversation,
+        category: q.category,
+        evidence: q.evidence.clone(),
+        asks_when: loci_domain::search::analysis::asks_when(&q.question),
+        gathered,
+        signals,
+    })
+}
+
+/// `--model-dir`: the local model of that directory, named after it, its
+/// dimensions from its `config.json`.
+fn use_model_dir(settings: &mut Settings, dir: &Path) -> anyhow::Result<()> {
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json"))?)?;
+    settings.embeddings.dimensions =
+        config["hidden_size"].as_u64().context("the model's config.json has no hidden_size")? as usize;
+    settings.embeddings.model = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    settings.embeddings.model_dir = Some(dir.to_path_buf());
+    Ok(())
+}
+
+/// `--reranker local:DIR` or `http:URL`.
+fn use_reranker(settings: &mut Settings, spec: &str) -> anyhow::Result<()> {
+    use loci_settings::RerankerProvider;
+    match spec.split_once(':') {
+        Some(("local", dir)) => {
+            settings.reranker.provider = RerankerProvider::Local;
+            settings.reranker.model_dir = Some(PathBuf::from(dir));
+        }
+        Some(("http", url)) => {
+            settings.reranker.provider = RerankerProvider::Http;
+            settings.reranker.url = Some(url.to_owned());
+        }
+        _ => anyhow::bail!("--reranker takes local:DIR or http:URL"),
+    }
+    Ok(())
+}
+
 pub(crate) fn principal(org: &OrgId) -> Principal {
     Principal {
         org_id: org.clone(),
@@ -286,6 +455,18 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
     if let Some(w) = args.context_window {
         settings.search.context_window = w;
     }
+    if let Some(embed) = args.embed_context {
+        settings.search.embed_context = embed;
+    }
+    if let Some(strip) = args.strip_question_words {
+        settings.search.strip_question_words = strip;
+    }
+    if let Some(dir) = &args.model_dir {
+        use_model_dir(&mut settings, dir)?;
+    }
+    if let Some(spec) = &args.reranker {
+        use_reranker(&mut settings, spec)?;
+    }
     let db = Database::connect(&settings.database_url(), &PoolConfig::from_settings(&settings)).await?;
     db.migrate_up().await?;
     let indexes = loci_app::indexes::open(&settings, &db)?;
@@ -296,8 +477,7 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         );
         modes.retain(|m| *m != SearchMode::Semantic);
     }
-    let options =
-        IndexingOptions { embed_context: args.embed_context, ..IndexingOptions::from_settings(&settings.search) };
+    let options = IndexingOptions::from_settings(&settings.search);
     let indexer = Indexer::new(db.clone(), indexes.clone(), options, 512);
     let memories_service = MemoryService::new(
         db.clone(),
@@ -309,8 +489,17 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
     config.candidates = config.candidates.max(100);
     // One service per mode: each has its own query-embedding cache, so no
     // mode's latency benefits from another's embedding of the same question.
-    let services: HashMap<SearchMode, SearchService> =
-        modes.iter().map(|m| (*m, SearchService::new(memories_service.clone(), indexes.clone(), config))).collect();
+    let reranker = loci_embed::reranker_from_settings(&settings.reranker)?;
+    let service = || {
+        let s = SearchService::new(memories_service.clone(), indexes.clone(), config);
+        match &reranker {
+            Some(r) => s.with_reranker(r.clone(), settings.reranker.candidates),
+            None => s,
+        }
+    };
+    let services: HashMap<SearchMode, SearchService> = modes.iter().map(|m| (*m, service())).collect();
+    let mut probes: Vec<crate::bench_loco::Probe> = Vec::new();
+    let mut dia_of: HashMap<loci_core::MemoryId, String> = HashMap::new();
 
     let infer = InferService::new(
         memories_service.clone(),
@@ -318,10 +507,14 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         InferConfig { async_threshold_chars: usize::MAX, ..InferConfig::from_settings(&settings.infer) },
     );
     let mut inferred = InferredStats::default();
+    let mut dump = match &args.dump {
+        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
+        None => None,
+    };
     let mut scores: HashMap<SearchMode, Scores> = HashMap::new();
     let (mut turns_total, mut questions_total) = (0, 0);
     let mut index_secs = 0.0;
-    for file in &files {
+    for (conversation, file) in files.iter().enumerate() {
         let conv = load(file)?;
         let org = OrgId::parse(&format!("locomo-{}", conv.name)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let p = principal(&org);
@@ -344,10 +537,24 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
                     }
                 })
                 .collect();
-            memories_service.import_many(&p, "locomo", items).await?;
+            let ids = memories_service.import_many(&p, "locomo", items).await?;
+            let content: HashMap<loci_core::MemoryId, String> =
+                ids.iter().zip(&conv.turns).map(|(id, t)| (*id, t.content.clone())).collect();
+            dia_of.extend(ids.iter().zip(&conv.turns).map(|(id, t)| (*id, t.dia_id.clone())));
+            indexer.drain().await?;
+            if args.loco {
+                let search = service();
+                for q in &conv.questions {
+                    probes.push(probe(&search, &memories_service, &p, q, conversation, &content).await?);
+                }
+            }
         }
         indexer.drain().await?;
         index_secs += started.elapsed().as_secs_f64();
+        if let (Some(out), Some(embedder)) = (&mut dump, &indexes.embedder) {
+            let probe = SearchService::new(memories_service.clone(), indexes.clone(), config);
+            dump_conversation(out, &conv, &probe, embedder.as_ref(), &p).await?;
+        }
         turns_total += conv.turns.len();
         questions_total += conv.questions.len();
         for q in &conv.questions {
@@ -360,6 +567,7 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
                     weights,
                     dedupe: false,
                     as_of: None,
+                    rerank: None,
                 };
                 let t = Instant::now();
                 let search = services.get(mode).context("a service per mode")?;
@@ -380,16 +588,17 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
                         }
                     }
                 }
-                scores.entry(*mode).or_default().add(&ranked, &q.evidence, ms);
+                scores.entry(*mode).or_default().add(&ranked, &q.evidence, q.category, ms);
             }
         }
     }
     println!(
         "LoCoMo: {} files, {turns_total} turns, {questions_total} questions; stored + indexed in {index_secs:.1} s; \
-         context_window {}, embed_context {}",
+         context_window {}, embed_context {}, strip_question_words {}",
         files.len(),
         settings.search.context_window,
-        args.embed_context
+        settings.search.embed_context,
+        settings.search.strip_question_words
     );
     if args.infer {
         inferred.print(turns_total);
@@ -397,14 +606,22 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
     println!("| mode     | R@5   | R@10  | MRR   | p50 ms | p95 ms |");
     println!("|----------|-------|-------|-------|--------|--------|");
     for mode in &modes {
-        let name = match mode {
-            SearchMode::Lexical => "lexical",
-            SearchMode::Semantic => "semantic",
-            _ => "hybrid",
-        };
+        let name = mode_name(*mode);
         if let Some(s) = scores.get_mut(mode) {
             println!("{}", s.line(name));
         }
+    }
+    println!("\nR@10 per category:");
+    println!("| mode | multi-hop (1) | temporal (2) | open-domain (3) | single-hop (4) |");
+    println!("|---|---|---|---|---|");
+    for mode in &modes {
+        if let Some(s) = scores.get(mode) {
+            let cell = |c: i64| s.by_category.get(&c).map_or("-".to_owned(), |(r, n)| format!("{:.3}", r / *n as f64));
+            println!("| {} | {} | {} | {} | {} |", mode_name(*mode), cell(1), cell(2), cell(3), cell(4));
+        }
+    }
+    if args.loco {
+        crate::bench_loco::report(&probes, &dia_of, files.len());
     }
     db.close().await?;
     Ok(())
@@ -579,6 +796,7 @@ pub async fn search(base: &Settings, args: &SearchArgs) -> anyhow::Result<()> {
                 weights: None,
                 dedupe: false,
                 as_of: None,
+                rerank: None,
             };
             let t = Instant::now();
             search.search(&p, request).await?;

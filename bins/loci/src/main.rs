@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_code;
+mod bench_loco;
 mod recovery;
 
 use std::path::PathBuf;

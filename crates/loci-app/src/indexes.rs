@@ -86,6 +86,23 @@ pub fn open_guarded(
     Ok((Indexes { vector, lexical, graph: graph.clone(), embedder }, graph, breakers))
 }
 
+/// Whether the embedded vector index of the configured model has no
+/// directory yet (before [`open_guarded`] creates it): a first start, or a
+/// new embedding model, whose vectors must be made from the stored memories.
+/// Qdrant keeps a collection per model and dimensions; its rebuild is
+/// `loci reindex --index vector`.
+pub fn embedded_vectors_are_new(settings: &Settings) -> bool {
+    settings.embeddings.provider != loci_settings::EmbeddingsProvider::None
+        && settings.vector.backend == VectorBackend::Embedded
+        && !settings
+            .vector
+            .path
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("vector"))
+            .join(&settings.embeddings.model)
+            .exists()
+}
+
 /// The search indexes of code symbols, under `<data_dir>/code/`: embedded
 /// whatever engines memories use (see `loci_domain::code`), with the
 /// memories' embedder.

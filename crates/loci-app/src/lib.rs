@@ -167,6 +167,7 @@ impl Services {
         }
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
         let backup = BackupService::new(database.clone(), provisioner.clone(), limits);
+        let new_vectors = indexes::embedded_vectors_are_new(&settings);
         let (indexes, graph_engine, engine_breakers) = indexes::open_guarded(&settings, &database)?;
         breakers.extend(engine_breakers);
         checks.extend(indexes::dependency_checks(&settings, &indexes, &graph_engine));
@@ -184,6 +185,21 @@ impl Services {
             IndexingOptions::from_settings(&settings.search),
             settings.search.indexer_batch,
         ));
+        if new_vectors && indexes.embedder.is_some() {
+            // Another model (or a new vector directory): its vectors are made
+            // from the stored memories by the outbox indexer.
+            let queued = indexer
+                .queue_rebuild(&[loci_domain::indexer::VECTOR])
+                .await
+                .map_err(|e| AppError::Startup(format!("queueing the new model's vectors: {e}")))?;
+            if queued > 0 {
+                tracing::info!(
+                    model = %settings.embeddings.model,
+                    memories = queued,
+                    "new vector index for this embedding model: every memory queued to be embedded"
+                );
+            }
+        }
         let mut infer =
             InferService::new(memories.clone(), indexes.clone(), InferConfig::from_settings(&settings.infer));
         if settings.infer.llm {
@@ -193,9 +209,17 @@ impl Services {
             infer = infer.with_model(Arc::new(model));
         }
         let experiments = ExperimentService::new(memories.clone());
-        let search =
+        let mut search =
             SearchService::new(memories.clone(), indexes.clone(), SearchConfig::from_settings(&settings.search))
                 .with_experiments(experiments.clone());
+        if let Some(reranker) = loci_embed::reranker_from_settings(&settings.reranker)
+            .map_err(|e| AppError::Startup(format!("reranker: {e}")))?
+        {
+            if let Some(breaker) = reranker.breaker() {
+                breakers.push(("reranker", breaker));
+            }
+            search = search.with_reranker(reranker, settings.reranker.candidates);
+        }
         let feedback = FeedbackService::new(
             memories.clone(),
             search.recent_queries().clone(),

@@ -245,6 +245,7 @@ impl ContextService {
                     weights: None,
                     dedupe: Some(true),
                     as_of: None,
+                    rerank: None,
                 };
                 let request = input.parse(None).map_err(DomainError::Validation)?;
                 self.search.search(p, request).await?.results.into_iter().map(|r| (r.memory_id, r.content)).collect()

@@ -59,10 +59,9 @@ impl Default for IndexingOptions {
 }
 
 impl IndexingOptions {
-    /// From `[search]`; the embedded text is the content alone (the context
-    /// is indexed lexically, which measured better on LoCoMo).
+    /// From `[search]` (`context_window`, `embed_context`).
     pub fn from_settings(search: &loci_settings::SearchSettings) -> Self {
-        Self { context_window: search.context_window as u64, embed_context: false }
+        Self { context_window: search.context_window as u64, embed_context: search.embed_context }
     }
 }
 
@@ -156,6 +155,15 @@ impl Indexer {
                 return Ok(done);
             }
         }
+    }
+
+    /// Enqueues every memory of every org for the named indexes, without
+    /// emptying them or waiting: the running indexer makes them (a new
+    /// embedding model's empty vector index). Returns how many were queued.
+    pub async fn queue_rebuild(&self, only: &[&str]) -> Result<u64, DomainError> {
+        let orgs = outbox::orgs(&self.db).await?;
+        let only: Vec<String> = only.iter().map(|s| (*s).to_owned()).collect();
+        requeue(&self.db, &orgs, Some(&only)).await
     }
 
     /// Rebuilds indexes from the relational store: empties the named indexes

@@ -131,6 +131,13 @@ pub struct ScopedListView {
 /// Bulk selections touch at most this many memories per call.
 const BULK_CAP: u64 = 10_000;
 
+/// Who read memories loaded without logging, and through which app.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingReads {
+    me: UserId,
+    app: Option<AppId>,
+}
+
 #[derive(Debug, Clone)]
 pub struct MemoryService {
     db: Database,
@@ -596,8 +603,26 @@ impl MemoryService {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let (views, pending) = self.visible_in_order_unlogged(p, ids, limit, as_of).await?;
+        self.log_pending_reads(p, pending, &views, kind);
+        Ok(views)
+    }
+
+    /// [`MemoryService::visible_in_order_at`] without logging the reads:
+    /// the caller logs those it returns ([`MemoryService::log_pending_reads`];
+    /// a reranked search loads more than it returns, in another order).
+    pub async fn visible_in_order_unlogged(
+        &self,
+        p: &Principal,
+        ids: &[MemoryId],
+        limit: usize,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<MemoryView>, PendingReads), DomainError> {
         let vis = self.visibility(p).await?;
         let me = vis.user_id;
+        if ids.is_empty() {
+            return Ok((Vec::new(), PendingReads { me, app: None }));
+        }
         let states = match as_of {
             None => vec![MemoryState::Active],
             Some(_) => vec![MemoryState::Active, MemoryState::Archived],
@@ -610,8 +635,29 @@ impl MemoryService {
         let views = self.views(&tx, me, ordered).await?;
         let app = self.reading_app(&tx, p, me).await?;
         tx.commit().await?;
-        self.log_reads(p, me, app, &views, kind);
-        Ok(views)
+        Ok((views, PendingReads { me, app }))
+    }
+
+    /// The memories just before and after each of `ids` in its stream (see
+    /// `memories::stream_neighbours`): ids only, so nothing of a memory the
+    /// caller may not see is read here.
+    pub async fn stream_neighbours(
+        &self,
+        p: &Principal,
+        ids: &[MemoryId],
+    ) -> Result<HashMap<MemoryId, (Option<MemoryId>, Option<MemoryId>)>, DomainError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let tx = self.db.begin_tenant_read(&p.org_id).await?;
+        let rows = memories::stream_neighbours(&tx, ids).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|(id, before, after)| (id, (before, after))).collect())
+    }
+
+    /// Logs the reads of `views`, loaded by [`MemoryService::visible_in_order_unlogged`].
+    pub fn log_pending_reads(&self, p: &Principal, pending: PendingReads, views: &[MemoryView], kind: &str) {
+        self.log_reads(p, pending.me, pending.app, views, kind);
     }
 
     /// The owner's memory, for writes; `NotFound` otherwise.

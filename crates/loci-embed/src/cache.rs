@@ -85,6 +85,21 @@ impl<E: Embedder> Embedder for CachedEmbedder<E> {
         self.inner.ping().await
     }
 
+    /// Cached apart from [`Embedder::embed`]'s vectors: a model with a
+    /// query prefix embeds the same text differently as a query.
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        check_texts(std::slice::from_ref(&text.to_owned()))?;
+        let key = format!("query\u{0}{}", cache_key(text));
+        if let Some(v) = self.cache.lock().get(&key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(v.to_vec());
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let vector = self.inner.embed_query(text).await?;
+        self.cache.lock().put(key, Arc::from(vector.clone()));
+        Ok(vector)
+    }
+
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         check_texts(texts)?;
         let keys: Vec<String> = texts.iter().map(|t| cache_key(t)).collect();

@@ -84,14 +84,23 @@ pub struct HttpConfig {
 /// is L2-normalised.
 #[derive(Debug)]
 pub struct HttpEmbedder {
-    http: reqwest::Client,
-    endpoint: String,
-    api_key: Option<Secret>,
+    client: JsonPoster,
     model: String,
     dimensions: usize,
     batch_size: usize,
+}
+
+/// Posts JSON to one model endpoint with retries ([`RetryPolicy`]) behind a
+/// circuit breaker: what the HTTP embedder and reranker share.
+#[derive(Debug)]
+pub(crate) struct JsonPoster {
+    http: reqwest::Client,
+    pub(crate) endpoint: String,
+    api_key: Option<Secret>,
     retry: RetryPolicy,
-    breaker: std::sync::Arc<CircuitBreaker>,
+    pub(crate) breaker: std::sync::Arc<CircuitBreaker>,
+    /// What the requests are for, in log lines (`embedding`, `rerank`).
+    purpose: &'static str,
 }
 
 /// The embeddings URL for a base URL: `{base}/v1/embeddings`, or `{base}/embeddings` when the base
@@ -132,45 +141,29 @@ struct EmbeddingItem {
     index: Option<usize>,
 }
 
-impl HttpEmbedder {
-    pub fn new(config: HttpConfig) -> Result<Self, EmbedError> {
-        let endpoint = embeddings_endpoint(&config.base_url)?;
-        if config.dimensions == 0 {
-            return Err(EmbedError::Config("dimensions must be at least 1".into()));
-        }
+impl JsonPoster {
+    pub(crate) fn new(
+        endpoint: String,
+        api_key: Option<Secret>,
+        timeout: Duration,
+        retry: RetryPolicy,
+        breaker: BreakerConfig,
+        purpose: &'static str,
+    ) -> Result<Self, EmbedError> {
         let http = reqwest::Client::builder()
-            .timeout(config.timeout)
+            .timeout(timeout)
             .user_agent(concat!("loci-embed/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| EmbedError::Config(format!("HTTP client: {e}")))?;
-        Ok(Self {
-            http,
-            endpoint,
-            api_key: config.api_key,
-            model: config.model,
-            dimensions: config.dimensions,
-            batch_size: config.batch_size.max(1),
-            retry: config.retry,
-            breaker: std::sync::Arc::new(CircuitBreaker::new(config.breaker)),
-        })
+        Ok(Self { http, endpoint, api_key, retry, breaker: std::sync::Arc::new(CircuitBreaker::new(breaker)), purpose })
     }
 
-    /// The full URL requests go to.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
+    pub(crate) fn set_retry(&mut self, retry: RetryPolicy) {
+        self.retry = retry;
     }
 
-    /// The circuit breaker's state (for health reports).
-    pub fn breaker(&self) -> std::sync::Arc<CircuitBreaker> {
-        std::sync::Arc::clone(&self.breaker)
-    }
-
-    pub fn breaker_state(&self) -> BreakerState {
-        self.breaker.state()
-    }
-
-    async fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let body = json!({ "model": self.model, "input": texts });
+    /// The body of a 2xx answer to `body`, after the retries.
+    pub(crate) async fn post(&self, body: &serde_json::Value) -> Result<Vec<u8>, EmbedError> {
         let mut retry = 0u32;
         loop {
             let permit = self.breaker.acquire().map_err(|refusal| {
@@ -181,10 +174,10 @@ impl HttpEmbedder {
                     Refusal::TrialInFlight => "circuit breaker half-open, trial request in flight".into(),
                 })
             })?;
-            match self.attempt(&body).await {
+            match self.attempt(body).await {
                 Ok(bytes) => {
                     permit.success();
-                    return self.parse(&bytes, texts.len());
+                    return Ok(bytes);
                 }
                 Err(Failure::Final(e)) => {
                     permit.success();
@@ -203,7 +196,7 @@ impl HttpEmbedder {
                     }
                     let delay = self.retry.jittered(retry);
                     tracing::warn!(endpoint = %self.endpoint, error = %why, retry = retry + 1, delay_ms = delay.as_millis() as u64,
-                        "embedding request failed; retrying");
+                        purpose = self.purpose, "model request failed; retrying");
                     tokio::time::sleep(delay).await;
                     retry += 1;
                 }
@@ -243,6 +236,38 @@ impl HttpEmbedder {
         let text = res.text().await.unwrap_or_default();
         let message: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
         Err(Failure::Final(EmbedError::Rejected { status: status.as_u16(), message }))
+    }
+}
+
+impl HttpEmbedder {
+    pub fn new(config: HttpConfig) -> Result<Self, EmbedError> {
+        let endpoint = embeddings_endpoint(&config.base_url)?;
+        if config.dimensions == 0 {
+            return Err(EmbedError::Config("dimensions must be at least 1".into()));
+        }
+        let client =
+            JsonPoster::new(endpoint, config.api_key, config.timeout, config.retry, config.breaker, "embedding")?;
+        Ok(Self { client, model: config.model, dimensions: config.dimensions, batch_size: config.batch_size.max(1) })
+    }
+
+    /// The full URL requests go to.
+    pub fn endpoint(&self) -> &str {
+        &self.client.endpoint
+    }
+
+    /// The circuit breaker's state (for health reports).
+    pub fn breaker(&self) -> std::sync::Arc<CircuitBreaker> {
+        std::sync::Arc::clone(&self.client.breaker)
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.client.breaker.state()
+    }
+
+    async fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let body = json!({ "model": self.model, "input": texts });
+        let bytes = self.client.post(&body).await?;
+        self.parse(&bytes, texts.len())
     }
 
     fn parse(&self, bytes: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {

@@ -8,6 +8,11 @@
 //!
 //! [`from_settings`] builds the embedder the `[embeddings]` settings ask for.
 //!
+//! Rerankers score (query, document) pairs together, for a second ranking stage:
+//! [`HttpReranker`] (Cohere-compatible or TEI rerank endpoints) and [`LocalReranker`] (a BERT
+//! cross-encoder such as ms-marco-MiniLM-L-6-v2, with candle); [`reranker_from_settings`] builds
+//! the one `[reranker]` asks for.
+//!
 //! Architecture invariant: this crate only turns text into unit vectors. It knows no tenant, no
 //! store and no index; what gets embedded, when, and where the vectors go is decided above it.
 //! It is the only crate that knows candle and tokenizers.
@@ -17,6 +22,8 @@ mod cache;
 mod error;
 mod http;
 mod local;
+mod rerank;
+mod rerank_local;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +36,9 @@ pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker, Permit, Refusal};
 pub use cache::{CacheStats, CachedEmbedder, cache_key};
 pub use error::EmbedError;
 pub use http::{HttpConfig, HttpEmbedder, RetryPolicy, embeddings_endpoint};
-pub use local::{DEFAULT_MODEL_DIR_NAME, LocalEmbedder, MAX_TOKENS, REQUIRED_MODEL_FILES};
+pub use local::{DEFAULT_MODEL_DIR_NAME, LocalEmbedder, LocalOptions, MAX_TOKENS, Pooling, REQUIRED_MODEL_FILES};
+pub use rerank::{HttpReranker, Reranker, rerank_endpoint, reranker_from_settings};
+pub use rerank_local::LocalReranker;
 
 /// Turns texts into vectors.
 ///
@@ -68,7 +77,13 @@ pub trait Embedder: Send + Sync + std::fmt::Debug {
         None
     }
 
-    /// Embeds one text (a search query, typically).
+    /// Embeds a search query: models trained with a query prefix (e5, bge)
+    /// get it here; by default the same as [`Embedder::embed_one`].
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        self.embed_one(text).await
+    }
+
+    /// Embeds one text (a stored one; see [`Embedder::embed_query`] for queries).
     async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         let mut out = self.embed(&[text.to_owned()]).await?;
         match out.pop() {
@@ -94,6 +109,10 @@ impl<E: Embedder + ?Sized> Embedder for Arc<E> {
 
     async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         (**self).embed_one(text).await
+    }
+
+    async fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        (**self).embed_query(text).await
     }
 
     fn count_tokens(&self, text: &str) -> Option<usize> {
@@ -122,7 +141,13 @@ pub fn from_settings(settings: &EmbeddingsSettings, data_dir: &Path) -> Result<O
         EmbeddingsProvider::None => Ok(None),
         EmbeddingsProvider::Local => {
             let dir = local_model_dir(settings, data_dir);
-            let embedder = LocalEmbedder::load(&dir, settings.batch_size)?.with_model_name(settings.model.clone());
+            let options = LocalOptions {
+                pooling: settings.pooling,
+                query_prefix: settings.query_prefix.clone(),
+                passage_prefix: settings.passage_prefix.clone(),
+            };
+            let embedder =
+                LocalEmbedder::load_with(&dir, settings.batch_size, &options)?.with_model_name(settings.model.clone());
             if embedder.dimensions() != settings.dimensions {
                 return Err(EmbedError::DimensionMismatch {
                     expected: settings.dimensions,

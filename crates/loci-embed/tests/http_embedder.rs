@@ -385,3 +385,117 @@ fn the_api_key_never_shows_in_debug_output() {
     let debug = format!("{e:?}");
     assert!(!debug.contains("sk-very-secret") && debug.contains("[REDACTED]"), "{debug}");
 }
+
+// ---- HTTP rerankers, against the same server speaking Cohere's and TEI's rerank protocols.
+
+fn reranker(url: String, api: loci_settings::RerankApi) -> loci_embed::HttpReranker {
+    loci_embed::HttpReranker::new(&url, api, "rerank-test".into(), Some(Secret::new("rk-1")), Duration::from_secs(2))
+        .unwrap()
+        .with_retry(RetryPolicy {
+            max_retries: 1,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(10),
+        })
+}
+
+/// A recorded Cohere `/v1/rerank` answer: results sorted by relevance (the
+/// protocol's order), each naming its input index; the relevance of a
+/// document is the share of the query's words it contains.
+fn cohere_answer(body: &Value) -> Reply {
+    let query: Vec<String> =
+        body["query"].as_str().unwrap_or_default().split_whitespace().map(str::to_lowercase).collect();
+    let docs = body["documents"].as_array().cloned().unwrap_or_default();
+    let mut results: Vec<(usize, f64)> = docs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let text = d.as_str().unwrap_or_default().to_lowercase();
+            (i, query.iter().filter(|w| text.contains(w.as_str())).count() as f64 / query.len().max(1) as f64)
+        })
+        .collect();
+    results.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let results: Vec<Value> = results.iter().map(|(i, s)| json!({"index": i, "relevance_score": s})).collect();
+    Reply::json(200, json!({"id": "r-1", "results": results, "meta": {"billed_units": {"search_units": 1}}}))
+}
+
+#[tokio::test]
+async fn cohere_rerank_scores_come_back_in_input_order_with_key_and_model() {
+    use loci_embed::Reranker;
+    let server = Server::start(|_, body| cohere_answer(body)).await;
+    let r = reranker(server.url(), loci_settings::RerankApi::Cohere);
+    let docs = vec!["nothing here".to_owned(), "redis cache eviction".to_owned(), "redis".to_owned()];
+    let scores = r.score("redis eviction", &docs).await.unwrap();
+    assert_eq!(scores, vec![0.0, 1.0, 0.5]);
+    let seen = server.requests().await;
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].path, "/v1/rerank");
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer rk-1"));
+    assert_eq!(seen[0].body["model"], "rerank-test");
+    assert_eq!(seen[0].body["top_n"], 3);
+    assert!(r.score("redis", &[]).await.unwrap().is_empty(), "no documents, no request");
+    assert_eq!(server.requests().await.len(), 1);
+}
+
+#[tokio::test]
+async fn tei_rerank_is_spoken_too() {
+    use loci_embed::Reranker;
+    let server = Server::start(|_, body| {
+        let n = body["texts"].as_array().map_or(0, Vec::len);
+        // TEI answers a list sorted by score, indexes into `texts`.
+        let items: Vec<Value> = (0..n).rev().map(|i| json!({"index": i, "score": i as f64 * 0.25})).collect();
+        Reply::json(200, Value::Array(items))
+    })
+    .await;
+    let r = reranker(server.url(), loci_settings::RerankApi::Tei);
+    let scores = r.score("q", &["a".into(), "b".into(), "c".into()]).await.unwrap();
+    assert_eq!(scores, vec![0.0, 0.25, 0.5]);
+    assert_eq!(server.requests().await[0].path, "/rerank");
+    assert_eq!(server.requests().await[0].body["texts"], json!(["a", "b", "c"]));
+}
+
+#[tokio::test]
+async fn rerank_failures_are_typed() {
+    use loci_embed::Reranker;
+    // A 503 then a good answer: retried.
+    let server = Server::start(|n, body| if n == 0 { Reply::json(503, json!({})) } else { cohere_answer(body) }).await;
+    let r = reranker(server.url(), loci_settings::RerankApi::Cohere);
+    assert_eq!(r.score("a", &["a".into()]).await.unwrap(), vec![1.0]);
+    assert_eq!(server.requests().await.len(), 2);
+
+    // A bad key: rejected at once, with the endpoint's message.
+    let server = Server::start(|_, _| Reply::json(401, json!({"message": "invalid api token"}))).await;
+    let r = reranker(server.url(), loci_settings::RerankApi::Cohere);
+    match r.score("a", &["a".into()]).await {
+        Err(EmbedError::Rejected { status: 401, message }) => assert!(message.contains("invalid api token")),
+        other => panic!("expected a 401 rejection, got {other:?}"),
+    }
+    assert_eq!(server.requests().await.len(), 1);
+
+    // Always 500: unavailable after the retry (a search keeps its fused order).
+    let server = Server::start(|_, _| Reply::json(500, json!({}))).await;
+    let r = reranker(server.url(), loci_settings::RerankApi::Cohere);
+    assert!(matches!(r.score("a", &["a".into()]).await, Err(EmbedError::Unavailable(_))));
+
+    // A score missing for one document, or an answer of another protocol.
+    let server =
+        Server::start(|_, _| Reply::json(200, json!({"results": [{"index": 0, "relevance_score": 0.3}]}))).await;
+    let r = reranker(server.url(), loci_settings::RerankApi::Cohere);
+    assert!(matches!(r.score("a", &["a".into(), "b".into()]).await, Err(EmbedError::BadResponse(_))));
+    let r = reranker(server.url(), loci_settings::RerankApi::Tei);
+    assert!(matches!(r.score("a", &["a".into()]).await, Err(EmbedError::BadResponse(_))));
+
+    // Too slow: a timeout is unavailable too.
+    let server = Server::start(|_, body| cohere_answer(body).slow(Duration::from_secs(5))).await;
+    let r = loci_embed::HttpReranker::new(
+        &server.url(),
+        loci_settings::RerankApi::Cohere,
+        String::new(),
+        None,
+        Duration::from_millis(100),
+    )
+    .unwrap()
+    .with_retry(RetryPolicy { max_retries: 0, ..RetryPolicy::default() });
+    let t = Instant::now();
+    assert!(matches!(r.score("a", &["a".into()]).await, Err(EmbedError::Unavailable(_))));
+    assert!(t.elapsed() < Duration::from_secs(3));
+}

@@ -102,6 +102,8 @@ pub struct Settings {
     #[validate(nested)]
     pub embeddings: EmbeddingsSettings,
     #[validate(nested)]
+    pub reranker: RerankerSettings,
+    #[validate(nested)]
     pub vector: VectorSettings,
     #[validate(nested)]
     pub lexical: LexicalSettings,
@@ -145,6 +147,7 @@ impl Default for Settings {
             dpop: DpopSettings::default(),
             cors: CorsSettings::default(),
             embeddings: EmbeddingsSettings::default(),
+            reranker: RerankerSettings::default(),
             vector: VectorSettings::default(),
             lexical: LexicalSettings::default(),
             graph: GraphSettings::default(),
@@ -387,6 +390,12 @@ impl Settings {
         }
         if self.embeddings.provider == EmbeddingsProvider::Openai && self.embeddings.url.is_none() {
             out.push(Problem::new("embeddings.url", "required when embeddings.provider = \"openai\""));
+        }
+        if self.reranker.provider == RerankerProvider::Http && self.reranker.url.is_none() {
+            out.push(Problem::new("reranker.url", "required when reranker.provider = \"http\""));
+        }
+        if self.reranker.provider == RerankerProvider::Local && self.reranker.model_dir.is_none() {
+            out.push(Problem::new("reranker.model_dir", "required when reranker.provider = \"local\""));
         }
     }
 

@@ -334,6 +334,95 @@ pub struct EmbeddingsSettings {
     pub timeout_ms: u64,
     #[validate(range(min = 1, max = 1024))]
     pub batch_size: usize,
+    /// How a local model's token vectors become one vector: `mean` or `cls`.
+    /// Default: what the model directory's `1_Pooling/config.json` says
+    /// (sentence-transformers layout), else `mean`.
+    pub pooling: Option<Pooling>,
+    /// Text put before a search query (e5: `"query: "`, bge:
+    /// `"Represent this sentence for searching relevant passages: "`).
+    /// Default: the `prompts.query` of the model directory's
+    /// `config_sentence_transformers.json`, else none.
+    #[validate(length(max = 256))]
+    pub query_prefix: Option<String>,
+    /// Text put before a stored memory (e5: `"passage: "`). Default: the
+    /// `prompts.passage` (or `document`) of the same file, else none.
+    #[validate(length(max = 256))]
+    pub passage_prefix: Option<String>,
+}
+
+/// Pooling of a local embedding model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// The mean of the token vectors under the attention mask (MiniLM, e5, gte).
+    Mean,
+    /// The first token's vector (bge).
+    Cls,
+}
+
+/// Where the reranker of search results runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RerankerProvider {
+    #[default]
+    None,
+    /// A BERT-family cross-encoder (e.g. ms-marco-MiniLM-L-6-v2) from `model_dir`, in process.
+    Local,
+    /// An HTTP rerank endpoint (`api`: Cohere-compatible or TEI).
+    Http,
+}
+
+/// The request and answer shape of an HTTP rerank endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RerankApi {
+    /// `POST {url}/v1/rerank` `{model, query, documents, top_n}` -> `{results: [{index,
+    /// relevance_score}]}`: Cohere, Jina, Voyage, vLLM, Infinity, LocalAI.
+    #[default]
+    Cohere,
+    /// `POST {url}/rerank` `{query, texts}` -> `[{index, score}]`: Hugging Face TEI.
+    Tei,
+}
+
+/// `[reranker]`: an optional second stage that reorders the best fused results.
+#[derive(Debug, Clone, Serialize, Deserialize, Validate)]
+#[serde(default, deny_unknown_fields)]
+pub struct RerankerSettings {
+    pub provider: RerankerProvider,
+    /// Directory of a local cross-encoder: model.safetensors, config.json, tokenizer.json.
+    pub model_dir: Option<PathBuf>,
+    /// Base URL of an HTTP rerank endpoint.
+    #[validate(url)]
+    pub url: Option<String>,
+    pub api: RerankApi,
+    pub api_key: Option<Secret>,
+    /// The `model` field of an HTTP request; a local model's name defaults to its directory's.
+    #[validate(length(max = 256))]
+    pub model: Option<String>,
+    /// How many of the best fused results are reranked (the rest keep their order after them).
+    #[validate(range(min = 1, max = 200))]
+    pub candidates: usize,
+    #[validate(range(min = 1, max = 120_000))]
+    pub timeout_ms: u64,
+    /// Query-document pairs per forward pass of a local model.
+    #[validate(range(min = 1, max = 256))]
+    pub batch_size: usize,
+}
+
+impl Default for RerankerSettings {
+    fn default() -> Self {
+        Self {
+            provider: RerankerProvider::None,
+            model_dir: None,
+            url: None,
+            api: RerankApi::Cohere,
+            api_key: None,
+            model: None,
+            candidates: 30,
+            timeout_ms: 2_000,
+            batch_size: 16,
+        }
+    }
 }
 
 impl Default for EmbeddingsSettings {
@@ -347,6 +436,9 @@ impl Default for EmbeddingsSettings {
             dimensions: 384,
             timeout_ms: 10_000,
             batch_size: 32,
+            pooling: None,
+            query_prefix: None,
+            passage_prefix: None,
         }
     }
 }
@@ -526,6 +618,10 @@ impl Default for CategorizerSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, Validate)]
 #[serde(default, deny_unknown_fields)]
 pub struct SearchSettings {
+    /// How the sources' lists are fused: `score` (each list's scores
+    /// min-max normalised, weighted and summed) or `rrf` (weighted
+    /// reciprocal rank fusion).
+    pub fusion: FusionMethod,
     /// Reciprocal rank fusion constant: a result at rank r of a source adds
     /// weight / (k + r).
     #[validate(range(min = 1.0, max = 10_000.0))]
@@ -544,6 +640,25 @@ pub struct SearchSettings {
     /// found through what surrounds it.
     #[validate(range(max = 8))]
     pub context_window: usize,
+    /// Whether the embedded text of a memory includes that context too.
+    pub embed_context: bool,
+    /// Ranking signals over the best `signal_depth` fused results (0 = off):
+    /// share of the better fused score of a result's stream neighbours added
+    /// to its own ...
+    #[validate(range(min = 0.0, max = 10.0))]
+    pub neighbour_weight: f32,
+    /// ... relative boost of a result naming an entity the query names ...
+    #[validate(range(min = 0.0, max = 10.0))]
+    pub entity_boost: f32,
+    /// ... relative boost of a result with a time expression, for a question
+    /// asking when.
+    #[validate(range(min = 0.0, max = 10.0))]
+    pub temporal_boost: f32,
+    #[validate(range(max = 500))]
+    pub signal_depth: usize,
+    /// The lexical query leaves out question words and auxiliaries ("what",
+    /// "did", "how"...), which match every turn that asks something.
+    pub strip_question_words: bool,
     /// Outbox rows an indexer claims at once.
     #[validate(range(min = 1, max = 10_000))]
     pub indexer_batch: u64,
@@ -559,15 +674,33 @@ impl Default for SearchSettings {
             // Measured on LoCoMo (docs/BENCHMARKS.md): BM25 over a turn and
             // its neighbours is the strongest single source, MiniLM adds
             // what words miss, and entity expansion helps least.
-            weight_vector: 0.30,
-            weight_lexical: 0.70,
-            weight_graph: 0.10,
-            candidates: 50,
+            fusion: FusionMethod::Score,
+            weight_vector: 0.40,
+            weight_lexical: 0.60,
+            weight_graph: 0.0,
+            candidates: 100,
             context_window: 1,
+            embed_context: true,
+            neighbour_weight: 0.4,
+            entity_boost: 0.6,
+            temporal_boost: 0.5,
+            signal_depth: 50,
+            strip_question_words: true,
             indexer_batch: 256,
             indexer_poll_ms: 200,
         }
     }
+}
+
+/// How search fuses its sources' lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionMethod {
+    /// Min-max normalised scores, weighted and summed.
+    #[default]
+    Score,
+    /// Weighted reciprocal rank fusion.
+    Rrf,
 }
 
 /// Episodic (session) memory: what an agent keeps for one session. On Valkey

@@ -556,6 +556,31 @@ async fn category_links_follow_their_memories(engine: Engine) {
     tx.commit().await.unwrap();
 }
 
+async fn stream_neighbours_skip_other_streams_and_deleted_memories(engine: Engine) {
+    let (_t, db) = setup(engine).await;
+    let (alice, cli) = provision(&db, "acme", "alice").await;
+    let (bob, bobs_cli) = provision(&db, "acme", "bob").await;
+    let tx = db.begin_tenant(&org("acme")).await.unwrap();
+    let web = apps::ensure(&tx, alice.id, "web").await.unwrap();
+    tx.commit().await.unwrap();
+    let a = create(&db, &alice, &cli, "a").await;
+    create(&db, &alice, &web, "another app").await;
+    create(&db, &bob, &bobs_cli, "another user").await;
+    let gone = create(&db, &alice, &cli, "deleted").await;
+    let b = create(&db, &alice, &cli, "b").await;
+    let c = create(&db, &alice, &cli, "c").await;
+    let (mallory, evil) = provision(&db, "evil", "mallory").await;
+    let theirs = create(&db, &mallory, &evil, "theirs").await;
+
+    let tx = db.begin_tenant(&org("acme")).await.unwrap();
+    assert!(memories::delete(&tx, gone, Some(alice.id)).await.unwrap());
+    let mut rows = memories::stream_neighbours(&tx, &[a, b, c, theirs]).await.unwrap();
+    rows.sort_by_key(|(id, _, _)| *id);
+    assert_eq!(rows, vec![(a, None, Some(b)), (b, Some(a), Some(c)), (c, Some(b), None)]);
+    assert!(memories::stream_neighbours(&tx, &[]).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+}
+
 macro_rules! contract {
     ($($name:ident),+ $(,)?) => {
         mod sqlite {
@@ -584,4 +609,5 @@ contract!(
     processed_outbox_rows_are_pruned_keeping_each_orgs_newest,
     stored_counts_match_the_rows,
     category_links_follow_their_memories,
+    stream_neighbours_skip_other_streams_and_deleted_memories,
 );

@@ -615,6 +615,7 @@ impl CodeService {
                 weights: None,
                 dedupe: false,
                 as_of: None,
+                rerank: None,
             };
             match self.search.search(p, request).await {
                 Ok(found) => found
@@ -682,13 +683,7 @@ impl CodeService {
         if mode != "lexical" {
             match (&self.indexes.vector, &self.indexes.embedder) {
                 (Some(vector), Some(embedder)) => {
-                    let v = embedder
-                        .embed(&[query.to_owned()])
-                        .await
-                        .map_err(|_| DomainError::EmbedderUnavailable)?
-                        .into_iter()
-                        .next()
-                        .ok_or(DomainError::EmbedderUnavailable)?;
+                    let v = embedder.embed_query(query).await.map_err(|_| DomainError::EmbedderUnavailable)?;
                     let hits = vector.search(&v, &filter, depth).await?;
                     lists.push(("vector", hits.into_iter().map(|h| h.id.as_uuid()).collect()));
                 }

@@ -987,6 +987,66 @@ pub async fn neighbours(tx: &TenantTx, m: &Memory, window: u64) -> Result<(Vec<S
     Ok((before, after))
 }
 
+/// The memory just before and just after each of `ids` in its stream (same
+/// app and user, creation order, deleted ones skipped), in one statement:
+/// search uses them as evidence that a turn's neighbours match. Ids of
+/// other orgs give no row.
+pub async fn stream_neighbours(
+    tx: &TenantTx,
+    ids: &[MemoryId],
+) -> Result<Vec<(MemoryId, Option<MemoryId>, Option<MemoryId>)>, StoreError> {
+    use memories::Column as C;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (c, m) = (Alias::new("c"), Alias::new("m"));
+    // One correlated lookup per direction, driven by the (org, app,
+    // created_at) index with a range on created_at; ties go by id.
+    let adjacent = |before: bool| -> Expr {
+        let (m, c) = (m.clone(), c.clone());
+        let (time, id) = (Expr::col((m.clone(), C::CreatedAt)), Expr::col((m.clone(), C::Id)));
+        let (their_time, their_id) = (Expr::col((c.clone(), C::CreatedAt)), Expr::col((c.clone(), C::Id)));
+        let (range, strictly, tie, order) = if before {
+            (time.clone().lte(their_time.clone()), time.lt(their_time.clone()), id.lt(their_id), sea_orm::Order::Desc)
+        } else {
+            (time.clone().gte(their_time.clone()), time.gt(their_time.clone()), id.gt(their_id), sea_orm::Order::Asc)
+        };
+        let same_time = Expr::col((m.clone(), C::CreatedAt)).eq(Expr::col((c.clone(), C::CreatedAt)));
+        let sub = Query::select()
+            .expr(Expr::col((m.clone(), C::Id)))
+            .from_as(memories::Entity, m.clone())
+            .and_where(Expr::col((m.clone(), C::OrgId)).eq(Expr::col((c.clone(), C::OrgId))))
+            .and_where(Expr::col((m.clone(), C::AppId)).eq(Expr::col((c.clone(), C::AppId))))
+            .and_where(Expr::col((m.clone(), C::UserId)).eq(Expr::col((c.clone(), C::UserId))))
+            .and_where(Expr::col((m.clone(), C::State)).ne(MemoryState::Deleted.as_str()))
+            .and_where(range)
+            .cond_where(Condition::any().add(strictly).add(Condition::all().add(same_time).add(tie)))
+            .order_by((m.clone(), C::CreatedAt), order.clone())
+            .order_by((m, C::Id), order)
+            .limit(1)
+            .to_owned();
+        Expr::SubQuery(None, Box::new(sub.into()))
+    };
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let stmt = Query::select()
+            .expr(Expr::col((c.clone(), C::Id)))
+            .expr(adjacent(true))
+            .expr(adjacent(false))
+            .from_as(memories::Entity, c.clone())
+            .and_where(Expr::col((c.clone(), C::OrgId)).eq(tx.org_str()))
+            .and_where(Expr::col((c.clone(), C::Id)).is_in(chunk.iter().map(|id| id.as_uuid())))
+            .to_owned();
+        for row in tx.conn().query_all(&stmt).await? {
+            let id: uuid::Uuid = row.try_get_by_index(0)?;
+            let before: Option<uuid::Uuid> = row.try_get_by_index(1)?;
+            let after: Option<uuid::Uuid> = row.try_get_by_index(2)?;
+            out.push((MemoryId::from_uuid(id), before.map(MemoryId::from_uuid), after.map(MemoryId::from_uuid)));
+        }
+    }
+    Ok(out)
+}
+
 /// Categories filed on the memories matching `filter` (here rather than in
 /// `categories`, which memories already depends on), with how many of them
 /// each holds, by name.

@@ -19,6 +19,11 @@ use loci_security::Principal;
 use serde::Serialize;
 use tracing::Instrument;
 
+pub mod analysis;
+pub mod ranking;
+
+pub use ranking::{Fusion, RankingConfig, Signals};
+
 use crate::indexer::{GRAPH, Indexes, LEXICAL, VECTOR};
 use crate::memories::{MemoryService, MemoryView, parse_time};
 use crate::rules::{self, DEFAULT_SEARCH_LIMIT, MAX_SEARCH_LIMIT};
@@ -56,15 +61,18 @@ fn weight_violations(w: &Weights) -> Vec<FieldViolation> {
 /// Search tuning from settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SearchConfig {
-    pub rrf_k: f32,
     pub weights: Weights,
     /// Results taken from each source before fusion (at least the limit).
     pub candidates: usize,
+    /// Fusion and the ranking signals.
+    pub ranking: RankingConfig,
+    /// The lexical query leaves out question words ([`analysis::lexical_query`]).
+    pub strip_question_words: bool,
 }
 
 impl Default for SearchConfig {
     fn default() -> Self {
-        Self { rrf_k: 60.0, weights: Weights { vector: 0.30, lexical: 0.70, graph: 0.10 }, candidates: 50 }
+        Self::from_settings(&loci_settings::SearchSettings::default())
     }
 }
 
@@ -72,9 +80,20 @@ impl SearchConfig {
     /// From `[search]`.
     pub fn from_settings(s: &loci_settings::SearchSettings) -> Self {
         Self {
-            rrf_k: s.rrf_k,
             weights: Weights { vector: s.weight_vector, lexical: s.weight_lexical, graph: s.weight_graph },
             candidates: s.candidates,
+            strip_question_words: s.strip_question_words,
+            ranking: RankingConfig {
+                fusion: match s.fusion {
+                    loci_settings::FusionMethod::Rrf => Fusion::Rrf,
+                    loci_settings::FusionMethod::Score => Fusion::Score,
+                },
+                rrf_k: s.rrf_k,
+                neighbour: s.neighbour_weight,
+                entity: s.entity_boost,
+                temporal: s.temporal_boost,
+                depth: s.signal_depth,
+            },
         }
     }
 }
@@ -101,11 +120,17 @@ pub struct SearchRequest {
     pub dedupe: bool,
     /// What was current then (see [`SearchInput::as_of`]).
     pub as_of: Option<DateTime<Utc>>,
+    /// Whether the configured reranker reorders the best fused results
+    /// (`None`: when one is configured).
+    pub rerank: Option<bool>,
 }
 
 /// Per-source scores of a result: each source's own score, and the fused one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct SourceScores {
+    /// The reranker's score, when the result was reranked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerank: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -133,6 +158,7 @@ pub struct Timings {
     pub lexical: f64,
     pub graph: f64,
     pub fuse: f64,
+    pub rerank: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -148,6 +174,9 @@ pub struct SearchMeta {
     /// The experiment variant whose configuration the search used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub experiment: Option<crate::experiments::ExperimentTag>,
+    /// The reranker model that ordered the results, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reranker: Option<String>,
 }
 
 /// What a scoped deduplication left out.
@@ -238,38 +267,40 @@ pub struct Fused {
     pub highlights: Vec<String>,
 }
 
-/// Weighted reciprocal rank fusion: a memory at 1-based rank r in a list of
-/// weight w gains w / (k + r); best first, ties by id for a stable order.
-pub fn fuse(lists: &[RankedList<'_>], k: f32) -> Vec<Fused> {
-    let mut acc: HashMap<MemoryId, Fused> = HashMap::new();
-    for list in lists {
-        if list.weight <= 0.0 {
-            continue;
-        }
-        for (rank, hit) in list.hits.iter().enumerate() {
-            let entry = acc.entry(hit.id).or_insert_with(|| Fused {
-                id: hit.id,
-                score: 0.0,
-                scores: SourceScores::default(),
-                highlights: Vec::new(),
-            });
-            entry.score += list.weight / (k + (rank + 1) as f32);
-            match list.source {
-                Source::Vector => entry.scores.vector = Some(hit.score),
-                Source::Lexical => {
-                    entry.scores.lexical = Some(hit.score);
-                    entry.highlights = hit.highlights.clone();
-                }
-                Source::Graph => entry.scores.graph = Some(hit.score),
-            }
+/// Reorders the first `stage.candidates` of `views` by the reranker's score
+/// of each content against `query` (ties keep the fused order); each
+/// result's fused score becomes its rerank score, so scores still decrease.
+/// The rest follow in their fused order, below every reranked score.
+async fn rerank(
+    stage: &RerankStage,
+    query: &str,
+    views: &mut [MemoryView],
+    fused: &mut HashMap<MemoryId, Fused>,
+) -> Result<(), loci_embed::EmbedError> {
+    let n = stage.candidates.min(views.len());
+    if n == 0 {
+        return Ok(());
+    }
+    let documents: Vec<String> = views[..n].iter().map(|v| v.memory.content.clone()).collect();
+    let scores = stage.model.score(query, &documents).await?;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let reordered: Vec<MemoryView> = order.iter().map(|&i| views[i].clone()).collect();
+    views[..n].clone_from_slice(&reordered);
+    let floor = scores.iter().copied().fold(f32::INFINITY, f32::min);
+    for (view, score) in views[..n].iter().zip(order.iter().map(|&i| scores[i])) {
+        if let Some(f) = fused.get_mut(&view.memory.id) {
+            f.scores.rerank = Some(score);
+            f.score = score;
         }
     }
-    let mut out: Vec<Fused> = acc.into_values().collect();
-    for f in &mut out {
-        f.scores.fused = f.score;
+    // Below the reranked ones, in their fused order.
+    for (k, view) in views[n..].iter().enumerate() {
+        if let Some(f) = fused.get_mut(&view.memory.id) {
+            f.score = floor - 1.0 - k as f32 * 1e-3;
+        }
     }
-    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
-    out
+    Ok(())
 }
 
 /// Structured filters of a search.
@@ -314,6 +345,11 @@ pub struct SearchInput {
     /// RFC 3339: search what was current at that time (memories created by
     /// then and not yet superseded or retracted).
     pub as_of: Option<String>,
+    /// Reorder the best fused results with the server's reranker (`[reranker]`
+    /// settings). Default: true when one is configured; true without one is
+    /// a 422.
+    #[serde(default)]
+    pub rerank: Option<bool>,
 }
 
 fn known<T: std::str::FromStr + ToString>(
@@ -373,6 +409,7 @@ impl SearchInput {
             weights: self.weights,
             dedupe: self.dedupe.unwrap_or(false),
             as_of,
+            rerank: self.rerank,
         })
     }
 }
@@ -396,6 +433,14 @@ pub struct SearchService {
     default_weights: Arc<std::sync::RwLock<Weights>>,
     recent: RecentQueries,
     experiments: Option<crate::experiments::ExperimentService>,
+    reranker: Option<RerankStage>,
+}
+
+/// The second stage: a reranker and how many fused results it sees.
+#[derive(Debug, Clone)]
+struct RerankStage {
+    model: Arc<dyn loci_embed::Reranker>,
+    candidates: usize,
 }
 
 /// Query embeddings kept per process.
@@ -439,7 +484,18 @@ impl RecentQueries {
 }
 
 /// Outcome of one source: its hits or why it is missing.
-type SourceOutcome = Result<Vec<Hit>, String>;
+pub type SourceOutcome = Result<Vec<Hit>, String>;
+
+/// What the sources found for a query, before ranking: each asked source's
+/// hits (or the name of what failed), and the entities the query names.
+#[derive(Debug, Clone, Default)]
+pub struct Gathered {
+    pub vector: Option<SourceOutcome>,
+    pub lexical: Option<SourceOutcome>,
+    pub graph: Option<SourceOutcome>,
+    pub entities: Vec<String>,
+    pub timings: Timings,
+}
 
 impl SearchService {
     pub fn new(memories: MemoryService, indexes: Indexes, config: SearchConfig) -> Self {
@@ -456,7 +512,20 @@ impl SearchService {
             default_weights,
             recent: RecentQueries::default(),
             experiments: None,
+            reranker: None,
         }
+    }
+
+    /// Reorders the best `candidates` fused results of every search that
+    /// does not opt out, with `reranker`.
+    pub fn with_reranker(mut self, reranker: Arc<dyn loci_embed::Reranker>, candidates: usize) -> Self {
+        self.reranker = Some(RerankStage { model: reranker, candidates: candidates.max(1) });
+        self
+    }
+
+    /// The reranker's model, when one is configured.
+    pub fn reranker_model(&self) -> Option<&str> {
+        self.reranker.as_ref().map(|r| r.model.model())
     }
 
     /// The fusion weights of searches that choose none.
@@ -508,7 +577,7 @@ impl SearchService {
         vector.into_iter().chain([LEXICAL, GRAPH]).map(str::to_owned).collect()
     }
 
-    fn validate(req: &SearchRequest) -> Result<(), DomainError> {
+    fn validate(&self, req: &SearchRequest) -> Result<(), DomainError> {
         let mut errors = Vec::new();
         let chars = req.query.chars().count();
         if rules::is_blank(&req.query) || chars > MAX_QUERY_CHARS {
@@ -519,6 +588,9 @@ impl SearchService {
         }
         if let Some(w) = req.weights {
             errors.extend(weight_violations(&w));
+        }
+        if req.rerank == Some(true) && self.reranker.is_none() {
+            errors.push(FieldViolation::new("rerank", "no reranker is configured (the [reranker] settings)"));
         }
         if errors.is_empty() { Ok(()) } else { Err(DomainError::Validation(errors)) }
     }
@@ -533,10 +605,13 @@ impl SearchService {
         filter
     }
 
-    /// Searches the caller's visible active memories.
-    pub async fn search(&self, p: &Principal, req: SearchRequest) -> Result<SearchResponse, DomainError> {
-        Self::validate(&req)?;
-        let started = Instant::now();
+    /// The caller's index filter for `req` (visibility, filters, `as_of`)
+    /// and who the caller is.
+    async fn filter_for(
+        &self,
+        p: &Principal,
+        req: &SearchRequest,
+    ) -> Result<(SearchFilter, loci_core::UserId), DomainError> {
         let vis = self.memories.visibility(p).await?;
         let vis_user = vis.user_id;
         let mut filter = self.filter(p, vis, &req.filters);
@@ -546,6 +621,119 @@ impl SearchService {
             filter.states = vec![loci_core::MemoryState::Active, loci_core::MemoryState::Archived];
             filter.to = Some(filter.to.map_or(at, |to| to.min(at)));
         }
+        Ok((filter, vis_user))
+    }
+
+    /// What each source finds for `req` before any ranking (the lists
+    /// `loci bench locomo` ranks under many configurations), with the
+    /// entities the query names.
+    pub async fn source_lists(&self, p: &Principal, req: &SearchRequest) -> Result<Gathered, DomainError> {
+        self.validate(req)?;
+        let (filter, _) = self.filter_for(p, req).await?;
+        let weights = req.weights.unwrap_or_else(|| self.default_weights());
+        Ok(self.gather(req, &filter, weights, self.config.candidates.max(req.limit)).await)
+    }
+
+    /// The sources' lists, in parallel (the query embedding first: vector
+    /// search needs it).
+    async fn gather(&self, req: &SearchRequest, filter: &SearchFilter, weights: Weights, depth: usize) -> Gathered {
+        let want_vector = matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid | SearchMode::Semantic);
+        let want_lexical = matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid | SearchMode::Lexical);
+        let want_graph = matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid);
+
+        // The query embedding first (vector search needs it); lexical and
+        // graph run meanwhile.
+        let vector_side = async {
+            if !want_vector {
+                return (None, 0.0, 0.0);
+            }
+            let (Some(embedder), Some(vector)) = (&self.query_embedder, &self.indexes.vector) else {
+                return (Some(Err("embedding".to_owned())), 0.0, 0.0);
+            };
+            let t = Instant::now();
+            let text = if self.config.strip_question_words {
+                analysis::lexical_query(&req.query)
+            } else {
+                std::borrow::Cow::Borrowed(req.query.as_str())
+            };
+            let query = match embedder.embed_query(&text).instrument(tracing::info_span!("search.embed")).await {
+                Ok(q) => q,
+                Err(e) => {
+                    tracing::warn!(error = %e, "query embedding failed");
+                    return (Some(Err("embedding".to_owned())), ms(t), 0.0);
+                }
+            };
+            let embed_ms = ms(t);
+            let t = Instant::now();
+            let hits = vector.search(&query, filter, depth).instrument(tracing::info_span!("search.vector")).await;
+            let hits = hits.map_err(|e| {
+                tracing::warn!(error = %e, "vector search failed");
+                VECTOR.to_owned()
+            });
+            (Some(hits), embed_ms, ms(t))
+        };
+        let lexical_side = async {
+            if !want_lexical {
+                return (None, 0.0);
+            }
+            let t = Instant::now();
+            let text = if self.config.strip_question_words {
+                analysis::lexical_query(&req.query)
+            } else {
+                std::borrow::Cow::Borrowed(req.query.as_str())
+            };
+            let hits = self.indexes.lexical.search(&text, filter, depth);
+            let hits = hits.instrument(tracing::info_span!("search.lexical")).await.map_err(|e| {
+                tracing::warn!(error = %e, "lexical search failed");
+                LEXICAL.to_owned()
+            });
+            (Some(hits), ms(t))
+        };
+        // The entities the query names: the graph source's starting points,
+        // and a ranking signal.
+        let graph_list = want_graph && weights.graph > 0.0;
+        let entity_signal = self.config.ranking.entity > 0.0 && self.config.ranking.depth > 0;
+        let graph_side = async {
+            if !graph_list && !entity_signal {
+                return (None, Vec::new(), 0.0);
+            }
+            let t = Instant::now();
+            let graph = &self.indexes.graph;
+            let found = async {
+                let entities = graph.entities_in(&filter.org, &req.query).await?;
+                let hits = if graph_list && !entities.is_empty() {
+                    graph.memories_mentioning(&entities, filter, depth).await?
+                } else {
+                    Vec::new()
+                };
+                Ok::<_, loci_index::IndexError>((hits, entities))
+            }
+            .instrument(tracing::info_span!("search.graph"))
+            .await;
+            match found {
+                Ok((hits, entities)) => (graph_list.then_some(Ok(hits)), entities, ms(t)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "graph search failed");
+                    (graph_list.then(|| Err(GRAPH.to_owned())), Vec::new(), ms(t))
+                }
+            }
+        };
+        let ((vector, embed, vector_ms), (lexical, lexical_ms), (graph, entities, graph_ms)) =
+            tokio::join!(vector_side, lexical_side, graph_side);
+        Gathered {
+            vector,
+            lexical,
+            graph,
+            entities,
+            timings: Timings { embed, vector: vector_ms, lexical: lexical_ms, graph: graph_ms, ..Timings::default() },
+        }
+    }
+
+    /// Searches the caller's visible active memories.
+    pub async fn search(&self, p: &Principal, req: SearchRequest) -> Result<SearchResponse, DomainError> {
+        self.validate(&req)?;
+        let started = Instant::now();
+        let (filter, vis_user) = self.filter_for(p, &req).await?;
         // The caller's experiment variant, unless the request chose weights.
         let mut req = req;
         let mut experiment = None;
@@ -564,79 +752,13 @@ impl SearchService {
         }
         let weights = req.weights.unwrap_or_else(|| self.default_weights());
         let depth = self.config.candidates.max(req.limit);
-        let mut timings = Timings::default();
+        let mut timings;
         let mut missing = Vec::new();
         let mut degraded = false;
 
-        let want_vector = matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid | SearchMode::Semantic);
-        let want_lexical = matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid | SearchMode::Lexical);
-        let want_graph = matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid);
-
-        // The query embedding first (vector search needs it); lexical and
-        // graph run meanwhile.
-        let vector_side = async {
-            if !want_vector {
-                return (None, 0.0, 0.0);
-            }
-            let (Some(embedder), Some(vector)) = (&self.query_embedder, &self.indexes.vector) else {
-                return (Some(Err("embedding".to_owned())), 0.0, 0.0);
-            };
-            let t = Instant::now();
-            let query = match embedder.embed_one(&req.query).instrument(tracing::info_span!("search.embed")).await {
-                Ok(q) => q,
-                Err(e) => {
-                    tracing::warn!(error = %e, "query embedding failed");
-                    return (Some(Err("embedding".to_owned())), ms(t), 0.0);
-                }
-            };
-            let embed_ms = ms(t);
-            let t = Instant::now();
-            let hits = vector.search(&query, &filter, depth).instrument(tracing::info_span!("search.vector")).await;
-            let hits = hits.map_err(|e| {
-                tracing::warn!(error = %e, "vector search failed");
-                VECTOR.to_owned()
-            });
-            (Some(hits), embed_ms, ms(t))
-        };
-        let lexical_side = async {
-            if !want_lexical {
-                return (None, 0.0);
-            }
-            let t = Instant::now();
-            let hits = self.indexes.lexical.search(&req.query, &filter, depth);
-            let hits = hits.instrument(tracing::info_span!("search.lexical")).await.map_err(|e| {
-                tracing::warn!(error = %e, "lexical search failed");
-                LEXICAL.to_owned()
-            });
-            (Some(hits), ms(t))
-        };
-        let graph_side = async {
-            if !want_graph || weights.graph <= 0.0 {
-                return (None, 0.0);
-            }
-            let t = Instant::now();
-            let graph = &self.indexes.graph;
-            let hits = async {
-                match graph.entities_in(&filter.org, &req.query).await {
-                    Ok(entities) if entities.is_empty() => Ok(Vec::new()),
-                    Ok(entities) => graph.memories_mentioning(&entities, &filter, depth).await,
-                    Err(e) => Err(e),
-                }
-            }
-            .instrument(tracing::info_span!("search.graph"))
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %e, "graph search failed");
-                GRAPH.to_owned()
-            });
-            (Some(hits), ms(t))
-        };
-        let ((vector, embed_ms, vector_ms), (lexical, lexical_ms), (graph, graph_ms)) =
-            tokio::join!(vector_side, lexical_side, graph_side);
-        timings.embed = embed_ms;
-        timings.vector = vector_ms;
-        timings.lexical = lexical_ms;
-        timings.graph = graph_ms;
+        let Gathered { vector, lexical, graph, entities: query_entities, timings: gathered } =
+            self.gather(&req, &filter, weights, depth).await;
+        timings = gathered;
 
         let mut answered = 0;
         let mut take = |outcome: Option<SourceOutcome>| -> Vec<Hit> {
@@ -673,30 +795,92 @@ impl SearchService {
         degraded |= !missing.is_empty();
 
         let t = Instant::now();
-        let fused = tracing::info_span!("search.fusion").in_scope(|| {
-            fuse(
+        let ranking = self.config.ranking;
+        let mut fused = tracing::info_span!("search.fusion").in_scope(|| {
+            ranking::fuse_lists(
                 &[
                     RankedList { source: Source::Vector, weight: weights.vector, hits: &vector_hits },
                     RankedList { source: Source::Lexical, weight: weights.lexical, hits: &lexical_hits },
                     RankedList { source: Source::Graph, weight: weights.graph, hits: &graph_hits },
                 ],
-                self.config.rrf_k,
+                ranking.fusion,
+                ranking.rrf_k,
             )
         });
-        // Load a few more than asked: an index may still hold a memory the
-        // store has since hidden.
         // Deduplication needs spare copies to fill the places it frees.
         let wanted = if req.dedupe { req.limit * 3 } else { req.limit };
-        let ids: Vec<MemoryId> = fused.iter().take(wanted + req.limit / 2 + 2).map(|f| f.id).collect();
-        let views = self
-            .memories
-            .visible_in_order_at(p, &ids, wanted, "search", req.as_of)
-            .instrument(tracing::info_span!("search.hydrate"))
-            .await?;
-        let mut by_id: HashMap<MemoryId, Fused> = fused.into_iter().map(|f| (f.id, f)).collect();
+        let stage = self.reranker.as_ref().filter(|_| req.rerank != Some(false));
+        // The signals and the reranker see their candidates, however few
+        // are asked for.
+        let signal_depth = if ranking.has_signals() { ranking.depth } else { 0 };
+        let loaded = wanted.max(stage.map_or(0, |s| s.candidates)).max(signal_depth);
+        // Load a few more than that: an index may still hold a memory the
+        // store has since hidden.
+        let ids: Vec<MemoryId> = fused.iter().take(loaded + loaded / 2 + 2).map(|f| f.id).collect();
+        let hydrate = self.memories.visible_in_order_unlogged(p, &ids, loaded, req.as_of);
+        let neighbours = async {
+            if signal_depth > 0 && ranking.neighbour > 0.0 {
+                self.memories.stream_neighbours(p, &ids[..ids.len().min(signal_depth)]).await
+            } else {
+                Ok(HashMap::new())
+            }
+        };
+        let (loaded_views, neighbours) =
+            tokio::join!(hydrate.instrument(tracing::info_span!("search.hydrate")), neighbours);
+        let (mut views, pending) = loaded_views?;
+        let mut by_id: HashMap<MemoryId, Fused> = fused.iter().map(|f| (f.id, f.clone())).collect();
+        if signal_depth > 0 {
+            let neighbours = neighbours.unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "stream neighbours unavailable; ranked without them");
+                HashMap::new()
+            });
+            let signals: HashMap<MemoryId, Signals> = views
+                .iter()
+                .take(signal_depth)
+                .map(|v| {
+                    let (before, after) = neighbours.get(&v.memory.id).copied().unwrap_or_default();
+                    let content = &v.memory.content;
+                    let signals = Signals {
+                        before,
+                        after,
+                        names_query_entity: analysis::names_any(content, &query_entities),
+                        time_expression: analysis::has_time_expression(content),
+                    };
+                    (v.memory.id, signals)
+                })
+                .collect();
+            ranking::rescore(&mut fused, &signals, analysis::asks_when(&req.query), &ranking);
+            let position: HashMap<MemoryId, usize> = fused.iter().enumerate().map(|(i, f)| (f.id, i)).collect();
+            views.sort_by_key(|v| position.get(&v.memory.id).copied().unwrap_or(usize::MAX));
+            for f in &fused {
+                if let Some(entry) = by_id.get_mut(&f.id) {
+                    entry.score = f.score;
+                }
+            }
+        }
+        timings.fuse = ms(t);
+        let mut reranker = None;
+        if let Some(stage) = stage {
+            let t = Instant::now();
+            match rerank(stage, &req.query, &mut views, &mut by_id)
+                .instrument(tracing::info_span!("search.rerank"))
+                .await
+            {
+                Ok(()) => reranker = Some(stage.model.model().to_owned()),
+                Err(e) => {
+                    // The fused order stands.
+                    tracing::warn!(error = %e, "reranking failed; fused order kept");
+                    missing.push("reranker".to_owned());
+                    degraded = true;
+                }
+            }
+            timings.rerank = ms(t);
+        }
+        views.truncate(wanted);
+        self.memories.log_pending_reads(p, pending, &views, "search");
+        let t = Instant::now();
         let results: Vec<SearchResult> = views
             .into_iter()
-            .take(wanted)
             .filter_map(|view| {
                 let f = by_id.remove(&view.memory.id)?;
                 Some(SearchResult {
@@ -716,7 +900,7 @@ impl SearchService {
         } else {
             (results, None)
         };
-        timings.fuse = ms(t);
+        timings.fuse += ms(t);
         let query_id = uuid::Uuid::now_v7().to_string();
         let sources_of = |s: &SourceScores| {
             let mut out = Vec::new();
@@ -748,6 +932,7 @@ impl SearchService {
                 timings_ms: timings,
                 dedup,
                 experiment,
+                reranker,
             },
         })
     }
@@ -819,6 +1004,10 @@ impl SearchService {
 mod tests {
     use super::*;
 
+    fn fuse_rrf(lists: &[RankedList<'_>], k: f32) -> Vec<Fused> {
+        ranking::fuse_lists(lists, Fusion::Rrf, k)
+    }
+
     fn hits(ids: &[MemoryId]) -> Vec<Hit> {
         ids.iter().map(|id| Hit::new(*id, 1.0)).collect()
     }
@@ -827,7 +1016,7 @@ mod tests {
     fn rank_one_in_two_lists_with_equal_weights_scores_two_over_61() {
         let a = MemoryId::new();
         let (v, l) = (hits(&[a]), hits(&[a]));
-        let fused = fuse(
+        let fused = fuse_rrf(
             &[
                 RankedList { source: Source::Vector, weight: 1.0, hits: &v },
                 RankedList { source: Source::Lexical, weight: 1.0, hits: &l },
@@ -844,7 +1033,7 @@ mod tests {
         // a leads the vector list, b the lexical list.
         let (v, l) = (hits(&[a, b]), hits(&[b, a]));
         let order = |wv: f32, wl: f32| -> Vec<MemoryId> {
-            fuse(
+            fuse_rrf(
                 &[
                     RankedList { source: Source::Vector, weight: wv, hits: &v },
                     RankedList { source: Source::Lexical, weight: wl, hits: &l },
@@ -858,7 +1047,7 @@ mod tests {
         assert_eq!(order(0.7, 0.3), vec![a, b]);
         assert_eq!(order(0.3, 0.7), vec![b, a]);
         // A zero weight removes the source: only its own ranks count.
-        let only_lexical = fuse(
+        let only_lexical = fuse_rrf(
             &[
                 RankedList { source: Source::Vector, weight: 0.0, hits: &hits(&[MemoryId::new()]) },
                 RankedList { source: Source::Lexical, weight: 1.0, hits: &l },
@@ -873,7 +1062,7 @@ mod tests {
         let a = MemoryId::new();
         let v = vec![Hit::new(a, 0.9)];
         let g = vec![Hit::new(a, 2.0)];
-        let fused = fuse(
+        let fused = fuse_rrf(
             &[
                 RankedList { source: Source::Vector, weight: 0.4, hits: &v },
                 RankedList { source: Source::Graph, weight: 0.25, hits: &g },
