@@ -52,11 +52,6 @@ pub struct LocomoArgs {
     /// one memory per turn.
     #[arg(long)]
     infer: bool,
-    /// Also write each conversation's turns and questions with their
-    /// embeddings and per-source hits as JSON lines to this file (for
-    /// offline analysis of ranking ideas).
-    #[arg(long)]
-    dump: Option<PathBuf>,
     /// Also choose the ranking parameters by leave-one-conversation-out over
     /// a grid and print the held-out table, per category and ablations.
     #[arg(long)]
@@ -260,74 +255,6 @@ async fn ingest_inferred(
     Ok(())
 }
 
-/// One conversation as a JSON line: turns with the embeddings of their
-/// content and of content plus neighbours, questions with their embedding
-/// and the lexical and graph hits (memory scores) of the real indexes.
-async fn dump_conversation(
-    out: &mut impl std::io::Write,
-    conv: &Conversation,
-    search: &SearchService,
-    embedder: &dyn loci_embed::Embedder,
-    p: &Principal,
-) -> anyhow::Result<()> {
-    let contents: Vec<String> = conv.turns.iter().map(|t| t.content.clone()).collect();
-    let with_context: Vec<String> = (0..contents.len())
-        .map(|i| {
-            let around = [i.checked_sub(1), Some(i + 1)].into_iter().flatten().filter_map(|j| contents.get(j));
-            std::iter::once(&contents[i]).chain(around).cloned().collect::<Vec<_>>().join("\n")
-        })
-        .collect();
-    let questions: Vec<String> = conv.questions.iter().map(|q| q.question.clone()).collect();
-    let (e_turns, e_context, e_questions) =
-        (embedder.embed(&contents).await?, embedder.embed(&with_context).await?, embedder.embed(&questions).await?);
-    let mut qs = Vec::new();
-    for (q, emb) in conv.questions.iter().zip(e_questions) {
-        let mut sources = serde_json::Map::new();
-        for (name, mode, weights) in [
-            ("lexical", SearchMode::Lexical, None),
-            ("graph", SearchMode::Hybrid, Some(Weights { vector: 0.0, lexical: 0.0, graph: 1.0 })),
-        ] {
-            let request = SearchRequest {
-                query: q.question.clone(),
-                limit: 100,
-                filters: Default::default(),
-                mode,
-                weights,
-                dedupe: false,
-                as_of: None,
-                rerank: None,
-            };
-            let response = search.search(p, request).await?;
-            let hits: Vec<serde_json::Value> = response
-                .results
-                .iter()
-                .filter_map(|r| {
-                    let dia = r.memory.memory.metadata.extra.get("dia_id")?.as_str()?;
-                    let score = if name == "lexical" { r.scores.lexical } else { r.scores.graph }?;
-                    Some(serde_json::json!([dia, score]))
-                })
-                .collect();
-            sources.insert(name.into(), hits.into());
-        }
-        qs.push(serde_json::json!({
-            "question": q.question, "category": q.category, "evidence": q.evidence, "embedding": emb,
-            "lexical": sources["lexical"], "graph": sources["graph"],
-        }));
-    }
-    let turns: Vec<serde_json::Value> = conv
-        .turns
-        .iter()
-        .zip(e_turns.iter().zip(&e_context))
-        .map(|(t, (e, c))| {
-            serde_json::json!({"dia": t.dia_id, "session": t.session, "speaker": t.speaker, "text": t.text,
-                "embedding": e, "embedding_context": c})
-        })
-        .collect();
-    serde_json::to_writer(&mut *out, &serde_json::json!({"name": conv.name, "turns": turns, "questions": qs}))?;
-    writeln!(out)?;
-    Ok(())
-}
-
 fn mode_name(mode: SearchMode) -> &'static str {
     match mode {
         SearchMode::Lexical => "lexical",
@@ -507,10 +434,6 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         InferConfig { async_threshold_chars: usize::MAX, ..InferConfig::from_settings(&settings.infer) },
     );
     let mut inferred = InferredStats::default();
-    let mut dump = match &args.dump {
-        Some(path) => Some(std::io::BufWriter::new(std::fs::File::create(path)?)),
-        None => None,
-    };
     let mut scores: HashMap<SearchMode, Scores> = HashMap::new();
     let (mut turns_total, mut questions_total) = (0, 0);
     let mut index_secs = 0.0;
@@ -551,10 +474,6 @@ pub async fn locomo(base: &Settings, args: &LocomoArgs) -> anyhow::Result<()> {
         }
         indexer.drain().await?;
         index_secs += started.elapsed().as_secs_f64();
-        if let (Some(out), Some(embedder)) = (&mut dump, &indexes.embedder) {
-            let probe = SearchService::new(memories_service.clone(), indexes.clone(), config);
-            dump_conversation(out, &conv, &probe, embedder.as_ref(), &p).await?;
-        }
         turns_total += conv.turns.len();
         questions_total += conv.questions.len();
         for q in &conv.questions {

@@ -671,9 +671,9 @@ impl Default for SearchSettings {
     fn default() -> Self {
         Self {
             rrf_k: 60.0,
-            // Measured on LoCoMo (docs/BENCHMARKS.md): BM25 over a turn and
-            // its neighbours is the strongest single source, MiniLM adds
-            // what words miss, and entity expansion helps least.
+            // Chosen on LoCoMo by leave-one-conversation-out (R@10 + MRR,
+            // docs/BENCHMARKS.md): the graph list adds nothing there once
+            // the entities a query names boost the memories naming them.
             fusion: FusionMethod::Score,
             weight_vector: 0.40,
             weight_lexical: 0.60,
@@ -682,8 +682,8 @@ impl Default for SearchSettings {
             context_window: 1,
             embed_context: true,
             neighbour_weight: 0.4,
-            entity_boost: 0.6,
-            temporal_boost: 0.5,
+            entity_boost: 1.5,
+            temporal_boost: 1.0,
             signal_depth: 50,
             strip_question_words: true,
             indexer_batch: 256,

@@ -335,7 +335,7 @@ pub struct SearchInput {
     pub filters: Option<SearchFiltersInput>,
     #[serde(default)]
     pub mode: Option<SearchMode>,
-    /// Fusion weights (default from settings: 0.30 / 0.70 / 0.10).
+    /// Fusion weights (default from settings: vector 0.40, lexical 0.60, graph 0).
     pub weights: Option<Weights>,
     /// Keep identical content (normalised) once, in the copy of the highest
     /// scope precedence (tie: newest), where its best copy ranked; the

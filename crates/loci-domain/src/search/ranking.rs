@@ -51,7 +51,7 @@ pub struct RankingConfig {
 
 impl Default for RankingConfig {
     fn default() -> Self {
-        Self { fusion: Fusion::Score, rrf_k: 60.0, neighbour: 0.4, entity: 0.6, temporal: 0.5, depth: 50 }
+        Self { fusion: Fusion::Score, rrf_k: 60.0, neighbour: 0.4, entity: 1.5, temporal: 1.0, depth: 50 }
     }
 }
 
