@@ -776,10 +776,30 @@ impl SearchService {
         };
         let vector_hits = take(vector);
         let lexical_hits = take(lexical);
-        let graph_hits = take(graph);
+        let mut graph_hits = take(graph);
         let embedding_missing = missing.iter().any(|m| m == "embedding");
         if req.mode == SearchMode::Semantic && embedding_missing {
             return Err(DomainError::EmbedderUnavailable);
+        }
+        // Every fused source failed: the graph list answers alone when the
+        // query names known entities, even with a zero weight.
+        let mut weights = weights;
+        if answered == 0
+            && matches!(req.mode, SearchMode::Auto | SearchMode::Hybrid)
+            && weights.graph <= 0.0
+            && !query_entities.is_empty()
+        {
+            match self.indexes.graph.memories_mentioning(&query_entities, &filter, depth).await {
+                Ok(hits) => {
+                    graph_hits = hits;
+                    weights.graph = 1.0;
+                    answered = 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "graph fallback failed");
+                    missing.push(GRAPH.to_owned());
+                }
+            }
         }
         if answered == 0 {
             return Err(DomainError::SearchUnavailable(missing));
