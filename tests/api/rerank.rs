@@ -1,8 +1,8 @@
 //! A reranker behind search: an HTTP rerank endpoint (no model can run
 //! here, so it is a small server in this test speaking Cohere's rerank
 //! protocol with recorded answers), reordering results, opted out of per
-//! request, refused when none is configured, and a failing endpoint leaving
-//! the fused order with `degraded_mode`.
+//! request, said to be missing when asked for and not configured, and a
+//! failing endpoint leaving the fused order with `degraded_mode`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -115,12 +115,20 @@ async fn a_reranker_reorders_results_and_a_failing_one_degrades() {
 }
 
 #[tokio::test]
-async fn asking_for_a_reranker_that_is_not_configured_is_422() {
+async fn asking_for_a_reranker_that_is_not_configured_says_it_is_missing() {
     let app = TestApp::spawn(Engine::Sqlite).await;
     let alice = app.user("alice", "acme", &[]);
+    let lunch = alice.remember("Lunch is served in the atrium", json!({})).await;
+    app.indexed().await;
     let (status, body) = alice.post("/api/v1/search", json!({ "query": "lunch", "rerank": true })).await;
-    assert_eq!(status, 422, "{body}");
-    assert!(body.to_string().contains("rerank"), "{body}");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), vec![lunch], "{body}");
+    assert_eq!(body["meta"]["degraded_mode"], true, "{body}");
+    assert!(body["meta"]["missing_sources"].as_array().unwrap().contains(&json!("reranker")), "{body}");
+    assert!(body["meta"].get("reranker").is_none());
+    // Not asked for: nothing is missing but the embedding (no model here).
+    let (_, body) = alice.post("/api/v1/search", json!({ "query": "lunch" })).await;
+    assert!(!body["meta"]["missing_sources"].as_array().unwrap().contains(&json!("reranker")), "{body}");
     let (status, body) = alice.post("/api/v1/search", json!({ "query": "lunch", "rerank": "yes" })).await;
     assert_eq!(status, 422, "{body}");
 }

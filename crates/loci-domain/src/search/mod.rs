@@ -346,8 +346,8 @@ pub struct SearchInput {
     /// then and not yet superseded or retracted).
     pub as_of: Option<String>,
     /// Reorder the best fused results with the server's reranker (`[reranker]`
-    /// settings). Default: true when one is configured; true without one is
-    /// a 422.
+    /// settings). Default: true when one is configured; true without one
+    /// answers in fused order with `reranker` in `meta.missing_sources`.
     #[serde(default)]
     pub rerank: Option<bool>,
 }
@@ -588,9 +588,6 @@ impl SearchService {
         }
         if let Some(w) = req.weights {
             errors.extend(weight_violations(&w));
-        }
-        if req.rerank == Some(true) && self.reranker.is_none() {
-            errors.push(FieldViolation::new("rerank", "no reranker is configured (the [reranker] settings)"));
         }
         if errors.is_empty() { Ok(()) } else { Err(DomainError::Validation(errors)) }
     }
@@ -880,6 +877,11 @@ impl SearchService {
         }
         timings.fuse = ms(t);
         let mut reranker = None;
+        if req.rerank == Some(true) && self.reranker.is_none() {
+            // Asked for, not configured: said as a missing source.
+            missing.push("reranker".to_owned());
+            degraded = true;
+        }
         if let Some(stage) = stage {
             let t = Instant::now();
             match rerank(stage, &req.query, &mut views, &mut by_id)
