@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 filters=()
 for pair in QDRANT:vector_contract_qdrant OPENSEARCH:lexical_contract_opensearch \
-    NEO4J:graph_contract_neo4j NEO4J:graph_api_contract_neo4j; do
+    OPENSEARCH:code_and_memory_indexes_share_a_cluster_apart_opensearch \
+    NEO4J:graph_contract_neo4j NEO4J:graph_api_contract_neo4j NEO4J:code_graph_contract_neo4j; do
     engine="${pair%%:*}" test="${pair#*:}" var="LOCI_TEST_${pair%%:*}_URL"
     if [ -n "${!var:-}" ]; then
         filters+=("$test")

@@ -368,6 +368,73 @@ async fn reindexing_parses_only_what_changed_and_matches_a_full_index(engine: En
     assert!(gone["hits"].as_array().unwrap().iter().all(|h| h["symbol"]["name"] != "lookup"), "and the index: {gone}");
 }
 
+/// With `code.llm_summary`, explain_code adds the model's summary (told the
+/// symbol, its code and neighbours, never the team's memories), asks once
+/// per unchanged symbol, and explains without it when the model fails.
+#[tokio::test]
+async fn explain_code_adds_the_models_summary_and_explains_without_it() {
+    use crate::infer::{Answer, Script, model_endpoint};
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+    let script: Script = Arc::new(Mutex::new(vec![
+        Answer::ok(json!({ "summary": "Builds an order and checks its quantity; parse_line relies on it." })),
+        Answer { status: 503, content: String::new(), delay: Duration::ZERO },
+    ]));
+    let (url, calls, seen) = model_endpoint(script);
+    let root = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures(), root.path());
+    let allowed = root.path().to_path_buf();
+    let app = TestApp::spawn_with(
+        Engine::Sqlite,
+        AppOptions::default().with(move |s| {
+            s.code.allowed_roots = vec![allowed.clone()];
+            s.code.llm_summary = true;
+            s.infer.url = Some(url.clone());
+            s.infer.model = Some("code-model".into());
+            s.infer.timeout_ms = 500;
+            s.infer.retries = 0;
+        }),
+    )
+    .await;
+    let alice = app.user("alice", "acme", &[]);
+    index(&alice, root.path(), "rust", "parse").await;
+    alice.remember("Order::new is where the secret quantity rule lives", json!({})).await;
+    app.indexed().await;
+
+    let order_new = symbol_id(&alice, "Order::new", "parse").await;
+    let (status, explained) = alice.get(&format!("/api/v1/code/symbols/{order_new}")).await;
+    assert_eq!(status, 200, "{explained}");
+    assert_eq!(
+        explained["summary"],
+        json!({ "text": "Builds an order and checks its quantity; parse_line relies on it.", "model": "code-model" })
+    );
+    assert_eq!(explained["missing_sources"], json!([]));
+    assert!(explained["memories"][0]["content"].as_str().unwrap().contains("secret quantity"), "{explained}");
+    let asked = seen.lock().unwrap()[0].clone();
+    assert_eq!(asked["model"], "code-model");
+    assert_eq!(asked["response_format"]["json_schema"]["name"], "code_summary");
+    let told: Value = serde_json::from_str(asked["messages"][1]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(told["qualified_name"], "Order::new");
+    assert_eq!(told["callers"][0], "parse_line", "{told}");
+    assert!(told["code"].as_str().unwrap().starts_with("pub fn new"), "{told}");
+    assert!(!asked.to_string().contains("secret quantity"), "memories are never sent to the model");
+
+    // The same symbol again: from the cache.
+    let (_, again) = alice.get(&format!("/api/v1/code/symbols/{order_new}")).await;
+    assert_eq!(again["summary"], explained["summary"]);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // The model fails: the explanation is whole but for the summary.
+    let parse_line = symbol_id(&alice, "parse_line", "parse").await;
+    let (status, degraded) = alice.get(&format!("/api/v1/code/symbols/{parse_line}")).await;
+    assert_eq!(status, 200, "{degraded}");
+    assert_eq!(degraded["summary"], Value::Null);
+    assert_eq!(degraded["missing_sources"], json!(["llm"]));
+    assert_eq!(degraded["symbol"]["name"], "parse_line");
+    assert!(!degraded["callees"].as_array().unwrap().is_empty(), "{degraded}");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
 loci_tests::on_both!(indexes_queries_and_isolates, reindexing_parses_only_what_changed_and_matches_a_full_index);
 
 #[tokio::test]
@@ -506,7 +573,7 @@ async fn new_code_indexes_get_every_symbol_again_without_parsing() {
     let mut elsewhere = (*services.settings).clone();
     let other_dir = tempfile::tempdir().unwrap();
     elsewhere.data_dir = other_dir.path().to_path_buf();
-    let indexes = loci_app::indexes::open_code(&elsewhere, None).unwrap();
+    let indexes = loci_app::indexes::open_code(&elsewhere, None, &mut Vec::new()).unwrap();
     assert_ne!(indexes.generation, services.code.indexes().generation);
     let moved = loci_domain::code::CodeService::new(
         services.memories.clone(),

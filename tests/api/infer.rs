@@ -376,23 +376,23 @@ loci_tests::on_both!(decisions_change_memories_and_say_why, bad_inference_input_
 /// A recorded answer of the fake model: HTTP status, the message content,
 /// and a delay.
 #[derive(Debug, Clone)]
-struct Answer {
-    status: u16,
-    content: String,
-    delay: Duration,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content: String,
+    pub(crate) delay: Duration,
 }
 
 impl Answer {
-    fn ok(content: Value) -> Self {
+    pub(crate) fn ok(content: Value) -> Self {
         Self { status: 200, content: content.to_string(), delay: Duration::ZERO }
     }
 }
 
-type Script = Arc<Mutex<Vec<Answer>>>;
+pub(crate) type Script = Arc<Mutex<Vec<Answer>>>;
 
 /// An OpenAI-compatible chat endpoint answering from `script` in order (the
 /// last answer repeats), counting calls.
-fn model_endpoint(script: Script) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<Value>>>) {
+pub(crate) fn model_endpoint(script: Script) -> (String, Arc<AtomicUsize>, Arc<Mutex<Vec<Value>>>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));
     let (counted, recorded) = (calls.clone(), seen.clone());

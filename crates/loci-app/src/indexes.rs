@@ -6,7 +6,7 @@ use std::sync::Arc;
 use loci_core::breaker::CircuitBreaker;
 use loci_domain::indexer::Indexes;
 use loci_index::guarded::Guarded;
-use loci_index::{GraphEngine, IndexError, LexicalIndex, VectorIndex};
+use loci_index::{CodeGraph, GraphEngine, IndexError, LexicalIndex, VectorIndex};
 use loci_index_embedded::{EmbeddedLexicalIndex, EmbeddedVectorIndex, VectorOptions};
 use loci_settings::{EmbeddingsProvider, GraphBackend, LexicalBackend, Settings, VectorBackend};
 use loci_stores::graph::EmbeddedGraphIndex;
@@ -29,18 +29,28 @@ pub fn open(settings: &Settings, db: &Database) -> Result<Indexes, AppError> {
 /// [`open`], and the graph and entity API (`/api/v1/graph`,
 /// `/api/v1/entities`) on the same graph engine.
 pub fn open_with_graph_api(settings: &Settings, db: &Database) -> Result<(Indexes, Arc<dyn GraphEngine>), AppError> {
-    open_guarded(settings, db).map(|(indexes, graph, _)| (indexes, graph))
+    open_guarded(settings, db).map(|opened| (opened.indexes, opened.graph_api))
 }
 
 /// The circuit breaker of each out-of-process engine, by name.
 pub type EngineBreakers = Vec<(&'static str, Arc<CircuitBreaker>)>;
 
+/// What [`open_guarded`] opens.
+#[derive(Debug)]
+pub struct OpenedIndexes {
+    pub indexes: Indexes,
+    /// The graph and entity API's engine.
+    pub graph_api: Arc<dyn GraphEngine>,
+    /// The code graph's engine when the graph backend is one (Neo4j); the
+    /// relational code tables otherwise.
+    pub code_graph: Option<Arc<dyn CodeGraph>>,
+    /// Each out-of-process engine's circuit breaker, for the metrics.
+    pub breakers: EngineBreakers,
+}
+
 /// [`open_with_graph_api`], with a circuit breaker (`[resilience]`) in front
-/// of each out-of-process engine, returned for the metrics.
-pub fn open_guarded(
-    settings: &Settings,
-    db: &Database,
-) -> Result<(Indexes, Arc<dyn GraphEngine>, EngineBreakers), AppError> {
+/// of each out-of-process engine, and the code graph's engine.
+pub fn open_guarded(settings: &Settings, db: &Database) -> Result<OpenedIndexes, AppError> {
     let mut breakers: EngineBreakers = Vec::new();
     let mut guard_breaker = |name: &'static str| {
         let breaker = Arc::new(CircuitBreaker::new(loci_stores::breaker_config(&settings.resilience)));
@@ -79,11 +89,19 @@ pub fn open_guarded(
         }
         LexicalBackend::Opensearch => Arc::new(Guarded::new(opensearch(settings)?, guard_breaker("opensearch"))),
     };
-    let graph: Arc<dyn GraphEngine> = match settings.graph.backend {
-        GraphBackend::Embedded => Arc::new(EmbeddedGraphIndex::new(db.clone())),
-        GraphBackend::Neo4j => neo4j(settings, guard_breaker("neo4j"))?,
+    let (graph, code_graph): (Arc<dyn GraphEngine>, Option<Arc<dyn CodeGraph>>) = match settings.graph.backend {
+        GraphBackend::Embedded => (Arc::new(EmbeddedGraphIndex::new(db.clone())), None),
+        GraphBackend::Neo4j => {
+            let (graph, code) = neo4j(settings, guard_breaker("neo4j"))?;
+            (graph, Some(code))
+        }
     };
-    Ok((Indexes { vector, lexical, graph: graph.clone(), embedder }, graph, breakers))
+    Ok(OpenedIndexes {
+        indexes: Indexes { vector, lexical, graph: graph.clone(), embedder },
+        graph_api: graph,
+        code_graph,
+        breakers,
+    })
 }
 
 /// Whether the embedded vector index of the configured model has no
@@ -103,40 +121,68 @@ pub fn embedded_vectors_are_new(settings: &Settings) -> bool {
             .exists()
 }
 
-/// The search indexes of code symbols, under `<data_dir>/code/`: embedded
-/// whatever engines memories use (see `loci_domain::code`), with the
-/// memories' embedder.
+/// The search indexes of code symbols, on the engines the memories use but
+/// apart from theirs (see `loci_domain::code`): embedded under
+/// `<data_dir>/code/`, or the OpenSearch code index (`loci_code_v1`, aliases
+/// `code_tenant_<org>`) and the Qdrant code collection (`code_<model>_<dims>`)
+/// shared by every instance; with the memories' embedder. Each engine gets
+/// its own circuit breaker (`opensearch_code`, `qdrant_code`).
 pub fn open_code(
     settings: &Settings,
     embedder: Option<Arc<dyn loci_embed::Embedder>>,
+    breakers: &mut EngineBreakers,
 ) -> Result<loci_domain::code::CodeIndexes, AppError> {
+    let mut guard_breaker = |name: &'static str| {
+        let breaker = Arc::new(CircuitBreaker::new(loci_stores::breaker_config(&settings.resilience)));
+        breakers.push((name, Arc::clone(&breaker)));
+        breaker
+    };
     let root = settings.data_dir.join("code");
-    // A fresh id whenever the index directories are new (or replaced).
-    let generation_file = root.join("generation");
-    let fresh = !root.join("lexical").exists();
-    let lexical: Arc<dyn LexicalIndex> = Arc::new(EmbeddedLexicalIndex::open(&root.join("lexical"))?);
-    let generation = match std::fs::read_to_string(&generation_file) {
-        Ok(id) if !fresh && !id.trim().is_empty() => id.trim().to_owned(),
-        _ => {
-            let id = uuid::Uuid::new_v4().to_string();
-            std::fs::write(&generation_file, &id)?;
-            id
+    let (lexical, lexical_generation): (Arc<dyn LexicalIndex>, String) = match settings.lexical.backend {
+        LexicalBackend::Embedded => {
+            // A fresh id whenever the index directory is new (or replaced).
+            let generation_file = root.join("generation");
+            let fresh = !root.join("lexical").exists();
+            let index = Arc::new(EmbeddedLexicalIndex::open(&root.join("lexical"))?);
+            let generation = match std::fs::read_to_string(&generation_file) {
+                Ok(id) if !fresh && !id.trim().is_empty() => id.trim().to_owned(),
+                _ => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    std::fs::write(&generation_file, &id)?;
+                    id
+                }
+            };
+            (index, generation)
+        }
+        // Shared by every instance: one generation for all of them.
+        LexicalBackend::Opensearch => {
+            (Arc::new(Guarded::new(opensearch_code(settings)?, guard_breaker("opensearch_code"))), "opensearch".into())
         }
     };
-    let vector: Option<Arc<dyn VectorIndex>> = match &embedder {
-        Some(e) => Some(Arc::new(EmbeddedVectorIndex::open(
-            &root.join("vector").join(e.model()),
-            e.dimensions(),
-            VectorOptions::default(),
-        )?)),
+    let vector: Option<(Arc<dyn VectorIndex>, &str)> = match &embedder {
         None => None,
+        Some(e) => Some(match settings.vector.backend {
+            VectorBackend::Embedded => (
+                Arc::new(EmbeddedVectorIndex::open(
+                    &root.join("vector").join(e.model()),
+                    e.dimensions(),
+                    VectorOptions::default(),
+                )?),
+                "embedded",
+            ),
+            VectorBackend::Qdrant => (
+                Arc::new(Guarded::new(qdrant_code(settings, e.model(), e.dimensions())?, guard_breaker("qdrant_code"))),
+                "qdrant",
+            ),
+        }),
     };
-    // The model is part of the generation: another model, other vectors.
-    let generation = match &embedder {
-        Some(e) => format!("{generation}/{}", e.model()),
-        None => generation,
+    // The vector engine and model are part of the generation: another
+    // model, other vectors.
+    let generation = match (&embedder, &vector) {
+        (Some(e), Some((_, engine))) => format!("{lexical_generation}/{engine}/{}", e.model()),
+        _ => lexical_generation,
     };
-    Ok(loci_domain::code::CodeIndexes { lexical, vector, embedder, generation })
+    Ok(loci_domain::code::CodeIndexes { lexical, vector: vector.map(|(v, _)| v), embedder, generation })
 }
 
 /// An out-of-process engine or model endpoint as a dependency of
@@ -223,6 +269,29 @@ fn qdrant(_: &Settings, _: &str, _: usize) -> Result<Arc<dyn VectorIndex>, AppEr
     Err(not_built("vector.backend = \"qdrant\"", "qdrant"))
 }
 
+#[cfg(feature = "qdrant")]
+fn qdrant_code(settings: &Settings, model: &str, dimensions: usize) -> Result<Arc<dyn VectorIndex>, AppError> {
+    use loci_index_engines::qdrant::{QdrantOptions, QdrantVectorIndex};
+    let options = QdrantOptions::for_code(&settings.vector, model, dimensions)?;
+    Ok(Arc::new(QdrantVectorIndex::open(options)?))
+}
+
+#[cfg(not(feature = "qdrant"))]
+fn qdrant_code(_: &Settings, _: &str, _: usize) -> Result<Arc<dyn VectorIndex>, AppError> {
+    Err(not_built("vector.backend = \"qdrant\"", "qdrant"))
+}
+
+#[cfg(feature = "opensearch")]
+fn opensearch_code(settings: &Settings) -> Result<Arc<dyn LexicalIndex>, AppError> {
+    use loci_index_engines::opensearch::{OpenSearchLexicalIndex, OpenSearchOptions};
+    Ok(Arc::new(OpenSearchLexicalIndex::open(OpenSearchOptions::for_code(&settings.lexical)?)?))
+}
+
+#[cfg(not(feature = "opensearch"))]
+fn opensearch_code(_: &Settings) -> Result<Arc<dyn LexicalIndex>, AppError> {
+    Err(not_built("lexical.backend = \"opensearch\"", "opensearch"))
+}
+
 #[cfg(feature = "opensearch")]
 fn opensearch(settings: &Settings) -> Result<Arc<dyn LexicalIndex>, AppError> {
     use loci_index_engines::opensearch::{OpenSearchLexicalIndex, OpenSearchOptions};
@@ -234,15 +303,20 @@ fn opensearch(_: &Settings) -> Result<Arc<dyn LexicalIndex>, AppError> {
     Err(not_built("lexical.backend = \"opensearch\"", "opensearch"))
 }
 
+/// The memories' graph and the code graph on one engine.
+type GraphEngines = (Arc<dyn GraphEngine>, Arc<dyn CodeGraph>);
+
+/// The memories' graph and the code graph on one Neo4j client.
 #[cfg(feature = "neo4j")]
-fn neo4j(settings: &Settings, breaker: Arc<CircuitBreaker>) -> Result<Arc<dyn GraphEngine>, AppError> {
+fn neo4j(settings: &Settings, breaker: Arc<CircuitBreaker>) -> Result<GraphEngines, AppError> {
     use loci_index_engines::neo4j::{Neo4jGraphIndex, Neo4jOptions};
     let options = Neo4jOptions::from_settings(&settings.graph)?;
-    Ok(Arc::new(Neo4jGraphIndex::open(options)?.with_breaker(breaker)))
+    let index = Arc::new(Neo4jGraphIndex::open(options)?.with_breaker(breaker));
+    Ok((index.clone(), index))
 }
 
 #[cfg(not(feature = "neo4j"))]
-fn neo4j(_: &Settings, _: Arc<CircuitBreaker>) -> Result<Arc<dyn GraphEngine>, AppError> {
+fn neo4j(_: &Settings, _: Arc<CircuitBreaker>) -> Result<GraphEngines, AppError> {
     Err(not_built("graph.backend = \"neo4j\"", "neo4j"))
 }
 

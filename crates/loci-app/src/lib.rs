@@ -168,8 +168,9 @@ impl Services {
         let apps = AppService::new(database.clone(), provisioner.clone(), memories.clone());
         let backup = BackupService::new(database.clone(), provisioner.clone(), limits);
         let new_vectors = indexes::embedded_vectors_are_new(&settings);
-        let (indexes, graph_engine, engine_breakers) = indexes::open_guarded(&settings, &database)?;
-        breakers.extend(engine_breakers);
+        let opened = indexes::open_guarded(&settings, &database)?;
+        let (indexes, graph_engine, code_graph) = (opened.indexes, opened.graph_api, opened.code_graph);
+        breakers.extend(opened.breakers);
         checks.extend(indexes::dependency_checks(&settings, &indexes, &graph_engine));
         if let Some(breaker) = indexes.embedder.as_ref().and_then(|e| e.breaker()) {
             breakers.push(("embedder", breaker));
@@ -253,12 +254,21 @@ impl Services {
             settings.episodic.max_items_per_session,
         );
         let context = ContextService::new(memories.clone(), search.clone(), episodic.clone());
-        let code = CodeService::new(
+        let mut code = CodeService::new(
             memories.clone(),
             search.clone(),
-            indexes::open_code(&settings, code_embedder)?,
+            indexes::open_code(&settings, code_embedder, &mut breakers)?,
             CodeConfig::from_settings(&settings),
         );
+        if let Some(graph) = code_graph {
+            code = code.with_graph(graph);
+        }
+        if settings.code.llm_summary {
+            let explainer = loci_llm::ChatCodeExplainer::from_settings(&settings.infer, &settings.categorizer)
+                .map_err(|e| AppError::Startup(format!("code.llm_summary: {e}")))?;
+            breakers.push(("llm_code", explainer.breaker()));
+            code = code.with_explainer(Arc::new(explainer));
+        }
         Ok(Self {
             settings: Arc::new(settings),
             database,

@@ -20,6 +20,7 @@
 //! expansion.
 
 mod api;
+mod code;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -229,7 +230,7 @@ impl Neo4jGraphIndex {
             Ok(Err(e)) => return Err(unavailable(e)),
             Err(_) => return Err(unavailable("no answer to RETURN 1")),
         }
-        for statement in cy::schema() {
+        for statement in cy::schema().into_iter().chain(crate::queries::neo4j_code::schema()) {
             self.timed("schema", graph.run(Query::new(statement.to_owned()))).await?;
         }
         Ok(())

@@ -44,6 +44,8 @@ use loci_index::{Hit, IndexDoc, LexicalIndex, SearchFilter};
 const ENGINE: &str = "opensearch";
 /// The shared index of every org's memories.
 pub const INDEX: &str = "loci_memories_v1";
+/// The shared index of every org's code symbols (`loci_domain::code`).
+pub const CODE_INDEX: &str = "loci_code_v1";
 /// Documents per bulk request.
 const BULK_CHUNK: usize = 500;
 /// Characters of an error body kept in an error message.
@@ -60,6 +62,10 @@ pub struct OpenSearchOptions {
     pub timeout: Duration,
     /// The shared index ([`INDEX`] in production; tests use their own).
     pub index: String,
+    /// What each org's alias on `index` starts with
+    /// ([`MEMORY_ALIAS_PREFIX`](os::MEMORY_ALIAS_PREFIX) for memories,
+    /// [`CODE_ALIAS_PREFIX`](os::CODE_ALIAS_PREFIX) for code).
+    pub alias_prefix: String,
 }
 
 impl OpenSearchOptions {
@@ -74,6 +80,17 @@ impl OpenSearchOptions {
             password: lexical.password.as_ref().map(|p| p.expose().to_owned()),
             timeout: crate::ENGINE_TIMEOUT,
             index: INDEX.to_owned(),
+            alias_prefix: os::MEMORY_ALIAS_PREFIX.to_owned(),
+        })
+    }
+
+    /// The code index on the same cluster: [`CODE_INDEX`] with its own
+    /// aliases.
+    pub fn for_code(lexical: &loci_settings::LexicalSettings) -> Result<Self, IndexError> {
+        Ok(Self {
+            index: CODE_INDEX.to_owned(),
+            alias_prefix: os::CODE_ALIAS_PREFIX.to_owned(),
+            ..Self::from_settings(lexical)?
         })
     }
 }
@@ -86,6 +103,7 @@ impl std::fmt::Debug for OpenSearchOptions {
             .field("password", &self.password.as_ref().map(|_| "[REDACTED]"))
             .field("timeout", &self.timeout)
             .field("index", &self.index)
+            .field("alias_prefix", &self.alias_prefix)
             .finish()
     }
 }
@@ -205,7 +223,8 @@ impl OpenSearchLexicalIndex {
         if missing.is_empty() {
             return Ok(());
         }
-        let actions: Vec<Value> = missing.iter().map(|org| os::alias_action(self.index(), org)).collect();
+        let actions: Vec<Value> =
+            missing.iter().map(|org| os::alias_action(self.index(), &self.options.alias_prefix, org)).collect();
         let response =
             self.client.indices().update_aliases().body(json!({"actions": actions})).send().await.map_err(err)?;
         success("adding tenant aliases", response).await?;
@@ -223,7 +242,7 @@ impl OpenSearchLexicalIndex {
     /// `body`, after a refresh so that unflushed documents are seen.
     async fn delete_in_org(&self, org: &OrgId, body: Value) -> Result<(), IndexError> {
         self.refresh().await?;
-        let alias = os::alias(org);
+        let alias = os::alias_with(&self.options.alias_prefix, org);
         let routing = [org.as_str()];
         let response = self
             .client
@@ -318,7 +337,7 @@ impl LexicalIndex for OpenSearchLexicalIndex {
         if limit == 0 || text.is_empty() {
             return Ok(Vec::new());
         }
-        let alias = os::alias(&filter.org);
+        let alias = os::alias_with(&self.options.alias_prefix, &filter.org);
         let routing = [filter.org.as_str()];
         let response = self
             .client
@@ -375,7 +394,7 @@ impl LexicalIndex for OpenSearchLexicalIndex {
     }
 
     async fn count(&self, org: &OrgId) -> Result<u64, IndexError> {
-        let alias = os::alias(org);
+        let alias = os::alias_with(&self.options.alias_prefix, org);
         let routing = [org.as_str()];
         let response = self
             .client
@@ -426,6 +445,19 @@ mod tests {
     }
 
     #[test]
+    fn the_code_index_has_its_own_index_and_aliases() {
+        let lexical = loci_settings::LexicalSettings {
+            url: Some("http://o:9200".into()),
+            ..loci_settings::LexicalSettings::default()
+        };
+        let memories = OpenSearchOptions::from_settings(&lexical).unwrap();
+        let code = OpenSearchOptions::for_code(&lexical).unwrap();
+        assert_eq!((memories.index.as_str(), memories.alias_prefix.as_str()), (INDEX, "tenant_"));
+        assert_eq!((code.index.as_str(), code.alias_prefix.as_str()), (CODE_INDEX, "code_tenant_"));
+        assert_eq!(code.url, memories.url);
+    }
+
+    #[test]
     fn options_do_not_print_the_password() {
         let o = OpenSearchOptions {
             url: "http://o:9200".into(),
@@ -433,6 +465,7 @@ mod tests {
             password: Some("s3cret".into()),
             timeout: Duration::from_secs(1),
             index: INDEX.into(),
+            alias_prefix: os::MEMORY_ALIAS_PREFIX.into(),
         };
         assert!(!format!("{o:?}").contains("s3cret"));
     }
@@ -445,6 +478,7 @@ mod tests {
             password: None,
             timeout: Duration::from_secs(2),
             index: INDEX.into(),
+            alias_prefix: os::MEMORY_ALIAS_PREFIX.into(),
         };
         assert!(matches!(OpenSearchLexicalIndex::open(o), Err(IndexError::Unavailable { engine: "opensearch", .. })));
         let bad = OpenSearchOptions {
@@ -453,6 +487,7 @@ mod tests {
             password: None,
             timeout: Duration::from_secs(2),
             index: INDEX.into(),
+            alias_prefix: os::MEMORY_ALIAS_PREFIX.into(),
         };
         assert!(matches!(OpenSearchLexicalIndex::open(bad), Err(IndexError::Unavailable { .. })));
     }

@@ -50,6 +50,9 @@ pub struct QdrantOptions {
     pub dimensions: usize,
     /// Per request.
     pub timeout: Duration,
+    /// What the collection's name starts with
+    /// ([`MEMORY_PREFIX`](q::MEMORY_PREFIX) or [`CODE_PREFIX`](q::CODE_PREFIX)).
+    pub prefix: String,
 }
 
 impl QdrantOptions {
@@ -65,7 +68,17 @@ impl QdrantOptions {
             model: model.to_owned(),
             dimensions,
             timeout: crate::ENGINE_TIMEOUT,
+            prefix: q::MEMORY_PREFIX.to_owned(),
         })
+    }
+
+    /// The code symbols' collection of the same model on the same server.
+    pub fn for_code(
+        vector: &loci_settings::VectorSettings,
+        model: &str,
+        dimensions: usize,
+    ) -> Result<Self, IndexError> {
+        Ok(Self { prefix: q::CODE_PREFIX.to_owned(), ..Self::from_settings(vector, model, dimensions)? })
     }
 }
 
@@ -77,6 +90,7 @@ impl std::fmt::Debug for QdrantOptions {
             .field("model", &self.model)
             .field("dimensions", &self.dimensions)
             .field("timeout", &self.timeout)
+            .field("prefix", &self.prefix)
             .finish()
     }
 }
@@ -182,7 +196,7 @@ impl QdrantVectorIndex {
             .skip_compatibility_check()
             .build()
             .map_err(|e| IndexError::Unavailable { engine: ENGINE, reason: e.to_string() })?;
-        let collection = q::collection_for(&options.model, options.dimensions);
+        let collection = q::collection_for_in(&options.prefix, &options.model, options.dimensions);
         Ok(Self { client, options, collection })
     }
 
@@ -203,7 +217,7 @@ impl QdrantVectorIndex {
         Self::lazy(options)
     }
 
-    /// The collection this index writes (`embeddings_<model>_<dims>`).
+    /// The collection this index writes (`<prefix>_<model>_<dims>`).
     pub fn collection(&self) -> &str {
         &self.collection
     }
@@ -498,6 +512,7 @@ mod tests {
             model: "m".into(),
             dimensions: 3,
             timeout: Duration::from_secs(2),
+            prefix: q::MEMORY_PREFIX.into(),
         };
         assert!(matches!(QdrantVectorIndex::open(o), Err(IndexError::Unavailable { engine: "qdrant", .. })));
     }
@@ -510,7 +525,22 @@ mod tests {
             model: "m".into(),
             dimensions: 3,
             timeout: Duration::from_secs(1),
+            prefix: q::MEMORY_PREFIX.into(),
         };
         assert!(!format!("{o:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_code_collection_is_named_apart_on_the_same_server() {
+        let vector = loci_settings::VectorSettings {
+            url: Some("http://q:6334".into()),
+            ..loci_settings::VectorSettings::default()
+        };
+        let memories = QdrantOptions::from_settings(&vector, "all-MiniLM-L6-v2", 384).unwrap();
+        let code = QdrantOptions::for_code(&vector, "all-MiniLM-L6-v2", 384).unwrap();
+        assert_eq!(code.url, memories.url);
+        let name = |o: &QdrantOptions| q::collection_for_in(&o.prefix, &o.model, o.dimensions);
+        assert_eq!(name(&memories), "embeddings_all_minilm_l6_v2_384");
+        assert_eq!(name(&code), "code_all_minilm_l6_v2_384");
     }
 }

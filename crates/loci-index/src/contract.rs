@@ -769,3 +769,144 @@ pub async fn graph_api_contract(index: Arc<dyn crate::GraphEngine>, fx: &dyn Gra
         index.clear(Some(org)).await.unwrap();
     }
 }
+
+/// A small repository graph: `main` (top of `app.rs`) calls `run`, which
+/// calls `helper` and an unresolved `serde_json::to_string`; a top-level
+/// call in `lib.rs` reaches `helper`.
+pub fn sample_repo(name: &str, packages: &[&str], dependencies: &[&str]) -> crate::CodeRepoGraph {
+    use crate::{CodeCallEdge, CodeFileNode, CodeRepoGraph, CodeSymbolNode};
+    let id = uuid::Uuid::new_v4();
+    let (app, lib) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let symbol = |file: uuid::Uuid, name: &str| CodeSymbolNode {
+        id: uuid::Uuid::new_v4(),
+        file_id: file,
+        name: name.to_owned(),
+        qualified_name: name.to_owned(),
+        kind: "function".to_owned(),
+    };
+    let (main, run, helper) = (symbol(app, "main"), symbol(app, "run"), symbol(lib, "helper"));
+    let call =
+        |file: uuid::Uuid, from: Option<uuid::Uuid>, to: Option<&CodeSymbolNode>, name: &str, line: i32| CodeCallEdge {
+            id: uuid::Uuid::new_v4(),
+            repo_id: id,
+            file_id: file,
+            caller_id: from,
+            callee_id: to.map(|s| s.id),
+            callee_name: to.map(|s| s.name.clone()).unwrap_or_else(|| name.to_owned()),
+            qualifier: None,
+            module: if to.is_none() { Some("serde_json".to_owned()) } else { None },
+            line,
+            resolution: if to.is_some() { "same_file" } else { "unresolved" }.to_owned(),
+        };
+    let calls = vec![
+        call(app, Some(main.id), Some(&run), "run", 2),
+        call(app, Some(run.id), Some(&helper), "helper", 6),
+        call(app, Some(run.id), None, "to_string", 7),
+        call(lib, None, Some(&helper), "helper", 9),
+    ];
+    CodeRepoGraph {
+        id,
+        name: name.to_owned(),
+        packages: packages.iter().map(|p| (*p).to_owned()).collect(),
+        dependencies: dependencies.iter().map(|p| (*p).to_owned()).collect(),
+        files: vec![
+            CodeFileNode {
+                id: app,
+                path: "src/app.rs".into(),
+                language: "rust".into(),
+                imports: vec!["crate::lib".into()],
+            },
+            CodeFileNode { id: lib, path: "src/lib.rs".into(), language: "rust".into(), imports: vec![] },
+        ],
+        symbols: vec![main, run, helper],
+        calls,
+    }
+}
+
+fn symbol_id(repo: &crate::CodeRepoGraph, name: &str) -> uuid::Uuid {
+    repo.symbols.iter().find(|s| s.name == name).map(|s| s.id).unwrap()
+}
+
+fn call_keys(mut calls: Vec<crate::CodeCallEdge>) -> Vec<(Option<uuid::Uuid>, Option<uuid::Uuid>, i32)> {
+    calls.sort_by_key(|c| (c.file_id, c.line));
+    calls.into_iter().map(|c| (c.caller_id, c.callee_id, c.line)).collect()
+}
+
+/// The contract of [`CodeGraph`](crate::CodeGraph): what a replaced
+/// repository answers (calls both ways with every field, unresolved calls,
+/// DEPENDS_ON between repositories), replacing again forgets the earlier
+/// graph, deleting forgets everything, and another org sees nothing.
+pub async fn code_graph_contract(graph: Arc<dyn crate::CodeGraph>) {
+    let orgs = Orgs::fresh();
+    let (a, b) = (orgs.org("a"), orgs.org("b"));
+    let lib = sample_repo("lib", &["acme_lib"], &["serde_json"]);
+    let app = sample_repo("app", &["acme_app"], &["acme_lib"]);
+    graph.replace_repo(&a, &lib).await.unwrap();
+    graph.replace_repo(&a, &app).await.unwrap();
+    // Replacing is idempotent.
+    graph.replace_repo(&a, &lib).await.unwrap();
+    assert_eq!(graph.count_symbols(&a).await.unwrap(), 6);
+
+    let helper = symbol_id(&lib, "helper");
+    let run = symbol_id(&lib, "run");
+    let into_helper = graph.calls_to(&a, &[helper], 100).await.unwrap();
+    let expected: Vec<_> = lib.calls.iter().filter(|c| c.callee_id == Some(helper)).cloned().collect();
+    assert_eq!(call_keys(into_helper.clone()), call_keys(expected.clone()));
+    // Every field comes back as written.
+    let mut got = into_helper;
+    let mut want = expected;
+    got.sort_by_key(|c| c.id);
+    want.sort_by_key(|c| c.id);
+    assert_eq!(got, want);
+    let from_run = graph.calls_from(&a, &[run], 100).await.unwrap();
+    assert_eq!(from_run.len(), 2, "{from_run:?}");
+    assert!(from_run.iter().any(|c| c.callee_id.is_none() && c.callee_name == "to_string"));
+    assert_eq!(graph.calls_from(&a, &[run], 1).await.unwrap().len(), 1, "limit holds");
+    // Ordered by file, then line.
+    let both = graph.calls_to(&a, &[helper, run], 100).await.unwrap();
+    assert!(both.windows(2).all(|w| (w[0].file_id, w[0].line) <= (w[1].file_id, w[1].line)), "{both:?}");
+    let external = graph.external_calls(&a, &[lib.id], "to_string", 10).await.unwrap();
+    assert_eq!(external.len(), 1);
+    assert_eq!(external[0].module.as_deref(), Some("serde_json"));
+    assert!(graph.external_calls(&a, &[app.id], "missing", 10).await.unwrap().is_empty());
+    assert_eq!(graph.dependents(&a, lib.id).await.unwrap(), vec![app.id]);
+    assert!(graph.dependents(&a, app.id).await.unwrap().is_empty());
+
+    // Another org: nothing, and its writes change nothing here.
+    assert!(graph.calls_to(&b, &[helper], 100).await.unwrap().is_empty());
+    assert!(graph.calls_from(&b, &[run], 100).await.unwrap().is_empty());
+    assert!(graph.external_calls(&b, &[lib.id], "to_string", 10).await.unwrap().is_empty());
+    assert!(graph.dependents(&b, lib.id).await.unwrap().is_empty());
+    assert_eq!(graph.count_symbols(&b).await.unwrap(), 0);
+    graph.delete_repo(&b, lib.id).await.unwrap();
+    graph.clear(Some(&b)).await.unwrap();
+    assert_eq!(graph.calls_to(&a, &[helper], 100).await.unwrap().len(), 2);
+
+    // A new run of the repository replaces the old graph entirely.
+    let mut next = sample_repo("lib", &["acme_lib"], &[]);
+    next.id = lib.id;
+    for c in &mut next.calls {
+        c.repo_id = lib.id;
+    }
+    graph.replace_repo(&a, &next).await.unwrap();
+    assert!(graph.calls_to(&a, &[helper], 100).await.unwrap().is_empty(), "old symbols are gone");
+    assert_eq!(graph.calls_to(&a, &[symbol_id(&next, "helper")], 100).await.unwrap().len(), 2);
+    assert_eq!(graph.count_symbols(&a).await.unwrap(), 6);
+    assert_eq!(graph.dependents(&a, lib.id).await.unwrap(), vec![app.id], "still published and depended on");
+
+    // The dependency goes when the dependent stops depending.
+    let mut app_next = sample_repo("app", &["acme_app"], &[]);
+    app_next.id = app.id;
+    for c in &mut app_next.calls {
+        c.repo_id = app.id;
+    }
+    graph.replace_repo(&a, &app_next).await.unwrap();
+    assert!(graph.dependents(&a, lib.id).await.unwrap().is_empty());
+
+    graph.delete_repo(&a, lib.id).await.unwrap();
+    assert!(graph.calls_to(&a, &[symbol_id(&next, "helper")], 100).await.unwrap().is_empty());
+    assert_eq!(graph.count_symbols(&a).await.unwrap(), 3);
+    graph.delete_repo(&a, lib.id).await.unwrap();
+    graph.clear(Some(&a)).await.unwrap();
+    assert_eq!(graph.count_symbols(&a).await.unwrap(), 0);
+}

@@ -17,6 +17,7 @@
 
 pub mod algorithms;
 pub mod analytics;
+pub mod code_graph;
 #[cfg(feature = "testing")]
 pub mod contract;
 mod doc;
@@ -30,6 +31,7 @@ use async_trait::async_trait;
 use loci_core::{MemoryId, OrgId};
 
 pub use analytics::{GraphAnalytics, GraphApi, GraphEngine};
+pub use code_graph::{CodeCallEdge, CodeFileNode, CodeGraph, CodeRepoGraph, CodeSymbolNode};
 pub use doc::{IndexDoc, SearchFilter};
 pub use entities::{EntityGraph, EntityNetwork, EntitySummary, Neighbour};
 pub use error::IndexError;

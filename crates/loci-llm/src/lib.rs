@@ -3,6 +3,8 @@
 //! Architecture invariant: this crate only speaks HTTP to model servers; the
 //! rules of when and what to ask live in loci-domain, behind its traits.
 
+mod chat;
+mod code;
 mod facts;
 
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use loci_embed::{BreakerConfig, CircuitBreaker};
 use loci_settings::{CategorizerSettings, Secret};
 use serde_json::{Value, json};
 
+pub use code::ChatCodeExplainer;
 pub use facts::ChatFactModel;
 
 /// Errors of LLM calls.

@@ -385,6 +385,9 @@ impl Settings {
         if self.infer.llm && self.infer.url.is_none() && self.categorizer.url.is_none() {
             out.push(Problem::new("infer.url", "required when infer.llm = true (or set categorizer.url)"));
         }
+        if self.code.llm_summary && self.infer.url.is_none() && self.categorizer.url.is_none() {
+            out.push(Problem::new("infer.url", "required when code.llm_summary = true (or set categorizer.url)"));
+        }
         if self.categorizer.enabled && self.categorizer.url.is_none() {
             out.push(Problem::new("categorizer.url", "required when categorizer.enabled = true"));
         }

@@ -963,6 +963,10 @@ pub struct CodeSettings {
     /// How long a clone or fetch may take.
     #[validate(range(min = 1, max = 86_400))]
     pub git_timeout_secs: u64,
+    /// `explain_code` adds a summary by the LLM of `[infer]` (its `url`,
+    /// `model` and `api_key`, or the categoriser's); without an answer it
+    /// explains without one (`missing_sources: ["llm"]`).
+    pub llm_summary: bool,
 }
 
 impl Default for CodeSettings {
@@ -975,6 +979,7 @@ impl Default for CodeSettings {
             max_queued_jobs: 4,
             job_concurrency: 1,
             git_timeout_secs: 600,
+            llm_summary: false,
         }
     }
 }

@@ -214,3 +214,15 @@ fn code_roots_and_schemes_come_from_the_environment_and_are_checked() {
     .unwrap_err();
     assert_eq!(keys(err), ["code.allowed_roots"], "local paths are for the embedded profile");
 }
+
+#[test]
+fn a_code_summary_needs_an_llm_url() {
+    let err = Settings::load(&env(&[("LOCI__CODE__LLM_SUMMARY", "true")])).unwrap_err();
+    assert!(err.to_string().contains("infer.url: required when code.llm_summary = true"), "{err}");
+    let s = Settings::load(&env(&[
+        ("LOCI__CODE__LLM_SUMMARY", "true"),
+        ("LOCI__CATEGORIZER__URL", "http://127.0.0.1:11434/v1"),
+    ]))
+    .expect("the categoriser's endpoint serves");
+    assert!(s.code.llm_summary);
+}

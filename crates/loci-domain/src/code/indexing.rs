@@ -14,7 +14,7 @@ use chrono::Utc;
 use loci_code::resolve::RepoFile;
 use loci_code::{Language, ParsedFile, Resolution};
 use loci_core::{AppId, JobId, MemoryId, MemoryState, OrgId, UserId};
-use loci_index::IndexDoc;
+use loci_index::{CodeCallEdge, CodeFileNode, CodeRepoGraph, CodeSymbolNode, IndexDoc};
 use loci_stores::repo::code::{self as store, CallRow, NewFile, RepoSummary, SymbolRow};
 use loci_stores::repo::jobs;
 use serde::Serialize;
@@ -386,12 +386,26 @@ impl CodeService {
                 Some((id, path, language, parsed))
             })
             .collect();
+        // What each file imports, for the graph engine's IMPORTS.
+        let imports: HashMap<Uuid, Vec<String>> = match &self.graph {
+            Some(_) => decoded
+                .iter()
+                .map(|(id, _, _, parsed)| {
+                    let mut modules: Vec<String> = parsed.imports.iter().map(|i| i.module.clone()).collect();
+                    modules.sort();
+                    modules.dedup();
+                    (*id, modules)
+                })
+                .collect(),
+            None => HashMap::new(),
+        };
         let (calls, symbol_count) = tokio::task::spawn_blocking(move || resolved_calls(repo_id, &decoded))
             .await
             .map_err(|e| DomainError::Internal(format!("resolve: {e}")))?;
         report.calls = calls.len() as u64;
         report.calls_resolved = calls.iter().filter(|c| c.callee_id.is_some()).count() as u64;
         report.symbols = symbol_count;
+        let graph_calls = if self.graph.is_some() { calls.clone() } else { Vec::new() };
         store::replace_calls(&tx, repo_id, calls).await?;
         report.packages = packages.into_iter().collect();
         report.dependencies = dependencies.into_iter().collect();
@@ -403,6 +417,10 @@ impl CodeService {
         };
         store::update_summary(&tx, repo_id, &summary).await?;
         tx.commit().await?;
+        if let Some(graph) = &self.graph {
+            let snapshot = self.graph_of(org, &repo, &summary, graph_calls, imports).await?;
+            graph.replace_repo(org, &snapshot).await?;
+        }
 
         // Search indexes: drop what is gone, add what is new; then mark.
         let gone: Vec<Uuid> = retired.difference(&kept).copied().collect();
@@ -413,6 +431,48 @@ impl CodeService {
         tx.commit().await?;
         report.seconds = started.elapsed().as_secs_f64();
         Ok(report)
+    }
+
+    /// The repository's whole graph as the code tables hold it now, for
+    /// the graph engine.
+    async fn graph_of(
+        &self,
+        org: &OrgId,
+        repo: &store::CodeRepo,
+        summary: &RepoSummary,
+        calls: Vec<CallRow>,
+        mut imports: HashMap<Uuid, Vec<String>>,
+    ) -> Result<CodeRepoGraph, DomainError> {
+        let tx = self.memories.db().begin_tenant_read(org).await?;
+        let files = store::files(&tx, repo.id).await?;
+        let symbols = store::symbols_of_repo(&tx, repo.id).await?;
+        tx.commit().await?;
+        Ok(CodeRepoGraph {
+            id: repo.id,
+            name: repo.name.clone(),
+            packages: summary.packages.clone(),
+            dependencies: summary.dependencies.clone(),
+            files: files
+                .into_iter()
+                .map(|f| CodeFileNode {
+                    imports: imports.remove(&f.id).unwrap_or_default(),
+                    id: f.id,
+                    path: f.path,
+                    language: f.language,
+                })
+                .collect(),
+            symbols: symbols
+                .into_iter()
+                .map(|s| CodeSymbolNode {
+                    id: s.id,
+                    file_id: s.file_id,
+                    name: s.name,
+                    qualified_name: s.qualified_name,
+                    kind: s.kind,
+                })
+                .collect(),
+            calls: calls.into_iter().map(CodeCallEdge::from).collect(),
+        })
     }
 
     /// Puts the symbols of files not yet searchable into the search

@@ -12,6 +12,7 @@
 //! - One job per repository at a time (asking again returns the running
 //!   one), at most `code.max_queued_jobs` per org (more: 429).
 
+mod explainer;
 mod indexing;
 mod queries;
 mod source;
@@ -22,7 +23,7 @@ use std::time::Duration;
 
 use loci_core::{JobId, JobStatus};
 use loci_embed::Embedder;
-use loci_index::{LexicalIndex, VectorIndex};
+use loci_index::{CodeGraph, LexicalIndex, VectorIndex};
 use loci_security::Principal;
 use loci_settings::{CodeSettings, Profile, Settings};
 use loci_stores::repo::code as store;
@@ -35,9 +36,11 @@ use crate::memories::MemoryService;
 use crate::search::SearchService;
 use crate::{DomainError, FieldViolation};
 
+pub use explainer::{CodeExplainer, SymbolBrief};
 pub use queries::{
-    CallEdgeView, CallTreeView, CodeSearchHit, CodeSearchInput, CodeSearchView, ExplainView, ImpactHit, ImpactView,
-    MAX_QUERY, MAX_SEARCH_LIMIT, MemoryMention, SymbolQueryInput, SymbolRef, SymbolView, depth as parse_depth,
+    CallEdgeView, CallTreeView, CodeSearchHit, CodeSearchInput, CodeSearchView, CodeSummary, ExplainView, ImpactHit,
+    ImpactView, MAX_QUERY, MAX_SEARCH_LIMIT, MemoryMention, SymbolQueryInput, SymbolRef, SymbolView,
+    depth as parse_depth,
 };
 
 /// The job kind of an indexing run.
@@ -179,6 +182,10 @@ pub struct CodeService {
     indexes: CodeIndexes,
     config: Arc<CodeConfig>,
     wake: Arc<Notify>,
+    explainer: Option<explainer::CachedExplainer>,
+    /// The graph engine holding the code graph (Neo4j); without one the
+    /// relational code tables answer the walks.
+    graph: Option<Arc<dyn CodeGraph>>,
 }
 
 fn repo_view(repo: store::CodeRepo, all: &[store::CodeRepo]) -> RepoView {
@@ -227,7 +234,28 @@ fn valid_name(name: &str) -> bool {
 
 impl CodeService {
     pub fn new(memories: MemoryService, search: SearchService, indexes: CodeIndexes, config: CodeConfig) -> Self {
-        Self { memories, search, indexes, config: Arc::new(config), wake: Arc::new(Notify::new()) }
+        Self {
+            memories,
+            search,
+            indexes,
+            config: Arc::new(config),
+            wake: Arc::new(Notify::new()),
+            explainer: None,
+            graph: None,
+        }
+    }
+
+    /// Each indexing run replaces the repository's graph in `graph`, which
+    /// then answers the callers/callees/impact walks.
+    pub fn with_graph(mut self, graph: Arc<dyn CodeGraph>) -> Self {
+        self.graph = Some(graph);
+        self
+    }
+
+    /// Explanations carry a summary by `explainer` (an LLM).
+    pub fn with_explainer(mut self, explainer: Arc<dyn CodeExplainer>) -> Self {
+        self.explainer = Some(explainer::CachedExplainer::new(explainer));
+        self
     }
 
     pub fn indexes(&self) -> &CodeIndexes {
@@ -331,6 +359,12 @@ impl CodeService {
     /// Removes a repository with everything indexed from it (and cancels
     /// its job).
     pub async fn delete(&self, p: &Principal, id: Uuid) -> Result<(), DomainError> {
+        self.repo(p, id).await?;
+        // The graph engine first: if it fails, the repository is still
+        // whole and the deletion can be asked again.
+        if let Some(graph) = &self.graph {
+            graph.delete_repo(&p.org_id, id).await?;
+        }
         let tx = self.memories.db().begin_tenant(&p.org_id).await?;
         for job in jobs::unfinished(&tx, INDEX_JOB).await? {
             if job_view(job.clone())?.repo_id == id {

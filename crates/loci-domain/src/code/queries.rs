@@ -14,6 +14,7 @@ use loci_stores::repo::code::{self as store, CallRow, CodeRepo, SymbolQuery, Sym
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::explainer::SymbolBrief;
 use super::{CodeService, MAX_DEPTH};
 use crate::search::{SearchFilters, SearchMode, SearchRequest};
 use crate::{DomainError, FieldViolation};
@@ -160,6 +161,20 @@ pub struct ExplainView {
     pub callees: Vec<CallEdgeView>,
     /// The team's memories that mention it (only with memories:read).
     pub memories: Vec<MemoryMention>,
+    /// What the symbol does, in a few sentences, by the configured LLM
+    /// (`code.llm_summary`); absent without one.
+    pub summary: Option<CodeSummary>,
+    /// `llm` when a summary was asked of the LLM and it did not answer (the
+    /// rest of the explanation is complete).
+    pub missing_sources: Vec<String>,
+}
+
+/// A symbol summarised by an LLM.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CodeSummary {
+    pub text: String,
+    /// The model that wrote it.
+    pub model: String,
 }
 
 /// A code search.
@@ -354,6 +369,45 @@ impl CodeService {
         Ok(rows)
     }
 
+    /// Calls into `ids` (`up`) or made by them, at most `limit`: from the
+    /// graph engine when there is one, else (or when it fails: the
+    /// relational tables are the record) from the code tables.
+    async fn calls(&self, tx: &TenantTx, ids: &[Uuid], up: bool, limit: u64) -> Result<Vec<CallRow>, DomainError> {
+        if let Some(graph) = &self.graph {
+            let found = if up {
+                graph.calls_to(tx.org(), ids, limit).await
+            } else {
+                graph.calls_from(tx.org(), ids, limit).await
+            };
+            match found {
+                Ok(edges) => return Ok(edges.into_iter().map(CallRow::from).collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, engine = graph.engine(), "code graph lookup failed; answered from the code tables")
+                }
+            }
+        }
+        Ok(if up { store::calls_to(tx, ids, limit).await? } else { store::calls_from(tx, ids, limit).await? })
+    }
+
+    /// Unresolved calls named `callee` in `repos` (see [`Self::calls`]).
+    async fn external_calls(
+        &self,
+        tx: &TenantTx,
+        repos: &[Uuid],
+        callee: &str,
+        limit: u64,
+    ) -> Result<Vec<CallRow>, DomainError> {
+        if let Some(graph) = &self.graph {
+            match graph.external_calls(tx.org(), repos, callee, limit).await {
+                Ok(edges) => return Ok(edges.into_iter().map(CallRow::from).collect()),
+                Err(e) => {
+                    tracing::warn!(error = %e, engine = graph.engine(), "code graph lookup failed; answered from the code tables")
+                }
+            }
+        }
+        Ok(store::external_calls(tx, repos, callee, limit).await?)
+    }
+
     /// Breadth-first over calls: towards callers (`up`) or callees.
     /// With `across`, a symbol's callers also include calls from
     /// repositories that depend on its repository, made through an import
@@ -381,17 +435,15 @@ impl CodeService {
                 break;
             }
             let ids: Vec<Uuid> = frontier.iter().map(|s| s.id).collect();
-            let mut rows: Vec<(CallRow, String)> = if up {
-                store::calls_to(tx, &ids, budget + 1).await?
-            } else {
-                store::calls_from(tx, &ids, budget + 1).await?
-            }
-            .into_iter()
-            .map(|r| {
-                let how = r.resolution.clone();
-                (r, how)
-            })
-            .collect();
+            let mut rows: Vec<(CallRow, String)> = self
+                .calls(tx, &ids, up, budget + 1)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let how = r.resolution.clone();
+                    (r, how)
+                })
+                .collect();
             if across && up {
                 rows.extend(self.cross_repo_calls(tx, &frontier, &repos, budget).await?);
             }
@@ -439,7 +491,7 @@ impl CodeService {
                 continue;
             }
             let path = paths.get(&s.file_id).map(String::as_str).unwrap_or("");
-            for mut call in store::external_calls(tx, &dependents, &s.name, budget).await? {
+            for mut call in self.external_calls(tx, &dependents, &s.name, budget).await? {
                 let module = call.module.clone().unwrap_or_default();
                 if module_reaches(&module, &home.packages, path) {
                     call.callee_id = Some(s.id);
@@ -631,7 +683,20 @@ impl CodeService {
         } else {
             Vec::new()
         };
-        Ok(ExplainView { symbol, code, callers, callees, memories })
+        let (summary, missing_sources) = match &self.explainer {
+            None => (None, Vec::new()),
+            Some(explainer) => {
+                let brief = SymbolBrief::of(&symbol, &code, &callers, &callees);
+                match explainer.summary(&p.org_id, &brief).await {
+                    Ok(summary) => (Some(summary), Vec::new()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the LLM summary of explain_code failed; answered without it");
+                        (None, vec!["llm".to_owned()])
+                    }
+                }
+            }
+        };
+        Ok(ExplainView { symbol, code, callers, callees, memories, summary, missing_sources })
     }
 
     /// Hybrid code search: lexical (code-aware tokens), vector (the local

@@ -20,6 +20,8 @@
 pub mod neo4j;
 #[cfg(feature = "neo4j")]
 pub mod neo4j_api;
+#[cfg(feature = "neo4j")]
+pub mod neo4j_code;
 #[cfg(feature = "opensearch")]
 pub mod opensearch;
 #[cfg(feature = "qdrant")]

@@ -462,6 +462,7 @@ mod tests {
         }
         out.push(("aliases_of".into(), aliases_of(&org(), &names)));
         out.push(("aliases".into(), aliases(&org(), None, 10)));
+        out.extend(crate::queries::neo4j_code::tests::every_statement());
         out
     }
 

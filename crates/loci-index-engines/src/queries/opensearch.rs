@@ -20,13 +20,24 @@ const CONTEXT_BOOST: f32 = 0.5;
 /// Characters of a highlighted fragment (as the embedded lexical index).
 const FRAGMENT_CHARS: usize = 150;
 
-/// The org's alias: `tenant_` followed by the org id, where every byte outside
+/// The prefix of the memories' aliases (the spec's `tenant_<org>`).
+pub const MEMORY_ALIAS_PREFIX: &str = "tenant_";
+/// The prefix of the code index's aliases: an alias names one index, so code
+/// never answers a memory search (nor the other way round).
+pub const CODE_ALIAS_PREFIX: &str = "code_tenant_";
+
+/// The org's memory alias (see [`alias_with`]).
+pub fn alias(org: &OrgId) -> String {
+    alias_with(MEMORY_ALIAS_PREFIX, org)
+}
+
+/// The org's alias: `prefix` followed by the org id, where every byte outside
 /// `[a-z0-9-]` is written `_` plus two lower-case hex digits (alias names
 /// must be lower case and exclude `/ \ * ? " < > | , # :` and spaces). The
 /// escape is injective, so two orgs never share an alias: `acme` ->
 /// `tenant_acme`, `Acme_1` -> `tenant__41cme_5f1`.
-pub fn alias(org: &OrgId) -> String {
-    let mut name = String::from("tenant_");
+pub fn alias_with(prefix: &str, org: &OrgId) -> String {
+    let mut name = String::from(prefix);
     for b in org.as_str().bytes() {
         if b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' {
             name.push(char::from(b));
@@ -50,11 +61,12 @@ fn timestamp(t: DateTime<Utc>) -> String {
 }
 
 /// One action of `POST /_aliases` (`{"actions": [..]}`): adds the org's alias
-/// to `index`, filtered to the org's documents and routed by the org.
-pub fn alias_action(index: &str, org: &OrgId) -> Value {
+/// (`prefix` + org) to `index`, filtered to the org's documents and routed by
+/// the org.
+pub fn alias_action(index: &str, prefix: &str, org: &OrgId) -> Value {
     json!({"add": {
         "index": index,
-        "alias": alias(org),
+        "alias": alias_with(prefix, org),
         "filter": org_term(org),
         "routing": org.as_str(),
     }})
@@ -251,8 +263,21 @@ mod tests {
     }
 
     #[test]
+    fn code_aliases_never_name_a_memory_alias() {
+        assert_eq!(alias_with(CODE_ALIAS_PREFIX, &org()), "code_tenant_acme");
+        for o in ["acme", "code", "code_tenant_acme", "Acme_1"] {
+            let org = OrgId::parse(o).unwrap();
+            assert!(alias_with(CODE_ALIAS_PREFIX, &org).starts_with("code_tenant_"));
+            assert!(alias(&org).starts_with("tenant_"), "memory aliases start otherwise");
+        }
+        let code = wire(&alias_action("loci_code_v1", CODE_ALIAS_PREFIX, &org()));
+        assert_eq!(code["add"]["alias"], "code_tenant_acme");
+        assert_eq!(code["add"]["index"], "loci_code_v1");
+    }
+
+    #[test]
     fn alias_is_filtered_and_routed_by_org() {
-        let action = wire(&alias_action("memories_v1", &org()));
+        let action = wire(&alias_action("memories_v1", MEMORY_ALIAS_PREFIX, &org()));
         assert_eq!(
             action,
             json!({"add": {

@@ -14,11 +14,23 @@ use serde_json::{Map, Value, json};
 use super::{state_strs, tag_terms};
 use loci_index::{IndexDoc, SearchFilter};
 
-/// The collection of the embeddings of `model`: `embeddings_` followed by the
+/// What the memories' collections start with (the spec's
+/// `embeddings_<model>`).
+pub const MEMORY_PREFIX: &str = "embeddings";
+/// What the code symbols' collections start with: never a memory collection.
+pub const CODE_PREFIX: &str = "code";
+
+/// The collection of the memories' embeddings of `model` (see
+/// [`collection_name_in`]).
+pub fn collection_name(model: &str) -> String {
+    collection_name_in(MEMORY_PREFIX, model)
+}
+
+/// The collection of `model` under `prefix`: `<prefix>_` followed by the
 /// model name lower-cased, with every character outside `[a-z0-9_]` replaced
 /// by `_` (`BAAI/bge-small-en-v1.5` -> `embeddings_baai_bge_small_en_v1_5`).
-pub fn collection_name(model: &str) -> String {
-    let mut name = String::from("embeddings_");
+pub fn collection_name_in(prefix: &str, model: &str) -> String {
+    let mut name = format!("{prefix}_");
     name.extend(model.chars().map(|c| {
         let c = c.to_ascii_lowercase();
         if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' { c } else { '_' }
@@ -32,7 +44,12 @@ pub fn collection_name(model: &str) -> String {
 /// collection of the wrong size (`all-MiniLM-L6-v2`, 384 ->
 /// `embeddings_all_minilm_l6_v2_384`).
 pub fn collection_for(model: &str, dims: usize) -> String {
-    format!("{}_{dims}", collection_name(model))
+    collection_for_in(MEMORY_PREFIX, model, dims)
+}
+
+/// [`collection_for`] under `prefix` ([`MEMORY_PREFIX`] or [`CODE_PREFIX`]).
+pub fn collection_for_in(prefix: &str, model: &str, dims: usize) -> String {
+    format!("{}_{dims}", collection_name_in(prefix, model))
 }
 
 /// The payload stored with the point of `doc`: tenant, owner, app, state,
@@ -185,6 +202,15 @@ mod tests {
             let name = collection_name(model);
             assert!(name.starts_with("embeddings_"), "{name}");
             assert!(name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{name}");
+        }
+    }
+
+    #[test]
+    fn code_collections_never_name_a_memory_collection() {
+        assert_eq!(collection_for_in(CODE_PREFIX, "all-MiniLM-L6-v2", 384), "code_all_minilm_l6_v2_384");
+        for model in ["m", "embeddings_m", HOSTILE] {
+            assert!(collection_for_in(CODE_PREFIX, model, 3).starts_with("code_"));
+            assert!(collection_for(model, 3).starts_with("embeddings_"));
         }
     }
 

@@ -485,6 +485,41 @@ impl From<code_calls::Model> for CallRow {
     }
 }
 
+/// A stored call is the graph engine's call edge, field for field.
+impl From<CallRow> for loci_index::CodeCallEdge {
+    fn from(c: CallRow) -> Self {
+        Self {
+            id: c.id,
+            repo_id: c.repo_id,
+            file_id: c.file_id,
+            caller_id: c.caller_id,
+            callee_id: c.callee_id,
+            callee_name: c.callee_name,
+            qualifier: c.qualifier,
+            module: c.module,
+            line: c.line,
+            resolution: c.resolution,
+        }
+    }
+}
+
+impl From<loci_index::CodeCallEdge> for CallRow {
+    fn from(c: loci_index::CodeCallEdge) -> Self {
+        Self {
+            id: c.id,
+            repo_id: c.repo_id,
+            file_id: c.file_id,
+            caller_id: c.caller_id,
+            callee_id: c.callee_id,
+            callee_name: c.callee_name,
+            qualifier: c.qualifier,
+            module: c.module,
+            line: c.line,
+            resolution: c.resolution,
+        }
+    }
+}
+
 /// Replaces every call of the repository.
 pub async fn replace_calls(tx: &TenantTx, repo: Uuid, calls: Vec<CallRow>) -> Result<(), StoreError> {
     code_calls::Entity::delete_many()
