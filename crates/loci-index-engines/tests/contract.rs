@@ -132,45 +132,33 @@ async fn code_and_memory_indexes_share_a_cluster_apart_opensearch() {
     lexical_contract(Arc::new(code)).await;
 }
 
-#[tokio::test]
-#[ignore = "needs a Neo4j at LOCI_TEST_NEO4J_URL (scripts/test-engines.sh)"]
-async fn graph_contract_neo4j() {
-    let url = engine_url("LOCI_TEST_NEO4J_URL");
-    let options = Neo4jOptions {
-        url,
+fn neo4j_options() -> Neo4jOptions {
+    Neo4jOptions {
+        url: engine_url("LOCI_TEST_NEO4J_URL"),
         username: env("LOCI_TEST_NEO4J_USERNAME").unwrap_or_else(|| "neo4j".to_owned()),
         password: env("LOCI_TEST_NEO4J_PASSWORD").unwrap_or_default(),
         timeout: Duration::from_secs(30),
         max_connections: 4,
-    };
-    let index = Neo4jGraphIndex::connect(options).await.expect("Neo4j reachable at LOCI_TEST_NEO4J_URL");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Neo4j at LOCI_TEST_NEO4J_URL (scripts/test-engines.sh)"]
+async fn graph_contract_neo4j() {
+    let index = Neo4jGraphIndex::connect(neo4j_options()).await.expect("Neo4j reachable at LOCI_TEST_NEO4J_URL");
     graph_contract(Arc::new(index), &PlainMemories::default()).await;
 }
 
 #[tokio::test]
 #[ignore = "needs a Neo4j at LOCI_TEST_NEO4J_URL (scripts/test-engines.sh)"]
 async fn graph_api_contract_neo4j() {
-    let options = Neo4jOptions {
-        url: engine_url("LOCI_TEST_NEO4J_URL"),
-        username: env("LOCI_TEST_NEO4J_USERNAME").unwrap_or_else(|| "neo4j".to_owned()),
-        password: env("LOCI_TEST_NEO4J_PASSWORD").unwrap_or_default(),
-        timeout: Duration::from_secs(30),
-        max_connections: 4,
-    };
-    let index = Neo4jGraphIndex::connect(options).await.expect("Neo4j reachable at LOCI_TEST_NEO4J_URL");
+    let index = Neo4jGraphIndex::connect(neo4j_options()).await.expect("Neo4j reachable at LOCI_TEST_NEO4J_URL");
     graph_api_contract(Arc::new(index), &PlainMemories::default()).await;
 }
 
 #[tokio::test]
 #[ignore = "needs a Neo4j at LOCI_TEST_NEO4J_URL (scripts/test-engines.sh)"]
 async fn code_graph_contract_neo4j() {
-    let options = Neo4jOptions {
-        url: engine_url("LOCI_TEST_NEO4J_URL"),
-        username: env("LOCI_TEST_NEO4J_USERNAME").unwrap_or_else(|| "neo4j".to_owned()),
-        password: env("LOCI_TEST_NEO4J_PASSWORD").unwrap_or_default(),
-        timeout: Duration::from_secs(30),
-        max_connections: 4,
-    };
-    let index = Neo4jGraphIndex::connect(options).await.expect("Neo4j reachable at LOCI_TEST_NEO4J_URL");
+    let index = Neo4jGraphIndex::connect(neo4j_options()).await.expect("Neo4j reachable at LOCI_TEST_NEO4J_URL");
     code_graph_contract(Arc::new(index)).await;
 }

@@ -14,7 +14,7 @@ use chrono::Utc;
 use loci_code::resolve::RepoFile;
 use loci_code::{Language, ParsedFile, Resolution};
 use loci_core::{AppId, JobId, MemoryId, MemoryState, OrgId, UserId};
-use loci_index::{CodeCallEdge, CodeFileNode, CodeRepoGraph, CodeSymbolNode, IndexDoc};
+use loci_index::{CodeFileNode, CodeRepoGraph, CodeSymbolNode, IndexDoc};
 use loci_stores::repo::code::{self as store, CallRow, NewFile, RepoSummary, SymbolRow};
 use loci_stores::repo::jobs;
 use serde::Serialize;
@@ -471,7 +471,7 @@ impl CodeService {
                     kind: s.kind,
                 })
                 .collect(),
-            calls: calls.into_iter().map(CodeCallEdge::from).collect(),
+            calls,
         })
     }
 

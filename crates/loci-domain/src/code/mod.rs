@@ -359,10 +359,11 @@ impl CodeService {
     /// Removes a repository with everything indexed from it (and cancels
     /// its job).
     pub async fn delete(&self, p: &Principal, id: Uuid) -> Result<(), DomainError> {
-        self.repo(p, id).await?;
-        // The graph engine first: if it fails, the repository is still
-        // whole and the deletion can be asked again.
+        // The graph engine first (for a repository of the caller's org): if
+        // it fails, the repository is still whole and the deletion can be
+        // asked again.
         if let Some(graph) = &self.graph {
+            self.repo(p, id).await?;
             graph.delete_repo(&p.org_id, id).await?;
         }
         let tx = self.memories.db().begin_tenant(&p.org_id).await?;

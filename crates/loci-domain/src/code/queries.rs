@@ -380,7 +380,7 @@ impl CodeService {
                 graph.calls_from(tx.org(), ids, limit).await
             };
             match found {
-                Ok(edges) => return Ok(edges.into_iter().map(CallRow::from).collect()),
+                Ok(edges) => return Ok(edges),
                 Err(e) => {
                     tracing::warn!(error = %e, engine = graph.engine(), "code graph lookup failed; answered from the code tables")
                 }
@@ -399,7 +399,7 @@ impl CodeService {
     ) -> Result<Vec<CallRow>, DomainError> {
         if let Some(graph) = &self.graph {
             match graph.external_calls(tx.org(), repos, callee, limit).await {
-                Ok(edges) => return Ok(edges.into_iter().map(CallRow::from).collect()),
+                Ok(edges) => return Ok(edges),
                 Err(e) => {
                     tracing::warn!(error = %e, engine = graph.engine(), "code graph lookup failed; answered from the code tables")
                 }

@@ -453,20 +453,9 @@ pub async fn mark_searchable(tx: &TenantTx, files: &[Uuid]) -> Result<(), StoreE
     Ok(())
 }
 
-/// A call as stored and read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CallRow {
-    pub id: Uuid,
-    pub repo_id: Uuid,
-    pub file_id: Uuid,
-    pub caller_id: Option<Uuid>,
-    pub callee_id: Option<Uuid>,
-    pub callee_name: String,
-    pub qualifier: Option<String>,
-    pub module: Option<String>,
-    pub line: i32,
-    pub resolution: String,
-}
+/// A call as stored and read: the graph engine's call edge, so the code
+/// tables and a code graph engine exchange calls unchanged.
+pub type CallRow = loci_index::CodeCallEdge;
 
 impl From<code_calls::Model> for CallRow {
     fn from(m: code_calls::Model) -> Self {
@@ -481,41 +470,6 @@ impl From<code_calls::Model> for CallRow {
             module: m.module,
             line: m.line,
             resolution: m.resolution,
-        }
-    }
-}
-
-/// A stored call is the graph engine's call edge, field for field.
-impl From<CallRow> for loci_index::CodeCallEdge {
-    fn from(c: CallRow) -> Self {
-        Self {
-            id: c.id,
-            repo_id: c.repo_id,
-            file_id: c.file_id,
-            caller_id: c.caller_id,
-            callee_id: c.callee_id,
-            callee_name: c.callee_name,
-            qualifier: c.qualifier,
-            module: c.module,
-            line: c.line,
-            resolution: c.resolution,
-        }
-    }
-}
-
-impl From<loci_index::CodeCallEdge> for CallRow {
-    fn from(c: loci_index::CodeCallEdge) -> Self {
-        Self {
-            id: c.id,
-            repo_id: c.repo_id,
-            file_id: c.file_id,
-            caller_id: c.caller_id,
-            callee_id: c.callee_id,
-            callee_name: c.callee_name,
-            qualifier: c.qualifier,
-            module: c.module,
-            line: c.line,
-            resolution: c.resolution,
         }
     }
 }
